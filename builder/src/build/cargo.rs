@@ -1,0 +1,93 @@
+//! Running cargo for the apps and the gateway, reproducibly: fixed
+//! `SOURCE_DATE_EPOCH`, paths remapped out of the binaries, no PE timestamp.
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// How cargo is run.
+#[derive(Debug, Clone)]
+pub struct CargoEnv {
+    /// Workspace root (holds `Cargo.toml`).
+    pub workspace: PathBuf,
+    /// Target folder used by the builder's builds.
+    pub target_dir: PathBuf,
+    /// `SOURCE_DATE_EPOCH`.
+    pub epoch: i64,
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment, else the last commit's time, else
+/// 1980-01-02 (the earliest time a zip file can carry in every time zone).
+pub fn source_date_epoch(workspace: &Path) -> i64 {
+    if let Some(v) = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok()) {
+        return v;
+    }
+    Command::new("git")
+        .args(["log", "-1", "--format=%ct"])
+        .current_dir(workspace)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(315_619_200)
+}
+
+/// The commit the build is made from, if the workspace is a git checkout.
+pub fn git_commit(workspace: &Path) -> Option<String> {
+    let o = Command::new("git").args(["rev-parse", "HEAD"]).current_dir(workspace).output().ok()?;
+    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
+    })
+}
+
+impl CargoEnv {
+    /// Rust flags that strip local paths (and, for Windows, the PE timestamp).
+    fn rustflags(&self, triple: &str) -> String {
+        let mut f = vec![
+            format!("--remap-path-prefix={}=/build", self.workspace.display()),
+            format!("--remap-path-prefix={}=/cargo", cargo_home().display()),
+            format!("--remap-path-prefix={}=/target", self.target_dir.display()),
+        ];
+        if triple.contains("windows-gnu") {
+            f.push("-Clink-arg=-Wl,--no-insert-timestamp".into());
+        }
+        f.join("\x1f")
+    }
+
+    /// `cargo build --release -p PACKAGE --target TRIPLE <extra>` with `envs`;
+    /// returns the folder holding the binaries. Output is shown only on failure.
+    pub fn build(&self, package: &str, triple: &str, extra: &[&str], envs: &[(&str, &Path)]) -> Result<PathBuf> {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(&self.workspace)
+            .args(["build", "--release", "--manifest-path"])
+            .arg(self.workspace.join("Cargo.toml"))
+            .args(["-p", package, "--target", triple])
+            .args(extra)
+            .env("CARGO_TARGET_DIR", &self.target_dir)
+            .env("SOURCE_DATE_EPOCH", self.epoch.to_string())
+            .env("CARGO_ENCODED_RUSTFLAGS", self.rustflags(triple))
+            .env_remove("RUSTFLAGS")
+            .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc")
+            .env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER", "x86_64-w64-mingw32-gcc")
+            .env("CC_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-gcc")
+            .env("CC_x86_64_pc_windows_gnu", "x86_64-w64-mingw32-gcc");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().map_err(|e| Error::Tool { tool: cargo.clone(), msg: format!("cannot run: {e}") })?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = err.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect();
+            return Err(Error::Tool {
+                tool: format!("cargo build -p {package} --target {triple}"),
+                msg: format!("failed ({}):\n{}", out.status, tail.join("\n")),
+            });
+        }
+        Ok(self.target_dir.join(triple).join("release"))
+    }
+}

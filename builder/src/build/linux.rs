@@ -1,0 +1,79 @@
+//! `build --target linux`: `thingate` for x86_64 and aarch64 with its rendered
+//! configuration, certificate, systemd unit, kernel settings and install script.
+
+use super::archive::{self, Entry};
+use super::cargo::CargoEnv;
+use super::compiled::{write_if_changed, Vars};
+use crate::error::{IoContext, Result};
+use crate::manifest::Brand;
+use crate::render;
+use std::path::{Path, PathBuf};
+
+/// A Linux architecture of the gateway bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// x86_64-unknown-linux-gnu.
+    #[value(name = "x86_64")]
+    X86_64,
+    /// aarch64-unknown-linux-gnu.
+    Aarch64,
+}
+
+impl Arch {
+    /// Rust target triple.
+    pub fn triple(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-gnu",
+            Arch::Aarch64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+
+    /// Name in file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+}
+
+/// File name of a bundle.
+pub fn bundle_name(b: &Brand, arch: Arch) -> String {
+    format!("thingate-{}-{}-linux-{}", b.app_id, b.version, arch.name())
+}
+
+/// Builds one bundle into `out`; `stage` is a scratch folder. Returns the archive.
+pub fn build(b: &Brand, v: &Vars, cargo: &CargoEnv, arch: Arch, stage: &Path, out: &Path) -> Result<PathBuf> {
+    let bin_dir = cargo.build("thingate", arch.triple(), &["--bin", "thingate"], &[])?;
+    let name = bundle_name(b, arch);
+    let dir = stage.join(&name);
+    let lower = &v.app_id_lower;
+    let unit = format!("thingate-{lower}.service");
+    let conf = format!("90-thingate-{lower}.conf");
+    let files: Vec<(String, Vec<u8>, u32)> = vec![
+        ("thingate".into(), std::fs::read(bin_dir.join("thingate")).at(bin_dir.join("thingate"))?, 0o755),
+        ("ThinGate.ini".into(), render::render(render::THINGATE_INI, v)?.into_bytes(), 0o644),
+        ("ThinGate.cer".into(), std::fs::read(&b.certs.gateway_cert).at(&b.certs.gateway_cert)?, 0o644),
+        ("ThinGate.key".into(), std::fs::read(&b.certs.gateway_key).at(&b.certs.gateway_key)?, 0o600),
+        (unit, render::render(render::SYSTEMD_UNIT, v)?.into_bytes(), 0o644),
+        (format!("sysctl.d/{conf}"), render::render(render::SYSCTL, v)?.into_bytes(), 0o644),
+        (format!("limits.d/{conf}"), render::render(render::LIMITS, v)?.into_bytes(), 0o644),
+        ("install.sh".into(), render::render(render::INSTALL_SH, v)?.into_bytes(), 0o755),
+    ];
+    let mut entries = Vec::new();
+    for (rel, data, mode) in files {
+        let path = dir.join(&rel);
+        write_if_changed(&path, &data)?;
+        entries.push(Entry { name: format!("{name}/{rel}"), source: path, mode });
+    }
+    let archive = out.join(format!("{name}.tar.gz"));
+    archive::tar_gz(&archive, &entries, cargo.epoch)?;
+    #[cfg(unix)]
+    {
+        // The bundle carries the gateway's private key.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o600)).at(&archive)?;
+    }
+    Ok(archive)
+}

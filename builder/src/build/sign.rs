@@ -1,0 +1,86 @@
+//! `--sign`: Authenticode signatures with osslsigncode from the brand's PKCS#12,
+//! each verified against the brand's signing certificate.
+
+use crate::error::{Error, IoContext, Result};
+use crate::manifest::Brand;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A ready signing identity.
+#[derive(Debug)]
+pub struct Signer {
+    pkcs12: PathBuf,
+    pass_file: PathBuf,
+    cert: PathBuf,
+    name: String,
+}
+
+fn tool(cmd: &mut Command, name: &str) -> Result<String> {
+    let out = cmd.output().map_err(|e| Error::Tool { tool: name.into(), msg: format!("cannot run ({e}); install it with `apt-get install {name}`") })?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(Error::Tool { tool: name.into(), msg: format!("failed ({}):\n{}", out.status, text.trim()) })
+    }
+}
+
+impl Signer {
+    /// Prepares signing for `b` (its `[codesign]` section and password variable);
+    /// `scratch` receives a 0600 password file and, if needed, the certificate.
+    pub fn new(b: &Brand, scratch: &Path) -> Result<Self> {
+        let cs = b.codesign.as_ref().ok_or_else(|| Error::Usage(format!(
+            "--sign: {}/brand.toml has no [codesign] section; add pkcs12 and password_env (see brand/default/brand.toml), or make a test identity with `builder new --self-signed-codesign`",
+            b.dir.display()
+        )))?;
+        let password = std::env::var(&cs.password_env).map_err(|_| Error::Usage(format!(
+            "--sign: the environment variable {} (codesign.password_env) is not set; export it with the PKCS#12 password", cs.password_env
+        )))?;
+        let pass_file = scratch.join("codesign.pass");
+        let _ = std::fs::remove_file(&pass_file);
+        crate::fsutil::write_secret(&pass_file, password.as_bytes())?;
+        let cert = match &cs.cert {
+            Some(c) => c.clone(),
+            None => {
+                let c = scratch.join("codesign.cer");
+                let text = tool(Command::new("openssl").args(["pkcs12", "-nokeys", "-clcerts", "-passin"]).arg(format!("file:{}", pass_file.display())).arg("-in").arg(&cs.pkcs12), "openssl")?;
+                std::fs::write(&c, text).at(&c)?;
+                c
+            }
+        };
+        Ok(Self { pkcs12: cs.pkcs12.clone(), pass_file, cert, name: b.product_name.clone() })
+    }
+
+    /// Signs `file` in place, then verifies it.
+    pub fn sign(&self, file: &PathBuf) -> Result<()> {
+        let signed = file.with_extension("signed.tmp");
+        let _ = std::fs::remove_file(&signed);
+        tool(
+            Command::new("osslsigncode")
+                .args(["sign", "-h", "sha256", "-n", &self.name, "-pkcs12"])
+                .arg(&self.pkcs12)
+                .arg("-readpass")
+                .arg(&self.pass_file)
+                .arg("-in")
+                .arg(file)
+                .arg("-out")
+                .arg(&signed),
+            "osslsigncode",
+        )?;
+        std::fs::rename(&signed, file).at(file)?;
+        self.verify(file)
+    }
+
+    /// Verifies `file` against the signing certificate.
+    pub fn verify(&self, file: &Path) -> Result<()> {
+        tool(Command::new("osslsigncode").arg("verify").arg("-CAfile").arg(&self.cert).arg("-in").arg(file), "osslsigncode")
+            .map(|_| ())
+            .map_err(|e| Error::Tool { tool: "osslsigncode verify".into(), msg: format!("{}: {e}", file.display()) })
+    }
+}
+
+impl Drop for Signer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.pass_file);
+    }
+}

@@ -1,0 +1,163 @@
+//! `builder doctor` and `builder setup`: the external tools and Rust targets a
+//! build needs, each with the exact command that installs it.
+
+use crate::error::{Error, Result};
+use std::process::Command;
+
+/// What a prerequisite is needed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Need {
+    /// `build --target windows`.
+    Windows,
+    /// `build --target linux` (aarch64 bundle).
+    Linux,
+    /// `--sign` and `new --self-signed-codesign`.
+    Sign,
+    /// Tests only (reading MSI files).
+    Tests,
+}
+
+/// One prerequisite.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Prereq {
+    /// Command or rustup target name.
+    pub name: &'static str,
+    /// Whether `name` is a rustup target rather than a command.
+    pub rust_target: bool,
+    /// Debian package providing it.
+    pub apt: Option<&'static str>,
+    /// What needs it.
+    pub need: Need,
+}
+
+/// Every prerequisite.
+pub const PREREQS: [Prereq; 10] = [
+    Prereq { name: "x86_64-pc-windows-gnu", rust_target: true, apt: None, need: Need::Windows },
+    Prereq { name: "x86_64-w64-mingw32-gcc", rust_target: false, apt: Some("gcc-mingw-w64-x86-64"), need: Need::Windows },
+    Prereq { name: "x86_64-w64-mingw32-windres", rust_target: false, apt: Some("binutils-mingw-w64-x86-64"), need: Need::Windows },
+    Prereq { name: "makensis", rust_target: false, apt: Some("nsis"), need: Need::Windows },
+    Prereq { name: "wixl", rust_target: false, apt: Some("wixl"), need: Need::Windows },
+    Prereq { name: "aarch64-unknown-linux-gnu", rust_target: true, apt: None, need: Need::Linux },
+    Prereq { name: "aarch64-linux-gnu-gcc", rust_target: false, apt: Some("gcc-aarch64-linux-gnu"), need: Need::Linux },
+    Prereq { name: "osslsigncode", rust_target: false, apt: Some("osslsigncode"), need: Need::Sign },
+    Prereq { name: "openssl", rust_target: false, apt: Some("openssl"), need: Need::Sign },
+    Prereq { name: "msiinfo", rust_target: false, apt: Some("msitools"), need: Need::Tests },
+];
+
+impl Prereq {
+    /// The command that installs it.
+    pub fn install_command(&self) -> String {
+        match self.apt {
+            Some(p) => format!("apt-get install -y {p}"),
+            None => format!("rustup target add {}", self.name),
+        }
+    }
+
+    /// Whether it is present.
+    pub fn present(&self) -> bool {
+        if self.rust_target {
+            installed_targets().iter().any(|t| t == self.name)
+        } else {
+            which(self.name)
+        }
+    }
+}
+
+/// Whether a command is on PATH.
+pub fn which(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(cmd).is_file()))
+        .unwrap_or(false)
+}
+
+fn installed_targets() -> Vec<String> {
+    Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Every prerequisite with its state.
+pub fn report() -> Vec<(Prereq, bool)> {
+    let targets = installed_targets();
+    PREREQS
+        .iter()
+        .map(|p| (*p, if p.rust_target { targets.iter().any(|t| t == p.name) } else { which(p.name) }))
+        .collect()
+}
+
+/// The report as text.
+pub fn render(rows: &[(Prereq, bool)]) -> String {
+    let mut s = String::new();
+    for (p, ok) in rows {
+        let state = if *ok { "present".to_string() } else { format!("MISSING  install: {}", p.install_command()) };
+        s.push_str(&format!("{:<28} {:<8} {}\n", p.name, format!("{:?}", p.need).to_lowercase(), state));
+    }
+    s
+}
+
+/// Stops before any work when something `needs` requires is missing.
+pub fn require(needs: &[Need]) -> Result<()> {
+    let missing: Vec<String> = report()
+        .into_iter()
+        .filter(|(p, ok)| !ok && needs.contains(&p.need))
+        .map(|(p, _)| format!("  {}: {}", p.name, p.install_command()))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Missing(format!("{}\n(or run `builder setup` as root)", missing.join("\n"))))
+    }
+}
+
+/// Installs what is missing (apt and rustup); needs root for apt.
+pub fn setup() -> Result<Vec<String>> {
+    let rows = report();
+    let apt: Vec<&str> = rows.iter().filter(|(p, ok)| !ok && p.apt.is_some()).filter_map(|(p, _)| p.apt).collect();
+    let targets: Vec<&str> = rows.iter().filter(|(p, ok)| !ok && p.rust_target).map(|(p, _)| p.name).collect();
+    let mut done = Vec::new();
+    if !apt.is_empty() {
+        let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+        if uid != "0" {
+            return Err(Error::Usage(format!("`builder setup` installs Debian packages and must run as root; or run: apt-get install -y {}", apt.join(" "))));
+        }
+        run("apt-get", &["update"])?;
+        let mut args = vec!["install", "-y", "--no-install-recommends"];
+        args.extend(&apt);
+        run("apt-get", &args)?;
+        done.push(format!("apt-get install -y {}", apt.join(" ")));
+    }
+    if !targets.is_empty() {
+        let mut args = vec!["target", "add"];
+        args.extend(&targets);
+        run("rustup", &args)?;
+        done.push(format!("rustup target add {}", targets.join(" ")));
+    }
+    Ok(done)
+}
+
+fn run(cmd: &str, args: &[&str]) -> Result<()> {
+    let st = Command::new(cmd)
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .map_err(|e| Error::Tool { tool: cmd.into(), msg: e.to_string() })?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(Error::Tool { tool: cmd.into(), msg: format!("`{cmd} {}` failed ({st})", args.join(" ")) })
+    }
+}
+
+/// First line of `cmd args` output (for the build manifest), or `missing`.
+pub fn tool_version(cmd: &str, args: &[&str]) -> String {
+    match Command::new(cmd).args(args).output() {
+        Ok(o) => {
+            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+            String::from_utf8_lossy(&text).lines().next().unwrap_or("").trim().to_string()
+        }
+        Err(_) => "missing".into(),
+    }
+}

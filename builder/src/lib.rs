@@ -1,0 +1,26 @@
+//! `builder`: one brand manifest in, branded Windows installers and a matching
+//! Linux gateway bundle out.
+//!
+//! * [`manifest`]: `brand.toml`, raw and resolved;
+//! * [`check`]: every problem of a brand at once;
+//! * [`certs`]: certificate checks and issuance;
+//! * [`new_brand`], [`ca`]: the `new` and `ca` commands;
+//! * [`doctor`]: prerequisites;
+//! * [`build`]: compile, package, sign, checksum.
+#![forbid(unsafe_code)]
+
+pub mod artwork;
+pub mod build;
+pub mod ca;
+pub mod check;
+pub mod certs;
+pub mod doctor;
+pub mod error;
+pub mod fsutil;
+pub mod manifest;
+pub mod new_brand;
+pub mod paths;
+pub mod render;
+pub mod strtables;
+
+pub use error::{Error, Problem, Problems, Result};

@@ -1,0 +1,146 @@
+//! `builder`: brand manifest in, branded Windows installers and a Linux gateway
+//! bundle out. See `builder --help`.
+
+use anyhow::Context;
+use builder::check::BrandRef;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// One brand manifest in, branded Windows installers and a matching Linux gateway bundle out.
+#[derive(Parser, Debug)]
+#[command(name = "builder", version, about)]
+struct Cli {
+    /// Print a machine-readable JSON summary on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Make a new brand folder (manifest, string-table patches, artwork, CA and gateway certificate).
+    New {
+        /// AppId: 1 to 8 ASCII letters or digits.
+        #[arg(long)]
+        app_id: String,
+        /// Folder to create [default: brands/<app id in lower case>].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// System name shown in the apps.
+        #[arg(long)]
+        system_name: Option<String>,
+        /// Gateway URL, https://HOST[:PORT]/thingate/.
+        #[arg(long)]
+        gateway_url: Option<String>,
+        /// Local RPC port of the server app (1024-65535, not 3389 nor 3459).
+        #[arg(long)]
+        rpc_port: Option<i64>,
+        /// Also make a self-signed code-signing identity (for testing --sign).
+        #[arg(long)]
+        self_signed_codesign: bool,
+    },
+    /// Validate a brand and print every problem at once.
+    Check {
+        /// Brand folder [default: the embedded default brand].
+        #[arg(long)]
+        brand: Option<PathBuf>,
+    },
+    /// Certificates of a brand.
+    Ca {
+        #[command(subcommand)]
+        cmd: CaCmd,
+    },
+    /// Build installers and gateway bundles.
+    Build(builder::build::BuildArgs),
+    /// List every prerequisite as present or missing, with the command that installs it.
+    Doctor,
+    /// Install the missing prerequisites (apt-get and rustup; run as root).
+    Setup,
+}
+
+#[derive(Subcommand, Debug)]
+enum CaCmd {
+    /// Make a new CA and gateway key pair; the old ones are kept in a dated backup folder.
+    Regen {
+        /// Brand folder [default: the embedded default brand].
+        #[arg(long)]
+        brand: Option<PathBuf>,
+        /// Gateway host names or IP addresses [default: the gateway URL's host].
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
+    /// Re-issue only the gateway certificate (new DNS name or IP) under the existing CA.
+    GatewayCert {
+        /// Brand folder [default: the embedded default brand].
+        #[arg(long)]
+        brand: Option<PathBuf>,
+        /// Gateway host names or IP addresses.
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+    },
+}
+
+fn print<T: serde::Serialize + std::fmt::Display>(json: bool, v: &T) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+    } else {
+        println!("{v}");
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::New { app_id, dir, system_name, gateway_url, rpc_port, self_signed_codesign } => {
+            let o = builder::new_brand::NewOptions { app_id, dir, system_name, gateway_url, rpc_port, self_signed_codesign };
+            print(cli.json, &builder::new_brand::run(&o)?)?;
+        }
+        Cmd::Check { brand } => {
+            let b = BrandRef::from_arg(brand.as_deref());
+            match builder::check::check(&b) {
+                Ok(brand) if cli.json => println!("{}", serde_json::json!({"ok": true, "brand": brand})),
+                Ok(brand) => println!("{}: brand {} is valid ({} {})", b.dir.display(), brand.app_id, brand.product_name, brand.version),
+                Err(builder::Error::Invalid { problems, .. }) if cli.json => {
+                    println!("{}", serde_json::json!({"ok": false, "problems": problems}));
+                    std::process::exit(1);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Cmd::Ca { cmd: CaCmd::Regen { brand, hosts } } => {
+            print(cli.json, &builder::ca::regen(&BrandRef::from_arg(brand.as_deref()), &hosts)?)?;
+        }
+        Cmd::Ca { cmd: CaCmd::GatewayCert { brand, hosts } } => {
+            print(cli.json, &builder::ca::gateway_cert(&BrandRef::from_arg(brand.as_deref()), &hosts)?)?;
+        }
+        Cmd::Build(args) => {
+            let summary = builder::build::run(&args, cli.json).context("build failed")?;
+            print(cli.json, &summary)?;
+        }
+        Cmd::Doctor => {
+            let rows = builder::doctor::report();
+            if cli.json {
+                let v: Vec<_> = rows.iter().map(|(p, ok)| serde_json::json!({"prereq": p, "present": ok, "install": p.install_command()})).collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", builder::doctor::render(&rows));
+            }
+        }
+        Cmd::Setup => {
+            for line in builder::doctor::setup()? {
+                println!("ran: {line}");
+            }
+            print!("{}", builder::doctor::render(&builder::doctor::report()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! Every generated text file comes from a handlebars template in `templates/`,
+//! addressed by a constant here. Strict mode (a missing variable is an error)
+//! and no HTML escaping (nothing rendered is HTML; XML values are escaped by
+//! the caller with [`xml`]).
+
+use crate::error::{Error, Result};
+use handlebars::Handlebars;
+use serde::Serialize;
+
+/// A template: name and source, compiled into the builder.
+pub type Template = (&'static str, &'static str);
+
+macro_rules! template {
+    ($id:ident, $file:literal) => {
+        #[doc = concat!("`templates/", $file, "`.")]
+        pub const $id: Template = ($file, include_str!(concat!("../../templates/", $file)));
+    };
+}
+
+template!(BRAND_TOML, "brand.toml.hbs");
+template!(ENTRY_POINT, "EntryPoint.dat.hbs");
+template!(THINGATE_INI, "ThinGate.ini.hbs");
+template!(SYSTEMD_UNIT, "thingate.service.hbs");
+template!(SYSCTL, "sysctl.conf.hbs");
+template!(LIMITS, "limits.conf.hbs");
+template!(INSTALL_SH, "install.sh.hbs");
+template!(NSIS, "setup.nsi.hbs");
+template!(WIX, "product.wxs.hbs");
+
+/// Every template, for the test that loads them all.
+pub const ALL: [Template; 9] = [BRAND_TOML, ENTRY_POINT, THINGATE_INI, SYSTEMD_UNIT, SYSCTL, LIMITS, INSTALL_SH, NSIS, WIX];
+
+/// A strict, non-escaping registry with every template.
+pub fn registry() -> Result<Handlebars<'static>> {
+    let mut h = Handlebars::new();
+    h.set_strict_mode(true);
+    h.register_escape_fn(handlebars::no_escape);
+    for (name, src) in ALL {
+        h.register_template_string(name, src).map_err(|e| Error::Template { name: name.into(), msg: e.to_string() })?;
+    }
+    Ok(h)
+}
+
+/// Renders one template.
+pub fn render(t: Template, data: &impl Serialize) -> Result<String> {
+    registry()?.render(t.0, data).map_err(|e| Error::Template { name: t.0.into(), msg: e.to_string() })
+}
+
+/// Escapes text for an XML attribute or element.
+pub fn xml(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_compiles() {
+        super::registry().unwrap();
+    }
+
+    #[test]
+    fn missing_variables_are_errors() {
+        let err = super::render(super::ENTRY_POINT, &serde_json::json!({})).unwrap_err();
+        assert!(err.to_string().contains("EntryPoint.dat.hbs"), "{err}");
+    }
+}

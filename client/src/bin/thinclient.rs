@@ -1,0 +1,87 @@
+//! `thinclient`: the home PC's app. See `thinclient --help`.
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use thin_client::{client_agent, entry, viewer};
+
+#[derive(Parser)]
+#[command(name = "thinclient", version, about = "Home PC app: connects to an office PC by computer ID and opens the remote desktop")]
+struct Cli {
+    /// EntryPoint.dat to use instead of the one compiled in.
+    #[arg(long, global = true)]
+    entry_point: Option<PathBuf>,
+    /// Proxy to the gateway: http://[user:pass@]host:port, socks5://..., or `direct`.
+    #[arg(long, global = true)]
+    proxy: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Connect to a computer ID, open a local port, start the viewer.
+    Connect {
+        /// Computer ID of the office PC.
+        pcid: String,
+        /// Read the password from standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Local address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Do not start the viewer.
+        #[arg(long)]
+        no_launch: bool,
+        /// Viewer command ({addr}, {host}, {port}); default mstsc on Windows, xfreerdp elsewhere.
+        #[arg(long)]
+        viewer: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    entry::init_logging("warn");
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match rt.block_on(real_main(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("thinclient: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn real_main(cli: Cli) -> anyhow::Result<()> {
+    let link = entry::link(cli.entry_point.as_deref(), cli.proxy.as_deref(), None)?;
+    match cli.cmd {
+        Cmd::Connect { pcid, listen, no_launch, viewer: viewer_cmd, .. } => {
+            let pw = entry::read_secret_line()?;
+            let tunnel = client_agent::connect(&link, &pcid, &pw).await?;
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            let addr = listener.local_addr()?;
+            println!("listening on {addr}");
+            let _ = std::io::stdout().flush();
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let stop = shutdown.clone();
+            if !no_launch {
+                let mut child = viewer::launch(addr, viewer_cmd.as_deref())?;
+                tokio::spawn(async move {
+                    let _ = child.wait().await;
+                    stop.cancel();
+                });
+            } else {
+                tokio::spawn(async move {
+                    let _ = tokio::signal::ctrl_c().await;
+                    stop.cancel();
+                });
+            }
+            tunnel.serve(listener, shutdown).await?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! `thinclient`: asks the gateway for a computer ID, logs in to that computer
+//! end to end, then relays every connection made to a local port through one
+//! multiplexed tunnel.
+
+use std::time::Duration;
+
+use thin_protocol::frame::{read_frame, write_frame};
+use thin_protocol::messages::Msg;
+use thin_protocol::secret::Secret;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::compat::TokioAsyncReadCompatExt;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::e2e::LoginError;
+use crate::link::{Link, LinkError};
+use crate::mux::{self, Opener, KIND_KEEPALIVE, KIND_TCP};
+use crate::server_agent::AbortOnDrop;
+
+/// Errors of the client app.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Gateway problem (unreachable, certificate, unknown PCID, offline).
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// Login problem (wrong password, locked out).
+    #[error(transparent)]
+    Login(#[from] LoginError),
+    /// The tunnel died.
+    #[error("the connection to the remote computer was lost: {0}")]
+    Lost(String),
+}
+
+/// An authenticated tunnel to a server. Keepalive runs as long as it lives.
+pub struct ClientTunnel {
+    opener: Opener,
+    dead: tokio::sync::watch::Receiver<Option<String>>,
+    _keepalive: AbortOnDrop,
+    _conn: AbortOnDrop,
+}
+
+/// Reaches `pcid` through the gateway and logs in with `password`.
+pub async fn connect(link: &Link, pcid: &str, password: &Secret) -> Result<ClientTunnel, ClientError> {
+    let mut s = link.open().await?;
+    let req = Msg::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.to_string() };
+    write_frame(&mut s, &req).await.map_err(|e| LinkError::Lost(e.to_string()))?;
+    let (keepalive, timeout) = match tokio::time::timeout(link.timeout + Duration::from_secs(15), read_frame::<Msg, _>(&mut s)).await {
+        Ok(Ok(Msg::Paired { keepalive_ms, timeout_ms })) => {
+            (Duration::from_millis(keepalive_ms.max(100)), Duration::from_millis(timeout_ms.max(1000)))
+        }
+        Ok(Ok(Msg::Error { code, message })) => return Err(LinkError::Refused { code, message }.into()),
+        Ok(Ok(other)) => return Err(LinkError::Lost(format!("unexpected {other:?}")).into()),
+        Ok(Err(e)) => return Err(LinkError::Lost(e.to_string()).into()),
+        Err(_) => return Err(LinkError::Lost("the gateway did not answer in time".into()).into()),
+    };
+    let pcid_norm = pcid.to_ascii_lowercase();
+    crate::e2e::client_login(&mut s, password, &pcid_norm, link.timeout).await?;
+    info!(pcid = %pcid_norm, "logged in");
+    let (opener, conn) = mux::client(crate::decouple::Decoupled::new(s).compat());
+    let (dead_tx, dead) = tokio::sync::watch::channel(None);
+    let ka = tokio::spawn({
+        let opener = opener.clone();
+        async move {
+            let why = keepalive_loop(opener, keepalive, timeout).await;
+            let _ = dead_tx.send(Some(why));
+        }
+    });
+    Ok(ClientTunnel { opener, dead, _keepalive: AbortOnDrop(ka), _conn: AbortOnDrop(conn) })
+}
+
+impl ClientTunnel {
+    /// Opens one forwarded stream to the server's target service.
+    pub async fn open_stream(&self) -> std::io::Result<mux::MuxStream> {
+        let mut st = self.opener.open().await?;
+        st.write_all(&[KIND_TCP]).await?;
+        Ok(st)
+    }
+
+    /// Relays every connection accepted on `listener` until `shutdown` or until
+    /// the tunnel dies (then an error).
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ClientError> {
+        let mut dead = self.dead.clone();
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                a = listener.accept() => {
+                    let Ok((mut tcp, peer)) = a else { continue };
+                    let _ = tcp.set_nodelay(true);
+                    debug!(%peer, "local connection");
+                    let opener = self.opener.clone();
+                    conns.spawn(async move {
+                        let Ok(mut st) = opener.open().await else { return };
+                        if st.write_all(&[KIND_TCP]).await.is_err() { return }
+                        let _ = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut st, 64 * 1024, 64 * 1024).await;
+                    });
+                }
+                _ = dead.changed() => {
+                    let why = dead.borrow().clone().unwrap_or_else(|| "tunnel closed".into());
+                    return Err(ClientError::Lost(why));
+                }
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                _ = shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+}
+
+async fn keepalive_loop(opener: Opener, every: Duration, timeout: Duration) -> String {
+    let mut st = match tokio::time::timeout(timeout, opener.open()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return e.to_string(),
+        Err(_) => return "keepalive stream not opened".into(),
+    };
+    if st.write_all(&[KIND_KEEPALIVE]).await.is_err() {
+        return "keepalive failed".into();
+    }
+    loop {
+        let ping = async {
+            st.write_all(&[0x55]).await?;
+            st.flush().await?;
+            let mut b = [0u8; 1];
+            st.read_exact(&mut b).await?;
+            Ok::<_, std::io::Error>(())
+        };
+        match tokio::time::timeout(timeout, ping).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return format!("the remote computer closed the tunnel ({e})"),
+            Err(_) => return format!("no answer from the remote computer for {} s", timeout.as_secs()),
+        }
+        tokio::time::sleep(every).await;
+    }
+}

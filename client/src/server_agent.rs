@@ -1,0 +1,296 @@
+//! `thinsvr`: registers the office PC, keeps its control session to the gateway
+//! (keepalive, reconnect with backoff and jitter), and serves every tunnel by
+//! forwarding its streams to the local service.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use thin_protocol::auth::PasswordFile;
+use thin_protocol::frame::{read_frame, write_frame, FrameError};
+use thin_protocol::identity::Identity;
+use thin_protocol::messages::{ErrorCode, Msg};
+use thin_protocol::secret::Secret;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::link::{Link, LinkError, LinkStream};
+use crate::lockout::Lockout;
+use crate::settings::{ConfigDir, SettingsError};
+
+/// ServerMask64 bits this server announces: Windows RDP and service mode.
+pub const SERVER_MASK: u64 = 2 | 16;
+
+/// Errors of the server app.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Gateway problem.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// Config folder problem.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+}
+
+/// What the server app is doing, for windows and status lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerState {
+    /// Trying to reach the gateway.
+    Connecting,
+    /// Registered and reachable.
+    Online {
+        /// Computer ID.
+        pcid: String,
+        /// Session id at the gateway.
+        session_id: String,
+    },
+    /// Lost; retrying.
+    Offline {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Host name of this computer, for the gateway's lists.
+pub fn hostname() -> String {
+    std::env::var("COMPUTERNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string()))
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn refused(m: Msg) -> LinkError {
+    match m {
+        Msg::Error { code, message } => LinkError::Refused { code, message },
+        other => LinkError::Lost(format!("unexpected message from the gateway: {other:?}")),
+    }
+}
+
+/// Reads the next message that is not a keepalive (answering pings).
+async fn recv(s: &mut LinkStream, t: Duration) -> Result<Msg, LinkError> {
+    loop {
+        match tokio::time::timeout(t, read_frame::<Msg, _>(s)).await {
+            Ok(Ok(Msg::Ping)) => send(s, &Msg::Pong).await?,
+            Ok(Ok(Msg::Pong)) => {}
+            Ok(Ok(m)) => return Ok(m),
+            Ok(Err(e)) => return Err(LinkError::Lost(e.to_string())),
+            Err(_) => return Err(LinkError::Lost("the gateway did not answer in time".into())),
+        }
+    }
+}
+
+async fn send(s: &mut LinkStream, m: &Msg) -> Result<(), LinkError> {
+    write_frame(s, m).await.map_err(|e| LinkError::Lost(e.to_string()))
+}
+
+/// Opens a control connection and proves the key. Returns the stream, the
+/// registered PCID (if any), and the keepalive and timeout to use.
+async fn login(link: &Link, id: &Identity) -> Result<(LinkStream, Option<String>, Duration, Duration), LinkError> {
+    let mut s = link.open().await?;
+    let t = link.timeout;
+    let hello = Msg::ServerHello {
+        version: thin_protocol::PROTOCOL_VERSION,
+        public_key: id.public_key_hex(),
+        hostname: hostname(),
+    };
+    send(&mut s, &hello).await?;
+    let nonce = match recv(&mut s, t).await? {
+        Msg::Challenge { nonce } => nonce,
+        other => return Err(refused(other)),
+    };
+    let signature = id.sign_challenge(&nonce).map_err(|e| LinkError::Lost(e.to_string()))?;
+    send(&mut s, &Msg::Proof { signature }).await?;
+    match recv(&mut s, t).await? {
+        Msg::Welcome { pcid, keepalive_ms, timeout_ms, .. } => {
+            Ok((s, pcid, Duration::from_millis(keepalive_ms.max(100)), Duration::from_millis(timeout_ms.max(1000))))
+        }
+        other => Err(refused(other)),
+    }
+}
+
+/// Claims (or renames to) `pcid` and stores the password verifier. Returns the
+/// PCID as stored by the gateway.
+pub async fn register(link: &Link, dir: &ConfigDir, pcid: &str, password: &Secret) -> Result<String, AgentError> {
+    let id = dir.identity()?;
+    let file = tokio::task::spawn_blocking({
+        let pw = password.clone();
+        move || PasswordFile::create(pw.expose())
+    })
+    .await
+    .map_err(|e| LinkError::Lost(e.to_string()))?
+    .map_err(|e| LinkError::Lost(e.to_string()))?;
+    let (mut s, _, _, _) = login(link, &id).await?;
+    send(&mut s, &Msg::Register { pcid: pcid.to_string() }).await?;
+    let stored = match recv(&mut s, link.timeout).await? {
+        Msg::Registered { pcid } => pcid,
+        other => return Err(refused(other).into()),
+    };
+    dir.save_password(&file)?;
+    let mut settings = dir.settings()?;
+    settings.pcid = Some(stored.clone());
+    dir.save_settings(&settings)?;
+    Ok(stored)
+}
+
+/// Live counters of a running server.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Tunnels (client sessions) open now.
+    pub tunnels: AtomicUsize,
+}
+
+/// Everything a running server needs.
+#[derive(Clone)]
+pub struct ServeCtx {
+    /// Gateway link.
+    pub link: Link,
+    /// Local service (`host:port`).
+    pub target: String,
+    /// Password verifier.
+    pub password: Arc<PasswordFile>,
+    /// Failed-login lockout.
+    pub lockout: Arc<Lockout>,
+    /// Counters.
+    pub stats: Arc<ServerStats>,
+}
+
+/// Serves until `shutdown`; reconnects with backoff and jitter.
+pub async fn run(
+    link: Link,
+    dir: ConfigDir,
+    target: Option<String>,
+    shutdown: CancellationToken,
+    state: watch::Sender<ServerState>,
+) -> Result<(), AgentError> {
+    let id = dir.identity()?;
+    let settings = dir.settings()?;
+    let password = Arc::new(dir.password()?);
+    let ctx = ServeCtx {
+        link,
+        target: target.unwrap_or(settings.target.clone()),
+        password,
+        lockout: Arc::new(Lockout::new(settings.lockout_attempts, settings.lockout_duration())),
+        stats: Arc::default(),
+    };
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let _ = state.send(ServerState::Connecting);
+        let r = tokio::select! {
+            r = session(&ctx, &id, &state, &shutdown) => r,
+            _ = shutdown.cancelled() => return Ok(()),
+        };
+        match r {
+            Ok(true) => backoff = Duration::from_millis(500),
+            Ok(false) => return Ok(()),
+            Err(LinkError::Refused { code: ErrorCode::NotRegistered | ErrorCode::BadSignature, message }) => {
+                return Err(LinkError::Refused { code: ErrorCode::NotRegistered, message }.into());
+            }
+            Err(e) => {
+                warn!("gateway session: {e}");
+                let _ = state.send(ServerState::Offline { reason: e.to_string() });
+            }
+        }
+        let jitter = rand::thread_rng().gen_range(0.75..1.25);
+        let wait = backoff.mul_f64(jitter);
+        backoff = (backoff * 2).min(Duration::from_secs(3));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return Ok(()),
+        }
+    }
+}
+
+/// One control session. `Ok(true)`: was online and then lost (retry soon);
+/// `Ok(false)`: shut down.
+async fn session(
+    ctx: &ServeCtx,
+    id: &Identity,
+    state: &watch::Sender<ServerState>,
+    shutdown: &CancellationToken,
+) -> Result<bool, LinkError> {
+    let (mut s, pcid, keepalive, timeout) = login(&ctx.link, id).await?;
+    let Some(pcid) = pcid else {
+        return Err(LinkError::Refused {
+            code: ErrorCode::NotRegistered,
+            message: "the gateway does not know this computer: run `thinsvr register --pcid ID` again".into(),
+        });
+    };
+    send(&mut s, &Msg::Serve { server_mask: SERVER_MASK }).await?;
+    let session_id = match recv(&mut s, ctx.link.timeout).await? {
+        Msg::Serving { session_id } => session_id,
+        other => return Err(refused(other)),
+    };
+    info!(%pcid, "online at the gateway");
+    let _ = state.send(ServerState::Online { pcid: pcid.clone(), session_id });
+    let (mut rd, mut wr) = tokio::io::split(s);
+    let (tx, mut frames) = mpsc::channel::<Result<Msg, FrameError>>(16);
+    let reader = tokio::spawn(async move {
+        loop {
+            let r = read_frame::<Msg, _>(&mut rd).await;
+            let stop = r.is_err();
+            if tx.send(r).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    let _stop_reader = AbortOnDrop(reader);
+    let mut tick = tokio::time::interval(keepalive);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            f = frames.recv() => {
+                heard = tokio::time::Instant::now();
+                match f {
+                    Some(Ok(Msg::Incoming { tunnel_id })) => {
+                        let ctx = ctx.clone();
+                        let pcid = pcid.clone();
+                        let (ka, to) = (keepalive, timeout);
+                        tokio::spawn(async move { crate::server_tunnel::serve(ctx, tunnel_id, pcid, ka, to).await });
+                    }
+                    Some(Ok(Msg::Ping)) => write_frame(&mut wr, &Msg::Pong).await.map_err(|e| LinkError::Lost(e.to_string()))?,
+                    Some(Ok(Msg::Pong)) => {}
+                    Some(Ok(other)) => return Err(refused(other)),
+                    Some(Err(e)) => return Err(LinkError::Lost(e.to_string())),
+                    None => return Err(LinkError::Lost("closed".into())),
+                }
+            }
+            _ = tick.tick() => {
+                if heard.elapsed() >= timeout {
+                    return Err(LinkError::Lost(format!("no answer from the gateway for {} s", timeout.as_secs())));
+                }
+                write_frame(&mut wr, &Msg::Ping).await.map_err(|e| LinkError::Lost(e.to_string()))?;
+            }
+            _ = shutdown.cancelled() => return Ok(false),
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Counts one open tunnel while alive.
+pub struct TunnelCount(pub Arc<ServerStats>);
+
+impl TunnelCount {
+    /// Increments.
+    pub fn new(s: Arc<ServerStats>) -> Self {
+        s.tunnels.fetch_add(1, Ordering::Relaxed);
+        Self(s)
+    }
+}
+
+impl Drop for TunnelCount {
+    fn drop(&mut self) {
+        self.0.tunnels.fetch_sub(1, Ordering::Relaxed);
+    }
+}

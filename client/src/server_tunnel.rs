@@ -1,0 +1,102 @@
+//! One tunnel on the office PC: attach to the waiting client at the gateway,
+//! check the client's password end to end, then forward each multiplexed
+//! stream to the local service.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use thin_protocol::frame::{read_frame, write_frame};
+use thin_protocol::messages::Msg;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::compat::TokioAsyncReadCompatExt;
+use tracing::{debug, info, warn};
+
+use crate::mux::{self, MuxStream, KIND_KEEPALIVE, KIND_TCP};
+use crate::server_agent::{ServeCtx, TunnelCount};
+
+/// Serves one tunnel to its end.
+pub async fn serve(ctx: ServeCtx, tunnel_id: String, pcid: String, _keepalive: Duration, timeout: Duration) {
+    if let Err(e) = serve_inner(&ctx, &tunnel_id, &pcid, timeout).await {
+        warn!("tunnel: {e}");
+    }
+}
+
+async fn serve_inner(ctx: &ServeCtx, tunnel_id: &str, pcid: &str, timeout: Duration) -> Result<(), String> {
+    let mut s = ctx.link.open().await.map_err(|e| e.to_string())?;
+    let attach = Msg::Attach { version: thin_protocol::PROTOCOL_VERSION, tunnel_id: tunnel_id.to_string() };
+    write_frame(&mut s, &attach).await.map_err(|e| e.to_string())?;
+    match tokio::time::timeout(ctx.link.timeout, read_frame::<Msg, _>(&mut s)).await {
+        Ok(Ok(Msg::Paired { .. })) => {}
+        Ok(Ok(Msg::Error { message, .. })) => return Err(format!("gateway refused the tunnel: {message}")),
+        Ok(Ok(other)) => return Err(format!("unexpected {other:?}")),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err("the gateway did not pair the tunnel in time".into()),
+    }
+    crate::e2e::server_login(&mut s, &ctx.password, pcid, &ctx.lockout, ctx.link.timeout)
+        .await
+        .map_err(|e| format!("client login refused: {e}"))?;
+    info!("client authenticated");
+    let _count = TunnelCount::new(ctx.stats.clone());
+    let epoch = Instant::now();
+    let heard = Arc::new(AtomicU64::new(0));
+    let (mut inbound, conn) = mux::server(crate::decouple::Decoupled::new(mux::Touch::new(s, epoch, heard.clone())).compat());
+    let _conn = crate::server_agent::AbortOnDrop(conn);
+    let mut tick = tokio::time::interval(timeout / 4);
+    let mut streams = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            st = inbound.recv() => match st {
+                Some(st) => {
+                    let target = ctx.target.clone();
+                    let heard = heard.clone();
+                    streams.spawn(async move { handle_stream(st, target, heard, epoch).await });
+                }
+                None => break,
+            },
+            _ = tick.tick() => {
+                let quiet = epoch.elapsed().as_millis() as u64 - heard.load(Ordering::Relaxed);
+                if quiet > timeout.as_millis() as u64 {
+                    warn!("client silent for {} s; closing the tunnel", timeout.as_secs());
+                    break;
+                }
+            }
+            Some(_) = streams.join_next(), if !streams.is_empty() => {}
+        }
+    }
+    streams.abort_all();
+    info!("tunnel closed");
+    Ok(())
+}
+
+async fn handle_stream(mut st: MuxStream, target: String, heard: Arc<AtomicU64>, epoch: Instant) {
+    let mut kind = [0u8; 1];
+    if st.read_exact(&mut kind).await.is_err() {
+        return;
+    }
+    heard.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    match kind[0] {
+        KIND_TCP => {
+            let tcp = match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&target)).await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => return warn!("cannot reach the local service {target}: {e}"),
+                Err(_) => return warn!("the local service {target} did not accept in 10 s"),
+            };
+            let _ = tcp.set_nodelay(true);
+            let mut tcp = tcp;
+            let r = tokio::io::copy_bidirectional_with_sizes(&mut st, &mut tcp, 64 * 1024, 64 * 1024).await;
+            debug!(?r, "stream done");
+        }
+        KIND_KEEPALIVE => {
+            let mut b = [0u8; 1];
+            while st.read_exact(&mut b).await.is_ok() {
+                heard.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                if st.write_all(&b).await.is_err() || st.flush().await.is_err() {
+                    break;
+                }
+            }
+        }
+        other => debug!(other, "unknown stream kind"),
+    }
+}

@@ -1,0 +1,372 @@
+//! `ThinGate.ini`: the gateway's settings.
+//!
+//! One `Key value` per line (`Key = value` is accepted too); keys are
+//! case-insensitive; lines starting with `#`, `//` or `;` are comments; a UTF-8
+//! BOM is ignored. A value is the rest of the line, trimmed. An empty value
+//! leaves an optional setting unset. Booleans are `0`/`1`, `true`/`false` or
+//! `yes`/`no`; times are milliseconds. See [`GateConfig::default_ini`].
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thin_protocol::secret::Secret;
+
+/// Why `ThinGate.ini` was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The ini file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A line is wrong: `PATH:LINE: KEY: what is wrong; fix`.
+    #[error("{}:{line}: {msg}", path.display())]
+    Line {
+        /// The ini file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// `KEY: what is wrong; fix`.
+        msg: String,
+    },
+}
+
+/// SMTP authentication (`SmtpAuthType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpAuth {
+    /// 0: AUTH LOGIN.
+    Login,
+    /// 1: AUTH PLAIN.
+    Plain,
+}
+
+/// SMTP transport security (`SmtpSslType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSsl {
+    /// 0: plain text.
+    None,
+    /// 1: TLS from the start (SMTPS).
+    Smtps,
+    /// 2: STARTTLS.
+    StartTls,
+}
+
+/// Mail server for OTP mails. `Debug` masks the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    /// `SmtpServerHostname`; unset = no OTP mail.
+    pub hostname: Option<String>,
+    /// `SmtpServerPort` (587).
+    pub port: u16,
+    /// `SmtpOtpFrom`: the From: address.
+    pub otp_from: Option<String>,
+    /// `SmtpUsername` for SMTP AUTH.
+    pub username: Option<String>,
+    /// `SmtpPassword` for SMTP AUTH.
+    pub password: Option<Secret>,
+    /// `SmtpAuthType` (0 LOGIN).
+    pub auth_type: SmtpAuth,
+    /// `SmtpSslType` (0 none).
+    pub ssl: SmtpSsl,
+    /// `SmtpTimeout` (10000 ms).
+    pub timeout: Duration,
+}
+
+/// The gateway's settings, read from `ThinGate.ini`. Paths are resolved against
+/// the ini's folder. `Debug` never shows the SMTP password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateConfig {
+    /// `ListenAddress` (0.0.0.0; an IPv6 literal is accepted).
+    pub listen_address: IpAddr,
+    /// `ListenPort` (443; 0 picks a free port).
+    pub listen_port: u16,
+    /// `ServerCert` (ThinGate.cer), PEM.
+    pub server_cert: PathBuf,
+    /// `ServerKey` (ThinGate.key), PEM.
+    pub server_key: PathBuf,
+    /// `DatabaseFile` (MachineDatabase.config).
+    pub database_file: PathBuf,
+    /// `TunnelTimeout` (30000 ms, at least 1000).
+    pub tunnel_timeout: Duration,
+    /// `TunnelKeepAlive` (10000 ms, at least 100, below the timeout).
+    pub tunnel_keepalive: Duration,
+    /// `HandshakeTimeout` (10000 ms): TLS + HTTP + hello of a new connection.
+    pub handshake_timeout: Duration,
+    /// `DosProtection_MaxUnestablishedConnections` (1000).
+    pub max_unestablished: usize,
+    /// `DosProtection_MaxConnectionsPerIp` (256).
+    pub max_connections_per_ip: usize,
+    /// `DisableDoSProtection` (0).
+    pub disable_dos_protection: bool,
+    /// `DisableRegister` (0): refuse new PCID registrations.
+    pub disable_register: bool,
+    /// `MaxServerSessions` (512).
+    pub max_sessions: usize,
+    /// `MaxTunnelsPerSession` (256).
+    pub max_tunnels_per_session: usize,
+    /// `AcceptProxyProtocol` (0).
+    pub accept_proxy_protocol: bool,
+    /// `NoLookupDnsHostname` (0).
+    pub no_lookup_dns_hostname: bool,
+    /// `SaveLog` (1).
+    pub save_log: bool,
+    /// `StandaloneMode` (1).
+    pub standalone_mode: bool,
+    /// `SysLogHostname` (unset).
+    pub syslog_hostname: Option<String>,
+    /// `SysLogPort` (514).
+    pub syslog_port: u16,
+    /// The `Smtp*` keys.
+    pub smtp: SmtpSettings,
+    /// `StatPostUrl` (unset = no statistics are posted).
+    pub stat_post_url: Option<String>,
+    /// Folder of the ini file.
+    pub dir: PathBuf,
+    /// Non-fatal findings, e.g. `PATH:7: unknown key "Foo" ignored`.
+    pub warnings: Vec<String>,
+}
+
+/// Every key as spelled in messages, its default (empty = unset) and what it does.
+pub const KEYS: [(&str, &str, &str); 29] = [
+    ("ListenAddress", "0.0.0.0", "address to listen on: 0.0.0.0 all IPv4, :: all IPv6"),
+    ("ListenPort", "443", "TLS port (0 picks a free port)"),
+    ("ServerCert", "ThinGate.cer", "certificate chain of the gateway, PEM"),
+    ("ServerKey", "ThinGate.key", "private key of that certificate, PEM"),
+    ("DatabaseFile", "MachineDatabase.config", "registered servers"),
+    ("TunnelTimeout", "30000", "ms of silence before a session or tunnel is dropped (1000 or more)"),
+    ("TunnelKeepAlive", "10000", "ms between keep-alives (100 or more, below TunnelTimeout)"),
+    ("HandshakeTimeout", "10000", "ms allowed for the TLS and HTTP handshake of a new connection"),
+    ("DosProtection_MaxUnestablishedConnections", "1000", "connections still in their handshake"),
+    ("DosProtection_MaxConnectionsPerIp", "256", "connections from one IP address"),
+    ("DisableDoSProtection", "0", "1 turns the two limits above off"),
+    ("DisableRegister", "0", "1 refuses new computer-ID registrations"),
+    ("MaxServerSessions", "512", "server sessions at once"),
+    ("MaxTunnelsPerSession", "256", "client tunnels per server session"),
+    ("AcceptProxyProtocol", "0", "1 expects a PROXY protocol header from a load balancer"),
+    ("NoLookupDnsHostname", "0", "1 skips the reverse DNS look-up of peers"),
+    ("SaveLog", "1", "1 writes log files"),
+    ("StandaloneMode", "1", "1 standalone: this gateway registers and looks up servers itself"),
+    ("SysLogHostname", "", "syslog server (empty: none)"),
+    ("SysLogPort", "514", "syslog port"),
+    ("SmtpServerHostname", "", "SMTP server for OTP mail (empty: no OTP mail)"),
+    ("SmtpServerPort", "587", "SMTP port"),
+    ("SmtpOtpFrom", "", "From: address of OTP mail"),
+    ("SmtpUsername", "", "SMTP AUTH user name (empty: no AUTH)"),
+    ("SmtpPassword", "", "SMTP AUTH password"),
+    ("SmtpAuthType", "0", "0 LOGIN, 1 PLAIN"),
+    ("SmtpSslType", "0", "0 none, 1 SMTPS, 2 STARTTLS"),
+    ("SmtpTimeout", "10000", "ms allowed for one mail"),
+    ("StatPostUrl", "", "URL that receives anonymous counters (empty: none)"),
+];
+
+impl GateConfig {
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<GateConfig, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Checks `text`; `path` names the file in messages and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<GateConfig, ConfigError> {
+        let ini = Ini::read(text, path)?;
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned();
+        let ms = |key, min| ini.num(key, min, 86_400_000, "a time in milliseconds").map(Duration::from_millis);
+        let count = |key| ini.num(key, 1, u32::MAX.into(), "a count").map(|v| v as usize);
+        let port = |key, min| ini.num(key, min, 65_535, "a port number").map(|v| v as u16);
+        let file = |key| dir.join(ini.text(key).map_or(ini.default(key), |(_, v)| v));
+        let text = |key| ini.text(key).map(|(_, v)| v.to_owned());
+        let (line, v) = ini.raw("ListenAddress");
+        let listen_address = v.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| {
+            ini.bad(
+                "ListenAddress",
+                line,
+                format!("{v:?} is not an IP address; write e.g. 0.0.0.0 (all IPv4) or :: (all IPv6)"),
+            )
+        })?;
+        if let Some((line, v)) = ini.text("SmtpOtpFrom").filter(|(_, v)| !v.contains('@')) {
+            return Err(ini.bad(
+                "SmtpOtpFrom",
+                line,
+                format!("{v:?} is not a mail address; write e.g. otp@example.org"),
+            ));
+        }
+        if let Some((line, v)) =
+            ini.text("StatPostUrl").filter(|(_, v)| !v.starts_with("http://") && !v.starts_with("https://"))
+        {
+            return Err(ini.bad(
+                "StatPostUrl",
+                line,
+                format!("{v:?} is not an http(s):// URL; fix it, or leave it empty to post nothing"),
+            ));
+        }
+        let c = GateConfig {
+            listen_address,
+            listen_port: port("ListenPort", 0)?,
+            server_cert: file("ServerCert"),
+            server_key: file("ServerKey"),
+            database_file: file("DatabaseFile"),
+            tunnel_timeout: ms("TunnelTimeout", 1_000)?,
+            tunnel_keepalive: ms("TunnelKeepAlive", 100)?,
+            handshake_timeout: ms("HandshakeTimeout", 100)?,
+            max_unestablished: count("DosProtection_MaxUnestablishedConnections")?,
+            max_connections_per_ip: count("DosProtection_MaxConnectionsPerIp")?,
+            disable_dos_protection: ini.flag("DisableDoSProtection")?,
+            disable_register: ini.flag("DisableRegister")?,
+            max_sessions: count("MaxServerSessions")?,
+            max_tunnels_per_session: count("MaxTunnelsPerSession")?,
+            accept_proxy_protocol: ini.flag("AcceptProxyProtocol")?,
+            no_lookup_dns_hostname: ini.flag("NoLookupDnsHostname")?,
+            save_log: ini.flag("SaveLog")?,
+            standalone_mode: ini.flag("StandaloneMode")?,
+            syslog_hostname: text("SysLogHostname"),
+            syslog_port: port("SysLogPort", 1)?,
+            smtp: SmtpSettings {
+                hostname: text("SmtpServerHostname"),
+                port: port("SmtpServerPort", 1)?,
+                otp_from: text("SmtpOtpFrom"),
+                username: text("SmtpUsername"),
+                password: text("SmtpPassword").map(Secret::new),
+                auth_type: [SmtpAuth::Login, SmtpAuth::Plain]
+                    [ini.num("SmtpAuthType", 0, 1, "0 (LOGIN) or 1 (PLAIN)")? as usize],
+                ssl: [SmtpSsl::None, SmtpSsl::Smtps, SmtpSsl::StartTls]
+                    [ini.num("SmtpSslType", 0, 2, "0 (none), 1 (SMTPS) or 2 (STARTTLS)")? as usize],
+                timeout: ms("SmtpTimeout", 100)?,
+            },
+            stat_post_url: text("StatPostUrl"),
+            dir,
+            warnings: ini.warnings.clone(),
+        };
+        let (k, t) = (c.tunnel_keepalive.as_millis(), c.tunnel_timeout.as_millis());
+        if k >= t {
+            return Err(match ini.raw("TunnelKeepAlive") {
+                (0, _) => ini.bad(
+                    "TunnelTimeout",
+                    ini.raw("TunnelTimeout").0,
+                    format!("{t} ms is not longer than TunnelKeepAlive ({k} ms); raise it"),
+                ),
+                (line, _) => ini.bad(
+                    "TunnelKeepAlive",
+                    line,
+                    format!("{k} ms is not shorter than TunnelTimeout ({t} ms); lower it"),
+                ),
+            });
+        }
+        Ok(c)
+    }
+
+    /// A commented `ThinGate.ini` listing every key with its default; it parses
+    /// to the defaults.
+    pub fn default_ini() -> &'static str {
+        static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        TEXT.get_or_init(|| {
+            let mut t = String::from(
+                "# ThinGate.ini: settings of the gateway (thingate).\n\
+                 # One `Key value` per line; `#`, `//` and `;` start comments. Times are in ms,\n\
+                 # switches are 0 or 1, file names are relative to this folder, and an empty\n\
+                 # value leaves a setting unset. The values below are the defaults.\n",
+            );
+            for (key, default, what) in KEYS {
+                t.push_str(&format!("\n# {what}\n{key} {default}\n").replace(" \n", "\n"));
+            }
+            t
+        })
+    }
+}
+
+/// The lines of an ini file, by key.
+struct Ini<'a> {
+    path: &'a Path,
+    values: HashMap<&'static str, (usize, &'a str)>,
+    warnings: Vec<String>,
+}
+
+impl<'a> Ini<'a> {
+    fn read(text: &'a str, path: &'a Path) -> Result<Ini<'a>, ConfigError> {
+        let mut ini = Ini { path, values: HashMap::new(), warnings: Vec::new() };
+        for (i, line) in text.strip_prefix('\u{feff}').unwrap_or(text).lines().enumerate() {
+            let (n, line) = (i + 1, line.trim());
+            if line.is_empty() || line.starts_with('#') || line.starts_with("//") || line.starts_with(';') {
+                continue;
+            }
+            let end = line.find(|c: char| c.is_whitespace() || c == '=').unwrap_or(line.len());
+            let (name, rest) = line.split_at(end);
+            let rest = rest.trim_start();
+            let value = rest.strip_prefix('=').unwrap_or(rest).trim();
+            let Some((key, _, _)) = KEYS.iter().find(|(k, _, _)| k.eq_ignore_ascii_case(name)) else {
+                ini.warnings.push(format!("{}:{n}: unknown key {name:?} ignored; check its spelling", path.display()));
+                continue;
+            };
+            if let Some((first, _)) = ini.values.insert(key, (n, value)) {
+                return Err(ini.bad(
+                    key,
+                    n,
+                    format!("set again (first on line {first}); keep only one of the two lines"),
+                ));
+            }
+        }
+        Ok(ini)
+    }
+
+    fn bad(&self, key: &str, line: usize, msg: String) -> ConfigError {
+        ConfigError::Line { path: self.path.to_owned(), line, msg: format!("{key}: {msg}") }
+    }
+
+    /// The value on the file's line, or `(0, default)` when the key is absent.
+    fn raw(&self, key: &str) -> (usize, &'a str) {
+        self.values.get(key).copied().unwrap_or((0, self.default(key)))
+    }
+
+    fn default(&self, key: &str) -> &'static str {
+        KEYS.iter().find(|(k, _, _)| *k == key).map_or("", |(_, d, _)| d)
+    }
+
+    /// A non-empty value.
+    fn text(&self, key: &str) -> Option<(usize, &'a str)> {
+        Some(self.raw(key)).filter(|(_, v)| !v.is_empty())
+    }
+
+    fn num(&self, key: &str, min: u64, max: u64, what: &str) -> Result<u64, ConfigError> {
+        let (line, v) = self.raw(key);
+        match v.parse::<u64>() {
+            Ok(x) if (min..=max).contains(&x) => Ok(x),
+            _ => Err(self.bad(
+                key,
+                line,
+                format!("{v:?} is not {what} ({min}-{max}); write e.g. \"{key} {}\"", self.default(key)),
+            )),
+        }
+    }
+
+    fn flag(&self, key: &str) -> Result<bool, ConfigError> {
+        let (line, v) = self.raw(key);
+        match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" => Ok(true),
+            "0" | "false" | "no" => Ok(false),
+            _ => Err(self.bad(key, line, format!("{v:?} is not a boolean; write 1 or 0"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separators_and_no_password_in_messages() {
+        let p = Path::new("/x/ThinGate.ini");
+        let c = GateConfig::parse("ListenPort=8443\nSmtpPassword  = a=b c \n", p).unwrap();
+        assert_eq!((c.listen_port, c.smtp.password.as_ref().map(Secret::expose)), (8443, Some("a=b c")));
+        let e = GateConfig::parse("SmtpPassword hunter2\nSmtpPasswort=hunter2\nSmtpPassword x", p).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/x/ThinGate.ini:3: SmtpPassword: set again (first on line 1); keep only one of the two lines"
+        );
+        let w = GateConfig::parse("SmtpPasswort=hunter2", p).unwrap().warnings;
+        assert!(w.len() == 1 && !w[0].contains("hunter2"), "{w:?}");
+    }
+}

@@ -1,0 +1,21 @@
+//! `thingate`: the relay gateway a company runs on one Linux host.
+//!
+//! One TLS port carries everything. Each connection starts with an HTTP/1.1
+//! request: `GET /thingate/` (alive check), `GET /thinstat/` (session list,
+//! loopback only), or an `Upgrade` to the framed protocol, where office PCs keep
+//! control sessions, clients ask for a computer ID, and the gateway pairs a
+//! client connection with a data connection from the server and copies bytes.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod conn;
+pub mod control;
+pub mod daemon;
+pub mod limits;
+pub mod machine_db;
+pub mod registry;
+pub mod relay;
+pub mod server;
+pub mod thinstat;
+
+pub use server::{Gateway, RunningGateway};

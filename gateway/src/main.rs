@@ -1,0 +1,155 @@
+//! `thingate`: the relay gateway. See `thingate --help`.
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use thingate::daemon::{self, DaemonFiles};
+use thingate::Gateway;
+
+#[derive(Parser)]
+#[command(name = "thingate", version, about = "Thin Telework relay gateway: TLS on one port, registration of office PCs, relay")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run in the foreground; prints `listening on ADDR:PORT` first.
+    Run {
+        /// Path of ThinGate.ini.
+        #[arg(long, default_value = "ThinGate.ini")]
+        config: PathBuf,
+        /// Write the process id here (removed on exit).
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+    },
+    /// Start in the background (pid file next to the config).
+    Start {
+        /// Path of ThinGate.ini.
+        #[arg(long, default_value = "ThinGate.ini")]
+        config: PathBuf,
+        /// Pid file (default: thingate.pid next to the config).
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+    },
+    /// Stop the background gateway gracefully (SIGTERM).
+    Stop {
+        /// Path of ThinGate.ini.
+        #[arg(long, default_value = "ThinGate.ini")]
+        config: PathBuf,
+        /// Pid file (default: thingate.pid next to the config).
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+    },
+    /// Tell whether the background gateway runs.
+    Status {
+        /// Path of ThinGate.ini.
+        #[arg(long, default_value = "ThinGate.ini")]
+        config: PathBuf,
+        /// Pid file (default: thingate.pid next to the config).
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run { config, pid_file } => run(config, pid_file),
+        Cmd::Start { config, pid_file } => match daemon::start(&config, &DaemonFiles::for_config(&config, pid_file)) {
+            Ok(line) => {
+                println!("{line}");
+                println!("ThinGate service has been started.");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        Cmd::Stop { config, pid_file } => match daemon::stop(&DaemonFiles::for_config(&config, pid_file)) {
+            Ok(_) => {
+                println!("ThinGate service has been stopped.");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        Cmd::Status { config, pid_file } => {
+            let files = DaemonFiles::for_config(&config, pid_file);
+            match daemon::running_pid(&files) {
+                Some(pid) => {
+                    let line = std::fs::read_to_string(&files.stdout).unwrap_or_default();
+                    let addr = line.lines().find(|l| l.starts_with("listening on ")).unwrap_or("listening on ?");
+                    println!("ThinGate is running (pid {pid}), {addr}");
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    println!("ThinGate is not running");
+                    ExitCode::from(3)
+                }
+            }
+        }
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("thingate: error: {e}");
+    ExitCode::from(2)
+}
+
+fn run(config: PathBuf, pid_file: Option<PathBuf>) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    rt.block_on(async move {
+        let gw = match Gateway::load(&config) {
+            Ok(gw) => gw,
+            Err(e) => return fail(e),
+        };
+        let running = match gw.start().await {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
+        println!("listening on {}", running.addr);
+        let _ = std::io::stdout().flush();
+        if let Some(p) = &pid_file {
+            if let Err(e) = daemon::write_pid(p) {
+                return fail(format!("{}: {e}", p.display()));
+            }
+        }
+        wait_for_signals(&running).await;
+        running.shutdown().await;
+        if let Some(p) = &pid_file {
+            let _ = std::fs::remove_file(p);
+        }
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signals(running: &thingate::RunningGateway) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => match running.gateway.reload_tls() {
+                Ok(()) => tracing::info!("SIGHUP: certificate and key reloaded"),
+                Err(e) => tracing::error!("SIGHUP: new certificate refused, the old one stays in use: {e}"),
+            },
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The plain HTTP pages: `/thingate/` (alive check that answers a `PACK` line)
+//! and `/thinstat/` (session list, loopback only; `?format=json` for JSON).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use thin_protocol::http::Request;
+
+use crate::server::Gateway;
+
+/// Offset between Unix time and the original's date epoch (1970-01-01 09:00 GMT).
+pub const ORIGINAL_EPOCH_OFFSET_MS: i64 = 32_400_000;
+
+/// One session as listed by `/thinstat/`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SessionRow {
+    /// When the session was established, in the original's epoch.
+    pub established_date_time: i64,
+    /// Host name the server reported.
+    pub hostname: String,
+    /// Source address.
+    pub ip_address: String,
+    /// Machine identity.
+    pub msid: String,
+    /// Clients relayed now.
+    pub num_clients: u32,
+    /// Server bits.
+    pub server_mask64: u64,
+    /// Random session id.
+    pub session_id: String,
+}
+
+/// The session list.
+pub fn rows(gw: &Gateway) -> Vec<SessionRow> {
+    gw.registry
+        .sessions()
+        .iter()
+        .map(|s| SessionRow {
+            established_date_time: s.established_ms - ORIGINAL_EPOCH_OFFSET_MS,
+            hostname: s.hostname.clone(),
+            ip_address: s.ip.to_string(),
+            msid: s.msid.clone(),
+            num_clients: s.num_clients.load(Ordering::Relaxed),
+            server_mask64: s.server_mask,
+            session_id: s.session_id.clone(),
+        })
+        .collect()
+}
+
+/// Renders the text format: `NumSession N`, then `Field[i] value` lines.
+pub fn render_text(rows: &[SessionRow]) -> String {
+    let mut out = format!("NumSession {}\r\n", rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        out.push_str(&format!("EstablishedDateTime[{i}] {}\r\n", r.established_date_time));
+        out.push_str(&format!("Hostname[{i}] {}\r\n", r.hostname));
+        out.push_str(&format!("IpAddress[{i}] {}\r\n", r.ip_address));
+        out.push_str(&format!("Msid[{i}] {}\r\n", r.msid));
+        out.push_str(&format!("NumClients[{i}] {}\r\n", r.num_clients));
+        out.push_str(&format!("ServerMask64[{i}] {}\r\n", r.server_mask64));
+        out.push_str(&format!("SessionId[{i}] {}\r\n", r.session_id));
+    }
+    out
+}
+
+/// Answers a plain HTTP request: (status, reason, content type, body).
+pub fn page(gw: &Gateway, req: &Request, peer: SocketAddr) -> (u16, &'static str, &'static str, String) {
+    let text = "text/plain; charset=utf-8";
+    if req.method != "GET" && req.method != "HEAD" {
+        return (405, "Method Not Allowed", text, "method not allowed\r\n".into());
+    }
+    match req.path() {
+        "/thingate/" | "/thingate" => {
+            let line = format!(
+                "PACK ThinGate {} standalone; sessions={}; this URL answers the alive check\r\n",
+                env!("CARGO_PKG_VERSION"),
+                gw.registry.sessions().len()
+            );
+            (200, "OK", text, line)
+        }
+        "/thinstat/" | "/thinstat" => {
+            if !peer.ip().is_loopback() {
+                return (403, "Forbidden", text, "403 Forbidden: /thinstat/ answers only on the gateway itself\r\n".into());
+            }
+            let rows = rows(gw);
+            if req.query().is_some_and(|q| q.split('&').any(|kv| kv == "format=json")) {
+                let body = serde_json::json!({ "NumSession": rows.len(), "Sessions": rows });
+                (200, "OK", "application/json", format!("{body}\n"))
+            } else {
+                (200, "OK", text, render_text(&rows))
+            }
+        }
+        _ => (404, "Not Found", text, "404 Not Found\r\n".into()),
+    }
+}

@@ -1,0 +1,198 @@
+//! End-to-end password authentication between client and server with OPAQUE
+//! (`opaque-ke`, ristretto255, Argon2 stretching).
+//!
+//! The office PC keeps a [`PasswordFile`]: OPAQUE server setup plus the
+//! registration record, never the password or a password equivalent. The
+//! gateway only relays the three login messages, which give it nothing to guess
+//! offline. A successful login yields a shared session key on both ends; the
+//! server's closing `Ready` carries a MAC under that key.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use opaque_ke::{
+    CipherSuite, ClientLogin, ClientLoginFinishParameters, ClientRegistration,
+    ClientRegistrationFinishParameters, CredentialFinalization, CredentialRequest, CredentialResponse,
+    ServerLogin, ServerLoginParameters, ServerRegistration, ServerSetup,
+};
+use rand::rngs::OsRng;
+use ring::hmac;
+use serde::{Deserialize, Serialize};
+
+/// The OPAQUE cipher suite used by every app of this project.
+pub struct Suite;
+
+impl CipherSuite for Suite {
+    type OprfCs = opaque_ke::Ristretto255;
+    type KeyExchange = opaque_ke::TripleDh<opaque_ke::Ristretto255, sha2::Sha512>;
+    type Ksf = argon2::Argon2<'static>;
+}
+
+const CREDENTIAL_ID: &[u8] = b"thinsvr";
+
+/// Errors of the authentication steps.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The password did not match (detected by whichever side notices).
+    #[error("wrong password")]
+    WrongPassword,
+    /// A message did not decode.
+    #[error("malformed authentication message: {0}")]
+    Malformed(String),
+    /// The password file is unreadable.
+    #[error("password file is damaged: {0}")]
+    BadFile(String),
+}
+
+/// What the office PC stores instead of the password (file mode 0600).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PasswordFile {
+    setup: String,
+    record: String,
+}
+
+impl std::fmt::Debug for PasswordFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordFile(MASKED)")
+    }
+}
+
+fn context(pcid: &str) -> Vec<u8> {
+    format!("thintelework/{} e2e pcid={pcid}", crate::PROTOCOL_VERSION).into_bytes()
+}
+
+fn decode(s: &str, what: &str) -> Result<Vec<u8>, AuthError> {
+    B64.decode(s).map_err(|e| AuthError::Malformed(format!("{what}: {e}")))
+}
+
+impl PasswordFile {
+    /// Runs OPAQUE registration locally for `password`.
+    pub fn create(password: &str) -> Result<Self, AuthError> {
+        let mut rng = OsRng;
+        let setup = ServerSetup::<Suite>::new(&mut rng);
+        let start = ClientRegistration::<Suite>::start(&mut rng, password.as_bytes())
+            .map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let resp = ServerRegistration::<Suite>::start(&setup, start.message, CREDENTIAL_ID)
+            .map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let finish = start
+            .state
+            .finish(&mut rng, password.as_bytes(), resp.message, ClientRegistrationFinishParameters::default())
+            .map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let record = ServerRegistration::<Suite>::finish(finish.message);
+        Ok(Self { setup: B64.encode(setup.serialize()), record: B64.encode(record.serialize()) })
+    }
+
+    fn parts(&self) -> Result<(ServerSetup<Suite>, ServerRegistration<Suite>), AuthError> {
+        let setup = ServerSetup::<Suite>::deserialize(&decode(&self.setup, "setup")?)
+            .map_err(|e| AuthError::BadFile(e.to_string()))?;
+        let record = ServerRegistration::<Suite>::deserialize(&decode(&self.record, "record")?)
+            .map_err(|e| AuthError::BadFile(e.to_string()))?;
+        Ok((setup, record))
+    }
+}
+
+/// Client side, between KE1 and KE3.
+pub struct ClientAuth {
+    state: ClientLogin<Suite>,
+}
+
+impl ClientAuth {
+    /// Starts a login; returns the state and KE1 (base64).
+    pub fn start(password: &str) -> Result<(Self, String), AuthError> {
+        let start = ClientLogin::<Suite>::start(&mut OsRng, password.as_bytes())
+            .map_err(|e| AuthError::Malformed(e.to_string()))?;
+        Ok((Self { state: start.state }, B64.encode(start.message.serialize())))
+    }
+
+    /// Opens the server's KE2; returns KE3 (base64) and the session key.
+    /// [`AuthError::WrongPassword`] when the password does not match.
+    pub fn finish(self, password: &str, pcid: &str, ke2: &str) -> Result<(String, SessionKey), AuthError> {
+        let msg = CredentialResponse::<Suite>::deserialize(&decode(ke2, "ke2")?)
+            .map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let ctx = context(pcid);
+        let params = ClientLoginFinishParameters::new(Some(&ctx), Default::default(), None);
+        let fin = self
+            .state
+            .finish(&mut OsRng, password.as_bytes(), msg, params)
+            .map_err(|_| AuthError::WrongPassword)?;
+        Ok((B64.encode(fin.message.serialize()), SessionKey(fin.session_key.to_vec())))
+    }
+}
+
+/// Server side, between KE2 and KE3.
+pub struct ServerAuth {
+    state: ServerLogin<Suite>,
+    pcid: String,
+}
+
+impl ServerAuth {
+    /// Answers KE1 with KE2 (base64).
+    pub fn start(file: &PasswordFile, pcid: &str, ke1: &str) -> Result<(Self, String), AuthError> {
+        let (setup, record) = file.parts()?;
+        let req = CredentialRequest::<Suite>::deserialize(&decode(ke1, "ke1")?)
+            .map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let ctx = context(pcid);
+        let params = ServerLoginParameters { context: Some(&ctx), identifiers: Default::default() };
+        let start = ServerLogin::start(&mut OsRng, &setup, Some(record), req, CREDENTIAL_ID, params)
+            .map_err(|e| AuthError::Malformed(e.to_string()))?;
+        Ok((Self { state: start.state, pcid: pcid.to_string() }, B64.encode(start.message.serialize())))
+    }
+
+    /// Checks KE3; returns the session key, or [`AuthError::WrongPassword`].
+    pub fn finish(self, ke3: &str) -> Result<SessionKey, AuthError> {
+        let msg = CredentialFinalization::<Suite>::deserialize(&decode(ke3, "ke3")?)
+            .map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let ctx = context(&self.pcid);
+        let params = ServerLoginParameters { context: Some(&ctx), identifiers: Default::default() };
+        let fin = self.state.finish(msg, params).map_err(|_| AuthError::WrongPassword)?;
+        Ok(SessionKey(fin.session_key.to_vec()))
+    }
+}
+
+/// The key both ends share after a successful login.
+pub struct SessionKey(Vec<u8>);
+
+impl Drop for SessionKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+impl SessionKey {
+    /// MAC (hex) of a label under this key.
+    pub fn confirm(&self, label: &str) -> String {
+        let k = hmac::Key::new(hmac::HMAC_SHA256, &self.0);
+        hex::encode(hmac::sign(&k, label.as_bytes()).as_ref())
+    }
+
+    /// Checks a MAC in constant time.
+    pub fn verify(&self, label: &str, mac_hex: &str) -> bool {
+        let Ok(mac) = hex::decode(mac_hex) else { return false };
+        let k = hmac::Key::new(hmac::HMAC_SHA256, &self.0);
+        hmac::verify(&k, label.as_bytes(), &mac).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_right_and_wrong() {
+        let file = PasswordFile::create("correct horse").unwrap();
+        let file: PasswordFile = serde_json::from_str(&serde_json::to_string(&file).unwrap()).unwrap();
+        let (c, ke1) = ClientAuth::start("correct horse").unwrap();
+        let (s, ke2) = ServerAuth::start(&file, "desk", &ke1).unwrap();
+        let (ke3, ck) = c.finish("correct horse", "desk", &ke2).unwrap();
+        let sk = s.finish(&ke3).unwrap();
+        assert!(ck.verify("ready", &sk.confirm("ready")));
+        assert!(!ck.verify("ready", &sk.confirm("other")));
+
+        let (c, ke1) = ClientAuth::start("wrong").unwrap();
+        let (_s, ke2) = ServerAuth::start(&file, "desk", &ke1).unwrap();
+        assert!(matches!(c.finish("wrong", "desk", &ke2), Err(AuthError::WrongPassword)));
+        // A different PCID context fails too (binds the login to the computer ID).
+        let (c, ke1) = ClientAuth::start("correct horse").unwrap();
+        let (_s, ke2) = ServerAuth::start(&file, "desk", &ke1).unwrap();
+        assert!(c.finish("correct horse", "other", &ke2).is_err());
+    }
+}

@@ -1,0 +1,97 @@
+//! Length-prefixed frames: a 4-byte big-endian length, then that many bytes of JSON.
+//!
+//! Reads never buffer past the end of a frame, so after the handshake the same
+//! stream can be handed to a raw byte relay without losing data.
+
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Largest frame a peer may send. Anything bigger closes the connection.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// Errors reading or writing a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The peer closed the connection between frames.
+    #[error("connection closed by peer")]
+    Closed,
+    /// I/O failure on the underlying stream.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A length prefix above [`MAX_FRAME`].
+    #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME} bytes")]
+    TooLarge(usize),
+    /// The bytes are not a message of the expected kind.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+}
+
+/// Reads one frame and decodes it as `T`.
+pub async fn read_frame<T, R>(r: &mut R) -> Result<T, FrameError>
+where
+    T: DeserializeOwned,
+    R: AsyncRead + Unpin,
+{
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    serde_json::from_slice(&buf).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// Encodes `msg` and writes it as one frame, then flushes.
+pub async fn write_frame<T, W>(w: &mut W, msg: &T) -> Result<(), FrameError>
+where
+    T: Serialize,
+    W: AsyncWrite + Unpin,
+{
+    let body = serde_json::to_vec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if body.len() > MAX_FRAME {
+        return Err(FrameError::TooLarge(body.len()));
+    }
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    w.write_all(&out).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::Msg;
+
+    #[tokio::test]
+    async fn round_trip_and_no_over_read() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        write_frame(&mut a, &Msg::Ping).await.unwrap();
+        a.write_all(b"raw tail").await.unwrap();
+        let m: Msg = read_frame(&mut b).await.unwrap();
+        assert!(matches!(m, Msg::Ping));
+        let mut tail = [0u8; 8];
+        b.read_exact(&mut tail).await.unwrap();
+        assert_eq!(&tail, b"raw tail");
+    }
+
+    #[tokio::test]
+    async fn oversized_and_garbage_frames_are_errors() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        a.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        assert!(matches!(read_frame::<Msg, _>(&mut b).await, Err(FrameError::TooLarge(_))));
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        a.write_all(&5u32.to_be_bytes()).await.unwrap();
+        a.write_all(b"\xff\x00zz{").await.unwrap();
+        assert!(matches!(read_frame::<Msg, _>(&mut b).await, Err(FrameError::Malformed(_))));
+        drop(a);
+        assert!(matches!(read_frame::<Msg, _>(&mut b).await, Err(FrameError::Closed)));
+    }
+}

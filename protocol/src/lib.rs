@@ -1,0 +1,32 @@
+//! What the gateway (`thingate`) and the apps (`thinsvr`, `thinclient`) agree on.
+//!
+//! * [`frame`]: length-prefixed JSON frames with a hard size bound;
+//! * [`messages`]: the versioned messages carried in those frames;
+//! * [`http`]: the HTTP/1.1 request that opens every connection (one port, HTTPS-shaped);
+//! * [`tls`]: rustls configurations, with the apps pinned to their entry point's CA;
+//! * [`entry_point`]: the `EntryPoint.dat` format (CA, gateway URL, system name);
+//! * [`identity`]: the office PC's long-term key pair and the MSID derived from it;
+//! * [`auth`]: end-to-end password authentication between client and server (OPAQUE);
+//! * [`pcid`]: computer-ID rules.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod entry_point;
+pub mod frame;
+pub mod http;
+pub mod identity;
+pub mod messages;
+pub mod pcid;
+pub mod secret;
+pub mod stb;
+pub mod tls;
+
+/// Version of the wire protocol spoken after the HTTP upgrade. Peers with another
+/// major version are refused with a clear message.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The `Upgrade:` token that switches an HTTP connection to the framed protocol.
+pub const UPGRADE_TOKEN: &str = "thintelework/1";
+
+/// Path of the controller functions (alive check, upgrade).
+pub const GATE_PATH: &str = "/thingate/";

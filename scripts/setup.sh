@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every prerequisite of the build and the tests (Debian/Ubuntu, as root
+# or with sudo). Idempotent: does nothing when everything is present.
+set -euo pipefail
+
+APT_PACKAGES=(
+  build-essential pkg-config ca-certificates curl
+  gcc-mingw-w64-x86-64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  nsis wixl msitools osslsigncode
+  tinyproxy python3-aiosmtpd
+)
+RUST_TARGETS=(x86_64-pc-windows-gnu aarch64-unknown-linux-gnu)
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # Do not start daemons (tinyproxy) on install.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: Rust is missing; install it with rustup (https://rustup.rs) and run again" >&2
+  exit 1
+fi
+installed=$(rustup target list --installed)
+for t in "${RUST_TARGETS[@]}"; do
+  grep -qx "$t" <<<"$installed" || rustup target add "$t"
+done
+echo "setup: all prerequisites present"

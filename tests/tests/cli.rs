@@ -1,0 +1,172 @@
+//! The three binaries driven as an admin and the users would: the command-line
+//! contract, the daemon, bad configuration, kill -9 during registrations.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use thin_e2e::procs::{bin, Proc};
+use thin_e2e::*;
+
+fn gateway_proc(g: &GateDir) -> (Proc, SocketAddr) {
+    let mut cmd = Command::new(bin("thingate"));
+    cmd.arg("run").arg("--config").arg(g.ini());
+    let mut p = Proc::spawn(cmd, None);
+    let addr: SocketAddr = p.wait_line("listening on ", Duration::from_secs(20)).parse().unwrap();
+    assert!(p.seen[0].starts_with("listening on "), "first line: {:?}", p.seen);
+    (p, addr)
+}
+
+fn sigterm(p: &Proc) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+}
+
+#[test]
+fn every_binary_has_version_and_help() {
+    for b in ["thingate", "thinsvr", "thinclient"] {
+        for flag in ["--version", "--help"] {
+            let out = Command::new(bin(b)).arg(flag).output().unwrap();
+            assert!(out.status.success(), "{b} {flag}");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains(b) || flag == "--help", "{b} {flag}: {text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thingate_run_answers_pack_and_thinstat_and_stops_on_sigterm() {
+    let g = GateDir::new("");
+    let (p, addr) = gateway_proc(&g);
+    let (status, body) = https::get(addr, &g.pki.ca_pem, "/thingate/").await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with("PACK"), "{body}");
+    assert_eq!(body.lines().count(), 1);
+    let (status, body) = https::get(addr, &g.pki.ca_pem, "/thinstat/").await;
+    assert_eq!((status, body.lines().next()), (200, Some("NumSession 0")));
+    let (status, _) = https::get(addr, &g.pki.ca_pem, "/other").await;
+    assert_eq!(status, 404);
+    sigterm(&p);
+    let (st, _) = p.finish(Duration::from_secs(15));
+    assert!(st.success(), "{st}");
+}
+
+#[test]
+fn a_bad_ini_value_stops_the_start_and_names_the_line() {
+    let g = GateDir::new("DosProtection_MaxConnectionsPerIp lots");
+    let out = Command::new(bin("thingate")).arg("run").arg("--config").arg(g.ini()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ThinGate.ini:8") && err.contains("DosProtection_MaxConnectionsPerIp"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing listened");
+}
+
+#[test]
+fn a_malformed_database_stops_the_start_and_is_not_overwritten() {
+    let g = GateDir::new("");
+    let db = g.dir.path().join("MachineDatabase.config");
+    let bad = "declare root\r\n{\r\n\tuint Revision 5\r\n\tdeclare Machines\r\n\t{\r\n\t\tbogus line here\r\n\t}\r\n}\r\n";
+    std::fs::write(&db, bad).unwrap();
+    let out = Command::new(bin("thingate")).arg("run").arg("--config").arg(g.ini()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MachineDatabase.config:6"), "{err}");
+    assert_eq!(std::fs::read_to_string(&db).unwrap(), bad);
+}
+
+#[test]
+fn daemon_start_status_stop() {
+    let g = GateDir::new("");
+    let ini = g.ini();
+    let run = |what: &str| Command::new(bin("thingate")).arg(what).arg("--config").arg(&ini).output().unwrap();
+    let st = run("status");
+    assert_eq!(st.status.code(), Some(3), "not running yet");
+    let start = run("start");
+    assert!(start.status.success(), "{}", String::from_utf8_lossy(&start.stderr));
+    assert!(String::from_utf8_lossy(&start.stdout).starts_with("listening on 127.0.0.1:"));
+    assert!(!run("start").status.success(), "a second start is refused");
+    let st = run("status");
+    assert!(st.status.success());
+    assert!(String::from_utf8_lossy(&st.stdout).contains("is running"));
+    let stop = run("stop");
+    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    assert!(!g.dir.path().join("thingate.pid").exists());
+    assert_eq!(run("status").status.code(), Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_three_binaries_carry_a_tcp_service_end_to_end() {
+    let g = GateDir::new("");
+    let (_gw, addr) = gateway_proc(&g);
+    let ep = g.entry_point(addr);
+    let target = echo_server().await;
+    let cfg = tempfile::tempdir().unwrap();
+    let mut reg = Command::new(bin("thinsvr"));
+    reg.arg("--entry-point").arg(&ep).arg("--config-dir").arg(cfg.path());
+    reg.args(["register", "--pcid", "CLI-Desk", "--password-stdin"]);
+    let (st, err) = Proc::spawn(reg, Some("open sesame\n")).finish(Duration::from_secs(30));
+    assert!(st.success(), "{err}");
+    let key = cfg.path().join("password.json");
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions()) & 0o777, 0o600);
+    assert!(!std::fs::read_to_string(&key).unwrap().contains("open sesame"));
+
+    let mut run = Command::new(bin("thinsvr"));
+    run.arg("--entry-point").arg(&ep).arg("--config-dir").arg(cfg.path());
+    run.args(["run", "--target", &target.to_string()]);
+    let mut svr = Proc::spawn(run, None);
+    svr.wait_line("online as cli-desk", Duration::from_secs(20));
+
+    let mut conn = Command::new(bin("thinclient"));
+    conn.arg("--entry-point").arg(&ep).args(["connect", "cli-desk", "--password-stdin", "--no-launch"]);
+    let mut cli = Proc::spawn(conn, Some("open sesame\n"));
+    let local: SocketAddr = cli.wait_line("listening on ", Duration::from_secs(30)).parse().unwrap();
+    for seed in 0..3 {
+        let s = tokio::net::TcpStream::connect(local).await.unwrap();
+        let (a, b, n) = echo_check(s, 1 << 20, seed).await;
+        assert_eq!((a, n), (b, 1 << 20));
+    }
+
+    let mut bad = Command::new(bin("thinclient"));
+    bad.arg("--entry-point").arg(&ep).args(["connect", "cli-desk", "--password-stdin", "--no-launch"]);
+    let (st, err) = Proc::spawn(bad, Some("guess\n")).finish(Duration::from_secs(30));
+    assert!(!st.success());
+    assert!(err.contains("wrong password"), "{err}");
+    assert!(!err.contains("guess"), "the password is never echoed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_registrations_leaves_a_readable_database() {
+    let g = GateDir::new("");
+    let db = g.dir.path().join("MachineDatabase.config");
+    let mut registered_total = 0;
+    for round in 0..4u64 {
+        let (gw, addr) = gateway_proc(&g);
+        let link = g.link(addr);
+        let mut tasks = Vec::new();
+        for i in 0..12u64 {
+            let link = link.clone();
+            tasks.push(tokio::spawn(async move {
+                let dir = tempfile::tempdir().unwrap();
+                let cfg = thin_client::settings::ConfigDir(dir.path().to_path_buf());
+                let pw = thin_protocol::secret::Secret::new("pw");
+                thin_client::server_agent::register(&link, &cfg, &format!("k{round}-{i}"), &pw).await.is_ok()
+            }));
+        }
+        // Kill while registrations are in flight (after some have landed).
+        let dbc = db.clone();
+        wait_for("first registration saved", Duration::from_secs(30), || {
+            let n = read(&dbc).matches("declare MSID").count();
+            async move { (n > registered_total).then_some(()) }
+        })
+        .await;
+        let pid = nix::unistd::Pid::from_raw(gw.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+        drop(gw);
+        for t in tasks {
+            let _ = t.await;
+        }
+        let opened = thingate::machine_db::MachineDb::open(&db).expect("database readable after kill -9");
+        assert!(opened.len() > registered_total, "round {round}: some registrations survived");
+        registered_total = opened.len();
+        g.set_port(0);
+    }
+}
