@@ -1,0 +1,179 @@
+//! Bounds on what peers control, `/thinstat/`, and dead-peer detection.
+
+use std::time::Duration;
+
+use thin_e2e::*;
+use thin_protocol::frame::{read_frame, write_frame};
+use thin_protocol::messages::Msg;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn upgraded(addr: std::net::SocketAddr, ca: &str) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut s = https::tls_connect(addr, ca).await;
+    thin_protocol::http::write_upgrade_request(&mut s, "gw").await.unwrap();
+    assert_eq!(thin_protocol::http::read_response(&mut s).await.unwrap().status, 101);
+    s
+}
+
+async fn closed_soon<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> bool {
+    let mut b = [0u8; 256];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut b)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue, // an error frame may come first
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_oversized_and_malformed_frames_close_only_that_connection() {
+    let g = GateDir::new("");
+    let gw = g.start().await;
+    let link = g.link(gw.addr);
+    let target = echo_server().await;
+    let _pc = OfficePc::start(&link, "steady", "pw", target).await;
+    let tunnel = thin_client::client_agent::connect(&link, "steady", &thin_protocol::secret::Secret::new("pw")).await.unwrap();
+
+    // Oversized length prefix.
+    let mut s = upgraded(gw.addr, &g.pki.ca_pem).await;
+    s.write_all(&(1u32 << 30).to_be_bytes()).await.unwrap();
+    assert!(closed_soon(&mut s).await, "oversized frame closes the connection");
+    // Malformed JSON in a frame.
+    let mut s = upgraded(gw.addr, &g.pki.ca_pem).await;
+    s.write_all(&7u32.to_be_bytes()).await.unwrap();
+    s.write_all(b"{\"t\":1}").await.unwrap();
+    assert!(closed_soon(&mut s).await, "malformed frame closes the connection");
+    // An unexpected first message.
+    let mut s = upgraded(gw.addr, &g.pki.ca_pem).await;
+    write_frame(&mut s, &Msg::Pong).await.unwrap();
+    assert!(matches!(read_frame::<Msg, _>(&mut s).await, Ok(Msg::Error { .. })));
+    // Garbage instead of TLS.
+    let mut raw = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\n\r\n\x00\x01garbage").await.unwrap();
+    assert!(closed_soon(&mut raw).await, "plain-text garbage is dropped");
+    // Garbage HTTP inside TLS.
+    let mut s = https::tls_connect(gw.addr, &g.pki.ca_pem).await;
+    s.write_all(b"\x01\x02\x03 nonsense\r\n\r\n").await.unwrap();
+    assert!(closed_soon(&mut s).await);
+
+    // The established session is unaffected.
+    let (a, b, n) = echo_check(tunnel.open_stream().await.unwrap(), 300_000, 3).await;
+    assert_eq!((a, n), (b, 300_000));
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_ip_and_unestablished_connections_are_capped() {
+    let g = GateDir::new("DosProtection_MaxConnectionsPerIp 4\nDosProtection_MaxUnestablishedConnections 100\nHandshakeTimeout 3000");
+    let gw = g.start().await;
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(tokio::net::TcpStream::connect(gw.addr).await.unwrap());
+    }
+    let gwc = gw.gateway.clone();
+    wait_for("4 connections admitted", Duration::from_secs(5), || {
+        let n = gwc.limits.connections_from("127.0.0.1".parse().unwrap());
+        async move { (n == 4).then_some(()) }
+    })
+    .await;
+    let mut fifth = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    assert!(closed_soon(&mut fifth).await, "the fifth connection from one address is dropped");
+    // Silent connections are dropped after the handshake timeout, freeing the slots.
+    for mut s in idle {
+        assert!(closed_soon(&mut s).await, "a connection that never speaks TLS is closed");
+    }
+    let (status, _) = https::get(gw.addr, &g.pki.ca_pem, "/thingate/").await;
+    assert_eq!(status, 200);
+    gw.shutdown().await;
+
+    let g = GateDir::new("DosProtection_MaxConnectionsPerIp 100\nDosProtection_MaxUnestablishedConnections 3");
+    let gw = g.start().await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(gw.addr).await.unwrap());
+    }
+    let gwc = gw.gateway.clone();
+    wait_for("3 connections admitted", Duration::from_secs(5), || {
+        let n = gwc.limits.connections_from("127.0.0.1".parse().unwrap());
+        async move { (n == 3).then_some(()) }
+    })
+    .await;
+    let mut fourth = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    assert!(closed_soon(&mut fourth).await, "over the unestablished limit");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thinstat_lists_sessions_in_text_and_json() {
+    let g = GateDir::new("");
+    let gw = g.start().await;
+    let link = g.link(gw.addr);
+    let target = echo_server().await;
+    let pc = OfficePc::start(&link, "stat-pc", "pw", target).await;
+    let id = thin_client::settings::ConfigDir(pc.dir.path().to_path_buf()).identity().unwrap();
+    let _t = thin_client::client_agent::connect(&link, "stat-pc", &thin_protocol::secret::Secret::new("pw")).await.unwrap();
+    let (status, body) = https::get(gw.addr, &g.pki.ca_pem, "/thinstat/").await;
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines[0], "NumSession 1");
+    assert!(lines.contains(&format!("Msid[0] {}", id.msid()).as_str()), "{body}");
+    assert!(lines.contains(&"NumClients[0] 1"), "{body}");
+    assert!(lines.contains(&"IpAddress[0] 127.0.0.1"), "{body}");
+    for field in ["EstablishedDateTime[0] ", "Hostname[0] ", "ServerMask64[0] 18", "SessionId[0] "] {
+        assert!(lines.iter().any(|l| l.starts_with(field)), "{field} missing: {body}");
+    }
+    // EstablishedDateTime is in the original's epoch (Unix ms - 9 h).
+    let est: i64 = lines.iter().find_map(|l| l.strip_prefix("EstablishedDateTime[0] ")).unwrap().parse().unwrap();
+    let now_orig = time::OffsetDateTime::now_utc().unix_timestamp() * 1000 - 32_400_000;
+    assert!((now_orig - est).abs() < 120_000, "{est} vs {now_orig}");
+    let (status, json) = https::get(gw.addr, &g.pki.ca_pem, "/thinstat/?format=json").await;
+    assert_eq!(status, 200);
+    assert!(json.contains("\"NumSession\":1") && json.contains(&id.msid()), "{json}");
+    gw.shutdown().await;
+}
+
+#[test]
+fn thinstat_refuses_peers_that_are_not_loopback() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let g = GateDir::new("");
+        let gw = g.start().await;
+        let req = thin_protocol::http::Request { method: "GET".into(), target: "/thinstat/".into(), headers: vec![] };
+        let far: std::net::SocketAddr = "203.0.113.7:50000".parse().unwrap();
+        let (status, ..) = thingate::thinstat::page(&gw.gateway, &req, far);
+        assert_eq!(status, 403);
+        let near: std::net::SocketAddr = "[::1]:50000".parse().unwrap();
+        assert_eq!(thingate::thinstat::page(&gw.gateway, &req, near).0, 200);
+        gw.shutdown().await;
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_is_dropped_after_the_tunnel_timeout() {
+    // TunnelTimeout 5000 ms, keepalive 500 ms (see GateDir).
+    let g = GateDir::new("");
+    let gw = g.start().await;
+    let link = g.link(gw.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = thin_client::settings::ConfigDir(dir.path().to_path_buf());
+    thin_client::server_agent::register(&link, &cfg, "mute", &thin_protocol::secret::Secret::new("pw")).await.unwrap();
+    let id = cfg.identity().unwrap();
+    // A server that logs in, serves, then never answers again.
+    let mut s = upgraded(gw.addr, &g.pki.ca_pem).await;
+    let hello = Msg::ServerHello { version: 1, public_key: id.public_key_hex(), hostname: "mute".into() };
+    write_frame(&mut s, &hello).await.unwrap();
+    let Msg::Challenge { nonce } = read_frame(&mut s).await.unwrap() else { panic!() };
+    write_frame(&mut s, &Msg::Proof { signature: id.sign_challenge(&nonce).unwrap() }).await.unwrap();
+    assert!(matches!(read_frame(&mut s).await.unwrap(), Msg::Welcome { .. }));
+    write_frame(&mut s, &Msg::Serve { server_mask: 0 }).await.unwrap();
+    assert!(matches!(read_frame(&mut s).await.unwrap(), Msg::Serving { .. }));
+    assert_eq!(thingate::thinstat::rows(&gw.gateway).len(), 1);
+    let gwc = gw.gateway.clone();
+    wait_for("silent server dropped", Duration::from_secs(15), || {
+        let n = thingate::thinstat::rows(&gwc).len();
+        async move { (n == 0).then_some(()) }
+    })
+    .await;
+    drop(s);
+    gw.shutdown().await;
+}
