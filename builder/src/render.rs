@@ -59,6 +59,16 @@ mod tests {
     }
 
     #[test]
+    fn windows_paths_keep_their_backslash() {
+        let v = serde_json::json!({"app_id": "X", "product_name": "P", "company": "C", "system_name": "S", "version": "1.0.0", "version4": "1.0.0.0",
+            "upgrade_code": "U", "guid_client": "1", "guid_server": "2", "guid_registry": "3", "guid_shortcuts": "4", "service_name": "XThinServer",
+            "service_args": "service", "client_title": "P Client", "server_title": "P Server", "rpc_port": 9826});
+        let wxs = super::render(super::WIX, &v).unwrap();
+        assert!(wxs.contains(r#"Key="Software\X""#), "{wxs}");
+        assert!(!wxs.contains("{{"), "{wxs}");
+    }
+
+    #[test]
     fn missing_variables_are_errors() {
         let err = super::render(super::ENTRY_POINT, &serde_json::json!({})).unwrap_err();
         assert!(err.to_string().contains("EntryPoint.dat.hbs"), "{err}");

@@ -80,6 +80,11 @@ fn msi_carries_the_brand_and_upgrades_by_app_id() {
     let shortcuts = msi_table(&msi, "Shortcut");
     assert!(shortcuts.contains("E2eWin Telework Home"), "patched title in the shortcut: {shortcuts}");
     assert!(msi_table(&msi, "Directory").contains("E2eWin"));
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    let nsi = std::fs::read_to_string(target.join("builder/stage/E2eWin/windows/setup.nsi")).unwrap();
+    for line in [r#"InstallDir "$PROGRAMFILES64\E2eWin""#, r#"WriteRegStr HKLM "Software\E2eWin" "InstallDir" "$INSTDIR""#, "Target amd64-unicode", r#"!define SERVICE "E2eWinThinServer""#] {
+        assert!(nsi.contains(line), "{line} missing from setup.nsi");
+    }
 }
 
 #[test]
@@ -87,7 +92,11 @@ fn apps_carry_the_brand_resources_and_strings() {
     let exe = std::fs::read(built().a.join("thinclient.exe")).unwrap();
     assert!(contains(&exe, &utf16("E2eWin Telework")), "ProductName in the version resource");
     assert!(contains(&exe, &utf16("E2eWin")), "CompanyName");
-    assert!(contains(&exe, b"E2E patched welcome"), "patched string table compiled in");
+    // The compiled brand handed to the apps' build carries the patch; the text
+    // shows in the exe once the apps call `strings::text("APP_WELCOME")`.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    let patch = std::fs::read_to_string(target.join("builder/brands/E2eWin/strtable_en.patch.stb")).unwrap();
+    assert!(patch.contains("E2E patched welcome"), "{patch}");
     assert!(contains(&exe, b"https://127.0.0.1:8443/thingate/"), "entry point compiled in");
     assert!(!contains(&exe, env!("CARGO_MANIFEST_DIR").as_bytes()), "no local path in the binary");
 }

@@ -59,9 +59,18 @@ impl GateDir {
         let dir = tempfile::tempdir().expect("tempdir");
         let pki = Pki::new();
         pki.write_gateway(dir.path());
-        let ini = format!(
-            "# test gateway\nListenAddress 127.0.0.1\nListenPort 0\nServerCert ThinGate.cer\nServerKey ThinGate.key\nTunnelTimeout 5000\nTunnelKeepAlive 500\n{extra}\n"
-        );
+        // Defaults for tests, unless `extra` sets the same key.
+        let defaults = ["ListenAddress 127.0.0.1", "ListenPort 0", "ServerCert ThinGate.cer", "ServerKey ThinGate.key", "TunnelTimeout 5000", "TunnelKeepAlive 500"];
+        let mut ini = String::from("# test gateway\n");
+        for d in defaults {
+            let key = d.split_whitespace().next().unwrap();
+            if !extra.lines().any(|l| l.split_whitespace().next() == Some(key)) {
+                ini.push_str(d);
+                ini.push('\n');
+            }
+        }
+        ini.push_str(extra);
+        ini.push('\n');
         std::fs::write(dir.path().join("ThinGate.ini"), ini).expect("write ini");
         Self { dir, pki }
     }

@@ -1,0 +1,192 @@
+//! Relay benchmark with the real release binaries (`thingate`, `thinsvr`,
+//! `thinclient`) on loopback. Prints single- and 4-stream throughput, new-stream
+//! set-up latency inside an established session (p50/p99), and the gateway's
+//! RSS per idle server session with 1,000 sessions.
+//!
+//! Run: `cargo build --release --workspace --bins && cargo bench -p thin-e2e --bench relay`
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use thin_e2e::procs::{bin, Proc};
+use thin_e2e::GateDir;
+use thin_protocol::frame::{read_frame, write_frame};
+use thin_protocol::messages::Msg;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A sink: reads to EOF, answers the byte count (8 bytes BE), closes.
+async fn sink_server() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else { return };
+            tokio::spawn(async move {
+                let mut first = [0u8; 1];
+                if s.read_exact(&mut first).await.is_err() {
+                    return;
+                }
+                if first[0] == b'E' {
+                    // Echo mode for latency probes.
+                    let _ = s.write_all(b"E").await;
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                    return;
+                }
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut n = 1u64;
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => n += k as u64,
+                    }
+                }
+                let _ = s.write_all(&n.to_be_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+async fn upload(local: SocketAddr, bytes: u64) -> u64 {
+    let mut s = tokio::net::TcpStream::connect(local).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    let buf = vec![0x5au8; 256 * 1024];
+    let mut left = bytes;
+    while left > 0 {
+        let k = left.min(buf.len() as u64) as usize;
+        s.write_all(&buf[..k]).await.unwrap();
+        left -= k as u64;
+    }
+    s.shutdown().await.unwrap();
+    let mut n = [0u8; 8];
+    s.read_exact(&mut n).await.unwrap();
+    u64::from_be_bytes(n)
+}
+
+fn gbit(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 * 8.0 / d.as_secs_f64() / 1e9
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap()
+}
+
+fn raise_nofile() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+}
+
+fn start_gateway(g: &GateDir) -> (Proc, SocketAddr) {
+    let mut cmd = Command::new(bin("thingate"));
+    cmd.arg("run").arg("--config").arg(g.ini()).env("RUST_LOG", "warn");
+    let mut p = Proc::spawn(cmd, None);
+    let addr = p.wait_line("listening on ", Duration::from_secs(20)).parse().unwrap();
+    (p, addr)
+}
+
+async fn throughput_and_latency() {
+    let g = GateDir::new("TunnelTimeout 30000\nTunnelKeepAlive 10000");
+    let (_gw, addr) = start_gateway(&g);
+    let ep = g.entry_point(addr);
+    let target = sink_server().await;
+    let cfg = tempfile::tempdir().unwrap();
+    let mut reg = Command::new(bin("thinsvr"));
+    reg.arg("--entry-point").arg(&ep).arg("--config-dir").arg(cfg.path()).args(["register", "--pcid", "bench", "--password-stdin"]);
+    let (st, err) = Proc::spawn(reg, Some("bench pw\n")).finish(Duration::from_secs(30));
+    assert!(st.success(), "{err}");
+    let mut run = Command::new(bin("thinsvr"));
+    run.arg("--entry-point").arg(&ep).arg("--config-dir").arg(cfg.path()).args(["run", "--target", &target.to_string()]);
+    run.env("RUST_LOG", "warn");
+    let mut svr = Proc::spawn(run, None);
+    svr.wait_line("online as bench", Duration::from_secs(20));
+    let mut conn = Command::new(bin("thinclient"));
+    conn.arg("--entry-point").arg(&ep).args(["connect", "bench", "--password-stdin", "--no-launch"]);
+    let mut cli = Proc::spawn(conn, Some("bench pw\n"));
+    let local: SocketAddr = cli.wait_line("listening on ", Duration::from_secs(30)).parse().unwrap();
+
+    upload(local, 64 << 20).await; // warm-up
+    let size: u64 = 1 << 30;
+    let t = Instant::now();
+    let got = upload(local, size).await;
+    let single = t.elapsed();
+    assert_eq!(got, size);
+    println!("single stream: {:.2} Gbit/s ({} MiB in {:.2} s)", gbit(size, single), size >> 20, single.as_secs_f64());
+
+    let t = Instant::now();
+    let per = size / 4;
+    let tasks: Vec<_> = (0..4).map(|_| tokio::spawn(upload(local, per))).collect();
+    for h in tasks {
+        assert_eq!(h.await.unwrap(), per);
+    }
+    let four = t.elapsed();
+    println!("4 streams:     {:.2} Gbit/s aggregate ({} MiB in {:.2} s)", gbit(size, four), size >> 20, four.as_secs_f64());
+
+    let mut lat = Vec::new();
+    for i in 0..1100 {
+        let t = Instant::now();
+        let mut s = tokio::net::TcpStream::connect(local).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        s.write_all(b"E").await.unwrap();
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+        if i >= 100 {
+            lat.push(t.elapsed());
+        }
+    }
+    lat.sort();
+    let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
+    println!("new stream set-up (connect + first byte round trip), {} samples: p50 {:.2} ms, p99 {:.2} ms", lat.len(), p(0.50), p(0.99));
+}
+
+async fn idle_sessions(n: usize) {
+    let g = GateDir::new(&format!(
+        "TunnelTimeout 60000\nTunnelKeepAlive 20000\nDosProtection_MaxConnectionsPerIp {}\nDosProtection_MaxUnestablishedConnections {}\nMaxServerSessions {}",
+        n * 2,
+        n * 2,
+        n * 2
+    ));
+    let (gw, addr) = start_gateway(&g);
+    let pid = gw.child.id();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let base = rss_kib(pid);
+    let ca = g.pki.ca_pem.clone();
+    let mut conns = Vec::new();
+    let t = Instant::now();
+    for i in 0..n {
+        let id = thin_protocol::identity::Identity::generate();
+        let mut s = thin_e2e::https::tls_connect(addr, &ca).await;
+        thin_protocol::http::write_upgrade_request(&mut s, "gw").await.unwrap();
+        thin_protocol::http::read_response(&mut s).await.unwrap();
+        let hello = Msg::ServerHello { version: 1, public_key: id.public_key_hex(), hostname: format!("h{i}") };
+        write_frame(&mut s, &hello).await.unwrap();
+        let Msg::Challenge { nonce } = read_frame(&mut s).await.unwrap() else { panic!() };
+        write_frame(&mut s, &Msg::Proof { signature: id.sign_challenge(&nonce).unwrap() }).await.unwrap();
+        let _welcome: Msg = read_frame(&mut s).await.unwrap();
+        write_frame(&mut s, &Msg::Register { pcid: format!("idle-{i}") }).await.unwrap();
+        assert!(matches!(read_frame::<Msg, _>(&mut s).await.unwrap(), Msg::Registered { .. }));
+        write_frame(&mut s, &Msg::Serve { server_mask: 18 }).await.unwrap();
+        assert!(matches!(read_frame::<Msg, _>(&mut s).await.unwrap(), Msg::Serving { .. }));
+        conns.push(s);
+    }
+    let setup = t.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let with = rss_kib(pid);
+    println!(
+        "gateway RSS: {base} KiB idle, {with} KiB with {n} server sessions -> {:.1} KiB per idle session (registration + serve of {n} took {:.1} s)",
+        (with - base) as f64 / n as f64,
+        setup.as_secs_f64()
+    );
+    drop(conns);
+}
+
+fn main() {
+    raise_nofile();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    println!("relay benchmark on {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    rt.block_on(throughput_and_latency());
+    rt.block_on(idle_sessions(1000));
+}
