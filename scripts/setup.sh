@@ -4,7 +4,7 @@
 set -euo pipefail
 
 APT_PACKAGES=(
-  build-essential pkg-config ca-certificates curl
+  build-essential pkg-config ca-certificates curl openssl python3
   gcc-mingw-w64-x86-64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   nsis wixl msitools osslsigncode
   tinyproxy python3-aiosmtpd
