@@ -26,6 +26,7 @@ pub type Admission = (IpSlot, Option<OwnedSemaphorePermit>);
 /// Serves one connection to the end.
 pub async fn handle(gw: Arc<Gateway>, tcp: TcpStream, peer: SocketAddr, admission: Admission) {
     let (slot, permit) = admission;
+    let _open = crate::metrics::Open::new(&gw, |m| &m.connections_open);
     let hs = gw.cfg.handshake_timeout;
     let acceptor = tokio_rustls::TlsAcceptor::from(gw.tls());
     let opened = tokio::time::timeout(hs, async {
@@ -36,8 +37,14 @@ pub async fn handle(gw: Arc<Gateway>, tcp: TcpStream, peer: SocketAddr, admissio
     .await;
     let (mut tls, req) = match opened {
         Ok(Ok(x)) => x,
-        Ok(Err(e)) => return debug!("closed: {e}"),
-        Err(_) => return debug!("closed: no request within {hs:?}"),
+        Ok(Err(e)) => {
+            crate::metrics::inc(&gw.metrics.handshake_errors);
+            return debug!("closed: {e}");
+        }
+        Err(_) => {
+            crate::metrics::inc(&gw.metrics.handshake_errors);
+            return debug!("closed: no request within {hs:?}");
+        }
     };
     let path = req.path().to_string();
     if req.is_upgrade() && path == format!("{}connect", thin_protocol::GATE_PATH) {
@@ -130,6 +137,8 @@ async fn client_connect(gw: Arc<Gateway>, mut tls: GateStream, pcid: String, per
     };
     drop(permit);
     let _count = ClientCount::new(session.clone());
+    crate::metrics::inc(&gw.metrics.tunnels);
+    let _open = crate::metrics::Open::new(&gw, |m| &m.tunnels_open);
     let paired = Msg::Paired {
         keepalive_ms: gw.cfg.tunnel_keepalive.as_millis() as u64,
         timeout_ms: gw.cfg.tunnel_timeout.as_millis() as u64,

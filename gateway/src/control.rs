@@ -35,7 +35,10 @@ pub async fn run(
         Ok(Ok(Msg::Proof { signature })) => {
             match thin_protocol::identity::verify_challenge(&public_key, &nonce, &signature) {
                 Ok(msid) => msid,
-                Err(e) => return refuse(&mut tls, ErrorCode::BadSignature, format!("key proof failed: {e}")).await,
+                Err(e) => {
+                    crate::metrics::inc(&gw.metrics.auth_failures);
+                    return refuse(&mut tls, ErrorCode::BadSignature, format!("key proof failed: {e}")).await;
+                }
             }
         }
         Ok(Ok(other)) => return refuse(&mut tls, ErrorCode::Protocol, format!("expected proof, got {other:?}")).await,
@@ -86,8 +89,15 @@ pub async fn run(
                     Msg::Register { pcid } => {
                         let r = gw.registry.register(&msid, &cert_hash, &pcid, &hostname, peer.ip(), gw.cfg.disable_register);
                         let reply = match r {
-                            Ok(p) => { info!(pcid = %p, "registered"); Msg::Registered { pcid: p } }
-                            Err((code, message)) => Msg::Error { code, message },
+                            Ok(p) => {
+                                crate::metrics::inc(&gw.metrics.registrations);
+                                info!(pcid = %p, "registered");
+                                Msg::Registered { pcid: p }
+                            }
+                            Err((code, message)) => {
+                                crate::metrics::inc(&gw.metrics.registrations_refused);
+                                Msg::Error { code, message }
+                            }
                         };
                         if send(&mut wr, &reply).await.is_err() { break "write failed".into() }
                         if session.as_ref().is_some_and(|s| gw.registry.session(&s.pcid).is_none_or(|c| !Arc::ptr_eq(&c, s))) {

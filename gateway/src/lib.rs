@@ -13,6 +13,7 @@ pub mod control;
 pub mod daemon;
 pub mod limits;
 pub mod machine_db;
+pub mod metrics;
 pub mod registry;
 pub mod relay;
 pub mod server;

@@ -58,6 +58,8 @@ pub struct Gateway {
     pub tracker: TaskTracker,
     /// When the gateway started.
     pub started: Instant,
+    /// Event counters.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Gateway {
@@ -74,6 +76,7 @@ impl Gateway {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             started: Instant::now(),
+            metrics: Default::default(),
             cfg,
         }))
     }
@@ -125,7 +128,9 @@ impl Gateway {
                 },
                 _ = self.shutdown.cancelled() => return,
             };
+            crate::metrics::inc(&self.metrics.connections);
             let Some(admission) = self.limits.admit(peer.ip()) else {
+                crate::metrics::inc(&self.metrics.connections_refused);
                 tracing::debug!(%peer, "connection refused by DoS protection");
                 continue;
             };

@@ -90,6 +90,12 @@ pub fn page(gw: &Gateway, req: &Request, peer: SocketAddr) -> (u16, &'static str
                 (200, "OK", text, render_text(&rows))
             }
         }
+        "/metrics" => {
+            if !peer.ip().is_loopback() {
+                return (403, "Forbidden", text, "403 Forbidden: /metrics answers only on the gateway itself\r\n".into());
+            }
+            (200, "OK", "text/plain; version=0.0.4", crate::metrics::render(gw))
+        }
         _ => (404, "Not Found", text, "404 Not Found\r\n".into()),
     }
 }

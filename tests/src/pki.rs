@@ -37,6 +37,11 @@ impl Pki {
         leaf(&self.issuer, true)
     }
 
+    /// A new valid gateway certificate from this CA (a renewal).
+    pub fn renewed_leaf(&self) -> (String, String) {
+        leaf(&self.issuer, false)
+    }
+
     /// A gateway certificate from some other CA.
     pub fn foreign_leaf() -> (String, String) {
         leaf(&ca(), false)

@@ -1,0 +1,86 @@
+//! Counters for `/metrics` (Prometheus text format, loopback only) and
+//! `thingate status`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::server::Gateway;
+
+/// Event counters; gauges are read from the registry when rendering.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// TCP connections accepted.
+    pub connections: AtomicU64,
+    /// Connections refused by DoS protection.
+    pub connections_refused: AtomicU64,
+    /// Connections open now.
+    pub connections_open: AtomicU64,
+    /// TLS handshakes or HTTP heads that failed or timed out.
+    pub handshake_errors: AtomicU64,
+    /// Successful registrations (new or renamed).
+    pub registrations: AtomicU64,
+    /// Refused registrations.
+    pub registrations_refused: AtomicU64,
+    /// Failed key proofs of servers.
+    pub auth_failures: AtomicU64,
+    /// Client tunnels paired.
+    pub tunnels: AtomicU64,
+    /// Client tunnels relaying now.
+    pub tunnels_open: AtomicU64,
+}
+
+/// Increments a counter.
+pub fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Holds a gauge up while alive.
+pub struct Open {
+    gw: std::sync::Arc<Gateway>,
+    gauge: fn(&Metrics) -> &AtomicU64,
+}
+
+impl Open {
+    /// Increments the gauge that `gauge` picks until the guard drops.
+    pub fn new(gw: &std::sync::Arc<Gateway>, gauge: fn(&Metrics) -> &AtomicU64) -> Self {
+        gauge(&gw.metrics).fetch_add(1, Ordering::Relaxed);
+        Self { gw: gw.clone(), gauge }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        (self.gauge)(&self.gw.metrics).fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One line per metric: (name, type, help, value).
+pub fn snapshot(gw: &Gateway) -> Vec<(&'static str, &'static str, &'static str, u64)> {
+    let m = &gw.metrics;
+    let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    vec![
+        ("thingate_connections_total", "counter", "TCP connections accepted", g(&m.connections)),
+        ("thingate_connections_refused_total", "counter", "connections refused by DoS protection", g(&m.connections_refused)),
+        ("thingate_connections_open", "gauge", "connections open now", g(&m.connections_open)),
+        ("thingate_handshake_errors_total", "counter", "failed or timed-out TLS handshakes and HTTP heads", g(&m.handshake_errors)),
+        ("thingate_server_sessions", "gauge", "office PCs online", gw.registry.sessions().len() as u64),
+        ("thingate_registered_machines", "gauge", "machines in MachineDatabase.config", gw.registry.registered_count() as u64),
+        ("thingate_client_sessions", "gauge", "client tunnels relaying now", g(&m.tunnels_open)),
+        ("thingate_client_sessions_total", "counter", "client tunnels paired", g(&m.tunnels)),
+        ("thingate_registrations_total", "counter", "registrations and renames accepted", g(&m.registrations)),
+        ("thingate_registrations_refused_total", "counter", "registrations refused", g(&m.registrations_refused)),
+        ("thingate_auth_failures_total", "counter", "failed key proofs of office PCs", g(&m.auth_failures)),
+        ("thingate_relayed_bytes_client_to_server_total", "counter", "bytes relayed from clients to servers", gw.traffic.client_to_server.load(Ordering::Relaxed)),
+        ("thingate_relayed_bytes_server_to_client_total", "counter", "bytes relayed from servers to clients", gw.traffic.server_to_client.load(Ordering::Relaxed)),
+        ("thingate_uptime_seconds", "gauge", "seconds since start", gw.started.elapsed().as_secs()),
+    ]
+}
+
+/// Renders the Prometheus text exposition format.
+pub fn render(gw: &Gateway) -> String {
+    let mut out = String::new();
+    for (name, kind, help, v) in snapshot(gw) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+    }
+    out
+}
