@@ -12,6 +12,7 @@ pub mod conn;
 pub mod control;
 pub mod daemon;
 pub mod limits;
+pub mod logging;
 pub mod machine_db;
 pub mod metrics;
 pub mod registry;

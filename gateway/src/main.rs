@@ -99,18 +99,23 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
 }
 
 fn run(config: PathBuf, pid_file: Option<PathBuf>) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let cfg = match thingate::config::GateConfig::load(&config) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let _logs = match thingate::logging::init(&cfg) {
+        Ok(g) => g,
+        Err(e) => return fail(format!("cannot open the logs: {e}")),
+    };
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(e),
     };
     rt.block_on(async move {
-        let gw = match Gateway::load(&config) {
+        let gw = match Gateway::from_config(cfg) {
             Ok(gw) => gw,
             Err(e) => return fail(e),
         };

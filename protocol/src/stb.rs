@@ -150,7 +150,7 @@ mod tests {
         let t = StringTable::parse("\u{feff}# c\n// c\nA  one\\ttwo\\n\nB\tx\\\\y\nA later\n", "t.stb").unwrap();
         assert_eq!(t.get("A"), Some("one\ttwo\n"));
         assert_eq!(t.get("B"), Some("x\\y"));
-        assert_eq!(t.line_of("A"), Some(4));
+        assert_eq!(t.line_of("A"), Some(3));
         assert_eq!(t.len(), 2);
     }
 

@@ -95,3 +95,46 @@ async fn sighup_reloads_the_certificate_without_dropping_sessions_and_refuses_a_
     assert!(st.success());
     assert!(err.contains("new certificate refused, the old one stays in use"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_go_to_daily_files_and_syslog_and_never_hold_a_secret() {
+    let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    syslog.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let g = GateDir::new(&format!("SaveLog 1\nSysLogHostname 127.0.0.1\nSysLogPort {}", syslog.local_addr().unwrap().port()));
+    let mut cmd = Command::new(bin("thingate"));
+    cmd.arg("run").arg("--config").arg(g.ini()).env("RUST_LOG", "debug");
+    let mut gw = Proc::spawn(cmd, None);
+    let addr: SocketAddr = gw.wait_line("listening on ", Duration::from_secs(20)).parse().unwrap();
+    let link = g.link(addr);
+    let target = echo_server().await;
+    let password = "Pw-Very-Secret-4711";
+    let pc = OfficePc::start(&link, "logged", password, target).await;
+    let _ok = thin_client::client_agent::connect(&link, "logged", &Secret::new(password)).await.unwrap();
+    let _bad = thin_client::client_agent::connect(&link, "logged", &Secret::new("Wrong-Guess-0815")).await;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(gw.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let (_, stderr) = gw.finish(Duration::from_secs(15));
+
+    let logdir = g.dir.path().join("gate_log");
+    let files: Vec<_> = std::fs::read_dir(&logdir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    let today = time::OffsetDateTime::now_utc().date();
+    assert_eq!(name, format!("thingate.log.{today}"), "daily file name");
+    let file_log = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(file_log.contains("registered") && file_log.contains("tunnel paired"), "{file_log}");
+    let mut sys = String::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = syslog.recv(&mut buf) {
+        sys.push_str(&String::from_utf8_lossy(&buf[..n]));
+        sys.push('\n');
+    }
+    assert!(sys.contains("<134>thingate[") && sys.contains("registered"), "{sys}");
+    let key = std::fs::read_to_string(g.dir.path().join("ThinGate.key")).unwrap();
+    let key_body = key.lines().nth(1).unwrap();
+    let server_key = std::fs::read_to_string(pc.dir.path().join("server.key")).unwrap();
+    for (what, log) in [("file", &file_log), ("syslog", &sys), ("stderr", &stderr)] {
+        for secret in [password, "Wrong-Guess-0815", key_body, server_key.lines().nth(1).unwrap()] {
+            assert!(!log.contains(secret), "{what} log contains a secret");
+        }
+    }
+}
