@@ -111,7 +111,7 @@ mod tests {
         write_secret(&key, b"secret").unwrap();
         assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
         assert!(matches!(write_secret(&key, b"x"), Err(Error::Exists(_))));
-        let b = backup(d.path(), &[key.clone()]).unwrap().unwrap();
+        let b = backup(d.path(), std::slice::from_ref(&key)).unwrap().unwrap();
         assert!(!key.exists());
         let kept = b.join("k.key");
         assert_eq!(std::fs::read(&kept).unwrap(), b"secret");

@@ -5,7 +5,7 @@
 //! * [`check`]: every problem of a brand at once;
 //! * [`certs`]: certificate checks and issuance;
 //! * [`new_brand`], [`ca`]: the `new` and `ca` commands;
-//! * [`doctor`]: prerequisites;
+//! * prerequisites: [`doctor`];
 //! * [`build`]: compile, package, sign, checksum.
 #![forbid(unsafe_code)]
 

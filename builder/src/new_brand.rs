@@ -86,7 +86,7 @@ pub fn run(o: &NewOptions) -> Result<NewReport> {
         gateway_cert: dir.join("certs/ThinGate.cer"),
         gateway_key: dir.join("certs/ThinGate.key"),
     };
-    files.extend(issue::write_new_ca(&certs, &system_name, &[url.host.clone()])?.0);
+    files.extend(issue::write_new_ca(&certs, &system_name, std::slice::from_ref(&url.host))?.0);
     let codesign_password = if o.self_signed_codesign {
         let (made, pw_file) = crate::ca::make_codesign_identity(&dir.join("certs"), &app_id)?;
         files.extend(made);

@@ -124,6 +124,8 @@ pub struct GateConfig {
     pub smtp: SmtpSettings,
     /// `StatPostUrl` (unset = no statistics are posted).
     pub stat_post_url: Option<String>,
+    /// `StatPostInterval`: time between statistics posts.
+    pub stat_post_interval: Duration,
     /// Folder of the ini file.
     pub dir: PathBuf,
     /// Non-fatal findings, e.g. `PATH:7: unknown key "Foo" ignored`.
@@ -131,7 +133,7 @@ pub struct GateConfig {
 }
 
 /// Every key as spelled in messages, its default (empty = unset) and what it does.
-pub const KEYS: [(&str, &str, &str); 29] = [
+pub const KEYS: [(&str, &str, &str); 30] = [
     ("ListenAddress", "0.0.0.0", "address to listen on: 0.0.0.0 all IPv4, :: all IPv6"),
     ("ListenPort", "443", "TLS port (0 picks a free port)"),
     ("ServerCert", "ThinGate.cer", "certificate chain of the gateway, PEM"),
@@ -161,6 +163,7 @@ pub const KEYS: [(&str, &str, &str); 29] = [
     ("SmtpSslType", "0", "0 none, 1 SMTPS, 2 STARTTLS"),
     ("SmtpTimeout", "10000", "ms allowed for one mail"),
     ("StatPostUrl", "", "URL that receives anonymous counters (empty: none)"),
+    ("StatPostInterval", "1800000", "ms between statistics posts (randomised by +-20%)"),
 ];
 
 impl GateConfig {
@@ -238,6 +241,7 @@ impl GateConfig {
                 timeout: ms("SmtpTimeout", 100)?,
             },
             stat_post_url: text("StatPostUrl"),
+            stat_post_interval: ms("StatPostInterval", 1_000)?,
             dir,
             warnings: ini.warnings.clone(),
         };

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod registry;
 pub mod relay;
 pub mod server;
+pub mod stats_post;
 pub mod thinstat;
 
 pub use server::{Gateway, RunningGateway};

@@ -112,7 +112,11 @@ impl Gateway {
         let gw = self.clone();
         let saver = tokio::spawn(async move { gw.save_loop().await });
         info!(%local, "listening");
-        Ok(RunningGateway { addr: local, gateway: self.clone(), tasks: vec![accept, saver] })
+        let mut tasks = vec![accept, saver];
+        if let Some(url) = self.cfg.stat_post_url.clone() {
+            tasks.push(tokio::spawn(crate::stats_post::run(self.clone(), url)));
+        }
+        Ok(RunningGateway { addr: local, gateway: self.clone(), tasks })
     }
 
     async fn accept_loop(self: Arc<Self>, listener: TcpListener) {

@@ -138,3 +138,53 @@ async fn logs_go_to_daily_files_and_syslog_and_never_hold_a_secret() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_are_posted_only_when_configured_with_backoff_and_no_personal_data() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A receiver that fails the first post and accepts the next ones.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(std::time::Instant, String)>(8);
+    tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut b = [0u8; 4096];
+            while !String::from_utf8_lossy(&buf).contains("}") {
+                let k = s.read(&mut b).await.unwrap();
+                if k == 0 { break }
+                buf.extend_from_slice(&b[..k]);
+            }
+            n += 1;
+            let status = if n == 1 { "500 Internal Server Error" } else { "200 OK" };
+            s.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes()).await.unwrap();
+            let _ = tx.send((std::time::Instant::now(), String::from_utf8_lossy(&buf).into_owned())).await;
+        }
+    });
+    let g = GateDir::new(&format!("StatPostUrl http://127.0.0.1:{port}/stat\nStatPostInterval 1000"));
+    let gw = g.start().await;
+    let link = g.link(gw.addr);
+    let target = echo_server().await;
+    let _pc = OfficePc::start(&link, "secret-pcid", "pw", target).await;
+    let (t1, first) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+    let (t2, second) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+    assert!(first.starts_with("POST /stat HTTP/1.1"), "{first}");
+    // After the failed first post the interval doubled (2 s +-20 %).
+    assert!(t2 - t1 >= Duration::from_millis(1500), "{:?}", t2 - t1);
+    let json: serde_json::Value = serde_json::from_str(second.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(json["server_sessions"], 1);
+    assert_eq!(json["registered_machines"], 1);
+    assert!(json["gateway_id"].as_str().unwrap().len() == 16);
+    for leak in ["secret-pcid", "127.0.0.1", "MSID", "pw"] {
+        assert!(!second.split("\r\n\r\n").nth(1).unwrap().contains(leak), "{leak} in {second}");
+    }
+    gw.shutdown().await;
+
+    // Without StatPostUrl nothing is posted.
+    let g = GateDir::new("StatPostInterval 1000");
+    let gw = g.start().await;
+    assert!(tokio::time::timeout(Duration::from_millis(2500), rx.recv()).await.is_err(), "nothing posted");
+    gw.shutdown().await;
+}

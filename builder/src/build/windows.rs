@@ -106,6 +106,7 @@ pub fn portable_zip(b: &Brand, stage: &Path, out: &Path, epoch: i64) -> Result<P
 
 /// Everything for Windows; `sign` signs the staged apps before packaging and the
 /// packages after.
+#[allow(clippy::too_many_arguments)] // one call site, each argument a different role
 pub fn build(b: &Brand, v: &Vars, cargo: &CargoEnv, triple: &str, brand_dir: &Path, stage: &Path, out: &Path, sign: Option<&super::sign::Signer>, p: &mut Progress) -> Result<Vec<PathBuf>> {
     let apps = p.step(&format!("compile thinclient.exe and thinsvr.exe ({triple})"), || compile_apps(cargo, triple, brand_dir, stage))?;
     if let Some(s) = sign {
