@@ -29,6 +29,10 @@ fn every_binary_has_version_and_help() {
             assert!(out.status.success(), "{b} {flag}");
             let text = String::from_utf8_lossy(&out.stdout);
             assert!(text.contains(b) || flag == "--help", "{b} {flag}: {text}");
+            if flag == "--version" && b != "thingate" {
+                // The apps name their brand (default brand here), from the string tables.
+                assert!(text.contains("AppId Private") && text.contains("Thin Telework"), "{b}: {text}");
+            }
         }
     }
 }

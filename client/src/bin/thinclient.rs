@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use thin_client::{client_agent, entry, viewer};
 
 #[derive(Parser)]
-#[command(name = "thinclient", version, about = "Home PC app: connects to an office PC by computer ID and opens the remote desktop")]
+#[command(name = "thinclient", about = "Home PC app: connects to an office PC by computer ID and opens the remote desktop")]
 struct Cli {
     /// EntryPoint.dat to use instead of the one compiled in.
     #[arg(long, global = true)]
@@ -44,7 +44,10 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `--version` names the brand: product, AppId and system name, from the string tables.
+    let line = thin_client::strings::fmt("APP_VERSION_LINE", &[&env!("CARGO_PKG_VERSION")]);
+    let matches = Cli::command().version(line).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     entry::init_logging("warn");
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     match rt.block_on(real_main(cli)) {

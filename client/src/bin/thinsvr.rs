@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use thin_client::settings::ConfigDir;
 use thin_client::{entry, server_agent};
 
 #[derive(Parser)]
-#[command(name = "thinsvr", version, about = "Office PC app: registers a computer ID at the gateway and serves remote-desktop tunnels")]
+#[command(name = "thinsvr", about = "Office PC app: registers a computer ID at the gateway and serves remote-desktop tunnels")]
 struct Cli {
     /// EntryPoint.dat to use instead of the one compiled in.
     #[arg(long, global = true)]
@@ -35,6 +35,9 @@ enum Cmd {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Run as the background service (what the installers register); same as `run`
+    /// with the settings of the config folder.
+    Service,
     /// Keep the session to the gateway and forward tunnels to the target.
     Run {
         /// Local service the tunnels reach (default from settings, 127.0.0.1:3389).
@@ -52,7 +55,10 @@ fn default_dir() -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `--version` names the brand: product, AppId and system name, from the string tables.
+    let line = thin_client::strings::fmt("APP_VERSION_LINE", &[&env!("CARGO_PKG_VERSION")]);
+    let matches = Cli::command().version(line).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     entry::init_logging("info");
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     match rt.block_on(real_main(cli)) {
@@ -75,7 +81,11 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             println!("registered as {stored}");
             Ok(())
         }
-        Cmd::Run { target } => {
+        other => {
+            let target = match other {
+                Cmd::Run { target } => target,
+                _ => None,
+            };
             let shutdown = tokio_util::sync::CancellationToken::new();
             let (tx, mut rx) = tokio::sync::watch::channel(server_agent::ServerState::Connecting);
             tokio::spawn(async move {
