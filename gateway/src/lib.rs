@@ -15,6 +15,7 @@ pub mod limits;
 pub mod logging;
 pub mod machine_db;
 pub mod metrics;
+pub mod proxy_protocol;
 pub mod registry;
 pub mod relay;
 pub mod server;

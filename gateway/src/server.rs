@@ -133,16 +133,33 @@ impl Gateway {
                 _ = self.shutdown.cancelled() => return,
             };
             crate::metrics::inc(&self.metrics.connections);
-            let Some(admission) = self.limits.admit(peer.ip()) else {
-                crate::metrics::inc(&self.metrics.connections_refused);
-                tracing::debug!(%peer, "connection refused by DoS protection");
-                continue;
-            };
             let _ = tcp.set_nodelay(true);
             let gw = self.clone();
-            let span = tracing::info_span!("conn", %peer);
-            self.tracker.spawn(crate::conn::handle(gw, tcp, peer, admission).instrument(span));
+            if self.cfg.accept_proxy_protocol {
+                // The real peer is in the PROXY header; admit by that address.
+                self.tracker.spawn(async move {
+                    let mut tcp = tcp;
+                    let hs = gw.cfg.handshake_timeout;
+                    let real = match tokio::time::timeout(hs, crate::proxy_protocol::read_header(&mut tcp)).await {
+                        Ok(Ok(addr)) => addr.unwrap_or(peer),
+                        Ok(Err(e)) => return tracing::debug!(%peer, "closed: {e}"),
+                        Err(_) => return tracing::debug!(%peer, "closed: no PROXY header"),
+                    };
+                    gw.admit_and_handle(tcp, real).await;
+                });
+            } else {
+                self.tracker.spawn(async move { gw.admit_and_handle(tcp, peer).await });
+            }
         }
+    }
+
+    async fn admit_and_handle(self: Arc<Self>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+        let Some(admission) = self.limits.admit(peer.ip()) else {
+            crate::metrics::inc(&self.metrics.connections_refused);
+            return tracing::debug!(%peer, "connection refused by DoS protection");
+        };
+        let span = tracing::info_span!("conn", %peer);
+        crate::conn::handle(self, tcp, peer, admission).instrument(span).await;
     }
 
     async fn save_loop(self: Arc<Self>) {

@@ -177,3 +177,57 @@ async fn a_silent_server_is_dropped_after_the_tunnel_timeout() {
     drop(s);
     gw.shutdown().await;
 }
+
+/// A load balancer on loopback that prepends a PROXY v2 header claiming `claimed` as the client.
+async fn balancer(gateway: std::net::SocketAddr, claimed: std::net::SocketAddr) -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = l.accept().await else { return };
+            tokio::spawn(async move {
+                let mut out = tokio::net::TcpStream::connect(gateway).await.unwrap();
+                out.write_all(&thingate::proxy_protocol::v2_header(claimed, gateway)).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_protocol_gives_limits_and_thinstat_the_real_address() {
+    let g = GateDir::new("AcceptProxyProtocol 1\nDosProtection_MaxConnectionsPerIp 3");
+    let gw = g.start().await;
+    let far: std::net::SocketAddr = "198.51.100.23:40000".parse().unwrap();
+    let lb_far = balancer(gw.addr, far).await;
+    let lb_near = balancer(gw.addr, "127.0.0.1:40001".parse().unwrap()).await;
+    // An office PC behind the balancer is listed with its real address.
+    let link = g.link(lb_far);
+    let target = echo_server().await;
+    let _pc = OfficePc::start(&link, "behind-lb", "pw", target).await;
+    let (status, body) = https::get(lb_near, &g.pki.ca_pem, "/thinstat/").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("IpAddress[0] 198.51.100.23"), "{body}");
+    // The loopback-only pages refuse a far client even though the TCP peer is loopback.
+    let (status, _) = https::get(lb_far, &g.pki.ca_pem, "/thinstat/").await;
+    assert_eq!(status, 403);
+    // Per-IP limits count the real address: the office PC holds 1 of 3 slots.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(tokio::net::TcpStream::connect(lb_far).await.unwrap());
+    }
+    let gwc = gw.gateway.clone();
+    wait_for("3 connections from the far address", Duration::from_secs(5), || {
+        let n = gwc.limits.connections_from(far.ip());
+        async move { (n == 3).then_some(()) }
+    })
+    .await;
+    let mut extra = tokio::net::TcpStream::connect(lb_far).await.unwrap();
+    assert!(closed_soon(&mut extra).await, "over the per-IP limit of the real address");
+    // A connection without a header is dropped.
+    let mut raw = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    raw.write_all(b"GET /thingate/ HTTP/1.1\r\n\r\n").await.unwrap();
+    assert!(closed_soon(&mut raw).await);
+    gw.shutdown().await;
+}
