@@ -11,6 +11,7 @@ pub mod config;
 pub mod conn;
 pub mod control;
 pub mod daemon;
+pub mod doctor;
 pub mod limits;
 pub mod logging;
 pub mod machine_db;

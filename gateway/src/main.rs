@@ -45,6 +45,8 @@ enum Cmd {
         #[arg(long)]
         pid_file: Option<PathBuf>,
     },
+    /// Compare this host with the recommended kernel and limits settings (manual 5-5).
+    Doctor,
     /// Tell whether the background gateway runs.
     Status {
         /// Path of ThinGate.ini.
@@ -75,6 +77,15 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(e),
         },
+        Cmd::Doctor => {
+            let (text, bad) = thingate::doctor::report(&thingate::doctor::check());
+            print!("{text}");
+            if bad == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
         Cmd::Status { config, pid_file } => {
             let files = DaemonFiles::for_config(&config, pid_file);
             match daemon::running_pid(&files) {

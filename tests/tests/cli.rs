@@ -174,3 +174,17 @@ async fn kill_9_during_registrations_leaves_a_readable_database() {
         g.set_port(0);
     }
 }
+
+#[test]
+fn thingate_doctor_compares_the_host_with_the_recommended_settings() {
+    let out = Command::new(bin("thingate")).arg("doctor").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap();
+    assert!(text.contains(&format!("net.core.somaxconn = {} (wanted 1024)", somaxconn.trim())), "{text}");
+    assert!(text.contains("nofile"), "{text}");
+    let diffs = text.matches("DIFF").count();
+    assert_eq!(out.status.success(), diffs == 0, "{text}");
+    if diffs > 0 {
+        assert!(text.contains("fix: "), "{text}");
+    }
+}
