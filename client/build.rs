@@ -72,7 +72,8 @@ fn copy_assets(b: &Brand, out: &Path) {
 }
 
 fn windows_resources(b: &Brand) {
-    let nums: Vec<u64> = b.version.split('.').map(|p| p.parse().unwrap_or(0)).chain(std::iter::repeat(0)).take(4).collect();
+    let nums: Vec<u64> =
+        b.version.split('.').map(|p| p.parse().unwrap_or(0)).chain(std::iter::repeat(0)).take(4).collect();
     let packed = (nums[0] << 48) | (nums[1] << 32) | (nums[2] << 16) | nums[3];
     let ico = b.dir.join("app.ico");
     for (bin, desc) in [("thinclient", "Client"), ("thinsvr", "Server")] {

@@ -38,7 +38,12 @@ pub fn check(dir: &Path, shown: &str) -> Vec<Problem> {
             continue;
         }
         match image::load_from_memory_with_format(&bytes, image::ImageFormat::Bmp) {
-            Err(e) => out.push(Problem::field(&name, &format!("artwork.{}", slot.file), format!("BMP does not decode: {e}"), fix)),
+            Err(e) => out.push(Problem::field(
+                &name,
+                &format!("artwork.{}", slot.file),
+                format!("BMP does not decode: {e}"),
+                fix,
+            )),
             Ok(img) if (img.width(), img.height()) != slot.size => out.push(Problem::field(
                 &name,
                 &format!("artwork.{}", slot.file),
@@ -54,14 +59,19 @@ pub fn check(dir: &Path, shown: &str) -> Vec<Problem> {
 /// A Windows `.ico` (16, 32 and 48 pixels) made from `icon.bmp`.
 pub fn make_ico(icon_bmp: &Path) -> Result<Vec<u8>> {
     use image::codecs::ico::{IcoEncoder, IcoFrame};
-    let img = image::open(icon_bmp).map_err(|e| Error::Tool { tool: "image".into(), msg: format!("{}: {e}", icon_bmp.display()) })?.to_rgba8();
+    let img = image::open(icon_bmp)
+        .map_err(|e| Error::Tool { tool: "image".into(), msg: format!("{}: {e}", icon_bmp.display()) })?
+        .to_rgba8();
     let mut frames = Vec::new();
     for s in [16u32, 32, 48] {
         let r = image::imageops::resize(&img, s, s, image::imageops::FilterType::Triangle);
-        let f = IcoFrame::as_png(r.as_raw(), s, s, image::ExtendedColorType::Rgba8).map_err(|e| Error::Tool { tool: "image".into(), msg: e.to_string() })?;
+        let f = IcoFrame::as_png(r.as_raw(), s, s, image::ExtendedColorType::Rgba8)
+            .map_err(|e| Error::Tool { tool: "image".into(), msg: e.to_string() })?;
         frames.push(f);
     }
     let mut out = Vec::new();
-    IcoEncoder::new(&mut out).encode_images(&frames).map_err(|e| Error::Tool { tool: "image".into(), msg: e.to_string() })?;
+    IcoEncoder::new(&mut out)
+        .encode_images(&frames)
+        .map_err(|e| Error::Tool { tool: "image".into(), msg: e.to_string() })?;
     Ok(out)
 }

@@ -71,11 +71,13 @@ fn hosts_or_url(hosts: &[String], brand: &crate::manifest::Brand, problems: &[cr
 pub fn make_codesign_identity(dir: &Path, company: &str) -> Result<(Vec<PathBuf>, PathBuf)> {
     use rand::Rng;
     let (cert, key) = crate::certs::issue::make_codesign(company)?;
-    let (cer, keyf, p12, pwf) = (dir.join("codesign.cer"), dir.join("codesign.key"), dir.join("codesign.p12"), dir.join("codesign.password"));
+    let (cer, keyf, p12, pwf) =
+        (dir.join("codesign.cer"), dir.join("codesign.key"), dir.join("codesign.p12"), dir.join("codesign.password"));
     if p12.exists() {
         return Err(Error::Exists(p12));
     }
-    let password: String = rand::thread_rng().sample_iter(rand::distributions::Alphanumeric).take(24).map(char::from).collect();
+    let password: String =
+        rand::thread_rng().sample_iter(rand::distributions::Alphanumeric).take(24).map(char::from).collect();
     fsutil::write_new(&cer, cert.as_bytes())?;
     fsutil::write_secret(&keyf, key.as_bytes())?;
     fsutil::write_secret(&pwf, password.as_bytes())?;
@@ -88,14 +90,18 @@ pub fn make_codesign_identity(dir: &Path, company: &str) -> Result<(Vec<PathBuf>
         .arg(&p12)
         .env("THIN_P12_PASSWORD", &password)
         .output()
-        .map_err(|e| Error::Tool { tool: "openssl".into(), msg: format!("cannot run it ({e}); install it with `apt-get install openssl`") })?;
+        .map_err(|e| Error::Tool {
+            tool: "openssl".into(),
+            msg: format!("cannot run it ({e}); install it with `apt-get install openssl`"),
+        })?;
     if !out.status.success() {
         return Err(Error::Tool { tool: "openssl pkcs12".into(), msg: String::from_utf8_lossy(&out.stderr).into() });
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&p12, std::fs::Permissions::from_mode(0o600)).map_err(|e| Error::Io { path: p12.clone(), source: e })?;
+        std::fs::set_permissions(&p12, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::Io { path: p12.clone(), source: e })?;
     }
     Ok((vec![cer, keyf, p12, pwf.clone()], pwf))
 }

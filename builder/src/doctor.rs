@@ -34,8 +34,18 @@ pub struct Prereq {
 /// Every prerequisite.
 pub const PREREQS: [Prereq; 10] = [
     Prereq { name: "x86_64-pc-windows-gnu", rust_target: true, apt: None, need: Need::Windows },
-    Prereq { name: "x86_64-w64-mingw32-gcc", rust_target: false, apt: Some("gcc-mingw-w64-x86-64"), need: Need::Windows },
-    Prereq { name: "x86_64-w64-mingw32-windres", rust_target: false, apt: Some("binutils-mingw-w64-x86-64"), need: Need::Windows },
+    Prereq {
+        name: "x86_64-w64-mingw32-gcc",
+        rust_target: false,
+        apt: Some("gcc-mingw-w64-x86-64"),
+        need: Need::Windows,
+    },
+    Prereq {
+        name: "x86_64-w64-mingw32-windres",
+        rust_target: false,
+        apt: Some("binutils-mingw-w64-x86-64"),
+        need: Need::Windows,
+    },
     Prereq { name: "makensis", rust_target: false, apt: Some("nsis"), need: Need::Windows },
     Prereq { name: "wixl", rust_target: false, apt: Some("wixl"), need: Need::Windows },
     Prereq { name: "aarch64-unknown-linux-gnu", rust_target: true, apt: None, need: Need::Linux },
@@ -66,9 +76,7 @@ impl Prereq {
 
 /// Whether a command is on PATH.
 pub fn which(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(cmd).is_file()))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).any(|d| d.join(cmd).is_file())).unwrap_or(false)
 }
 
 fn installed_targets() -> Vec<String> {
@@ -119,9 +127,16 @@ pub fn setup() -> Result<Vec<String>> {
     let targets: Vec<&str> = rows.iter().filter(|(p, ok)| !ok && p.rust_target).map(|(p, _)| p.name).collect();
     let mut done = Vec::new();
     if !apt.is_empty() {
-        let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+        let uid = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
         if uid != "0" {
-            return Err(Error::Usage(format!("`builder setup` installs Debian packages and must run as root; or run: apt-get install -y {}", apt.join(" "))));
+            return Err(Error::Usage(format!(
+                "`builder setup` installs Debian packages and must run as root; or run: apt-get install -y {}",
+                apt.join(" ")
+            )));
         }
         run("apt-get", &["update"])?;
         let mut args = vec!["install", "-y", "--no-install-recommends"];

@@ -12,8 +12,8 @@
 pub mod artwork;
 pub mod build;
 pub mod ca;
-pub mod check;
 pub mod certs;
+pub mod check;
 pub mod doctor;
 pub mod error;
 pub mod fsutil;

@@ -101,14 +101,27 @@ fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::New { app_id, dir, system_name, gateway_url, rpc_port, self_signed_codesign } => {
-            let o = builder::new_brand::NewOptions { app_id, dir, system_name, gateway_url, rpc_port, self_signed_codesign };
+            let o = builder::new_brand::NewOptions {
+                app_id,
+                dir,
+                system_name,
+                gateway_url,
+                rpc_port,
+                self_signed_codesign,
+            };
             print(cli.json, &builder::new_brand::run(&o)?)?;
         }
         Cmd::Check { brand } => {
             let b = BrandRef::from_arg(brand.as_deref());
             match builder::check::check(&b) {
                 Ok(brand) if cli.json => println!("{}", serde_json::json!({"ok": true, "brand": brand})),
-                Ok(brand) => println!("{}: brand {} is valid ({} {})", b.dir.display(), brand.app_id, brand.product_name, brand.version),
+                Ok(brand) => println!(
+                    "{}: brand {} is valid ({} {})",
+                    b.dir.display(),
+                    brand.app_id,
+                    brand.product_name,
+                    brand.version
+                ),
                 Err(builder::Error::Invalid { problems, .. }) if cli.json => {
                     println!("{}", serde_json::json!({"ok": false, "problems": problems}));
                     std::process::exit(1);
@@ -129,7 +142,10 @@ fn run() -> anyhow::Result<()> {
         Cmd::Doctor => {
             let rows = builder::doctor::report();
             if cli.json {
-                let v: Vec<_> = rows.iter().map(|(p, ok)| serde_json::json!({"prereq": p, "present": ok, "install": p.install_command()})).collect();
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(p, ok)| serde_json::json!({"prereq": p, "present": ok, "install": p.install_command()}))
+                    .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print!("{}", builder::doctor::render(&rows));

@@ -45,7 +45,8 @@ pub fn derived_port(app_id: &str) -> u16 {
 /// Makes the brand folder; refuses to touch an existing one.
 pub fn run(o: &NewOptions) -> Result<NewReport> {
     let mut problems = Vec::new();
-    let mut bad = |field: &str, (what, fix): fields::Bad| problems.push(Problem::field("command line", field, what, fix));
+    let mut bad =
+        |field: &str, (what, fix): fields::Bad| problems.push(Problem::field("command line", field, what, fix));
     let app_id = fields::app_id(&o.app_id).map_err(|b| bad("--app-id", b)).unwrap_or_default();
     let url_text = o.gateway_url.clone().unwrap_or_else(|| "https://gateway.example.org/thingate/".into());
     let url = fields::gateway_url(&url_text).map_err(|b| bad("--gateway-url", b)).ok();
@@ -54,7 +55,8 @@ pub fn run(o: &NewOptions) -> Result<NewReport> {
         None => derived_port(&o.app_id),
     };
     let system_name = o.system_name.clone().unwrap_or_else(|| format!("{} Telework System", o.app_id));
-    let system_name = fields::display_text("--system-name", &system_name).map_err(|b| bad("--system-name", b)).unwrap_or_default();
+    let system_name =
+        fields::display_text("--system-name", &system_name).map_err(|b| bad("--system-name", b)).unwrap_or_default();
     let dir = o.dir.clone().unwrap_or_else(|| Path::new("brands").join(o.app_id.to_ascii_lowercase()));
     if !problems.is_empty() {
         return Err(Error::Invalid { dir, problems: Problems(problems) });
@@ -103,12 +105,24 @@ impl std::fmt::Display for NewReport {
         for p in &self.files {
             writeln!(f, "  {}", p.display())?;
         }
-        writeln!(f, "RPC port of the server app: {} (change rpc_port in brand.toml if another brand uses it)", self.rpc_port)?;
+        writeln!(
+            f,
+            "RPC port of the server app: {} (change rpc_port in brand.toml if another brand uses it)",
+            self.rpc_port
+        )?;
         if let Some((env, file)) = &self.codesign_password {
-            writeln!(f, "test code-signing identity: before `build --sign`, run: export {env}=\"$(cat {})\"", file.display())?;
+            writeln!(
+                f,
+                "test code-signing identity: before `build --sign`, run: export {env}=\"$(cat {})\"",
+                file.display()
+            )?;
         }
         writeln!(f, "next: edit {}/brand.toml (product_name, company, gateway_url), the string-table patches and artwork/*.bmp;", self.dir.display())?;
-        writeln!(f, "      then `builder check --brand {0}` and `builder build --brand {0} --target all`.", self.dir.display())?;
+        writeln!(
+            f,
+            "      then `builder check --brand {0}` and `builder build --brand {0} --target all`.",
+            self.dir.display()
+        )?;
         write!(f, "keep certs/*.key private: they are written 0600 and must never be committed.")
     }
 }

@@ -28,7 +28,8 @@ template!(NSIS, "setup.nsi.hbs");
 template!(WIX, "product.wxs.hbs");
 
 /// Every template, for the test that loads them all.
-pub const ALL: [Template; 9] = [BRAND_TOML, ENTRY_POINT, THINGATE_INI, SYSTEMD_UNIT, SYSCTL, LIMITS, INSTALL_SH, NSIS, WIX];
+pub const ALL: [Template; 9] =
+    [BRAND_TOML, ENTRY_POINT, THINGATE_INI, SYSTEMD_UNIT, SYSCTL, LIMITS, INSTALL_SH, NSIS, WIX];
 
 /// A strict, non-escaping registry with every template.
 pub fn registry() -> Result<Handlebars<'static>> {

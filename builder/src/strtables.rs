@@ -22,10 +22,22 @@ pub fn base(lang: Lang) -> StringTable {
 /// Checks one patch file: it parses, and names only keys of the base table.
 pub fn check_patch(lang: Lang, path: &Path, shown: &str) -> Vec<Problem> {
     let text = match std::fs::read(path) {
-        Err(e) => return vec![Problem::file(shown, format!("cannot read the string-table patch: {e}"), format!("create it (it may hold only comments) or fix strings.{} in brand.toml", lang.code()))],
+        Err(e) => {
+            return vec![Problem::file(
+                shown,
+                format!("cannot read the string-table patch: {e}"),
+                format!("create it (it may hold only comments) or fix strings.{} in brand.toml", lang.code()),
+            )]
+        }
         Ok(b) => match String::from_utf8(b) {
             Ok(t) => t,
-            Err(e) => return vec![Problem::file(shown, format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to()), "save the file as UTF-8")],
+            Err(e) => {
+                return vec![Problem::file(
+                    shown,
+                    format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+                    "save the file as UTF-8",
+                )]
+            }
         },
     };
     let patch = match StringTable::parse(&text, shown) {
@@ -33,7 +45,10 @@ pub fn check_patch(lang: Lang, path: &Path, shown: &str) -> Vec<Problem> {
         Err(errs) => {
             return errs
                 .into_iter()
-                .map(|e| Problem::file(shown, e.msg, "write `KEY<tab>text`; start comments with # or //").at_line(Some(e.line)))
+                .map(|e| {
+                    Problem::file(shown, e.msg, "write `KEY<tab>text`; start comments with # or //")
+                        .at_line(Some(e.line))
+                })
                 .collect()
         }
     };
@@ -42,7 +57,15 @@ pub fn check_patch(lang: Lang, path: &Path, shown: &str) -> Vec<Problem> {
         .unknown_keys(&base)
         .into_iter()
         .map(|(k, line)| {
-            Problem::file(shown, format!("key {k} is not a key of the apps"), format!("use a key listed in brand/default/strtable_{}.stb (check the spelling) or delete the line", lang.code())).at_line(Some(line))
+            Problem::file(
+                shown,
+                format!("key {k} is not a key of the apps"),
+                format!(
+                    "use a key listed in brand/default/strtable_{}.stb (check the spelling) or delete the line",
+                    lang.code()
+                ),
+            )
+            .at_line(Some(line))
         })
         .collect()
 }
@@ -57,7 +80,14 @@ mod tests {
         let en = base(Lang::En);
         assert!(ja.len() > 40);
         assert_eq!(ja.keys().collect::<Vec<_>>(), en.keys().collect::<Vec<_>>());
-        for k in ["THINCLIENT_CONNECTING", "ERR_WRONG_PASSWORD", "ERR_SERVER_OFFLINE", "ERR_CERT_EXPIRED", "OTP_PROMPT", "LISTENING_ON"] {
+        for k in [
+            "THINCLIENT_CONNECTING",
+            "ERR_WRONG_PASSWORD",
+            "ERR_SERVER_OFFLINE",
+            "ERR_CERT_EXPIRED",
+            "OTP_PROMPT",
+            "LISTENING_ON",
+        ] {
             assert!(ja.get(k).is_some() && en.get(k).is_some(), "{k}");
         }
     }

@@ -31,10 +31,21 @@ fn help_lists_the_commands() {
 #[test]
 fn new_makes_a_valid_brand_with_private_keys_and_never_overwrites() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = builder(&["new", "--app-id", "Mikaka", "--gateway-url", "https://gw.mikaka.example/thingate/", "--rpc-port", "9901"], tmp.path());
+    let o = builder(
+        &["new", "--app-id", "Mikaka", "--gateway-url", "https://gw.mikaka.example/thingate/", "--rpc-port", "9901"],
+        tmp.path(),
+    );
     assert!(o.status.success(), "{}", text(&o));
     let dir = tmp.path().join("brands/mikaka");
-    for f in ["brand.toml", "strtable_ja.patch.stb", "strtable_en.patch.stb", "artwork/header.bmp", "artwork/icon.bmp", "certs/ca.cer", "certs/ThinGate.cer"] {
+    for f in [
+        "brand.toml",
+        "strtable_ja.patch.stb",
+        "strtable_en.patch.stb",
+        "artwork/header.bmp",
+        "artwork/icon.bmp",
+        "certs/ca.cer",
+        "certs/ThinGate.cer",
+    ] {
         assert!(dir.join(f).is_file(), "{f}");
     }
     #[cfg(unix)]
@@ -55,7 +66,8 @@ fn new_makes_a_valid_brand_with_private_keys_and_never_overwrites() {
 #[test]
 fn new_rejects_bad_arguments_without_writing() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = builder(&["new", "--app-id", "Much-Too-Long", "--rpc-port", "3389", "--gateway-url", "http://x/"], tmp.path());
+    let o =
+        builder(&["new", "--app-id", "Much-Too-Long", "--rpc-port", "3389", "--gateway-url", "http://x/"], tmp.path());
     assert!(!o.status.success());
     let t = text(&o);
     assert!(t.contains("--app-id") && t.contains("--rpc-port") && t.contains("--gateway-url"), "{t}");
@@ -68,7 +80,10 @@ fn ca_regen_keeps_a_dated_backup_and_gateway_cert_keeps_the_ca() {
     assert!(builder(&["new", "--app-id", "Ca1", "--dir", "b"], tmp.path()).status.success());
     let certs = tmp.path().join("b/certs");
     let old_ca = std::fs::read(certs.join("ca.cer")).unwrap();
-    let o = builder(&["ca", "gateway-cert", "--brand", "b", "--host", "gw2.example.org", "--host", "192.0.2.7"], tmp.path());
+    let o = builder(
+        &["ca", "gateway-cert", "--brand", "b", "--host", "gw2.example.org", "--host", "192.0.2.7"],
+        tmp.path(),
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("the CA is unchanged"));
     assert_eq!(std::fs::read(certs.join("ca.cer")).unwrap(), old_ca);
@@ -76,7 +91,11 @@ fn ca_regen_keeps_a_dated_backup_and_gateway_cert_keeps_the_ca() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("rebuild"), "{}", text(&o));
     assert_ne!(std::fs::read(certs.join("ca.cer")).unwrap(), old_ca);
-    let backups: Vec<_> = std::fs::read_dir(&certs).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("backup-")).collect();
+    let backups: Vec<_> = std::fs::read_dir(&certs)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("backup-"))
+        .collect();
     assert_eq!(backups.len(), 2, "one backup per command");
     let kept_ca = backups.iter().any(|b| std::fs::read(b.path().join("ca.cer")).ok().as_deref() == Some(&old_ca[..]));
     assert!(kept_ca, "the old CA is in a backup");
@@ -125,5 +144,6 @@ fn doctor_lists_every_prerequisite_with_its_install_command() {
     for n in ["x86_64-pc-windows-gnu", "makensis", "wixl", "osslsigncode", "aarch64-linux-gnu-gcc"] {
         assert!(names.contains(&n), "{n}");
     }
-    assert!(v.as_array().unwrap().iter().all(|r| r["install"].as_str().unwrap().starts_with("apt-get install -y ") || r["install"].as_str().unwrap().starts_with("rustup target add ")));
+    assert!(v.as_array().unwrap().iter().all(|r| r["install"].as_str().unwrap().starts_with("apt-get install -y ")
+        || r["install"].as_str().unwrap().starts_with("rustup target add ")));
 }

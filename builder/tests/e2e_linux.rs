@@ -16,21 +16,48 @@ struct Built {
 fn built() -> &'static Built {
     // Built once; a failed build fails every test without being retried.
     static B: OnceLock<Result<Built, String>> = OnceLock::new();
-    let r = B.get_or_init(|| std::panic::catch_unwind(|| {
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-linux");
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        let run = |args: &[&str]| {
-            let o = Command::new(common::builder_bin()).args(args).current_dir(&root).output().unwrap();
-            assert!(o.status.success(), "builder {args:?}:\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-            o
-        };
-        run(&["new", "--app-id", "E2eLin", "--dir", "brand", "--gateway-url", "https://gw.e2e.example:8443/thingate/"]);
-        let o = run(&["--json", "build", "--brand", "brand", "--target", "linux", "--linux-arch", "x86_64", "--out", "out"]);
-        let json = serde_json::from_slice(&o.stdout).unwrap();
-        run(&["build", "--brand", "brand", "--target", "linux", "--linux-arch", "x86_64", "--out", "again"]);
-        Built { out: root.join("out"), again: root.join("again"), json }
-    }).map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_else(|| "the build panicked".into())));
+    let r = B.get_or_init(|| {
+        std::panic::catch_unwind(|| {
+            let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-linux");
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir_all(&root).unwrap();
+            let run = |args: &[&str]| {
+                let o = Command::new(common::builder_bin()).args(args).current_dir(&root).output().unwrap();
+                assert!(
+                    o.status.success(),
+                    "builder {args:?}:\n{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                o
+            };
+            run(&[
+                "new",
+                "--app-id",
+                "E2eLin",
+                "--dir",
+                "brand",
+                "--gateway-url",
+                "https://gw.e2e.example:8443/thingate/",
+            ]);
+            let o = run(&[
+                "--json",
+                "build",
+                "--brand",
+                "brand",
+                "--target",
+                "linux",
+                "--linux-arch",
+                "x86_64",
+                "--out",
+                "out",
+            ]);
+            let json = serde_json::from_slice(&o.stdout).unwrap();
+            run(&["build", "--brand", "brand", "--target", "linux", "--linux-arch", "x86_64", "--out", "again"]);
+            Built { out: root.join("out"), again: root.join("again"), json }
+        })
+        .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_else(|| "the build panicked".into()))
+    });
     r.as_ref().unwrap_or_else(|e| panic!("shared build failed: {e}"))
 }
 
@@ -55,7 +82,11 @@ fn entries() -> Vec<(String, u32, Vec<u8>)> {
 
 fn file(name: &str) -> (u32, Vec<u8>) {
     let full = format!("thingate-E2eLin-1.0.0-linux-x86_64/{name}");
-    entries().into_iter().find(|(n, _, _)| *n == full).map(|(_, m, d)| (m, d)).unwrap_or_else(|| panic!("{full} missing"))
+    entries()
+        .into_iter()
+        .find(|(n, _, _)| *n == full)
+        .map(|(_, m, d)| (m, d))
+        .unwrap_or_else(|| panic!("{full} missing"))
 }
 
 #[test]
@@ -70,7 +101,10 @@ fn bundle_holds_the_gateway_and_its_rendered_files() {
     assert!(ini.contains("ServerCert ThinGate.cer"));
     assert_eq!(file("ThinGate.key").0, 0o600);
     let unit = String::from_utf8(file("thingate-e2elin.service").1).unwrap();
-    assert!(unit.contains("ExecStart=/opt/thingate-e2elin/thingate run --config /opt/thingate-e2elin/ThinGate.ini"), "{unit}");
+    assert!(
+        unit.contains("ExecStart=/opt/thingate-e2elin/thingate run --config /opt/thingate-e2elin/ThinGate.ini"),
+        "{unit}"
+    );
     let sysctl = String::from_utf8(file("sysctl.d/90-thingate-e2elin.conf").1).unwrap();
     assert!(sysctl.contains("net.core.somaxconn = 1024") && sysctl.contains("fs.file-max = 1048575"));
     let limits = String::from_utf8(file("limits.d/90-thingate-e2elin.conf").1).unwrap();
@@ -93,7 +127,8 @@ fn sums_and_manifest_list_every_output() {
     let sums = std::fs::read_to_string(b.out.join("SHA256SUMS")).unwrap();
     let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(b.out.join(TGZ)).unwrap()));
     assert_eq!(sums, format!("{hash}  {TGZ}\n"));
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(b.out.join("build-manifest.json")).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.out.join("build-manifest.json")).unwrap()).unwrap();
     assert_eq!(m["outputs"][0]["sha256"], hash.as_str());
     assert_eq!(m["app_id"], "E2eLin");
     assert!(m["brand_digest"].as_str().unwrap().len() == 64);

@@ -16,36 +16,77 @@ struct Built {
 }
 
 fn builder(root: &Path, args: &[&str], envs: &[(&str, String)]) -> std::process::Output {
-    let o = Command::new(common::builder_bin()).args(args).current_dir(root).envs(envs.iter().cloned()).output().unwrap();
-    assert!(o.status.success(), "builder {args:?}:\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let o =
+        Command::new(common::builder_bin()).args(args).current_dir(root).envs(envs.iter().cloned()).output().unwrap();
+    assert!(
+        o.status.success(),
+        "builder {args:?}:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     o
 }
 
 fn built() -> &'static Built {
     // Built once; a failed build fails every test without being retried.
     static B: OnceLock<Result<Built, String>> = OnceLock::new();
-    let r = B.get_or_init(|| std::panic::catch_unwind(|| {
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-windows");
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        builder(&root, &["new", "--app-id", "E2eWin", "--dir", "a", "--rpc-port", "9911", "--gateway-url", "https://127.0.0.1:8443/thingate/"], &[]);
-        std::fs::write(root.join("a/strtable_en.patch.stb"), "# e2e patch\nAPP_TITLE_CLIENT\t%PRODUCT% Home\nAPP_WELCOME\tE2E patched welcome\n").unwrap();
-        let t = Instant::now();
-        builder(&root, &["build", "--brand", "a", "--target", "windows", "--out", "out-a"], &[]);
-        eprintln!("build --target windows (E2eWin): {:.0} s", t.elapsed().as_secs_f64());
-        builder(&root, &["new", "--app-id", "E2eSig", "--dir", "s", "--rpc-port", "9912", "--self-signed-codesign"], &[]);
-        let pw = std::fs::read_to_string(root.join("s/certs/codesign.password")).unwrap();
-        let t = Instant::now();
-        builder(&root, &["build", "--brand", "s", "--target", "windows", "--sign", "--out", "out-s"], &[("THIN_CODESIGN_PASSWORD_E2ESIG", pw)]);
-        eprintln!("warm rebrand, signed (E2eSig): {:.0} s", t.elapsed().as_secs_f64());
-        builder(&root, &["build", "--brand", "a", "--target", "windows", "--out", "out-a2"], &[]);
-        Built { a: root.join("out-a"), a_again: root.join("out-a2"), signed: root.join("out-s"), signed_brand: root.join("s") }
-    }).map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_else(|| "the build panicked".into())));
+    let r = B.get_or_init(|| {
+        std::panic::catch_unwind(|| {
+            let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-windows");
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir_all(&root).unwrap();
+            builder(
+                &root,
+                &[
+                    "new",
+                    "--app-id",
+                    "E2eWin",
+                    "--dir",
+                    "a",
+                    "--rpc-port",
+                    "9911",
+                    "--gateway-url",
+                    "https://127.0.0.1:8443/thingate/",
+                ],
+                &[],
+            );
+            std::fs::write(
+                root.join("a/strtable_en.patch.stb"),
+                "# e2e patch\nAPP_TITLE_CLIENT\t%PRODUCT% Home\nAPP_WELCOME\tE2E patched welcome\n",
+            )
+            .unwrap();
+            let t = Instant::now();
+            builder(&root, &["build", "--brand", "a", "--target", "windows", "--out", "out-a"], &[]);
+            eprintln!("build --target windows (E2eWin): {:.0} s", t.elapsed().as_secs_f64());
+            builder(
+                &root,
+                &["new", "--app-id", "E2eSig", "--dir", "s", "--rpc-port", "9912", "--self-signed-codesign"],
+                &[],
+            );
+            let pw = std::fs::read_to_string(root.join("s/certs/codesign.password")).unwrap();
+            let t = Instant::now();
+            builder(
+                &root,
+                &["build", "--brand", "s", "--target", "windows", "--sign", "--out", "out-s"],
+                &[("THIN_CODESIGN_PASSWORD_E2ESIG", pw)],
+            );
+            eprintln!("warm rebrand, signed (E2eSig): {:.0} s", t.elapsed().as_secs_f64());
+            builder(&root, &["build", "--brand", "a", "--target", "windows", "--out", "out-a2"], &[]);
+            Built {
+                a: root.join("out-a"),
+                a_again: root.join("out-a2"),
+                signed: root.join("out-s"),
+                signed_brand: root.join("s"),
+            }
+        })
+        .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_else(|| "the build panicked".into()))
+    });
     r.as_ref().unwrap_or_else(|e| panic!("shared build failed: {e}"))
 }
 
 fn msi_table(msi: &Path, table: &str) -> String {
-    let o = Command::new("msiinfo").arg("export").arg(msi).arg(table).output().expect("msiinfo (apt-get install msitools)");
+    let o =
+        Command::new("msiinfo").arg("export").arg(msi).arg(table).output().expect("msiinfo (apt-get install msitools)");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap()
 }
@@ -82,7 +123,12 @@ fn msi_carries_the_brand_and_upgrades_by_app_id() {
     assert!(msi_table(&msi, "Directory").contains("E2eWin"));
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
     let nsi = std::fs::read_to_string(target.join("builder/stage/E2eWin/windows/setup.nsi")).unwrap();
-    for line in [r#"InstallDir "$PROGRAMFILES64\E2eWin""#, r#"WriteRegStr HKLM "Software\E2eWin" "InstallDir" "$INSTDIR""#, "Target amd64-unicode", r#"!define SERVICE "E2eWinThinServer""#] {
+    for line in [
+        r#"InstallDir "$PROGRAMFILES64\E2eWin""#,
+        r#"WriteRegStr HKLM "Software\E2eWin" "InstallDir" "$INSTDIR""#,
+        "Target amd64-unicode",
+        r#"!define SERVICE "E2eWinThinServer""#,
+    ] {
         assert!(nsi.contains(line), "{line} missing from setup.nsi");
     }
 }
@@ -111,12 +157,20 @@ fn zip_and_sums_list_the_outputs() {
     }
     let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     let listed: Vec<&str> = sums.lines().map(|l| l.split_once("  ").unwrap().1).collect();
-    assert_eq!(listed, ["E2eWin-1.0.0-portable.zip", "E2eWin-1.0.0-setup.exe", "E2eWin-1.0.0.msi", "thinclient.exe", "thinsvr.exe"]);
+    assert_eq!(
+        listed,
+        ["E2eWin-1.0.0-portable.zip", "E2eWin-1.0.0-setup.exe", "E2eWin-1.0.0.msi", "thinclient.exe", "thinsvr.exe"]
+    );
     for line in sums.lines() {
         let (hash, name) = line.split_once("  ").unwrap();
-        assert_eq!(hash, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(out.join(name)).unwrap())), "{name}");
+        assert_eq!(
+            hash,
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(out.join(name)).unwrap())),
+            "{name}"
+        );
     }
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("build-manifest.json")).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("build-manifest.json")).unwrap()).unwrap();
     assert_eq!(m["outputs"].as_array().unwrap().len(), 5);
 }
 
@@ -133,9 +187,23 @@ fn signed_build_verifies_against_the_brand_certificate() {
     let b = built();
     let cert = b.signed_brand.join("certs/codesign.cer");
     for f in ["thinclient.exe", "thinsvr.exe", "E2eSig-1.0.0-setup.exe", "E2eSig-1.0.0.msi"] {
-        let o = Command::new("osslsigncode").arg("verify").arg("-CAfile").arg(&cert).arg("-in").arg(b.signed.join(f)).output().unwrap();
+        let o = Command::new("osslsigncode")
+            .arg("verify")
+            .arg("-CAfile")
+            .arg(&cert)
+            .arg("-in")
+            .arg(b.signed.join(f))
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{f}: {}", String::from_utf8_lossy(&o.stdout));
     }
-    let plain = Command::new("osslsigncode").arg("verify").arg("-CAfile").arg(&cert).arg("-in").arg(b.a.join("thinclient.exe")).output().unwrap();
+    let plain = Command::new("osslsigncode")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&cert)
+        .arg("-in")
+        .arg(b.a.join("thinclient.exe"))
+        .output()
+        .unwrap();
     assert!(!plain.status.success(), "an unsigned build does not verify");
 }

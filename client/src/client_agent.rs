@@ -45,15 +45,16 @@ pub async fn connect(link: &Link, pcid: &str, password: &Secret) -> Result<Clien
     let mut s = link.open().await?;
     let req = Msg::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.to_string() };
     write_frame(&mut s, &req).await.map_err(|e| LinkError::Lost(e.to_string()))?;
-    let (keepalive, timeout) = match tokio::time::timeout(link.timeout + Duration::from_secs(15), read_frame::<Msg, _>(&mut s)).await {
-        Ok(Ok(Msg::Paired { keepalive_ms, timeout_ms })) => {
-            (Duration::from_millis(keepalive_ms.max(100)), Duration::from_millis(timeout_ms.max(1000)))
-        }
-        Ok(Ok(Msg::Error { code, message })) => return Err(LinkError::Refused { code, message }.into()),
-        Ok(Ok(other)) => return Err(LinkError::Lost(format!("unexpected {other:?}")).into()),
-        Ok(Err(e)) => return Err(LinkError::Lost(e.to_string()).into()),
-        Err(_) => return Err(LinkError::Lost("the gateway did not answer in time".into()).into()),
-    };
+    let (keepalive, timeout) =
+        match tokio::time::timeout(link.timeout + Duration::from_secs(15), read_frame::<Msg, _>(&mut s)).await {
+            Ok(Ok(Msg::Paired { keepalive_ms, timeout_ms })) => {
+                (Duration::from_millis(keepalive_ms.max(100)), Duration::from_millis(timeout_ms.max(1000)))
+            }
+            Ok(Ok(Msg::Error { code, message })) => return Err(LinkError::Refused { code, message }.into()),
+            Ok(Ok(other)) => return Err(LinkError::Lost(format!("unexpected {other:?}")).into()),
+            Ok(Err(e)) => return Err(LinkError::Lost(e.to_string()).into()),
+            Err(_) => return Err(LinkError::Lost("the gateway did not answer in time".into()).into()),
+        };
     let pcid_norm = pcid.to_ascii_lowercase();
     crate::e2e::client_login(&mut s, password, &pcid_norm, link.timeout).await?;
     info!(pcid = %pcid_norm, "logged in");

@@ -60,7 +60,9 @@ where
     write_frame(s, &E2e::LoginStart { version: thin_protocol::PROTOCOL_VERSION, ke1 }).await?;
     let ke2 = match recv(s, t).await? {
         E2e::LoginResponse { ke2 } => ke2,
-        E2e::Refused { code, message, retry_after_s } => return Err(LoginError::Refused { code, message, retry_after_s }),
+        E2e::Refused { code, message, retry_after_s } => {
+            return Err(LoginError::Refused { code, message, retry_after_s })
+        }
         other => return Err(LoginError::Protocol(format!("unexpected {other:?}"))),
     };
     let finished = tokio::task::block_in_place(|| state.finish(password.expose(), pcid, &ke2));
@@ -130,7 +132,8 @@ where
         }
         Err(e) => {
             let locked = lockout.failed();
-            let message = if locked { "wrong password; too many failures, logins are now locked" } else { "wrong password" };
+            let message =
+                if locked { "wrong password; too many failures, logins are now locked" } else { "wrong password" };
             refuse(s, ErrorCode::WrongPassword, message.into(), None).await;
             Err(e)
         }

@@ -21,7 +21,11 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<EntryPoint> {
 
 /// Builds the gateway link, with the proxy from the option, saved setting,
 /// environment or system.
-pub fn link(path: Option<&Path>, proxy_opt: Option<&str>, saved_proxy: Option<&str>) -> anyhow::Result<crate::link::Link> {
+pub fn link(
+    path: Option<&Path>,
+    proxy_opt: Option<&str>,
+    saved_proxy: Option<&str>,
+) -> anyhow::Result<crate::link::Link> {
     let ep = load(path)?;
     let proxy = crate::proxy::resolve(proxy_opt, saved_proxy, &ep.url.host)?;
     Ok(crate::link::Link::new(ep, proxy)?)
@@ -42,4 +46,27 @@ pub fn read_secret_line() -> anyhow::Result<Secret> {
 pub fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// The common `main` of the apps: parses `C` with a `--version` line that names
+/// the brand (from the string tables), sets up logging, runs `body` on a tokio
+/// runtime, and reports an error as `NAME: error: ...` with exit code 1.
+pub fn main_with<C, F, Fut>(name: &str, log_default: &str, body: F) -> std::process::ExitCode
+where
+    C: clap::Parser,
+    F: FnOnce(C) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let line = crate::strings::fmt("APP_VERSION_LINE", &[&env!("CARGO_PKG_VERSION")]);
+    let matches = <C as clap::CommandFactory>::command().version(line).get_matches();
+    let cli = <C as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    init_logging(log_default);
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match rt.block_on(body(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
 }

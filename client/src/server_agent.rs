@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use rand::Rng;
 use thin_protocol::auth::PasswordFile;
-use thin_protocol::frame::{read_frame, write_frame, FrameError};
+use thin_protocol::frame::{read_frame, write_frame};
 use thin_protocol::identity::Identity;
 use thin_protocol::messages::{ErrorCode, Msg};
 use thin_protocol::secret::Secret;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -225,17 +225,8 @@ async fn session(
     };
     info!(%pcid, "online at the gateway");
     let _ = state.send(ServerState::Online { pcid: pcid.clone(), session_id });
-    let (mut rd, mut wr) = tokio::io::split(s);
-    let (tx, mut frames) = mpsc::channel::<Result<Msg, FrameError>>(16);
-    let reader = tokio::spawn(async move {
-        loop {
-            let r = read_frame::<Msg, _>(&mut rd).await;
-            let stop = r.is_err();
-            if tx.send(r).await.is_err() || stop {
-                return;
-            }
-        }
-    });
+    let (rd, mut wr) = tokio::io::split(s);
+    let (mut frames, reader) = thin_protocol::frame::spawn_reader::<Msg, _>(rd);
     let _stop_reader = AbortOnDrop(reader);
     let mut tick = tokio::time::interval(keepalive);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -41,7 +41,8 @@ async fn serve_inner(ctx: &ServeCtx, tunnel_id: &str, pcid: &str, timeout: Durat
     let _count = TunnelCount::new(ctx.stats.clone());
     let epoch = Instant::now();
     let heard = Arc::new(AtomicU64::new(0));
-    let (mut inbound, conn) = mux::server(crate::decouple::Decoupled::new(mux::Touch::new(s, epoch, heard.clone())).compat());
+    let (mut inbound, conn) =
+        mux::server(crate::decouple::Decoupled::new(mux::Touch::new(s, epoch, heard.clone())).compat());
     let _conn = crate::server_agent::AbortOnDrop(conn);
     let mut tick = tokio::time::interval(timeout / 4);
     let mut streams = tokio::task::JoinSet::new();

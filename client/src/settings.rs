@@ -123,7 +123,8 @@ impl ConfigDir {
 
     /// Stores a new password verifier.
     pub fn save_password(&self, f: &PasswordFile) -> Result<(), SettingsError> {
-        let text = serde_json::to_vec_pretty(f).map_err(|e| SettingsError::Bad("password.json".into(), e.to_string()))?;
+        let text =
+            serde_json::to_vec_pretty(f).map_err(|e| SettingsError::Bad("password.json".into(), e.to_string()))?;
         write_secret(&self.file("password.json"), &text)
     }
 }

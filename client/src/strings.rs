@@ -118,7 +118,21 @@ mod tests {
 
     #[test]
     fn both_languages_have_the_keys_the_apps_use() {
-        for key in ["THINCLIENT_CONNECTING", "ERR_WRONG_PASSWORD", "ERR_SERVER_OFFLINE", "ERR_UNKNOWN_PCID", "ERR_GATEWAY_UNREACHABLE", "ERR_CERT_UNTRUSTED", "ERR_CERT_EXPIRED", "ERR_LOCKED_OUT", "ERR_PCID_TAKEN", "ERR_REGISTER_DISABLED", "OTP_PROMPT", "PASSWORD_PROMPT", "LISTENING_ON"] {
+        for key in [
+            "THINCLIENT_CONNECTING",
+            "ERR_WRONG_PASSWORD",
+            "ERR_SERVER_OFFLINE",
+            "ERR_UNKNOWN_PCID",
+            "ERR_GATEWAY_UNREACHABLE",
+            "ERR_CERT_UNTRUSTED",
+            "ERR_CERT_EXPIRED",
+            "ERR_LOCKED_OUT",
+            "ERR_PCID_TAKEN",
+            "ERR_REGISTER_DISABLED",
+            "OTP_PROMPT",
+            "PASSWORD_PROMPT",
+            "LISTENING_ON",
+        ] {
             assert!(table(Lang::Ja).get(key).is_some(), "ja {key}");
             assert!(table(Lang::En).get(key).is_some(), "en {key}");
         }

@@ -24,9 +24,7 @@ async fn via(url: &str, host: &str, port: u16) -> tokio::net::TcpStream {
 
 /// Connects to `host:port`, which must fail; returns the error and its message.
 async fn fails(host: &str, port: u16, via: Option<&ProxySetting>) -> (ProxyError, String) {
-    let err = connect(host, port, via, T)
-        .await
-        .expect_err("connect should fail");
+    let err = connect(host, port, via, T).await.expect_err("connect should fail");
     let text = err.to_string();
     (err, text)
 }
@@ -67,8 +65,7 @@ async fn http_forbidden_port_shows_the_status_line() {
     let (tiny, echo) = (Tinyproxy::start("ConnectPort 1"), echo_server().await);
     let (port, via) = (tiny.port, proxy(&format!("http://127.0.0.1:{}", tiny.port)));
     let (err, text) = fails("127.0.0.1", echo, Some(&via)).await;
-    let start =
-        format!("the proxy 127.0.0.1:{port} refused to connect to 127.0.0.1:{echo}: HTTP/1.");
+    let start = format!("the proxy 127.0.0.1:{port} refused to connect to 127.0.0.1:{echo}: HTTP/1.");
     let status_line_shown = text.starts_with(&start) && text.ends_with(" 403 Access violation");
     assert!(status_line_shown, "{text}");
     assert!(matches!(err, ProxyError::HttpStatus { status: 403, .. }));
@@ -119,37 +116,22 @@ async fn socks5_reply_codes_are_explained() {
     let why = "could not connect to nowhere.test:443: host unreachable (reply code 4)";
     assert_eq!(text, format!("the SOCKS5 proxy 127.0.0.1:{port} {why}"));
     let (err, text) = fails(GATEWAY_NAME, free_port(), Some(&via)).await;
-    assert!(
-        text.contains("connection refused by the target (reply code 5)"),
-        "{text}"
-    );
+    assert!(text.contains("connection refused by the target (reply code 5)"), "{text}");
     assert!(err.is_retryable());
 }
 
 #[tokio::test]
 async fn unreachable_proxy_and_target_are_named() {
     let dead = free_port();
-    let urls = [
-        format!("http://u:hunter2@127.0.0.1:{dead}"),
-        format!("socks5://127.0.0.1:{dead}"),
-    ];
+    let urls = [format!("http://u:hunter2@127.0.0.1:{dead}"), format!("socks5://127.0.0.1:{dead}")];
     for url in urls {
         let (err, text) = fails("gw.example", 443, Some(&proxy(&url))).await;
-        assert!(
-            text.starts_with(&format!("cannot reach the proxy 127.0.0.1:{dead}: ")),
-            "{text}"
-        );
-        assert!(
-            text.contains("refused") && !text.contains("hunter2"),
-            "{text}"
-        );
+        assert!(text.starts_with(&format!("cannot reach the proxy 127.0.0.1:{dead}: ")), "{text}");
+        assert!(text.contains("refused") && !text.contains("hunter2"), "{text}");
         assert!(err.is_retryable());
     }
     let (_, text) = fails("127.0.0.1", dead, None).await;
-    assert!(
-        text.starts_with(&format!("cannot reach 127.0.0.1:{dead}: ")),
-        "{text}"
-    );
+    assert!(text.starts_with(&format!("cannot reach 127.0.0.1:{dead}: ")), "{text}");
 }
 
 #[tokio::test]
@@ -159,13 +141,9 @@ async fn a_silent_proxy_times_out() {
     let hold = tokio::spawn(async move { listener.accept().await });
     let via = proxy(&format!("http://127.0.0.1:{port}"));
     let started = std::time::Instant::now();
-    let err = connect("gw.example", 443, Some(&via), Duration::from_millis(300))
-        .await
-        .unwrap_err();
+    let err = connect("gw.example", 443, Some(&via), Duration::from_millis(300)).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
-    let expected = format!(
-        "the proxy 127.0.0.1:{port} did not open the connection to gw.example:443 within 0.3 s"
-    );
+    let expected = format!("the proxy 127.0.0.1:{port} did not open the connection to gw.example:443 within 0.3 s");
     assert_eq!(err.to_string(), expected);
     assert!(err.is_retryable());
     hold.abort();
@@ -180,16 +158,9 @@ fn from_env(host: &str, env: impl Fn(&str) -> Option<String>) -> Option<ProxySet
 async fn environment_proxy_is_used_unless_no_proxy_matches() {
     let (tiny, echo) = (Tinyproxy::start(""), echo_server().await);
     let https = format!("http://127.0.0.1:{}", tiny.port);
-    let chosen = from_env("127.0.0.1", |name| {
-        (name == "https_proxy").then(|| https.clone())
-    });
+    let chosen = from_env("127.0.0.1", |name| (name == "https_proxy").then(|| https.clone()));
     assert_eq!(chosen.as_ref().unwrap().to_string(), https);
-    round_trip(
-        connect("127.0.0.1", echo, chosen.as_ref(), T)
-            .await
-            .unwrap(),
-    )
-    .await;
+    round_trip(connect("127.0.0.1", echo, chosen.as_ref(), T).await.unwrap()).await;
 
     // NO_PROXY exempts the target: a direct connection, though the proxy is dead.
     let dead = format!("socks5://127.0.0.1:{}", free_port());
@@ -208,10 +179,7 @@ async fn environment_proxy_is_used_unless_no_proxy_matches() {
 #[test]
 fn urls_parse_and_hide_passwords() {
     let p = ProxySetting::parse("http://al%40ice:p%3Ass%25w@Proxy.corp:3128/").unwrap();
-    assert_eq!(
-        p.credentials().map(|(u, s)| (u, s.expose())),
-        Some(("al@ice", "p:ss%w"))
-    );
+    assert_eq!(p.credentials().map(|(u, s)| (u, s.expose())), Some(("al@ice", "p:ss%w")));
     assert_eq!(p.to_string(), "http://al%40ice:***@Proxy.corp:3128");
     assert!(!format!("{p:?}").contains("ss"), "{p:?}");
     let url = "http://al%40ice:p%3Ass%25w@Proxy.corp:3128";
@@ -219,21 +187,12 @@ fn urls_parse_and_hide_passwords() {
     let raw_at = ProxySetting::parse("socks5://u:p@ss@s").unwrap();
     assert_eq!(raw_at.credentials().unwrap().1.expose(), "p@ss");
     let v6 = ProxySetting::parse("socks5h://[::1]:1081").unwrap();
-    assert_eq!(
-        (v6.kind(), v6.host(), v6.addr()),
-        (ProxyKind::Socks5h, "::1", "[::1]:1081".into())
-    );
-    assert_eq!(
-        ProxySetting::parse("proxy.corp").unwrap().to_string(),
-        "http://proxy.corp:80"
-    );
+    assert_eq!((v6.kind(), v6.host(), v6.addr()), (ProxyKind::Socks5h, "::1", "[::1]:1081".into()));
+    assert_eq!(ProxySetting::parse("proxy.corp").unwrap().to_string(), "http://proxy.corp:80");
     assert_eq!(ProxySetting::parse("SOCKS5://s").unwrap().port(), 1080);
     let bad = "https://p:1|gopher://p:1|http://p:0|http://p:99999|http://p/x|http://:pw@p:1|\
                http://u:%zz@p:1|http://[::1:1080|http://[nope]:1|http://p q:1|http://|";
     for bad in bad.split('|') {
-        assert!(
-            ProxySetting::parse(bad).is_err(),
-            "{bad:?} should be rejected"
-        );
+        assert!(ProxySetting::parse(bad).is_err(), "{bad:?} should be rejected");
     }
 }

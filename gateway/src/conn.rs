@@ -108,14 +108,20 @@ async fn client_connect(gw: Arc<Gateway>, mut tls: GateStream, pcid: String, per
     };
     let Some(session) = gw.registry.session(&pcid) else {
         return if gw.registry.is_registered(&pcid) {
-            refuse(&mut tls, ErrorCode::ServerOffline, format!("the computer \"{pcid}\" is not connected to the gateway now")).await
+            refuse(
+                &mut tls,
+                ErrorCode::ServerOffline,
+                format!("the computer \"{pcid}\" is not connected to the gateway now"),
+            )
+            .await
         } else {
             refuse(&mut tls, ErrorCode::UnknownPcid, format!("no computer is registered with the ID \"{pcid}\"")).await
         };
     };
     let max = gw.cfg.max_tunnels_per_session;
     if session.num_clients.load(std::sync::atomic::Ordering::Relaxed) as usize >= max {
-        return refuse(&mut tls, ErrorCode::Busy, format!("the computer \"{pcid}\" already has {max} connections")).await;
+        return refuse(&mut tls, ErrorCode::Busy, format!("the computer \"{pcid}\" already has {max} connections"))
+            .await;
     }
     let mut id = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut id);
@@ -161,4 +167,3 @@ async fn attach(gw: Arc<Gateway>, mut tls: GateStream, tunnel_id: String, slot: 
         None => refuse(&mut tls, ErrorCode::Timeout, "no client is waiting for this tunnel".into()).await,
     }
 }
-

@@ -57,21 +57,13 @@ pub async fn run(
     }
     drop(permit);
 
-    let (mut rd, mut wr) = tokio::io::split(tls);
-    let (frames_tx, mut frames) = mpsc::channel::<Result<Msg, FrameError>>(16);
-    let reader = tokio::spawn(async move {
-        loop {
-            let r = read_frame::<Msg, _>(&mut rd).await;
-            let stop = r.is_err();
-            if frames_tx.send(r).await.is_err() || stop {
-                return;
-            }
-        }
-    });
+    let (rd, mut wr) = tokio::io::split(tls);
+    let (mut frames, reader) = thin_protocol::frame::spawn_reader::<Msg, _>(rd);
     let (notify_tx, mut notify) = mpsc::channel::<Msg>(64);
     let mut session: Option<Arc<ServerSession>> = None;
     let replaced = CancellationToken::new();
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + gw.cfg.tunnel_keepalive, gw.cfg.tunnel_keepalive);
+    let mut ping =
+        tokio::time::interval_at(tokio::time::Instant::now() + gw.cfg.tunnel_keepalive, gw.cfg.tunnel_keepalive);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = tokio::time::Instant::now();
     let end = loop {

@@ -77,9 +77,10 @@ pub fn start(config: &Path, files: &DaemonFiles) -> Result<String, DaemonError> 
     let mut child = cmd.spawn().map_err(|e| DaemonError::Io("spawn thingate run".into(), e))?;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(line) = std::fs::read_to_string(&files.stdout).ok().and_then(|s| {
-            s.lines().find(|l| l.starts_with("listening on ")).map(str::to_string)
-        }) {
+        if let Some(line) = std::fs::read_to_string(&files.stdout)
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("listening on ")).map(str::to_string))
+        {
             return Ok(line);
         }
         if let Ok(Some(status)) = child.try_wait() {

@@ -10,7 +10,11 @@ use thingate::daemon::{self, DaemonFiles};
 use thingate::Gateway;
 
 #[derive(Parser)]
-#[command(name = "thingate", version, about = "Thin Telework relay gateway: TLS on one port, registration of office PCs, relay")]
+#[command(
+    name = "thingate",
+    version,
+    about = "Thin Telework relay gateway: TLS on one port, registration of office PCs, relay"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -60,18 +60,43 @@ pub fn snapshot(gw: &Gateway) -> Vec<(&'static str, &'static str, &'static str, 
     let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
     vec![
         ("thingate_connections_total", "counter", "TCP connections accepted", g(&m.connections)),
-        ("thingate_connections_refused_total", "counter", "connections refused by DoS protection", g(&m.connections_refused)),
+        (
+            "thingate_connections_refused_total",
+            "counter",
+            "connections refused by DoS protection",
+            g(&m.connections_refused),
+        ),
         ("thingate_connections_open", "gauge", "connections open now", g(&m.connections_open)),
-        ("thingate_handshake_errors_total", "counter", "failed or timed-out TLS handshakes and HTTP heads", g(&m.handshake_errors)),
+        (
+            "thingate_handshake_errors_total",
+            "counter",
+            "failed or timed-out TLS handshakes and HTTP heads",
+            g(&m.handshake_errors),
+        ),
         ("thingate_server_sessions", "gauge", "office PCs online", gw.registry.sessions().len() as u64),
-        ("thingate_registered_machines", "gauge", "machines in MachineDatabase.config", gw.registry.registered_count() as u64),
+        (
+            "thingate_registered_machines",
+            "gauge",
+            "machines in MachineDatabase.config",
+            gw.registry.registered_count() as u64,
+        ),
         ("thingate_client_sessions", "gauge", "client tunnels relaying now", g(&m.tunnels_open)),
         ("thingate_client_sessions_total", "counter", "client tunnels paired", g(&m.tunnels)),
         ("thingate_registrations_total", "counter", "registrations and renames accepted", g(&m.registrations)),
         ("thingate_registrations_refused_total", "counter", "registrations refused", g(&m.registrations_refused)),
         ("thingate_auth_failures_total", "counter", "failed key proofs of office PCs", g(&m.auth_failures)),
-        ("thingate_relayed_bytes_client_to_server_total", "counter", "bytes relayed from clients to servers", gw.traffic.client_to_server.load(Ordering::Relaxed)),
-        ("thingate_relayed_bytes_server_to_client_total", "counter", "bytes relayed from servers to clients", gw.traffic.server_to_client.load(Ordering::Relaxed)),
+        (
+            "thingate_relayed_bytes_client_to_server_total",
+            "counter",
+            "bytes relayed from clients to servers",
+            gw.traffic.client_to_server.load(Ordering::Relaxed),
+        ),
+        (
+            "thingate_relayed_bytes_server_to_client_total",
+            "counter",
+            "bytes relayed from servers to clients",
+            gw.traffic.server_to_client.load(Ordering::Relaxed),
+        ),
         ("thingate_uptime_seconds", "gauge", "seconds since start", gw.started.elapsed().as_secs()),
     ]
 }

@@ -101,7 +101,8 @@ impl Registry {
                 if disable_register {
                     return Err((
                         ErrorCode::RegisterDisabled,
-                        "this gateway does not accept new computers (DisableRegister is set); ask the gateway admin".into(),
+                        "this gateway does not accept new computers (DisableRegister is set); ask the gateway admin"
+                            .into(),
                     ));
                 }
                 Machine {

@@ -80,7 +80,12 @@ pub fn page(gw: &Gateway, req: &Request, peer: SocketAddr) -> (u16, &'static str
         }
         "/thinstat/" | "/thinstat" => {
             if !peer.ip().is_loopback() {
-                return (403, "Forbidden", text, "403 Forbidden: /thinstat/ answers only on the gateway itself\r\n".into());
+                return (
+                    403,
+                    "Forbidden",
+                    text,
+                    "403 Forbidden: /thinstat/ answers only on the gateway itself\r\n".into(),
+                );
             }
             let rows = rows(gw);
             if req.query().is_some_and(|q| q.split('&').any(|kv| kv == "format=json")) {
@@ -92,7 +97,12 @@ pub fn page(gw: &Gateway, req: &Request, peer: SocketAddr) -> (u16, &'static str
         }
         "/metrics" => {
             if !peer.ip().is_loopback() {
-                return (403, "Forbidden", text, "403 Forbidden: /metrics answers only on the gateway itself\r\n".into());
+                return (
+                    403,
+                    "Forbidden",
+                    text,
+                    "403 Forbidden: /metrics answers only on the gateway itself\r\n".into(),
+                );
             }
             (200, "OK", "text/plain; version=0.0.4", crate::metrics::render(gw))
         }

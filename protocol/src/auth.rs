@@ -10,9 +10,9 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use opaque_ke::{
-    CipherSuite, ClientLogin, ClientLoginFinishParameters, ClientRegistration,
-    ClientRegistrationFinishParameters, CredentialFinalization, CredentialRequest, CredentialResponse,
-    ServerLogin, ServerLoginParameters, ServerRegistration, ServerSetup,
+    CipherSuite, ClientLogin, ClientLoginFinishParameters, ClientRegistration, ClientRegistrationFinishParameters,
+    CredentialFinalization, CredentialRequest, CredentialResponse, ServerLogin, ServerLoginParameters,
+    ServerRegistration, ServerSetup,
 };
 use rand::rngs::OsRng;
 use ring::hmac;
@@ -110,10 +110,8 @@ impl ClientAuth {
             .map_err(|e| AuthError::Malformed(e.to_string()))?;
         let ctx = context(pcid);
         let params = ClientLoginFinishParameters::new(Some(&ctx), Default::default(), None);
-        let fin = self
-            .state
-            .finish(&mut OsRng, password.as_bytes(), msg, params)
-            .map_err(|_| AuthError::WrongPassword)?;
+        let fin =
+            self.state.finish(&mut OsRng, password.as_bytes(), msg, params).map_err(|_| AuthError::WrongPassword)?;
         Ok((B64.encode(fin.message.serialize()), SessionKey(fin.session_key.to_vec())))
     }
 }

@@ -51,9 +51,7 @@ pub struct GatewayUrl {
 impl GatewayUrl {
     /// Parses `https://host[:port][/path]`.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let rest = s
-            .strip_prefix("https://")
-            .ok_or_else(|| format!("gateway URL {s:?} must start with https://"))?;
+        let rest = s.strip_prefix("https://").ok_or_else(|| format!("gateway URL {s:?} must start with https://"))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/thingate/"),
@@ -180,10 +178,7 @@ impl EntryPoint {
 
     /// Renders the file format (CA PEM, URL line, SYSTEM line).
     pub fn render(ca_pem: &str, url: &str, system_name: &str) -> String {
-        format!(
-            "{}\n# Gateway URL\n{url}\n\n# System name\nSYSTEM:{system_name}\n",
-            ca_pem.trim_end()
-        )
+        format!("{}\n# Gateway URL\n{url}\n\n# System name\nSYSTEM:{system_name}\n", ca_pem.trim_end())
     }
 }
 

@@ -131,7 +131,8 @@ pub async fn write_upgrade_request<W: AsyncWrite + Unpin>(w: &mut W, host: &str)
 
 /// Writes the `101 Switching Protocols` answer.
 pub async fn write_upgrade_response<W: AsyncWrite + Unpin>(w: &mut W) -> std::io::Result<()> {
-    let resp = format!("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: {}\r\n\r\n", crate::UPGRADE_TOKEN);
+    let resp =
+        format!("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: {}\r\n\r\n", crate::UPGRADE_TOKEN);
     w.write_all(resp.as_bytes()).await?;
     w.flush().await
 }

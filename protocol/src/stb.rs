@@ -44,7 +44,9 @@ fn unescape(raw: &str) -> Result<String, String> {
             Some('n') => out.push('\n'),
             Some('t') => out.push('\t'),
             Some('\\') => out.push('\\'),
-            Some(o) => return Err(format!("unknown escape \\{o}: use \\r, \\n, \\t or \\\\ (write \\\\ for a backslash)")),
+            Some(o) => {
+                return Err(format!("unknown escape \\{o}: use \\r, \\n, \\t or \\\\ (write \\\\ for a backslash)"))
+            }
             None => return Err("a lone backslash ends the value: write \\\\ for a backslash".into()),
         }
     }
@@ -133,11 +135,7 @@ impl StringTable {
 
     /// Keys of `self` (a patch) that `base` does not define, with their lines.
     pub fn unknown_keys<'a>(&'a self, base: &StringTable) -> Vec<(&'a str, usize)> {
-        self.entries
-            .iter()
-            .filter(|(k, _, _)| base.get(k).is_none())
-            .map(|(k, _, l)| (k.as_str(), *l))
-            .collect()
+        self.entries.iter().filter(|(k, _, _)| base.get(k).is_none()).map(|(k, _, l)| (k.as_str(), *l)).collect()
     }
 }
 

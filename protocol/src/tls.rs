@@ -79,9 +79,9 @@ pub fn server_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConf
         .load_private_key(key.clone_key())
         .map_err(|e| file_err(key_path, format!("unsupported private key: {e}")))?;
     let certified = rustls::sign::CertifiedKey::new(certs.clone(), signing);
-    certified
-        .keys_match()
-        .map_err(|_| file_err(key_path, format!("this key does not belong to the certificate {}", cert_path.display())))?;
+    certified.keys_match().map_err(|_| {
+        file_err(key_path, format!("this key does not belong to the certificate {}", cert_path.display()))
+    })?;
     let cfg = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Config(e.to_string()))?

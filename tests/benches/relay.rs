@@ -95,11 +95,20 @@ async fn throughput_and_latency() {
     let target = sink_server().await;
     let cfg = tempfile::tempdir().unwrap();
     let mut reg = Command::new(bin("thinsvr"));
-    reg.arg("--entry-point").arg(&ep).arg("--config-dir").arg(cfg.path()).args(["register", "--pcid", "bench", "--password-stdin"]);
+    reg.arg("--entry-point").arg(&ep).arg("--config-dir").arg(cfg.path()).args([
+        "register",
+        "--pcid",
+        "bench",
+        "--password-stdin",
+    ]);
     let (st, err) = Proc::spawn(reg, Some("bench pw\n")).finish(Duration::from_secs(30));
     assert!(st.success(), "{err}");
     let mut run = Command::new(bin("thinsvr"));
-    run.arg("--entry-point").arg(&ep).arg("--config-dir").arg(cfg.path()).args(["run", "--target", &target.to_string()]);
+    run.arg("--entry-point").arg(&ep).arg("--config-dir").arg(cfg.path()).args([
+        "run",
+        "--target",
+        &target.to_string(),
+    ]);
     run.env("RUST_LOG", "warn");
     let mut svr = Proc::spawn(run, None);
     svr.wait_line("online as bench", Duration::from_secs(20));
@@ -123,7 +132,12 @@ async fn throughput_and_latency() {
         assert_eq!(h.await.unwrap(), per);
     }
     let four = t.elapsed();
-    println!("4 streams:     {:.2} Gbit/s aggregate ({} MiB in {:.2} s)", gbit(size, four), size >> 20, four.as_secs_f64());
+    println!(
+        "4 streams:     {:.2} Gbit/s aggregate ({} MiB in {:.2} s)",
+        gbit(size, four),
+        size >> 20,
+        four.as_secs_f64()
+    );
 
     let mut lat = Vec::new();
     for i in 0..1100 {
@@ -139,7 +153,12 @@ async fn throughput_and_latency() {
     }
     lat.sort();
     let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
-    println!("new stream set-up (connect + first byte round trip), {} samples: p50 {:.2} ms, p99 {:.2} ms", lat.len(), p(0.50), p(0.99));
+    println!(
+        "new stream set-up (connect + first byte round trip), {} samples: p50 {:.2} ms, p99 {:.2} ms",
+        lat.len(),
+        p(0.50),
+        p(0.99)
+    );
 }
 
 async fn idle_sessions(n: usize) {

@@ -25,4 +25,3 @@ pub async fn get(addr: SocketAddr, ca_pem: &str, path: &str) -> (u16, String) {
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, body)
 }
-

@@ -60,7 +60,14 @@ impl GateDir {
         let pki = Pki::new();
         pki.write_gateway(dir.path());
         // Defaults for tests, unless `extra` sets the same key.
-        let defaults = ["ListenAddress 127.0.0.1", "ListenPort 0", "ServerCert ThinGate.cer", "ServerKey ThinGate.key", "TunnelTimeout 5000", "TunnelKeepAlive 500"];
+        let defaults = [
+            "ListenAddress 127.0.0.1",
+            "ListenPort 0",
+            "ServerCert ThinGate.cer",
+            "ServerKey ThinGate.key",
+            "TunnelTimeout 5000",
+            "TunnelKeepAlive 500",
+        ];
         let mut ini = String::from("# test gateway\n");
         for d in defaults {
             let key = d.split_whitespace().next().unwrap();
@@ -82,7 +89,8 @@ impl GateDir {
 
     /// Rewrites `ListenPort` (to restart on the same port).
     pub fn set_port(&self, port: u16) {
-        let text = std::fs::read_to_string(self.ini()).unwrap().replace("ListenPort 0\n", &format!("ListenPort {port}\n"));
+        let text =
+            std::fs::read_to_string(self.ini()).unwrap().replace("ListenPort 0\n", &format!("ListenPort {port}\n"));
         std::fs::write(self.ini(), text).unwrap();
     }
 
@@ -133,7 +141,8 @@ impl OfficePc {
         let cfg = ConfigDir(dir.path().to_path_buf());
         let stop = CancellationToken::new();
         let (tx, state) = tokio::sync::watch::channel(thin_client::server_agent::ServerState::Connecting);
-        let task = tokio::spawn(thin_client::server_agent::run(link.clone(), cfg, Some(target.to_string()), stop.clone(), tx));
+        let task =
+            tokio::spawn(thin_client::server_agent::run(link.clone(), cfg, Some(target.to_string()), stop.clone(), tx));
         let pc = Self { dir, stop, state, task };
         pc.wait_online().await;
         pc

@@ -60,7 +60,10 @@ impl Proc {
                 Err(_) => {
                     let _ = self.child.kill();
                     let out = self.child.wait_with_output_lossy();
-                    panic!("no line starting with {prefix:?} within {within:?}; stdout: {:?}; stderr: {out}", self.seen);
+                    panic!(
+                        "no line starting with {prefix:?} within {within:?}; stdout: {:?}; stderr: {out}",
+                        self.seen
+                    );
                 }
             }
         }

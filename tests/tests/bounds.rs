@@ -32,7 +32,8 @@ async fn garbage_oversized_and_malformed_frames_close_only_that_connection() {
     let link = g.link(gw.addr);
     let target = echo_server().await;
     let _pc = OfficePc::start(&link, "steady", "pw", target).await;
-    let tunnel = thin_client::client_agent::connect(&link, "steady", &thin_protocol::secret::Secret::new("pw")).await.unwrap();
+    let tunnel =
+        thin_client::client_agent::connect(&link, "steady", &thin_protocol::secret::Secret::new("pw")).await.unwrap();
 
     // Oversized length prefix.
     let mut s = upgraded(gw.addr, &g.pki.ca_pem).await;
@@ -64,7 +65,9 @@ async fn garbage_oversized_and_malformed_frames_close_only_that_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_per_ip_and_unestablished_connections_are_capped() {
-    let g = GateDir::new("DosProtection_MaxConnectionsPerIp 4\nDosProtection_MaxUnestablishedConnections 100\nHandshakeTimeout 3000");
+    let g = GateDir::new(
+        "DosProtection_MaxConnectionsPerIp 4\nDosProtection_MaxUnestablishedConnections 100\nHandshakeTimeout 3000",
+    );
     let gw = g.start().await;
     let mut idle = Vec::new();
     for _ in 0..4 {
@@ -111,7 +114,8 @@ async fn thinstat_lists_sessions_in_text_and_json() {
     let target = echo_server().await;
     let pc = OfficePc::start(&link, "stat-pc", "pw", target).await;
     let id = thin_client::settings::ConfigDir(pc.dir.path().to_path_buf()).identity().unwrap();
-    let _t = thin_client::client_agent::connect(&link, "stat-pc", &thin_protocol::secret::Secret::new("pw")).await.unwrap();
+    let _t =
+        thin_client::client_agent::connect(&link, "stat-pc", &thin_protocol::secret::Secret::new("pw")).await.unwrap();
     let (status, body) = https::get(gw.addr, &g.pki.ca_pem, "/thinstat/").await;
     assert_eq!(status, 200);
     let lines: Vec<&str> = body.lines().collect();

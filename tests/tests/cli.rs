@@ -68,7 +68,8 @@ fn a_bad_ini_value_stops_the_start_and_names_the_line() {
 fn a_malformed_database_stops_the_start_and_is_not_overwritten() {
     let g = GateDir::new("");
     let db = g.dir.path().join("MachineDatabase.config");
-    let bad = "declare root\r\n{\r\n\tuint Revision 5\r\n\tdeclare Machines\r\n\t{\r\n\t\tbogus line here\r\n\t}\r\n}\r\n";
+    let bad =
+        "declare root\r\n{\r\n\tuint Revision 5\r\n\tdeclare Machines\r\n\t{\r\n\t\tbogus line here\r\n\t}\r\n}\r\n";
     std::fs::write(&db, bad).unwrap();
     let out = Command::new(bin("thingate")).arg("run").arg("--config").arg(g.ini()).output().unwrap();
     assert!(!out.status.success());

@@ -21,7 +21,11 @@ async fn metrics_count_sessions_registrations_and_bytes() {
     let (status, body) = https::get(gw.addr, &g.pki.ca_pem, "/metrics").await;
     assert_eq!(status, 200);
     let value = |name: &str| -> u64 {
-        body.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).unwrap_or_else(|| panic!("{name}: {body}")).parse().unwrap()
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name}: {body}"))
+            .parse()
+            .unwrap()
     };
     assert_eq!(value("thingate_server_sessions"), 1);
     assert_eq!(value("thingate_registered_machines"), 1);
@@ -100,7 +104,10 @@ async fn sighup_reloads_the_certificate_without_dropping_sessions_and_refuses_a_
 async fn logs_go_to_daily_files_and_syslog_and_never_hold_a_secret() {
     let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     syslog.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-    let g = GateDir::new(&format!("SaveLog 1\nSysLogHostname 127.0.0.1\nSysLogPort {}", syslog.local_addr().unwrap().port()));
+    let g = GateDir::new(&format!(
+        "SaveLog 1\nSysLogHostname 127.0.0.1\nSysLogPort {}",
+        syslog.local_addr().unwrap().port()
+    ));
     let mut cmd = Command::new(bin("thingate"));
     cmd.arg("run").arg("--config").arg(g.ini()).env("RUST_LOG", "debug");
     let mut gw = Proc::spawn(cmd, None);
@@ -111,7 +118,8 @@ async fn logs_go_to_daily_files_and_syslog_and_never_hold_a_secret() {
     let pc = OfficePc::start(&link, "logged", password, target).await;
     let _ok = thin_client::client_agent::connect(&link, "logged", &Secret::new(password)).await.unwrap();
     let _bad = thin_client::client_agent::connect(&link, "logged", &Secret::new("Wrong-Guess-0815")).await;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(gw.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(gw.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
     let (_, stderr) = gw.finish(Duration::from_secs(15));
 
     let logdir = g.dir.path().join("gate_log");
@@ -154,7 +162,9 @@ async fn statistics_are_posted_only_when_configured_with_backoff_and_no_personal
             let mut b = [0u8; 4096];
             while !String::from_utf8_lossy(&buf).contains("}") {
                 let k = s.read(&mut b).await.unwrap();
-                if k == 0 { break }
+                if k == 0 {
+                    break;
+                }
                 buf.extend_from_slice(&b[..k]);
             }
             n += 1;

@@ -39,7 +39,9 @@ async fn register_serve_and_relay_16_mib_through_http_and_socks5_proxies() {
     let open_http = harness::Tinyproxy::start("");
     let open_socks = harness::socks5(None).await;
     for p in [format!("http://127.0.0.1:{}", open_http.port), format!("socks5://127.0.0.1:{}", open_socks.port)] {
-        let t = thin_client::client_agent::connect(&link_via(&g, gw.addr, &p), "proxied", &Secret::new("pw")).await.unwrap();
+        let t = thin_client::client_agent::connect(&link_via(&g, gw.addr, &p), "proxied", &Secret::new("pw"))
+            .await
+            .unwrap();
         let (a, b, n) = echo_check(t.open_stream().await.unwrap(), 1 << 20, 1).await;
         assert_eq!((a, n), (b, 1 << 20), "{p}");
     }

@@ -83,7 +83,11 @@ async fn wrong_password_is_refused_and_repeated_failures_lock_out() {
     }
     let r = client_agent::connect(&link, "lock", &Secret::new("right")).await;
     match r {
-        Err(ClientError::Login(LoginError::Refused { code: ErrorCode::LockedOut, retry_after_s: Some(s), message })) => {
+        Err(ClientError::Login(LoginError::Refused {
+            code: ErrorCode::LockedOut,
+            retry_after_s: Some(s),
+            message,
+        })) => {
             assert!(s > 500, "{s}");
             assert!(message.contains("too many wrong passwords"), "{message}");
         }
@@ -154,10 +158,7 @@ async fn servers_are_back_within_five_seconds_of_a_gateway_restart() {
     let port = gw.addr.port();
     let link = g.link(gw.addr);
     let target = echo_server().await;
-    let pcs = [
-        OfficePc::start(&link, "r1", "pw", target).await,
-        OfficePc::start(&link, "r2", "pw", target).await,
-    ];
+    let pcs = [OfficePc::start(&link, "r1", "pw", target).await, OfficePc::start(&link, "r2", "pw", target).await];
     gw.shutdown().await;
     for pc in &pcs {
         let st = pc.state.clone();
@@ -203,7 +204,10 @@ async fn certificates_from_another_ca_or_expired_are_refused() {
     let gw = g.start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = thin_client::settings::ConfigDir(dir.path().to_path_buf());
-    let msg = thin_client::server_agent::register(&g.link(gw.addr), &cfg, "x", &Secret::new("x")).await.unwrap_err().to_string();
+    let msg = thin_client::server_agent::register(&g.link(gw.addr), &cfg, "x", &Secret::new("x"))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("expired"), "{msg}");
     gw.shutdown().await;
 }

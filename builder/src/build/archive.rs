@@ -71,8 +71,9 @@ pub fn zip(out: &Path, entries: &[Entry], epoch: i64) -> Result<()> {
     use zip::write::SimpleFileOptions;
     let err = |e: zip::result::ZipError| Error::Tool { tool: "zip".into(), msg: format!("{}: {e}", out.display()) };
     let t = time::OffsetDateTime::from_unix_timestamp(epoch.max(315_619_200)).expect("valid epoch");
-    let when = zip::DateTime::from_date_and_time(t.year() as u16, t.month() as u8, t.day(), t.hour(), t.minute(), t.second())
-        .map_err(|e| Error::Tool { tool: "zip".into(), msg: e.to_string() })?;
+    let when =
+        zip::DateTime::from_date_and_time(t.year() as u16, t.month() as u8, t.day(), t.hour(), t.minute(), t.second())
+            .map_err(|e| Error::Tool { tool: "zip".into(), msg: e.to_string() })?;
     let file = std::fs::File::create(out).at(out)?;
     let mut z = zip::ZipWriter::new(file);
     let base = SimpleFileOptions::default().last_modified_time(when).system(zip::System::Unix);

@@ -79,7 +79,13 @@ impl Vars {
     /// Variables of a checked brand.
     pub fn new(b: &Brand) -> Self {
         let en = merged_table(b, Lang::En);
-        let title = |k: &str| en.get(k).unwrap_or(k).replace("%PRODUCT%", &b.product_name).replace("%SYSTEM%", &b.system_name).replace("%APPID%", &b.app_id);
+        let title = |k: &str| {
+            en.get(k)
+                .unwrap_or(k)
+                .replace("%PRODUCT%", &b.product_name)
+                .replace("%SYSTEM%", &b.system_name)
+                .replace("%APPID%", &b.app_id)
+        };
         let g = |w: &str| brand_guid(&b.app_id, w);
         Vars {
             app_id: b.app_id.clone(),
@@ -123,8 +129,9 @@ pub fn write(b: &Brand, v: &Vars, dir: &Path) -> Result<String> {
         "product_name": b.product_name, "app_id": b.app_id,
     });
     let entry_point = render::render(render::ENTRY_POINT, &data)?;
-    thin_protocol::entry_point::EntryPoint::parse(&entry_point, "EntryPoint.dat")
-        .map_err(|e| crate::Error::Template { name: render::ENTRY_POINT.0.into(), msg: format!("rendered file does not parse: {e}") })?;
+    thin_protocol::entry_point::EntryPoint::parse(&entry_point, "EntryPoint.dat").map_err(|e| {
+        crate::Error::Template { name: render::ENTRY_POINT.0.into(), msg: format!("rendered file does not parse: {e}") }
+    })?;
     let json = serde_json::json!({
         "app_id": b.app_id, "product_name": b.product_name, "company": b.company,
         "system_name": b.system_name, "version": b.version, "rpc_port": b.rpc_port,
@@ -152,7 +159,12 @@ pub fn write(b: &Brand, v: &Vars, dir: &Path) -> Result<String> {
 pub fn digest(dir: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir).into_iter().filter_map(|e| e.ok()).filter(|e| e.file_type().is_file()).map(|e| e.into_path()).collect();
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
     files.sort();
     for f in files {
         h.update(crate::paths::shown(&f, dir).as_bytes());

@@ -95,7 +95,11 @@ impl std::fmt::Display for Summary {
 fn msvc_preflight() -> Result<()> {
     let mut missing = Vec::new();
     if !doctor::report().iter().any(|(p, _)| p.name == "x86_64-pc-windows-msvc") {
-        let installed = std::process::Command::new("rustup").args(["target", "list", "--installed"]).output().map(|o| String::from_utf8_lossy(&o.stdout).contains("x86_64-pc-windows-msvc")).unwrap_or(false);
+        let installed = std::process::Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("x86_64-pc-windows-msvc"))
+            .unwrap_or(false);
         if !installed {
             missing.push("  rust target x86_64-pc-windows-msvc: rustup target add x86_64-pc-windows-msvc".to_string());
         }
@@ -104,7 +108,8 @@ fn msvc_preflight() -> Result<()> {
         missing.push("  an MSVC linker (lld-link or link.exe): apt-get install lld (lld-link)".into());
     }
     let lib = std::env::var("LIB").unwrap_or_default();
-    let has_sdk = std::env::split_paths(&lib).any(|d| d.join("kernel32.lib").is_file() || d.join("Kernel32.Lib").is_file());
+    let has_sdk =
+        std::env::split_paths(&lib).any(|d| d.join("kernel32.lib").is_file() || d.join("Kernel32.Lib").is_file());
     if !has_sdk {
         missing.push("  the Windows SDK and CRT import libraries (kernel32.lib, ucrt.lib, ...) on LIB: not available from Debian; use --toolchain gnu".into());
     }
@@ -137,9 +142,16 @@ pub fn run(a: &BuildArgs, json: bool) -> Result<Summary> {
     let brand = crate::check::check(&bref)?;
     let workspace = crate::paths::workspace_root();
     let target_dir = a.cargo_target_dir.clone().unwrap_or_else(|| {
-        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target")).join("builder")
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace.join("target"))
+            .join("builder")
     });
-    let cargo = cargo::CargoEnv { epoch: cargo::source_date_epoch(&workspace), workspace: workspace.clone(), target_dir: target_dir.clone() };
+    let cargo = cargo::CargoEnv {
+        epoch: cargo::source_date_epoch(&workspace),
+        workspace: workspace.clone(),
+        target_dir: target_dir.clone(),
+    };
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("dist").join(&brand.app_id));
     std::fs::create_dir_all(&out).at(&out)?;
     let out = std::path::absolute(&out).at(&out)?;
@@ -153,7 +165,9 @@ pub fn run(a: &BuildArgs, json: bool) -> Result<Summary> {
     if lin {
         for arch in &a.linux_arch {
             let st = stage.join("linux");
-            made.push(p.step(&format!("gateway bundle ({})", arch.triple()), || linux::build(&brand, &vars, &cargo, *arch, &st, &out))?);
+            made.push(p.step(&format!("gateway bundle ({})", arch.triple()), || {
+                linux::build(&brand, &vars, &cargo, *arch, &st, &out)
+            })?);
         }
     }
     if win {

@@ -16,7 +16,10 @@ pub struct Signer {
 }
 
 fn tool(cmd: &mut Command, name: &str) -> Result<String> {
-    let out = cmd.output().map_err(|e| Error::Tool { tool: name.into(), msg: format!("cannot run ({e}); install it with `apt-get install {name}`") })?;
+    let out = cmd.output().map_err(|e| Error::Tool {
+        tool: name.into(),
+        msg: format!("cannot run ({e}); install it with `apt-get install {name}`"),
+    })?;
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     if out.status.success() {
         Ok(text)
@@ -43,7 +46,14 @@ impl Signer {
             Some(c) => c.clone(),
             None => {
                 let c = scratch.join("codesign.cer");
-                let text = tool(Command::new("openssl").args(["pkcs12", "-nokeys", "-clcerts", "-passin"]).arg(format!("file:{}", pass_file.display())).arg("-in").arg(&cs.pkcs12), "openssl")?;
+                let text = tool(
+                    Command::new("openssl")
+                        .args(["pkcs12", "-nokeys", "-clcerts", "-passin"])
+                        .arg(format!("file:{}", pass_file.display()))
+                        .arg("-in")
+                        .arg(&cs.pkcs12),
+                    "openssl",
+                )?;
                 std::fs::write(&c, text).at(&c)?;
                 c
             }
@@ -73,9 +83,12 @@ impl Signer {
 
     /// Verifies `file` against the signing certificate.
     pub fn verify(&self, file: &Path) -> Result<()> {
-        tool(Command::new("osslsigncode").arg("verify").arg("-CAfile").arg(&self.cert).arg("-in").arg(file), "osslsigncode")
-            .map(|_| ())
-            .map_err(|e| Error::Tool { tool: "osslsigncode verify".into(), msg: format!("{}: {e}", file.display()) })
+        tool(
+            Command::new("osslsigncode").arg("verify").arg("-CAfile").arg(&self.cert).arg("-in").arg(file),
+            "osslsigncode",
+        )
+        .map(|_| ())
+        .map_err(|e| Error::Tool { tool: "osslsigncode verify".into(), msg: format!("{}: {e}", file.display()) })
     }
 }
 

@@ -62,10 +62,14 @@ pub fn names(b: &Brand) -> (String, String, String) {
 /// Makes the NSIS setup from the staged (and, with `--sign`, signed) apps.
 pub fn nsis(b: &Brand, v: &Vars, stage: &Path, out: &Path) -> Result<PathBuf> {
     let setup = out.join(names(b).0);
-    let langs: Vec<&str> = b.languages.iter().map(|l| match l {
-        crate::manifest::Lang::Ja => "Japanese",
-        crate::manifest::Lang::En => "English",
-    }).collect();
+    let langs: Vec<&str> = b
+        .languages
+        .iter()
+        .map(|l| match l {
+            crate::manifest::Lang::Ja => "Japanese",
+            crate::manifest::Lang::En => "English",
+        })
+        .collect();
     let mut data = serde_json::to_value(v).expect("vars");
     data["out_file"] = setup.display().to_string().into();
     data["stage"] = stage.display().to_string().into();
@@ -74,7 +78,11 @@ pub fn nsis(b: &Brand, v: &Vars, stage: &Path, out: &Path) -> Result<PathBuf> {
     data["nsis_languages"] = serde_json::json!(langs);
     let script = stage.join("setup.nsi");
     write_if_changed(&script, render::render(render::NSIS, &data)?.as_bytes())?;
-    run("makensis", Command::new("makensis").args(["-V2", "-INPUTCHARSET", "UTF8"]).arg(&script), "install it with `apt-get install nsis`")?;
+    run(
+        "makensis",
+        Command::new("makensis").args(["-V2", "-INPUTCHARSET", "UTF8"]).arg(&script),
+        "install it with `apt-get install nsis`",
+    )?;
     Ok(setup)
 }
 
@@ -88,7 +96,15 @@ pub fn msi(b: &Brand, v: &Vars, stage: &Path, out: &Path) -> Result<PathBuf> {
     }
     let wxs = stage.join("product.wxs");
     write_if_changed(&wxs, render::render(render::WIX, &data)?.as_bytes())?;
-    run("wixl", Command::new("wixl").current_dir(stage).args(["-a", "x64", "-o"]).arg(std::path::absolute(&msi).at(&msi)?).arg("product.wxs"), "install it with `apt-get install wixl`")?;
+    run(
+        "wixl",
+        Command::new("wixl")
+            .current_dir(stage)
+            .args(["-a", "x64", "-o"])
+            .arg(std::path::absolute(&msi).at(&msi)?)
+            .arg("product.wxs"),
+        "install it with `apt-get install wixl`",
+    )?;
     Ok(msi)
 }
 
@@ -98,7 +114,11 @@ pub fn portable_zip(b: &Brand, stage: &Path, out: &Path, epoch: i64) -> Result<P
     let entries: Vec<Entry> = APPS
         .iter()
         .chain(["app.ico"].iter())
-        .map(|f| Entry { name: format!("{}/{f}", b.app_id), source: stage.join(f), mode: if f.ends_with(".exe") { 0o755 } else { 0o644 } })
+        .map(|f| Entry {
+            name: format!("{}/{f}", b.app_id),
+            source: stage.join(f),
+            mode: if f.ends_with(".exe") { 0o755 } else { 0o644 },
+        })
         .collect();
     archive::zip(&zip, &entries, epoch)?;
     Ok(zip)
@@ -107,8 +127,20 @@ pub fn portable_zip(b: &Brand, stage: &Path, out: &Path, epoch: i64) -> Result<P
 /// Everything for Windows; `sign` signs the staged apps before packaging and the
 /// packages after.
 #[allow(clippy::too_many_arguments)] // one call site, each argument a different role
-pub fn build(b: &Brand, v: &Vars, cargo: &CargoEnv, triple: &str, brand_dir: &Path, stage: &Path, out: &Path, sign: Option<&super::sign::Signer>, p: &mut Progress) -> Result<Vec<PathBuf>> {
-    let apps = p.step(&format!("compile thinclient.exe and thinsvr.exe ({triple})"), || compile_apps(cargo, triple, brand_dir, stage))?;
+pub fn build(
+    b: &Brand,
+    v: &Vars,
+    cargo: &CargoEnv,
+    triple: &str,
+    brand_dir: &Path,
+    stage: &Path,
+    out: &Path,
+    sign: Option<&super::sign::Signer>,
+    p: &mut Progress,
+) -> Result<Vec<PathBuf>> {
+    let apps = p.step(&format!("compile thinclient.exe and thinsvr.exe ({triple})"), || {
+        compile_apps(cargo, triple, brand_dir, stage)
+    })?;
     if let Some(s) = sign {
         p.step("sign the apps", || apps.iter().try_for_each(|a| s.sign(a)))?;
     }

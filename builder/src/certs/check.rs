@@ -16,11 +16,13 @@ const SHA2_SIGS: [(&str, &str); 7] = [
     ("1.2.840.113549.1.1.14", "sha224WithRSAEncryption"),
 ];
 
-const REGEN: &str = "run `builder ca regen` to make a new CA and gateway certificate, or replace the file with a valid PEM certificate";
+const REGEN: &str =
+    "run `builder ca regen` to make a new CA and gateway certificate, or replace the file with a valid PEM certificate";
 
 /// Reads the first PEM `CERTIFICATE` block of a file.
 fn read_der(path: &Path, shown: &str) -> Result<Vec<u8>, Problem> {
-    let bytes = std::fs::read(path).map_err(|e| Problem::file(shown, format!("cannot read the certificate: {e}"), REGEN))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Problem::file(shown, format!("cannot read the certificate: {e}"), REGEN))?;
     let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes)
         .map_err(|_| Problem::file(shown, "not a PEM certificate (no -----BEGIN CERTIFICATE----- block)", REGEN))?;
     if pem.label != "CERTIFICATE" {
@@ -53,7 +55,11 @@ fn check_basic(cert: &X509Certificate, shown: &str, out: &mut Vec<Problem>) {
             "1.2.840.113549.1.1.10" => "RSASSA-PSS",
             _ => "unknown",
         };
-        out.push(Problem::file(shown, format!("signature algorithm {name} ({oid}) is not RSA or ECDSA with a SHA-2 digest"), REGEN));
+        out.push(Problem::file(
+            shown,
+            format!("signature algorithm {name} ({oid}) is not RSA or ECDSA with a SHA-2 digest"),
+            REGEN,
+        ));
     }
 }
 
@@ -82,7 +88,11 @@ fn key_is_private(path: &Path, shown: &str, out: &mut Vec<Problem>) {
     if let Ok(m) = std::fs::metadata(path) {
         use std::os::unix::fs::PermissionsExt;
         if m.permissions().mode() & 0o077 != 0 {
-            out.push(Problem::file(shown, format!("private key is readable by others (mode {:o})", m.permissions().mode() & 0o777), format!("run chmod 600 {}", path.display())));
+            out.push(Problem::file(
+                shown,
+                format!("private key is readable by others (mode {:o})", m.permissions().mode() & 0o777),
+                format!("run chmod 600 {}", path.display()),
+            ));
         }
     }
 }
@@ -119,18 +129,34 @@ pub fn check(c: &CertPaths, host: Option<&str>, base: &Path) -> Vec<Problem> {
     check_basic(&gw, &gw_name, &mut out);
     if let Some(ca) = &ca {
         if gw.verify_signature(Some(ca.public_key())).is_err() {
-            out.push(Problem::file(&gw_name, format!("not signed by the CA in {ca_name}"), "run `builder ca gateway-cert --host HOST` to re-issue it under this CA"));
+            out.push(Problem::file(
+                &gw_name,
+                format!("not signed by the CA in {ca_name}"),
+                "run `builder ca gateway-cert --host HOST` to re-issue it under this CA",
+            ));
         }
     }
     let now = ASN1Time::now();
     if gw.validity().not_after < now {
-        out.push(Problem::file(&gw_name, format!("expired on {}", gw.validity().not_after), "run `builder ca gateway-cert --host HOST` to re-issue it"));
+        out.push(Problem::file(
+            &gw_name,
+            format!("expired on {}", gw.validity().not_after),
+            "run `builder ca gateway-cert --host HOST` to re-issue it",
+        ));
     } else if gw.validity().not_before > now {
-        out.push(Problem::file(&gw_name, format!("not valid before {}", gw.validity().not_before), "check the clock, or re-issue it with `builder ca gateway-cert --host HOST`"));
+        out.push(Problem::file(
+            &gw_name,
+            format!("not valid before {}", gw.validity().not_before),
+            "check the clock, or re-issue it with `builder ca gateway-cert --host HOST`",
+        ));
     }
     if let Some(host) = host {
         if !valid_for(&gw, host) {
-            out.push(Problem::file(&gw_name, format!("not valid for the gateway URL's host {host} (no matching subjectAltName)"), format!("run `builder ca gateway-cert --host {host}`, or fix gateway_url")));
+            out.push(Problem::file(
+                &gw_name,
+                format!("not valid for the gateway URL's host {host} (no matching subjectAltName)"),
+                format!("run `builder ca gateway-cert --host {host}`, or fix gateway_url"),
+            ));
         }
     }
     match std::fs::read_to_string(&c.gateway_key) {

@@ -5,7 +5,10 @@
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
 use crate::manifest::CertPaths;
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType,
+};
 use std::path::PathBuf;
 use time::{Duration, OffsetDateTime};
 

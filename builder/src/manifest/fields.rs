@@ -9,7 +9,9 @@ pub type Bad = (String, String);
 /// AppId: 1-8 ASCII letters or digits.
 pub fn app_id(v: &str) -> Result<String, Bad> {
     if v.is_empty() || v.len() > 8 || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        let why = if v.len() > 8 { format!("{v:?} is {} characters long", v.chars().count()) } else {
+        let why = if v.len() > 8 {
+            format!("{v:?} is {} characters long", v.chars().count())
+        } else {
             format!("{v:?} contains characters other than ASCII letters and digits")
         };
         let why = if v.is_empty() { "the AppId is empty".to_string() } else { why };
@@ -35,7 +37,8 @@ pub fn display_text(name: &str, v: &str) -> Result<String, Bad> {
 
 /// Version `major.minor.patch` within the limits of Windows and MSI versions.
 pub fn version(v: &str) -> Result<[u16; 3], Bad> {
-    let fix = "write major.minor.patch with major and minor at most 255 and patch at most 65535, e.g. version = \"1.0.0\"";
+    let fix =
+        "write major.minor.patch with major and minor at most 255 and patch at most 65535, e.g. version = \"1.0.0\"";
     let parts: Vec<&str> = v.split('.').collect();
     let nums: Option<Vec<u32>> = parts.iter().map(|p| p.parse::<u32>().ok().filter(|_| !p.is_empty())).collect();
     match nums {
@@ -57,7 +60,9 @@ pub fn gateway_url(v: &str) -> Result<GatewayUrl, Bad> {
 
 /// RPC port: 1024-65535, not 3389 (RDP) nor 3459 (URDP).
 pub fn rpc_port(v: i64) -> Result<u16, Bad> {
-    let fix = "choose a port from 1024 to 65535 other than 3389 and 3459, different for each brand, e.g. rpc_port = 9826".to_string();
+    let fix =
+        "choose a port from 1024 to 65535 other than 3389 and 3459, different for each brand, e.g. rpc_port = 9826"
+            .to_string();
     match v {
         3389 => Err(("3389 is the Remote Desktop port".into(), fix)),
         3459 => Err(("3459 is the URDP port, which must not be changed".into(), fix)),
@@ -71,7 +76,8 @@ pub fn languages(v: &[String]) -> Result<Vec<crate::manifest::Lang>, Bad> {
     let fix = "write languages = [\"ja\", \"en\"] or a subset".to_string();
     let mut out = Vec::new();
     for l in v {
-        let lang = crate::manifest::Lang::from_code(l).ok_or_else(|| (format!("unknown language {l:?}"), fix.clone()))?;
+        let lang =
+            crate::manifest::Lang::from_code(l).ok_or_else(|| (format!("unknown language {l:?}"), fix.clone()))?;
         if out.contains(&lang) {
             return Err((format!("language {l:?} is listed twice"), fix));
         }
@@ -85,13 +91,15 @@ pub fn languages(v: &[String]) -> Result<Vec<crate::manifest::Lang>, Bad> {
 
 /// Environment variable name (for the code-signing password).
 pub fn env_name(v: &str) -> Result<String, Bad> {
-    let ok = !v.is_empty()
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && !v.as_bytes()[0].is_ascii_digit();
+    let ok =
+        !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !v.as_bytes()[0].is_ascii_digit();
     if ok {
         Ok(v.to_string())
     } else {
-        Err((format!("{v:?} is not an environment variable name"), "use letters, digits and _, e.g. password_env = \"THIN_CODESIGN_PASSWORD\"".into()))
+        Err((
+            format!("{v:?} is not an environment variable name"),
+            "use letters, digits and _, e.g. password_env = \"THIN_CODESIGN_PASSWORD\"".into(),
+        ))
     }
 }
 

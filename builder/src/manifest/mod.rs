@@ -112,7 +112,11 @@ pub fn load(dir: &Path, cert_dir: Option<&Path>) -> (Brand, Vec<Problem>) {
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) => {
-            problems.push(Problem::file(MANIFEST, format!("cannot read {}: {e}", path.display()), "run `builder new --app-id ID` to make a brand folder, or pass --brand DIR"));
+            problems.push(Problem::file(
+                MANIFEST,
+                format!("cannot read {}: {e}", path.display()),
+                "run `builder new --app-id ID` to make a brand folder, or pass --brand DIR",
+            ));
             String::new()
         }
     };
@@ -121,7 +125,14 @@ pub fn load(dir: &Path, cert_dir: Option<&Path>) -> (Brand, Vec<Problem>) {
         Err(e) => {
             let line = e.span().map(|s| line_of(&text, s.start));
             let msg = e.message().trim().replace('\n', "; ");
-            problems.push(Problem::file(MANIFEST, format!("not valid TOML: {msg}"), "fix the syntax; keys are listed in brand/default/brand.toml").at_line(line));
+            problems.push(
+                Problem::file(
+                    MANIFEST,
+                    format!("not valid TOML: {msg}"),
+                    "fix the syntax; keys are listed in brand/default/brand.toml",
+                )
+                .at_line(line),
+            );
             RawManifest::default()
         }
     };
@@ -143,7 +154,14 @@ struct Resolver<'a> {
 impl Resolver<'_> {
     /// Applies `check` to the user's value (or the default), reporting problems
     /// at the user's line; falls back to `fallback` when the value is bad.
-    fn field<T: Clone, U>(&mut self, name: &str, v: &Field<T>, d: &Field<T>, fallback: U, check: impl Fn(&T) -> Result<U, fields::Bad>) -> U {
+    fn field<T: Clone, U>(
+        &mut self,
+        name: &str,
+        v: &Field<T>,
+        d: &Field<T>,
+        fallback: U,
+        check: impl Fn(&T) -> Result<U, fields::Bad>,
+    ) -> U {
         let (val, line) = match (v, d) {
             (Some(s), _) => (s.get_ref().clone(), Some(line_of(self.text, s.span().start))),
             (None, Some(s)) => (s.get_ref().clone(), None),
@@ -171,22 +189,45 @@ fn brand_file(dir: &Path, default_dir: &Path, v: &Field<String>, d: &Field<Strin
     }
     let rel = text(d).unwrap_or_else(|| name.to_string());
     let own = dir.join(&rel);
-    if own.exists() { own } else { default_dir.join(rel) }
+    if own.exists() {
+        own
+    } else {
+        default_dir.join(rel)
+    }
 }
 
-fn resolve(mut r: Resolver, raw: &RawManifest, d: &RawManifest, dir: &Path, default_dir: &Path, cert_dir: Option<&Path>) -> Brand {
+fn resolve(
+    mut r: Resolver,
+    raw: &RawManifest,
+    d: &RawManifest,
+    dir: &Path,
+    default_dir: &Path,
+    cert_dir: Option<&Path>,
+) -> Brand {
     let app_id = match &raw.app_id {
         Some(_) => r.field("app_id", &raw.app_id, &None, "Invalid".to_string(), |v| fields::app_id(v)),
         None => {
-            r.problems.push(Problem::field(MANIFEST, "app_id", "app_id is missing (it has no default)", "add app_id = \"YourId\" (1 to 8 ASCII letters or digits)"));
+            r.problems.push(Problem::field(
+                MANIFEST,
+                "app_id",
+                "app_id is missing (it has no default)",
+                "add app_id = \"YourId\" (1 to 8 ASCII letters or digits)",
+            ));
             "Invalid".to_string()
         }
     };
-    let product_name = r.field("product_name", &raw.product_name, &d.product_name, "Thin Telework".into(), |v| fields::display_text("product_name", v));
-    let company = r.field("company", &raw.company, &d.company, "Company".into(), |v| fields::display_text("company", v));
-    let system_name = r.field("system_name", &raw.system_name, &d.system_name, "Thin Telework System".into(), |v| fields::display_text("system_name", v));
+    let product_name = r.field("product_name", &raw.product_name, &d.product_name, "Thin Telework".into(), |v| {
+        fields::display_text("product_name", v)
+    });
+    let company =
+        r.field("company", &raw.company, &d.company, "Company".into(), |v| fields::display_text("company", v));
+    let system_name = r.field("system_name", &raw.system_name, &d.system_name, "Thin Telework System".into(), |v| {
+        fields::display_text("system_name", v)
+    });
     let version_parts = r.field("version", &raw.version, &d.version, [1, 0, 0], |v| fields::version(v));
-    let url = r.field("gateway_url", &raw.gateway_url, &d.gateway_url, None, |v| fields::gateway_url(v).map(|u| Some((u, v.clone()))));
+    let url = r.field("gateway_url", &raw.gateway_url, &d.gateway_url, None, |v| {
+        fields::gateway_url(v).map(|u| Some((u, v.clone())))
+    });
     let rpc_port = r.field("rpc_port", &raw.rpc_port, &d.rpc_port, 9826, |v| fields::rpc_port(*v));
     let languages = r.field("languages", &raw.languages, &d.languages, Lang::ALL.to_vec(), |v| fields::languages(v));
     let strings = Lang::ALL
@@ -201,7 +242,9 @@ fn resolve(mut r: Resolver, raw: &RawManifest, d: &RawManifest, dir: &Path, defa
         .collect();
     let artwork_dir = brand_file(dir, default_dir, &raw.artwork.dir, &d.artwork.dir, "artwork");
     let cbase = cert_dir.unwrap_or(dir);
-    let cert = |v: &Field<String>, dv: &Field<String>, name: &str| cbase.join(text(v).or_else(|| text(dv)).unwrap_or_else(|| name.into()));
+    let cert = |v: &Field<String>, dv: &Field<String>, name: &str| {
+        cbase.join(text(v).or_else(|| text(dv)).unwrap_or_else(|| name.into()))
+    };
     let c = &raw.certs;
     let certs = CertPaths {
         ca_cert: cert(&c.ca_cert, &d.certs.ca_cert, "certs/ca.cer"),
@@ -211,7 +254,9 @@ fn resolve(mut r: Resolver, raw: &RawManifest, d: &RawManifest, dir: &Path, defa
     };
     let codesign = raw.codesign.as_ref().map(|cs| Codesign {
         pkcs12: dir.join(text(&cs.pkcs12).unwrap_or_else(|| "certs/codesign.p12".into())),
-        password_env: r.field("codesign.password_env", &cs.password_env, &None, "THIN_CODESIGN_PASSWORD".into(), |v| fields::env_name(v)),
+        password_env: r.field("codesign.password_env", &cs.password_env, &None, "THIN_CODESIGN_PASSWORD".into(), |v| {
+            fields::env_name(v)
+        }),
         cert: text(&cs.cert).map(|p| dir.join(p)),
     });
     let version = format!("{}.{}.{}", version_parts[0], version_parts[1], version_parts[2]);
@@ -220,10 +265,28 @@ fn resolve(mut r: Resolver, raw: &RawManifest, d: &RawManifest, dir: &Path, defa
         None => (None, String::new()),
     };
     if url.is_none() && raw.gateway_url.is_none() && d.gateway_url.is_none() {
-        r.problems.push(Problem::field(MANIFEST, "gateway_url", "gateway_url is missing", "add gateway_url = \"https://gw.example.org/thingate/\""));
+        r.problems.push(Problem::field(
+            MANIFEST,
+            "gateway_url",
+            "gateway_url is missing",
+            "add gateway_url = \"https://gw.example.org/thingate/\"",
+        ));
     }
     Brand {
-        dir: dir.to_path_buf(), app_id, product_name, company, system_name, version, version_parts,
-        gateway_url, url, rpc_port, languages, strings, artwork_dir, certs, codesign,
+        dir: dir.to_path_buf(),
+        app_id,
+        product_name,
+        company,
+        system_name,
+        version,
+        version_parts,
+        gateway_url,
+        url,
+        rpc_port,
+        languages,
+        strings,
+        artwork_dir,
+        certs,
+        codesign,
     }
 }

@@ -6,11 +6,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use thin_client::{client_agent, entry, viewer};
 
 #[derive(Parser)]
-#[command(name = "thinclient", about = "Home PC app: connects to an office PC by computer ID and opens the remote desktop")]
+#[command(
+    name = "thinclient",
+    about = "Home PC app: connects to an office PC by computer ID and opens the remote desktop"
+)]
 struct Cli {
     /// EntryPoint.dat to use instead of the one compiled in.
     #[arg(long, global = true)]
@@ -44,19 +47,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    // `--version` names the brand: product, AppId and system name, from the string tables.
-    let line = thin_client::strings::fmt("APP_VERSION_LINE", &[&env!("CARGO_PKG_VERSION")]);
-    let matches = Cli::command().version(line).get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    entry::init_logging("warn");
-    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match rt.block_on(real_main(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("thinclient: error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    entry::main_with::<Cli, _, _>("thinclient", "warn", real_main)
 }
 
 async fn real_main(cli: Cli) -> anyhow::Result<()> {

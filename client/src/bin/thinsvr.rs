@@ -4,12 +4,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use thin_client::settings::ConfigDir;
 use thin_client::{entry, server_agent};
 
 #[derive(Parser)]
-#[command(name = "thinsvr", about = "Office PC app: registers a computer ID at the gateway and serves remote-desktop tunnels")]
+#[command(
+    name = "thinsvr",
+    about = "Office PC app: registers a computer ID at the gateway and serves remote-desktop tunnels"
+)]
 struct Cli {
     /// EntryPoint.dat to use instead of the one compiled in.
     #[arg(long, global = true)]
@@ -55,19 +58,7 @@ fn default_dir() -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    // `--version` names the brand: product, AppId and system name, from the string tables.
-    let line = thin_client::strings::fmt("APP_VERSION_LINE", &[&env!("CARGO_PKG_VERSION")]);
-    let matches = Cli::command().version(line).get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    entry::init_logging("info");
-    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match rt.block_on(real_main(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("thinsvr: error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    entry::main_with::<Cli, _, _>("thinsvr", "info", real_main)
 }
 
 async fn real_main(cli: Cli) -> anyhow::Result<()> {

@@ -94,7 +94,9 @@ pub enum ProxyError {
         code: u8,
     },
     /// Credentials were offered and the SOCKS5 proxy accepts neither them nor no authentication.
-    #[error("the SOCKS5 proxy {proxy} accepts none of the offered authentication methods (none, user name and password)")]
+    #[error(
+        "the SOCKS5 proxy {proxy} accepts none of the offered authentication methods (none, user name and password)"
+    )]
     Socks5NoMethod {
         /// `host:port` of the proxy.
         proxy: String,
@@ -134,10 +136,7 @@ impl ProxyError {
     }
 
     pub(crate) fn malformed(proxy: &ProxySetting, detail: impl Into<String>) -> Self {
-        Self::Malformed {
-            proxy: proxy.addr(),
-            detail: detail.into(),
-        }
+        Self::Malformed { proxy: proxy.addr(), detail: detail.into() }
     }
 
     /// An I/O error during a handshake; an early end of stream is a malformed reply.
@@ -145,10 +144,7 @@ impl ProxyError {
         if cause.kind() == io::ErrorKind::UnexpectedEof {
             Self::malformed(proxy, format!("the connection closed during {stage}"))
         } else {
-            Self::Io {
-                proxy: proxy.addr(),
-                cause,
-            }
+            Self::Io { proxy: proxy.addr(), cause }
         }
     }
 }
@@ -177,18 +173,12 @@ pub async fn connect(
         }
         Some(p) => {
             debug!(proxy = %p, %target, "connecting through proxy");
-            let mut stream =
-                dial(p.host(), p.port(), deadline, timeout)
-                    .await
-                    .map_err(|cause| ProxyError::ProxyUnreachable {
-                        proxy: p.addr(),
-                        cause,
-                    })?;
+            let mut stream = dial(p.host(), p.port(), deadline, timeout)
+                .await
+                .map_err(|cause| ProxyError::ProxyUnreachable { proxy: p.addr(), cause })?;
             let handshake = async {
                 match p.kind() {
-                    ProxyKind::Http => {
-                        http_connect::handshake(&mut stream, p, host, target_port).await
-                    }
+                    ProxyKind::Http => http_connect::handshake(&mut stream, p, host, target_port).await,
                     ProxyKind::Socks5 | ProxyKind::Socks5h => {
                         socks5::handshake(&mut stream, p, host, target_port).await
                     }
@@ -198,11 +188,7 @@ pub async fn connect(
                 Ok(result) => result?,
                 Err(_) => {
                     let proxy = p.addr();
-                    return Err(ProxyError::HandshakeTimeout {
-                        proxy,
-                        target,
-                        after: timeout,
-                    });
+                    return Err(ProxyError::HandshakeTimeout { proxy, target, after: timeout });
                 }
             }
             debug!(proxy = %p, %target, "proxy tunnel open");
@@ -215,18 +201,10 @@ pub async fn connect(
     Ok(stream)
 }
 
-async fn dial(
-    host: &str,
-    port: u16,
-    deadline: Instant,
-    timeout: Duration,
-) -> io::Result<TcpStream> {
+async fn dial(host: &str, port: u16, deadline: Instant, timeout: Duration) -> io::Result<TcpStream> {
     match timeout_at(deadline, TcpStream::connect((host, port))).await {
         Ok(result) => result,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("no answer within {}", secs(&timeout)),
-        )),
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {}", secs(&timeout)))),
     }
 }
 

@@ -14,13 +14,7 @@ pub fn resolve(
     target_host: &str,
 ) -> Result<Option<ProxySetting>, ProxyError> {
     let env = |name: &str| std::env::var(name).ok();
-    resolve_with(
-        explicit,
-        saved,
-        target_host,
-        env,
-        windows::read_internet_settings,
-    )
+    resolve_with(explicit, saved, target_host, env, windows::read_internet_settings)
 }
 
 /// Chooses the proxy for `target_host`, first found wins: the explicit
@@ -35,10 +29,7 @@ pub fn resolve_with(
     env: impl Fn(&str) -> Option<String>,
     system: impl FnOnce() -> Option<windows::InternetSettings>,
 ) -> Result<Option<ProxySetting>, ProxyError> {
-    for (origin, value) in [
-        ("the proxy option", explicit),
-        ("the saved proxy setting", saved),
-    ] {
+    for (origin, value) in [("the proxy option", explicit), ("the saved proxy setting", saved)] {
         let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
             continue;
         };
@@ -46,16 +37,12 @@ pub fn resolve_with(
             debug!(origin, "no proxy");
             return Ok(None);
         }
-        let setting =
-            ProxySetting::parse_or(value, ProxyKind::Http).map_err(|r| invalid(origin, r))?;
+        let setting = ProxySetting::parse_or(value, ProxyKind::Http).map_err(|r| invalid(origin, r))?;
         debug!(origin, proxy = %setting, "proxy chosen");
         return Ok(Some(setting));
     }
-    let var = |names: &[&'static str]| {
-        names
-            .iter()
-            .find_map(|n| env(n).filter(|v| !v.trim().is_empty()).map(|v| (*n, v)))
-    };
+    let var =
+        |names: &[&'static str]| names.iter().find_map(|n| env(n).filter(|v| !v.trim().is_empty()).map(|v| (*n, v)));
     if let Some((name, value)) = var(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]) {
         if let Some((no_name, list)) = var(&["NO_PROXY", "no_proxy"]) {
             if no_proxy_matches(&list, target_host) {
@@ -63,8 +50,7 @@ pub fn resolve_with(
                 return Ok(None);
             }
         }
-        let setting =
-            ProxySetting::parse_or(&value, ProxyKind::Http).map_err(|r| invalid(name, r))?;
+        let setting = ProxySetting::parse_or(&value, ProxyKind::Http).map_err(|r| invalid(name, r))?;
         debug!(variable = name, proxy = %setting, "proxy chosen");
         return Ok(Some(setting));
     }
@@ -80,35 +66,28 @@ pub fn resolve_with(
 pub fn no_proxy_matches(list: &str, host: &str) -> bool {
     let host = unbracket(host).trim_end_matches('.').to_ascii_lowercase();
     let ip = host.parse::<IpAddr>().ok();
-    list.split([',', ' ', '\t', '\n'])
-        .filter(|e| !e.is_empty())
-        .any(|entry| {
-            let entry = entry.to_ascii_lowercase();
-            if entry == "*" {
-                return true;
+    list.split([',', ' ', '\t', '\n']).filter(|e| !e.is_empty()).any(|entry| {
+        let entry = entry.to_ascii_lowercase();
+        if entry == "*" {
+            return true;
+        }
+        if let Some((net, bits)) = entry.split_once('/') {
+            return ip.is_some_and(|ip| in_cidr(ip, net, bits));
+        }
+        let entry = match entry.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None if entry.matches(':').count() == 1 => entry.split(':').next().unwrap_or(""),
+            None => &entry,
+        };
+        match (ip, entry.parse::<IpAddr>()) {
+            (Some(ip), Ok(e)) => ip == e,
+            (_, Ok(_)) => false,
+            _ => {
+                let suffix = entry.trim_start_matches("*.").trim_start_matches('.').trim_end_matches('.');
+                !suffix.is_empty() && (host == suffix || host.strip_suffix(suffix).is_some_and(|h| h.ends_with('.')))
             }
-            if let Some((net, bits)) = entry.split_once('/') {
-                return ip.is_some_and(|ip| in_cidr(ip, net, bits));
-            }
-            let entry = match entry.strip_prefix('[') {
-                Some(v6) => v6.split(']').next().unwrap_or(""),
-                None if entry.matches(':').count() == 1 => entry.split(':').next().unwrap_or(""),
-                None => &entry,
-            };
-            match (ip, entry.parse::<IpAddr>()) {
-                (Some(ip), Ok(e)) => ip == e,
-                (_, Ok(_)) => false,
-                _ => {
-                    let suffix = entry
-                        .trim_start_matches("*.")
-                        .trim_start_matches('.')
-                        .trim_end_matches('.');
-                    !suffix.is_empty()
-                        && (host == suffix
-                            || host.strip_suffix(suffix).is_some_and(|h| h.ends_with('.')))
-                }
-            }
-        })
+        }
+    })
 }
 
 fn in_cidr(ip: IpAddr, net: &str, bits: &str) -> bool {
@@ -136,11 +115,7 @@ mod tests {
     type Vars = &'static [(&'static str, &'static str)];
 
     fn env(vars: Vars) -> impl Fn(&str) -> Option<String> {
-        move |k| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
+        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
     }
 
     fn pick(explicit: Option<&str>, saved: Option<&str>, vars: Vars, host: &str) -> Option<String> {
@@ -152,58 +127,33 @@ mod tests {
     fn first_source_wins() {
         let vars: Vars = &[("HTTPS_PROXY", "env:1"), ("ALL_PROXY", "socks5://all:2")];
         let saved = Some("http://saved:4");
-        assert_eq!(
-            pick(Some("socks5h://opt:3"), saved, vars, "gw").unwrap(),
-            "socks5h://opt:3"
-        );
+        assert_eq!(pick(Some("socks5h://opt:3"), saved, vars, "gw").unwrap(), "socks5h://opt:3");
         assert_eq!(pick(Some("Direct"), saved, vars, "gw"), None);
-        assert_eq!(
-            pick(Some(" "), saved, vars, "gw").unwrap(),
-            "http://saved:4"
-        );
+        assert_eq!(pick(Some(" "), saved, vars, "gw").unwrap(), "http://saved:4");
         assert_eq!(pick(None, Some("none"), vars, "gw"), None);
         assert_eq!(pick(None, None, vars, "gw").unwrap(), "http://env:1");
-        let lower: Vars = &[
-            ("https_proxy", "http://lo:5"),
-            ("ALL_PROXY", "socks5://all:2"),
-        ];
+        let lower: Vars = &[("https_proxy", "http://lo:5"), ("ALL_PROXY", "socks5://all:2")];
         assert_eq!(pick(None, None, lower, "gw").unwrap(), "http://lo:5");
         let all: Vars = &[("HTTPS_PROXY", ""), ("all_proxy", "socks5://all:2")];
         assert_eq!(pick(None, None, all, "gw").unwrap(), "socks5://all:2");
         let windows = || {
             let server = "https=win:8443;http=win:8080".into();
-            Some(InternetSettings {
-                enable: true,
-                server,
-                overrides: "<local>".into(),
-            })
+            Some(InternetSettings { enable: true, server, overrides: "<local>".into() })
         };
         let chosen = resolve_with(None, None, "gw.example", env(&[]), windows).unwrap();
         assert_eq!(chosen.unwrap().to_string(), "http://win:8443");
         let chosen = resolve_with(None, None, "gw.example", env(vars), windows).unwrap();
         assert_eq!(chosen.unwrap().to_string(), "http://env:1");
-        assert_eq!(
-            resolve_with(None, None, "gw", env(&[]), windows).unwrap(),
-            None
-        );
+        assert_eq!(resolve_with(None, None, "gw", env(&[]), windows).unwrap(), None);
     }
 
     #[test]
     fn no_proxy_exempts_only_environment_proxies() {
-        let vars: Vars = &[
-            ("HTTPS_PROXY", "env:1"),
-            ("no_proxy", ".corp.example, 10.0.0.0/8"),
-        ];
+        let vars: Vars = &[("HTTPS_PROXY", "env:1"), ("no_proxy", ".corp.example, 10.0.0.0/8")];
         assert_eq!(pick(None, None, vars, "gw.corp.example"), None);
         assert_eq!(pick(None, None, vars, "10.1.2.3"), None);
-        assert_eq!(
-            pick(None, None, vars, "gw.example").unwrap(),
-            "http://env:1"
-        );
-        assert_eq!(
-            pick(Some("opt:3"), None, vars, "gw.corp.example").unwrap(),
-            "http://opt:3"
-        );
+        assert_eq!(pick(None, None, vars, "gw.example").unwrap(), "http://env:1");
+        assert_eq!(pick(Some("opt:3"), None, vars, "gw.corp.example").unwrap(), "http://opt:3");
     }
 
     #[test]
@@ -226,21 +176,11 @@ mod tests {
     #[test]
     fn bad_settings_name_their_origin_not_the_password() {
         let vars: Vars = &[("HTTPS_PROXY", "ftp://u:hunter2@p:1")];
-        let err = resolve_with(None, None, "gw", env(vars), || None)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("invalid proxy setting in HTTPS_PROXY: unsupported proxy scheme"),
-            "{err}"
-        );
+        let err = resolve_with(None, None, "gw", env(vars), || None).unwrap_err().to_string();
+        assert!(err.starts_with("invalid proxy setting in HTTPS_PROXY: unsupported proxy scheme"), "{err}");
         assert!(!err.contains("hunter2"));
-        let err =
-            resolve_with(Some("http://u:hunter2@p:0"), None, "gw", env(&[]), || None).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("invalid proxy setting in the proxy option: \"0\""),
-            "{err}"
-        );
+        let err = resolve_with(Some("http://u:hunter2@p:0"), None, "gw", env(&[]), || None).unwrap_err();
+        assert!(err.to_string().starts_with("invalid proxy setting in the proxy option: \"0\""), "{err}");
         assert!(!err.is_retryable());
     }
 }

@@ -38,12 +38,7 @@ pub struct ProxySetting {
 impl ProxySetting {
     /// A proxy without credentials; `host` is a name or an IP literal (brackets optional).
     pub fn new(kind: ProxyKind, host: &str, port: u16) -> Self {
-        Self {
-            kind,
-            host: unbracket(host).to_owned(),
-            port,
-            auth: None,
-        }
+        Self { kind, host: unbracket(host).to_owned(), port, auth: None }
     }
     /// The same proxy with a user name and password.
     pub fn with_credentials(mut self, user: impl Into<String>, password: Secret) -> Self {
@@ -82,11 +77,7 @@ impl ProxySetting {
             Some((u, p)) => format!("{}:{}@", encode(u), encode(p.expose())),
             None => String::new(),
         };
-        Secret::new(format!(
-            "{}://{userinfo}{}",
-            self.kind.scheme(),
-            self.addr()
-        ))
+        Secret::new(format!("{}://{userinfo}{}", self.kind.scheme(), self.addr()))
     }
 
     pub(crate) fn parse_or(url: &str, default: ProxyKind) -> Result<Self, String> {
@@ -97,11 +88,7 @@ impl ProxySetting {
                 "http" => (ProxyKind::Http, rest),
                 "socks5" => (ProxyKind::Socks5, rest),
                 "socks5h" => (ProxyKind::Socks5h, rest),
-                "https" => {
-                    return Err(format!(
-                        "TLS to the proxy (https://) is not supported; {SCHEMES}"
-                    ))
-                }
+                "https" => return Err(format!("TLS to the proxy (https://) is not supported; {SCHEMES}")),
                 other => return Err(format!("unsupported proxy scheme {other:?}; {SCHEMES}")),
             },
         };
@@ -149,17 +136,12 @@ impl std::str::FromStr for ProxySetting {
 }
 
 pub(crate) fn invalid(origin: &str, reason: impl Into<String>) -> ProxyError {
-    ProxyError::Invalid {
-        origin: origin.to_owned(),
-        reason: reason.into(),
-    }
+    ProxyError::Invalid { origin: origin.to_owned(), reason: reason.into() }
 }
 
 /// `::1` for `[::1]`; anything else unchanged.
 pub(crate) fn unbracket(host: &str) -> &str {
-    host.strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host)
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
 }
 
 /// `host:port`, with IPv6 literals in brackets.
@@ -172,18 +154,11 @@ pub(crate) fn host_port(host: &str, port: u16) -> String {
 
 fn split_host_port(s: &str, default_port: u16) -> Result<(&str, u16), String> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or("missing ']' after the IPv6 address")?;
+        let (host, after) = rest.split_once(']').ok_or("missing ']' after the IPv6 address")?;
         if host.parse::<std::net::Ipv6Addr>().is_err() {
             return Err(format!("{host:?} is not an IPv6 address"));
         }
-        (
-            host,
-            after
-                .strip_prefix(':')
-                .or(Some(after).filter(|a| !a.is_empty())),
-        )
+        (host, after.strip_prefix(':').or(Some(after).filter(|a| !a.is_empty())))
     } else {
         match s.split_once(':') {
             Some((h, p)) => (h, Some(p)),
@@ -192,17 +167,11 @@ fn split_host_port(s: &str, default_port: u16) -> Result<(&str, u16), String> {
     };
     let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':');
     if host.is_empty() || !host.chars().all(ok) {
-        return Err(format!(
-            "{host:?} is not a host name; write scheme://host:port"
-        ));
+        return Err(format!("{host:?} is not a host name; write scheme://host:port"));
     }
     let port = match port {
         None => default_port,
-        Some(p) => p
-            .parse()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or(format!("{p:?} is not a port number (1-65535)"))?,
+        Some(p) => p.parse().ok().filter(|p| *p != 0).ok_or(format!("{p:?} is not a port number (1-65535)"))?,
     };
     Ok((host, port))
 }
@@ -211,11 +180,8 @@ fn decode(s: &str) -> Result<String, String> {
     let (b, mut out, mut i) = (s.as_bytes(), Vec::with_capacity(s.len()), 0);
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = b
-                .get(i + 1..i + 3)
-                .filter(|h| h.iter().all(u8::is_ascii_hexdigit));
-            let hex =
-                hex.ok_or("a '%' in the user name or password is not followed by two hex digits")?;
+            let hex = b.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit));
+            let hex = hex.ok_or("a '%' in the user name or password is not followed by two hex digits")?;
             out.push(u8::from_str_radix(std::str::from_utf8(hex).unwrap_or("0"), 16).unwrap_or(0));
             i += 3;
         } else {
@@ -223,16 +189,13 @@ fn decode(s: &str) -> Result<String, String> {
             i += 1;
         }
     }
-    String::from_utf8(out)
-        .map_err(|_| "the percent-decoded user name or password is not UTF-8".into())
+    String::from_utf8(out).map_err(|_| "the percent-decoded user name or password is not UTF-8".into())
 }
 
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()

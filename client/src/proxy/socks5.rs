@@ -27,12 +27,7 @@ pub fn reply_text(code: u8) -> &'static str {
 /// is sent as a name (address type 3) for the proxy to resolve; IP literals
 /// as IPv4 or IPv6 addresses. Reads the reply exactly, so the caller's next
 /// read is the target's first byte.
-pub async fn handshake<S>(
-    stream: &mut S,
-    proxy: &ProxySetting,
-    host: &str,
-    port: u16,
-) -> Result<(), ProxyError>
+pub async fn handshake<S>(stream: &mut S, proxy: &ProxySetting, host: &str, port: u16) -> Result<(), ProxyError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -68,8 +63,7 @@ where
         (0xFF, None) => return Err(ProxyError::AuthRequired { proxy: addr() }),
         (0xFF, Some(_)) => return Err(ProxyError::Socks5NoMethod { proxy: addr() }),
         (method, _) => {
-            let detail =
-                format!("it chose authentication method {method:#04x}, which was not offered");
+            let detail = format!("it chose authentication method {method:#04x}, which was not offered");
             return Err(ProxyError::malformed(proxy, detail));
         }
     }
@@ -99,11 +93,7 @@ where
     }
     if reply[1] != 0 {
         let (target, code) = (host_port(host, port), reply[1]);
-        return Err(ProxyError::Socks5Reply {
-            proxy: addr(),
-            target,
-            code,
-        });
+        return Err(ProxyError::Socks5Reply { proxy: addr(), target, code });
     }
     let bound = match reply[3] {
         1 => 4,
@@ -113,12 +103,7 @@ where
             recv(stream, proxy, &mut len, "the connect reply").await?;
             usize::from(len[0])
         }
-        n => {
-            return Err(ProxyError::malformed(
-                proxy,
-                format!("unknown address type {n}"),
-            ))
-        }
+        n => return Err(ProxyError::malformed(proxy, format!("unknown address type {n}"))),
     };
     let mut rest = vec![0u8; bound + 2];
     recv(stream, proxy, &mut rest, "the connect reply").await?;
@@ -132,9 +117,7 @@ async fn send<S: AsyncWrite + Unpin>(
     buf: &[u8],
     stage: &str,
 ) -> Result<(), ProxyError> {
-    s.write_all(buf)
-        .await
-        .map_err(|e| ProxyError::io(proxy, e, stage))?;
+    s.write_all(buf).await.map_err(|e| ProxyError::io(proxy, e, stage))?;
     s.flush().await.map_err(|e| ProxyError::io(proxy, e, stage))
 }
 
@@ -144,10 +127,7 @@ async fn recv<S: AsyncRead + Unpin>(
     buf: &mut [u8],
     stage: &str,
 ) -> Result<(), ProxyError> {
-    s.read_exact(buf)
-        .await
-        .map(drop)
-        .map_err(|e| ProxyError::io(proxy, e, stage))
+    s.read_exact(buf).await.map(drop).map_err(|e| ProxyError::io(proxy, e, stage))
 }
 
 #[cfg(test)]
@@ -159,10 +139,7 @@ mod tests {
     /// Runs the handshake against a scripted proxy: for each step it reads
     /// that many bytes, then sends the reply. Returns the result, the bytes
     /// received after the greeting, and what the caller reads next.
-    async fn scripted(
-        host: &str,
-        steps: &[(usize, &'static [u8])],
-    ) -> (Result<(), ProxyError>, Vec<u8>, Vec<u8>) {
+    async fn scripted(host: &str, steps: &[(usize, &'static [u8])]) -> (Result<(), ProxyError>, Vec<u8>, Vec<u8>) {
         let (mut client, mut server) = duplex(4096);
         let steps = steps.to_vec();
         let fake = tokio::spawn(async move {
@@ -223,18 +200,14 @@ mod tests {
         assert!(!err.is_retryable());
         let words: Vec<_> = (1..=8).map(reply_text).collect();
         assert!(words[0].contains("general failure") && words[5] == "TTL expired");
-        assert_eq!(
-            words[6..],
-            ["command not supported", "address type not supported"]
-        );
+        assert_eq!(words[6..], ["command not supported", "address type not supported"]);
     }
 
     #[tokio::test]
     async fn auth_demanded_and_wrong_protocol() {
         let (result, _, _) = scripted("gw.example", &[(3, b"\x05\xff")]).await;
         assert!(matches!(result, Err(ProxyError::AuthRequired { .. })));
-        let (result, _, _) =
-            scripted("gw.example", &[(3, b"HTTP/1.1 400 Bad Request\r\n\r\n")]).await;
+        let (result, _, _) = scripted("gw.example", &[(3, b"HTTP/1.1 400 Bad Request\r\n\r\n")]).await;
         assert!(msg(&result.unwrap_err()).contains("is it a SOCKS5 proxy?"));
         let (result, _, _) = scripted("gw.example", &[(3, b"\x05")]).await;
         assert!(msg(&result.unwrap_err()).contains("closed during the method selection"));

@@ -29,12 +29,8 @@ pub fn read_internet_settings() -> Option<InternetSettings> {
     let key = RegKey::predef(HKEY_CURRENT_USER).open_subkey(PATH).ok()?;
     let settings = InternetSettings {
         enable: key.get_value::<u32, _>("ProxyEnable").unwrap_or(0) != 0,
-        server: key
-            .get_value::<String, _>("ProxyServer")
-            .unwrap_or_default(),
-        overrides: key
-            .get_value::<String, _>("ProxyOverride")
-            .unwrap_or_default(),
+        server: key.get_value::<String, _>("ProxyServer").unwrap_or_default(),
+        overrides: key.get_value::<String, _>("ProxyOverride").unwrap_or_default(),
     };
     if key.get_value::<String, _>("AutoConfigURL").is_ok() {
         debug!("an automatic proxy configuration script is set; it is not evaluated");
@@ -74,11 +70,7 @@ pub fn from_internet_settings(
 /// its own scheme (`http=socks5://host:1080`).
 pub fn parse_proxy_server(server: &str) -> Result<Option<ProxySetting>, ProxyError> {
     let (mut https, mut all, mut http, mut socks) = (None, None, None, None);
-    for entry in server
-        .split([';', ' '])
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
+    for entry in server.split([';', ' ']).map(str::trim).filter(|e| !e.is_empty()) {
         let slot = match entry.split_once('=') {
             None => (&mut all, entry),
             Some((proto, value)) => match proto.trim().to_ascii_lowercase().as_str() {
@@ -107,20 +99,15 @@ pub fn parse_proxy_server(server: &str) -> Result<Option<ProxySetting>, ProxyErr
 /// names without a dot and loopback addresses.
 pub fn bypass_matches(overrides: &str, host: &str) -> bool {
     let host = unbracket(host).trim_end_matches('.').to_ascii_lowercase();
-    overrides
-        .split([';', ',', ' ', '\t'])
-        .filter(|e| !e.is_empty())
-        .any(|entry| {
-            let entry = entry.to_ascii_lowercase();
-            if entry == "<local>" {
-                let loopback = host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-                return loopback || host == "localhost" || !host.contains(['.', ':']);
-            }
-            let entry = entry
-                .split_once("://")
-                .map_or(entry.as_str(), |(_, rest)| rest);
-            glob(unbracket(entry), &host)
-        })
+    overrides.split([';', ',', ' ', '\t']).filter(|e| !e.is_empty()).any(|entry| {
+        let entry = entry.to_ascii_lowercase();
+        if entry == "<local>" {
+            let loopback = host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            return loopback || host == "localhost" || !host.contains(['.', ':']);
+        }
+        let entry = entry.split_once("://").map_or(entry.as_str(), |(_, rest)| rest);
+        glob(unbracket(entry), &host)
+    })
 }
 
 /// `*` matches any run of characters; everything else matches itself.
@@ -131,9 +118,7 @@ fn glob(pattern: &str, s: &str) -> bool {
             let Some(tail) = s.strip_prefix(head) else {
                 return false;
             };
-            (0..=tail.len())
-                .filter(|i| tail.is_char_boundary(*i))
-                .any(|i| glob(rest, &tail[i..]))
+            (0..=tail.len()).filter(|i| tail.is_char_boundary(*i)).any(|i| glob(rest, &tail[i..]))
         }
     }
 }
@@ -148,24 +133,12 @@ mod tests {
 
     #[test]
     fn proxy_server_forms() {
-        assert_eq!(
-            server("proxy.corp:8080").as_deref(),
-            Some("http://proxy.corp:8080")
-        );
+        assert_eq!(server("proxy.corp:8080").as_deref(), Some("http://proxy.corp:8080"));
         let mixed = "ftp=f:21;http=h.corp:80;https=s.corp:8443;socks=k:1080";
         assert_eq!(server(mixed).as_deref(), Some("http://s.corp:8443"));
-        assert_eq!(
-            server("http=h.corp:3128;socks=k:1080").as_deref(),
-            Some("http://h.corp:3128")
-        );
-        assert_eq!(
-            server("socks=k.corp:1080").as_deref(),
-            Some("socks5://k.corp:1080")
-        );
-        assert_eq!(
-            server("HTTPS=http://s:3128/").as_deref(),
-            Some("http://s:3128")
-        );
+        assert_eq!(server("http=h.corp:3128;socks=k:1080").as_deref(), Some("http://h.corp:3128"));
+        assert_eq!(server("socks=k.corp:1080").as_deref(), Some("socks5://k.corp:1080"));
+        assert_eq!(server("HTTPS=http://s:3128/").as_deref(), Some("http://s:3128"));
         assert_eq!(server("ftp=f:21"), None);
         assert_eq!(server(" ; "), None);
         assert!(parse_proxy_server("https=s:notaport").is_err());
@@ -186,12 +159,7 @@ mod tests {
         ] {
             assert!(bypass_matches(list, host), "{host} should bypass");
         }
-        for host in [
-            "corp.example.com",
-            "gw.example",
-            "110.1.2.3",
-            "sub.exact.example",
-        ] {
+        for host in ["corp.example.com", "gw.example", "110.1.2.3", "sub.exact.example"] {
             assert!(!bypass_matches(list, host), "{host} should use the proxy");
         }
         assert!(bypass_matches("*", "anything.example"));
@@ -200,11 +168,7 @@ mod tests {
 
     #[test]
     fn enable_flag_and_override_apply() {
-        let mut s = InternetSettings {
-            enable: false,
-            server: "p:3128".into(),
-            overrides: "<local>".into(),
-        };
+        let mut s = InternetSettings { enable: false, server: "p:3128".into(), overrides: "<local>".into() };
         assert_eq!(from_internet_settings(&s, "gw.example").unwrap(), None);
         s.enable = true;
         let chosen = from_internet_settings(&s, "gw.example").unwrap().unwrap();
