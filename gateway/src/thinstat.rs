@@ -63,6 +63,12 @@ pub fn render_text(rows: &[SessionRow]) -> String {
     out
 }
 
+/// The answer to a non-loopback peer asking for a loopback-only page.
+fn forbidden(path: &str) -> (u16, &'static str, &'static str, String) {
+    let body = format!("403 Forbidden: {path} answers only on the gateway itself\r\n");
+    (403, "Forbidden", "text/plain; charset=utf-8", body)
+}
+
 /// Answers a plain HTTP request: (status, reason, content type, body).
 pub fn page(gw: &Gateway, req: &Request, peer: SocketAddr) -> (u16, &'static str, &'static str, String) {
     let text = "text/plain; charset=utf-8";
@@ -80,12 +86,7 @@ pub fn page(gw: &Gateway, req: &Request, peer: SocketAddr) -> (u16, &'static str
         }
         "/thinstat/" | "/thinstat" => {
             if !peer.ip().is_loopback() {
-                return (
-                    403,
-                    "Forbidden",
-                    text,
-                    "403 Forbidden: /thinstat/ answers only on the gateway itself\r\n".into(),
-                );
+                return forbidden(req.path());
             }
             let rows = rows(gw);
             if req.query().is_some_and(|q| q.split('&').any(|kv| kv == "format=json")) {
@@ -97,12 +98,7 @@ pub fn page(gw: &Gateway, req: &Request, peer: SocketAddr) -> (u16, &'static str
         }
         "/metrics" => {
             if !peer.ip().is_loopback() {
-                return (
-                    403,
-                    "Forbidden",
-                    text,
-                    "403 Forbidden: /metrics answers only on the gateway itself\r\n".into(),
-                );
+                return forbidden(req.path());
             }
             (200, "OK", "text/plain; version=0.0.4", crate::metrics::render(gw))
         }
