@@ -8,6 +8,7 @@ APT_PACKAGES=(
   gcc-mingw-w64-x86-64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   nsis wixl msitools osslsigncode
   tinyproxy python3-aiosmtpd
+  wine wine64
 )
 RUST_TARGETS=(x86_64-pc-windows-gnu aarch64-unknown-linux-gnu)
 

@@ -106,7 +106,15 @@ fn bundle_holds_the_gateway_and_its_rendered_files() {
         "{unit}"
     );
     let sysctl = String::from_utf8(file("sysctl.d/90-thingate-e2elin.conf").1).unwrap();
-    assert!(sysctl.contains("net.core.somaxconn = 1024") && sysctl.contains("fs.file-max = 1048575"));
+    for line in [
+        "net.core.somaxconn = 1024",
+        "fs.file-max = 1048575",
+        "net.ipv4.tcp_rmem = 4096 87380 5955584",
+        "kernel.sem = 65536 655360 64 655360",
+        "vm.max_map_count = 262144",
+    ] {
+        assert!(sysctl.contains(line), "manual 5-5: {line}");
+    }
     let limits = String::from_utf8(file("limits.d/90-thingate-e2elin.conf").1).unwrap();
     assert!(limits.contains("nofile      1048575") && limits.contains("memlock     unlimited"));
     let (mode, sh) = file("install.sh");
@@ -140,4 +148,113 @@ fn sums_and_manifest_list_every_output() {
 fn two_builds_give_identical_bundles() {
     let b = built();
     assert_eq!(std::fs::read(b.out.join(TGZ)).unwrap(), std::fs::read(b.again.join(TGZ)).unwrap());
+}
+
+/// Extracts the bundle into a fresh folder; returns the bundle's folder.
+fn extract(into: &std::path::Path) -> PathBuf {
+    let f = std::fs::File::open(built().out.join(TGZ)).unwrap();
+    tar::Archive::new(flate2::read::GzDecoder::new(f)).unpack(into).unwrap();
+    into.join("thingate-E2eLin-1.0.0-linux-x86_64")
+}
+
+/// Every file under `root`: (path, mode, content) in order.
+fn tree(root: &std::path::Path) -> Vec<(String, u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out: Vec<_> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let mode = e.metadata().unwrap().permissions().mode() & 0o7777;
+            (e.path().strip_prefix(root).unwrap().display().to_string(), mode, std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn install_sh_fills_a_system_image_and_is_idempotent() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = extract(&tmp.path().join("x"));
+    let image = tmp.path().join("image");
+    // `systemctl --root` works offline; a recording stand-in keeps the test
+    // independent of whether this machine has systemd.
+    let fake = tmp.path().join("bin");
+    std::fs::create_dir_all(&fake).unwrap();
+    let calls = tmp.path().join("calls");
+    for tool in ["systemctl", "sysctl"] {
+        let p = fake.join(tool);
+        std::fs::write(&p, format!("#!/bin/sh\necho \"{tool} $*\" >> '{}'\n", calls.display())).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
+    let install = || {
+        let o = Command::new("sh")
+            .arg(bundle.join("install.sh"))
+            .arg("--root")
+            .arg(&image)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{text}");
+        text
+    };
+    let first = install();
+    let dest = image.join("opt/thingate-e2elin");
+    let t1 = tree(&image);
+    let names: Vec<&str> = t1.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "etc/security/limits.d/90-thingate-e2elin.conf",
+            "etc/sysctl.d/90-thingate-e2elin.conf",
+            "etc/systemd/system/thingate-e2elin.service",
+            "opt/thingate-e2elin/ThinGate.cer",
+            "opt/thingate-e2elin/ThinGate.ini",
+            "opt/thingate-e2elin/ThinGate.key",
+            "opt/thingate-e2elin/thingate",
+        ],
+        "{first}"
+    );
+    assert_eq!(std::fs::metadata(dest.join("ThinGate.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::read(dest.join("thingate")).unwrap(), file("thingate").1);
+    let log = std::fs::read_to_string(&calls).unwrap();
+    assert_eq!(log, format!("systemctl --root={} enable thingate-e2elin.service\n", image.display()));
+
+    // Again: nothing changes, and it says so.
+    let second = install();
+    assert_eq!(tree(&image), t1, "{second}");
+    assert!(!second.contains("installed "), "{second}");
+    assert_eq!(second.matches("unchanged ").count(), 7, "{second}");
+
+    // An admin's edit of ThinGate.ini survives; the bundle's copy goes beside it, once.
+    let ini = dest.join("ThinGate.ini");
+    let edited = std::fs::read_to_string(&ini).unwrap() + "SysLogHostname 127.0.0.1\n";
+    std::fs::write(&ini, &edited).unwrap();
+    let third = install();
+    assert_eq!(std::fs::read_to_string(&ini).unwrap(), edited, "{third}");
+    assert_eq!(std::fs::read(dest.join("ThinGate.ini.new")).unwrap(), file("ThinGate.ini").1);
+    let t3 = tree(&image);
+    install();
+    assert_eq!(tree(&image), t3, "a fourth run changes nothing either");
+
+    // A new key in the bundle replaces the installed one and keeps the old as a backup.
+    std::fs::write(dest.join("ThinGate.key"), b"old key\n").unwrap();
+    let fifth = install();
+    assert!(fifth.contains("kept old"), "{fifth}");
+    let backups: Vec<_> = std::fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ThinGate.key.bak-"))
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert_eq!(std::fs::read(dest.join(&backups[0])).unwrap(), b"old key\n");
+    assert_eq!(std::fs::read(dest.join("ThinGate.key")).unwrap(), file("ThinGate.key").1);
+
+    let bad = Command::new("sh").arg(bundle.join("install.sh")).arg("--bogus").output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown option --bogus"));
 }

@@ -28,10 +28,29 @@ fn at_most(key: &str) -> bool {
     key.ends_with("tcp_fin_timeout")
 }
 
+/// Keys that are a policy or a switch, not a capacity: only the wanted value will do.
+fn exact(key: &str) -> bool {
+    const EXACT: [&str; 12] = [
+        "kernel.panic",
+        "kernel.panic_on_oops",
+        "vm.overcommit_memory",
+        "vm.overcommit_ratio",
+        "vm.panic_on_oom",
+        "vm.oom_kill_allocating_task",
+        "kernel.sysrq",
+        "kernel.core_uses_pid",
+        "net.ipv4.tcp_rfc1337",
+        "net.ipv4.tcp_tw_reuse",
+        "net.ipv4.tcp_timestamps",
+        "net.ipv4.ip_local_port_range",
+    ];
+    EXACT.contains(&key)
+}
+
 fn meets(key: &str, have: &str, want: &str) -> bool {
     let h: Vec<&str> = have.split_whitespace().collect();
     let w: Vec<&str> = want.split_whitespace().collect();
-    if key.ends_with("ip_local_port_range") || h.len() != w.len() {
+    if exact(key) || h.len() != w.len() {
         return h == w;
     }
     h.iter().zip(&w).all(|(h, w)| match (h.parse::<u64>(), w.parse::<u64>()) {
@@ -103,11 +122,16 @@ mod tests {
         assert!(wanted().iter().any(|(k, v)| k == "net.core.somaxconn" && v == "1024"));
         assert!(meets("net.core.somaxconn", "4096", "1024"));
         assert!(!meets("net.core.somaxconn", "128", "1024"));
-        assert!(meets("net.ipv4.tcp_rmem", "4096 1048576 16777216", "4096 1048576 16777216"));
-        assert!(!meets("net.ipv4.tcp_rmem", "4096 131072 6291456", "4096 1048576 16777216"));
-        assert!(meets("net.ipv4.tcp_fin_timeout", "10", "15"));
-        assert!(!meets("net.ipv4.tcp_fin_timeout", "60", "15"));
-        assert!(!meets("net.ipv4.ip_local_port_range", "32768 60999", "1024 65000"));
+        assert!(wanted().iter().any(|(k, v)| k == "net.ipv4.tcp_rmem" && v == "4096 87380 5955584"));
+        assert!(wanted().iter().any(|(k, v)| k == "kernel.sem" && v == "65536 655360 64 655360"));
+        assert_eq!(wanted().len(), 32, "every setting of manual 5-5");
+        assert!(meets("net.ipv4.tcp_rmem", "4096 131072 6291456", "4096 87380 5955584"));
+        assert!(!meets("net.ipv4.tcp_rmem", "4096 16384 4194304", "4096 87380 5955584"));
+        assert!(meets("net.ipv4.tcp_fin_timeout", "4", "4"));
+        assert!(!meets("net.ipv4.tcp_fin_timeout", "60", "4"));
+        assert!(!meets("net.ipv4.tcp_timestamps", "1", "0"), "a switch must match exactly");
+        assert!(!meets("vm.overcommit_memory", "0", "2"));
+        assert!(meets("kernel.sysrq", "0", "0"));
         let (text, bad) = report(&check());
         assert_eq!(bad, text.matches("DIFF").count());
     }

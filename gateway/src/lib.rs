@@ -5,6 +5,8 @@
 //! loopback only), or an `Upgrade` to the framed protocol, where office PCs keep
 //! control sessions, clients ask for a computer ID, and the gateway pairs a
 //! client connection with a data connection from the server and copies bytes.
+//! Office PCs that ask for a one-time password have it mailed by the gateway
+//! ([`otp_mail`]); they check it themselves.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -16,11 +18,13 @@ pub mod limits;
 pub mod logging;
 pub mod machine_db;
 pub mod metrics;
+pub mod otp_mail;
 pub mod proxy_protocol;
 pub mod registry;
 pub mod relay;
 pub mod server;
 pub mod stats_post;
+pub mod status;
 pub mod thinstat;
 
 pub use server::{Gateway, RunningGateway};

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -90,20 +90,42 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Cmd::Status { config, pid_file } => {
-            let files = DaemonFiles::for_config(&config, pid_file);
-            match daemon::running_pid(&files) {
-                Some(pid) => {
-                    let line = std::fs::read_to_string(&files.stdout).unwrap_or_default();
-                    let addr = line.lines().find(|l| l.starts_with("listening on ")).unwrap_or("listening on ?");
-                    println!("ThinGate is running (pid {pid}), {addr}");
-                    ExitCode::SUCCESS
-                }
-                None => {
-                    println!("ThinGate is not running");
-                    ExitCode::from(3)
-                }
-            }
+        Cmd::Status { config, pid_file } => status(&config, pid_file),
+    }
+}
+
+/// Exit codes of `status`, as LSB init scripts use them: 0 running, 1 running
+/// but the figures are unreadable, 3 not running.
+fn status(config: &Path, pid_file: Option<PathBuf>) -> ExitCode {
+    use thingate::status;
+    let cfg = match thingate::config::GateConfig::load(config) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let files = DaemonFiles::for_config(config, pid_file);
+    let pid = daemon::running_pid(&files);
+    let listen = pid
+        .and_then(|_| status::listening_line(&files.stdout))
+        .unwrap_or(std::net::SocketAddr::new(cfg.listen_address, cfg.listen_port));
+    let target = status::local_target(listen);
+    let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    match rt.block_on(status::fetch_metrics(&cfg, target)) {
+        Ok(text) => {
+            println!("ThinGate is running{who}, listening on {listen}");
+            print!("{}", status::summary(&status::parse(&text)));
+            ExitCode::SUCCESS
+        }
+        Err(status::StatusError::Connect { .. }) if pid.is_none() => {
+            println!("ThinGate is not running (nothing answers on {target})");
+            ExitCode::from(3)
+        }
+        Err(e) => {
+            println!("ThinGate is running{who}, listening on {listen}, but its figures cannot be read: {e}");
+            ExitCode::from(1)
         }
     }
 }

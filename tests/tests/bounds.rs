@@ -235,3 +235,82 @@ async fn proxy_protocol_gives_limits_and_thinstat_the_real_address() {
     assert!(closed_soon(&mut raw).await);
     gw.shutdown().await;
 }
+
+/// Opens `n` silent TCP connections from `src` to `gw` as fast as it can and
+/// keeps them open (garbage is refused by the handshake, see above; silence
+/// holds a slot longest).
+async fn flood(src: std::net::IpAddr, gw: std::net::SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(std::net::SocketAddr::new(src, 0)).unwrap();
+        if let Ok(s) = sock.connect(gw).await {
+            out.push(s);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_loopback_is_held_at_the_limits_and_sessions_carry_on() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let g = GateDir::new(
+        "DosProtection_MaxConnectionsPerIp 16\nDosProtection_MaxUnestablishedConnections 40\nHandshakeTimeout 60000",
+    );
+    let gw = g.start().await;
+    let link = g.link(gw.addr);
+    let target = echo_server().await;
+    let _pc = OfficePc::start(&link, "flooded", "pw", target).await;
+    let pw = thin_protocol::secret::Secret::new("pw");
+    let tunnel = thin_client::client_agent::connect(&link, "flooded", &pw).await.unwrap();
+
+    // Three attacking addresses (all of 127/8 is loopback), 300 connections each.
+    let attackers: Vec<std::net::IpAddr> = (2..5).map(|i| format!("127.0.0.{i}").parse().unwrap()).collect();
+    let floods: Vec<_> = attackers.iter().map(|&ip| tokio::spawn(flood(ip, gw.addr, 300))).collect();
+    let gwc = gw.gateway.clone();
+    let ips = attackers.clone();
+    let watcher = tokio::spawn(async move {
+        // The most connections admitted from one attacker, and from all of them, at any sample.
+        let (mut per_ip, mut all) = (0, 0);
+        for _ in 0..400 {
+            let now: Vec<usize> = ips.iter().map(|&ip| gwc.limits.connections_from(ip)).collect();
+            per_ip = per_ip.max(*now.iter().max().unwrap());
+            all = all.max(now.iter().sum());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (per_ip, all)
+    });
+    // The established tunnel keeps relaying during the flood.
+    let (a, b, n) = echo_check(tunnel.open_stream().await.unwrap(), 2 << 20, 7).await;
+    assert_eq!((a, n), (b, 2 << 20));
+    let mut held = Vec::new();
+    for f in floods {
+        held.extend(f.await.unwrap());
+    }
+    let (per_ip, all) = watcher.await.unwrap();
+    assert!(per_ip > 0 && per_ip <= 16, "at most 16 connections per address at once, saw {per_ip}");
+    assert!(all <= 40, "at most 40 unestablished connections at once, saw {all}");
+    // No slot frees during the flood (silent peers, long handshake timeout): exactly
+    // 40 are admitted (16 + 16 + 8) and every other one is refused at once.
+    let refused = gw.gateway.metrics.connections_refused.load(Relaxed) as usize;
+    assert!(held.len() >= 850, "{} of 900 connects succeeded", held.len());
+    assert_eq!(refused, held.len() - 40, "refused of {} flood connections", held.len());
+    assert!(gw.gateway.metrics.connections_open.load(Relaxed) <= 40 + 2);
+
+    // Attackers that go away release their slots.
+    drop(held);
+    let gwc = gw.gateway.clone();
+    let attackers2 = attackers.clone();
+    wait_for("the flood's slots to be released", Duration::from_secs(10), || {
+        let n: usize = attackers2.iter().map(|&ip| gwc.limits.connections_from(ip)).sum();
+        async move { (n == 0).then_some(()) }
+    })
+    .await;
+    // A new client gets through afterwards, and the first tunnel still works.
+    let fresh = thin_client::client_agent::connect(&link, "flooded", &pw).await.unwrap();
+    let (a, b, n) = echo_check(fresh.open_stream().await.unwrap(), 1 << 20, 8).await;
+    assert_eq!((a, n), (b, 1 << 20));
+    let (a, b, n) = echo_check(tunnel.open_stream().await.unwrap(), 1 << 20, 9).await;
+    assert_eq!((a, n), (b, 1 << 20));
+    gw.shutdown().await;
+}

@@ -89,9 +89,21 @@ fn daemon_start_status_stop() {
     assert!(start.status.success(), "{}", String::from_utf8_lossy(&start.stderr));
     assert!(String::from_utf8_lossy(&start.stdout).starts_with("listening on 127.0.0.1:"));
     assert!(!run("start").status.success(), "a second start is refused");
-    let st = run("status");
-    assert!(st.status.success());
-    assert!(String::from_utf8_lossy(&st.stdout).contains("is running"));
+    // `status` reads the running gateway's /metrics; its own connection shows
+    // in the next answer, so the figures are live, not read from a file.
+    let accepted = |out: &std::process::Output| -> u64 {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("is running (pid "), "{text}");
+        assert!(text.contains("office PCs online       0 (registered 0)"), "{text}");
+        assert!(text.contains("relayed                 0 B client -> server"), "{text}");
+        let line = text.lines().find(|l| l.trim_start().starts_with("connections ")).expect("connections line");
+        let n = line.split(", ").nth(1).and_then(|p| p.split_whitespace().next()).and_then(|n| n.parse().ok());
+        n.unwrap_or_else(|| panic!("accepted count in {line:?}"))
+    };
+    let first = accepted(&run("status"));
+    let second = accepted(&run("status"));
+    assert!(second > first, "live figures: {first} then {second}");
     let stop = run("stop");
     assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
     assert!(!g.dir.path().join("thingate.pid").exists());
