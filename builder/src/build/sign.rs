@@ -81,6 +81,17 @@ impl Signer {
         self.verify(file)
     }
 
+    /// The command makensis runs on the uninstaller it builds (`!uninstfinalize`;
+    /// `%1` is the file): signs it in place, so the installed uninstaller is signed too.
+    pub fn nsis_finalize_command(&self) -> String {
+        let q = |p: &Path| format!("\"{}\"", p.display());
+        format!(
+            "osslsigncode sign -h sha256 -pkcs12 {} -readpass {} -in \"%1\" -out \"%1.signed\" && mv -f \"%1.signed\" \"%1\"",
+            q(&self.pkcs12),
+            q(&self.pass_file)
+        )
+    }
+
     /// Verifies `file` against the signing certificate.
     pub fn verify(&self, file: &Path) -> Result<()> {
         tool(

@@ -60,7 +60,7 @@ pub fn names(b: &Brand) -> (String, String, String) {
 }
 
 /// Makes the NSIS setup from the staged (and, with `--sign`, signed) apps.
-pub fn nsis(b: &Brand, v: &Vars, stage: &Path, out: &Path) -> Result<PathBuf> {
+pub fn nsis(b: &Brand, v: &Vars, stage: &Path, out: &Path, sign: Option<&super::sign::Signer>) -> Result<PathBuf> {
     let setup = out.join(names(b).0);
     let langs: Vec<&str> = b
         .languages
@@ -76,6 +76,7 @@ pub fn nsis(b: &Brand, v: &Vars, stage: &Path, out: &Path) -> Result<PathBuf> {
     data["icon"] = stage.join("app.ico").display().to_string().into();
     data["header_bmp"] = stage.join("header.bmp").display().to_string().into();
     data["nsis_languages"] = serde_json::json!(langs);
+    data["uninstaller_sign"] = sign.map(|s| s.nsis_finalize_command()).unwrap_or_default().into();
     let script = stage.join("setup.nsi");
     write_if_changed(&script, render::render(render::NSIS, &data)?.as_bytes())?;
     run(
@@ -145,7 +146,7 @@ pub fn build(
         p.step("sign the apps", || apps.iter().try_for_each(|a| s.sign(a)))?;
     }
     pin_mtimes(stage, cargo.epoch)?;
-    let setup = p.step("NSIS setup (makensis)", || nsis(b, v, stage, out))?;
+    let setup = p.step("NSIS setup (makensis)", || nsis(b, v, stage, out, sign))?;
     let msi = p.step("MSI (wixl)", || msi(b, v, stage, out))?;
     if let Some(s) = sign {
         p.step("sign the setup and the MSI", || [&setup, &msi].into_iter().try_for_each(|f| s.sign(f)))?;
