@@ -13,9 +13,10 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::e2e::LoginError;
+use crate::e2e::{LoginError, LoginTimes};
 use crate::link::{Link, LinkError};
 use crate::mux::{self, Opener, KIND_KEEPALIVE, KIND_TCP};
+use crate::otp::{NoOtp, OtpProvider};
 use crate::server_agent::AbortOnDrop;
 
 /// Errors of the client app.
@@ -24,7 +25,7 @@ pub enum ClientError {
     /// Gateway problem (unreachable, certificate, unknown PCID, offline).
     #[error(transparent)]
     Link(#[from] LinkError),
-    /// Login problem (wrong password, locked out).
+    /// Login problem (wrong password, locked out, one-time password).
     #[error(transparent)]
     Login(#[from] LoginError),
     /// The tunnel died.
@@ -40,8 +41,21 @@ pub struct ClientTunnel {
     _conn: AbortOnDrop,
 }
 
-/// Reaches `pcid` through the gateway and logs in with `password`.
+/// Reaches `pcid` through the gateway and logs in with `password`; a server
+/// that asks for a one-time password refuses with [`LoginError::OtpNotGiven`].
 pub async fn connect(link: &Link, pcid: &str, password: &Secret) -> Result<ClientTunnel, ClientError> {
+    connect_with_otp(link, pcid, password, &NoOtp).await
+}
+
+/// Reaches `pcid` through the gateway and logs in with `password`; when the
+/// server asks for a one-time password (sent by e-mail), `otp` is asked for it,
+/// again after a wrong answer while tries are left.
+pub async fn connect_with_otp(
+    link: &Link,
+    pcid: &str,
+    password: &Secret,
+    otp: &dyn OtpProvider,
+) -> Result<ClientTunnel, ClientError> {
     let mut s = link.open().await?;
     let req = Msg::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.to_string() };
     write_frame(&mut s, &req).await.map_err(|e| LinkError::Lost(e.to_string()))?;
@@ -56,7 +70,8 @@ pub async fn connect(link: &Link, pcid: &str, password: &Secret) -> Result<Clien
             Err(_) => return Err(LinkError::Lost("the gateway did not answer in time".into()).into()),
         };
     let pcid_norm = pcid.to_ascii_lowercase();
-    crate::e2e::client_login(&mut s, password, &pcid_norm, link.timeout).await?;
+    let times = LoginTimes { answer: link.timeout, keepalive, idle: timeout };
+    crate::e2e::client_login(&mut s, password, &pcid_norm, otp, times).await?;
     info!(pcid = %pcid_norm, "logged in");
     let (opener, conn) = mux::client(crate::decouple::Decoupled::new(s).compat());
     let (dead_tx, dead) = tokio::sync::watch::channel(None);

@@ -1,18 +1,25 @@
 //! The end-to-end login inside a paired pipe: the client proves the password to
 //! the server with OPAQUE (the gateway only copies the bytes), the server
-//! enforces its lockout, and answers `Ready` with a MAC under the session key.
+//! enforces its lockout, asks for a one-time password sent by e-mail when it is
+//! set up to, and answers `Ready` with a MAC under the session key.
 
 use std::time::Duration;
 
 use thin_protocol::auth::{AuthError, ClientAuth, PasswordFile, ServerAuth};
-use thin_protocol::frame::{read_frame, write_frame, FrameError};
+use thin_protocol::frame::{read_frame, write_frame, FrameError, FrameReader};
 use thin_protocol::messages::{E2e, ErrorCode};
 use thin_protocol::secret::Secret;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 
 use crate::lockout::Lockout;
+use crate::otp::{Challenge, OtpPolicy, OtpProvider, OtpRequest, Verdict};
+use crate::otp_mail::OtpSender;
 
 const READY_LABEL: &str = "thintelework ready v1";
+
+/// Longest wait for the gateway to confirm an OTP mail.
+pub const MAIL_WAIT: Duration = Duration::from_secs(60);
 
 /// How an end-to-end login failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +27,7 @@ pub enum LoginError {
     /// The password is wrong.
     #[error("wrong password")]
     WrongPassword,
-    /// The server refused (lockout, ...).
+    /// The server refused (lockout, wrong or expired one-time password, mail failed, ...).
     #[error("{message}")]
     Refused {
         /// Reason code.
@@ -29,6 +36,12 @@ pub enum LoginError {
         message: String,
         /// Seconds to wait.
         retry_after_s: Option<u64>,
+    },
+    /// The server asks for a one-time password and the caller gave none.
+    #[error("the computer asks for the one-time password sent to {destination}, and none was given")]
+    OtpNotGiven {
+        /// Where the code was sent (masked).
+        destination: String,
     },
     /// The server's confirmation did not verify: not the server that owns the record.
     #[error("the computer that answered could not prove it is the one registered with this password")]
@@ -44,6 +57,35 @@ impl From<FrameError> for LoginError {
     }
 }
 
+/// Timing of a login.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginTimes {
+    /// Longest wait for each answer of the other side.
+    pub answer: Duration,
+    /// How often to send `Wait` while a person or a mail server is slow (the
+    /// tunnel keepalive), so that the gateway's relay stays open.
+    pub keepalive: Duration,
+    /// Silence after which the other side is considered gone (the tunnel timeout).
+    pub idle: Duration,
+}
+
+impl LoginTimes {
+    /// Waits that may span a `Wait` interval.
+    fn long(&self) -> Duration {
+        self.answer.max(self.idle)
+    }
+}
+
+/// The one-time password step of a server that asks for one.
+pub struct OtpCheck<'a> {
+    /// Where the code is mailed.
+    pub to: &'a str,
+    /// Validity and tries.
+    pub policy: OtpPolicy,
+    /// Who has it mailed (the gateway, through the control session).
+    pub sender: &'a dyn OtpSender,
+}
+
 async fn recv<S: AsyncRead + Unpin>(s: &mut S, t: Duration) -> Result<E2e, LoginError> {
     tokio::time::timeout(t, read_frame::<E2e, _>(s))
         .await
@@ -51,14 +93,21 @@ async fn recv<S: AsyncRead + Unpin>(s: &mut S, t: Duration) -> Result<E2e, Login
         .map_err(Into::into)
 }
 
-/// Client side of the login.
-pub async fn client_login<S>(s: &mut S, password: &Secret, pcid: &str, t: Duration) -> Result<(), LoginError>
+/// Client side of the login. `otp` is asked for the one-time password when the
+/// server wants one.
+pub async fn client_login<S>(
+    s: &mut S,
+    password: &Secret,
+    pcid: &str,
+    otp: &dyn OtpProvider,
+    times: LoginTimes,
+) -> Result<(), LoginError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (state, ke1) = ClientAuth::start(password.expose()).map_err(|e| LoginError::Protocol(e.to_string()))?;
     write_frame(s, &E2e::LoginStart { version: thin_protocol::PROTOCOL_VERSION, ke1 }).await?;
-    let ke2 = match recv(s, t).await? {
+    let ke2 = match recv(s, times.answer).await? {
         E2e::LoginResponse { ke2 } => ke2,
         E2e::Refused { code, message, retry_after_s } => {
             return Err(LoginError::Refused { code, message, retry_after_s })
@@ -75,27 +124,100 @@ where
         Err(e) => return Err(LoginError::Protocol(e.to_string())),
     };
     write_frame(s, &E2e::LoginFinish { ke3 }).await?;
-    match recv(s, t).await? {
-        E2e::Ready { confirm } if key.verify(READY_LABEL, &confirm) => Ok(()),
-        E2e::Ready { .. } => Err(LoginError::BadConfirm),
-        E2e::Refused { code: ErrorCode::WrongPassword, .. } => Err(LoginError::WrongPassword),
-        E2e::Refused { code, message, retry_after_s } => Err(LoginError::Refused { code, message, retry_after_s }),
-        other => Err(LoginError::Protocol(format!("unexpected {other:?}"))),
+    // From here on the server may send `Wait` while a mail is on its way, and
+    // frames may arrive while the user is typing: read cancel-safely.
+    let mut reader = FrameReader::new();
+    let mut question: Option<OtpRequest> = None;
+    loop {
+        let msg = tokio::time::timeout(times.long(), reader.read::<E2e, _>(s))
+            .await
+            .map_err(|_| LoginError::Protocol("the other side did not answer in time".into()))??;
+        match msg {
+            E2e::Wait => {}
+            E2e::OtpRequired { destination, tries, valid_s } => {
+                let req = OtpRequest { destination, tries_left: tries, valid_s, retry: false };
+                answer_otp(s, &mut reader, otp, &req, times).await?;
+                question = Some(req);
+            }
+            E2e::OtpWrong { tries_left } => {
+                let Some(mut req) = question.take() else {
+                    return Err(LoginError::Protocol("a wrong-code answer before any code was asked for".into()));
+                };
+                req.tries_left = tries_left;
+                req.retry = true;
+                answer_otp(s, &mut reader, otp, &req, times).await?;
+                question = Some(req);
+            }
+            E2e::Ready { confirm } if key.verify(READY_LABEL, &confirm) => return Ok(()),
+            E2e::Ready { .. } => return Err(LoginError::BadConfirm),
+            E2e::Refused { code: ErrorCode::WrongPassword, .. } => return Err(LoginError::WrongPassword),
+            E2e::Refused { code, message, retry_after_s } => {
+                return Err(LoginError::Refused { code, message, retry_after_s })
+            }
+            other => return Err(LoginError::Protocol(format!("unexpected {other:?}"))),
+        }
     }
 }
 
-/// Server side of the login; every started login that does not succeed counts
-/// as a failure for the lockout.
+/// Asks `otp` for the code and sends it, sending `Wait` meanwhile; a refusal
+/// from the server (the code expired while the user was typing) ends the wait.
+async fn answer_otp<S>(
+    s: &mut S,
+    reader: &mut FrameReader,
+    otp: &dyn OtpProvider,
+    req: &OtpRequest,
+    times: LoginTimes,
+) -> Result<(), LoginError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut ask = otp.ask(req.clone());
+    let mut tick = tokio::time::interval_at(Instant::now() + times.keepalive, times.keepalive);
+    // A `Wait` that cannot be written means the server closed: its last frame
+    // (a refusal) is still to be read, so stop ticking and read on.
+    let mut ticking = true;
+    let code = loop {
+        tokio::select! {
+            code = &mut ask => break code,
+            _ = tick.tick(), if ticking => ticking = write_frame(s, &E2e::Wait).await.is_ok(),
+            f = reader.read::<E2e, _>(s) => match f? {
+                E2e::Wait => {}
+                E2e::Refused { code, message, retry_after_s } => {
+                    return Err(LoginError::Refused { code, message, retry_after_s })
+                }
+                other => return Err(LoginError::Protocol(format!("unexpected {other:?}"))),
+            },
+        }
+    };
+    let Some(code) = code else {
+        return Err(LoginError::OtpNotGiven { destination: req.destination.clone() });
+    };
+    if let Err(e) = write_frame(s, &E2e::OtpAnswer { code }).await {
+        // The server may have refused (the code expired) just before.
+        return match tokio::time::timeout(times.answer, reader.read::<E2e, _>(s)).await {
+            Ok(Ok(E2e::Refused { code, message, retry_after_s })) => {
+                Err(LoginError::Refused { code, message, retry_after_s })
+            }
+            _ => Err(e.into()),
+        };
+    }
+    Ok(())
+}
+
+/// Server side of the login; every started login that does not succeed (wrong
+/// password, or no right one-time password) counts as a failure for the lockout.
 pub async fn server_login<S>(
     s: &mut S,
     file: &PasswordFile,
     pcid: &str,
     lockout: &Lockout,
-    t: Duration,
+    otp: Option<OtpCheck<'_>>,
+    times: LoginTimes,
 ) -> Result<(), LoginError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let t = times.answer;
     let ke1 = match recv(s, t).await? {
         E2e::LoginStart { version, ke1 } if version == thin_protocol::PROTOCOL_VERSION => ke1,
         E2e::LoginStart { version, .. } => {
@@ -124,46 +246,274 @@ where
         Ok(other) => Err(LoginError::Protocol(format!("unexpected {other:?}"))),
         Err(e) => Err(e),
     };
-    match result {
-        Ok(key) => {
-            lockout.succeeded();
-            write_frame(s, &E2e::Ready { confirm: key.confirm(READY_LABEL) }).await?;
-            Ok(())
-        }
+    let key = match result {
+        Ok(key) => key,
         Err(e) => {
             let locked = lockout.failed();
             let message =
                 if locked { "wrong password; too many failures, logins are now locked" } else { "wrong password" };
             refuse(s, ErrorCode::WrongPassword, message.into(), None).await;
-            Err(e)
+            return Err(e);
+        }
+    };
+    if let Some(otp) = otp {
+        if let Err(e) = otp_step(s, &otp, times).await {
+            lockout.failed();
+            return Err(e);
+        }
+    }
+    lockout.succeeded();
+    write_frame(s, &E2e::Ready { confirm: key.confirm(READY_LABEL) }).await?;
+    Ok(())
+}
+
+/// Has a fresh code mailed, asks for it, and checks the answers: at most
+/// `max_tries`, within `validity` of the mail.
+async fn otp_step<S>(s: &mut S, otp: &OtpCheck<'_>, times: LoginTimes) -> Result<(), LoginError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let code = crate::otp::new_code();
+    let mailed = {
+        let mut send = otp.sender.send(otp.to, &code, otp.policy.validity);
+        let mut tick = tokio::time::interval_at(Instant::now() + times.keepalive, times.keepalive);
+        let limit = tokio::time::sleep(MAIL_WAIT);
+        tokio::pin!(limit);
+        loop {
+            tokio::select! {
+                r = &mut send => break r,
+                _ = tick.tick() => write_frame(s, &E2e::Wait).await?,
+                _ = &mut limit => break Err(format!("the gateway did not confirm the mail within {} s", MAIL_WAIT.as_secs())),
+            }
+        }
+    };
+    if let Err(why) = mailed {
+        let message = format!("the office PC could not have the one-time password mailed: {why}");
+        return Err(refused(s, ErrorCode::OtpMailFailed, message).await);
+    }
+    let mut challenge = Challenge::new(code, &otp.policy);
+    let valid = thin_protocol::messages::validity_text(otp.policy.validity.as_secs());
+    let expired =
+        || format!("the one-time password has expired (it was valid for {valid}); connect again to receive a new one");
+    let asked = E2e::OtpRequired {
+        destination: crate::otp::mask_email(otp.to),
+        tries: otp.policy.max_tries,
+        valid_s: otp.policy.validity.as_secs(),
+    };
+    write_frame(s, &asked).await?;
+    loop {
+        let left = challenge.expires().saturating_duration_since(Instant::now());
+        let answer = match tokio::time::timeout(left.min(times.idle), read_frame::<E2e, _>(s)).await {
+            Err(_) if Instant::now() >= challenge.expires() => {
+                return Err(refused(s, ErrorCode::OtpExpired, expired()).await)
+            }
+            Err(_) => {
+                return Err(LoginError::Protocol("the client went silent while asked for the one-time password".into()))
+            }
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(E2e::Wait)) => continue,
+            Ok(Ok(E2e::OtpAnswer { code })) => code,
+            Ok(Ok(other)) => return Err(LoginError::Protocol(format!("unexpected {other:?}"))),
+        };
+        match challenge.check(answer.expose()) {
+            Verdict::Right => return Ok(()),
+            Verdict::Wrong { tries_left } => write_frame(s, &E2e::OtpWrong { tries_left }).await?,
+            Verdict::NoTriesLeft => {
+                let message = format!(
+                    "wrong one-time password; all {} tries are used up, connect again to receive a new one",
+                    otp.policy.max_tries
+                );
+                return Err(refused(s, ErrorCode::WrongOtp, message).await);
+            }
+            Verdict::Expired => return Err(refused(s, ErrorCode::OtpExpired, expired()).await),
         }
     }
 }
 
-async fn refuse<S: AsyncWrite + Unpin>(s: &mut S, code: ErrorCode, message: String, retry_after_s: Option<u64>) {
+/// Sends a refusal and returns the matching error.
+async fn refused<S: AsyncWrite + Unpin>(s: &mut S, code: ErrorCode, message: String) -> LoginError {
+    refuse(s, code, message.clone(), None).await;
+    LoginError::Refused { code, message, retry_after_s: None }
+}
+
+/// Sends a refusal; the pipe closes after it.
+pub(crate) async fn refuse<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    code: ErrorCode,
+    message: String,
+    retry_after_s: Option<u64>,
+) {
     let _ = write_frame(s, &E2e::Refused { code, message, retry_after_s }).await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::otp::NoOtp;
+    use futures::future::BoxFuture;
+    use std::sync::{Arc, Mutex};
+
+    fn times() -> LoginTimes {
+        LoginTimes {
+            answer: Duration::from_secs(10),
+            keepalive: Duration::from_millis(50),
+            idle: Duration::from_secs(10),
+        }
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn login_over_a_pipe_and_lockout() {
         let file = PasswordFile::create("pw").unwrap();
-        let lock = std::sync::Arc::new(Lockout::new(2, Duration::from_secs(60)));
-        let t = Duration::from_secs(10);
+        let lock = Arc::new(Lockout::new(2, Duration::from_secs(60)));
         for (pw, ok) in [("pw", true), ("bad", false), ("bad", false), ("pw", false)] {
             let (mut a, mut b) = tokio::io::duplex(1 << 16);
             let f = file.clone();
             let l = lock.clone();
-            let srv = tokio::spawn(async move { server_login(&mut b, &f, "desk", &l, t).await });
-            let r = client_login(&mut a, &Secret::new(pw), "desk", t).await;
+            let srv = tokio::spawn(async move { server_login(&mut b, &f, "desk", &l, None, times()).await });
+            let r = client_login(&mut a, &Secret::new(pw), "desk", &NoOtp, times()).await;
             assert_eq!(r.is_ok(), ok, "{pw}: {r:?}");
             let _ = srv.await.unwrap();
             if pw == "pw" && !ok {
                 assert!(matches!(r, Err(LoginError::Refused { code: ErrorCode::LockedOut, .. })), "{r:?}");
             }
         }
+    }
+
+    /// Records the mailed codes instead of mailing them, or fails.
+    #[derive(Default)]
+    struct FakeMail {
+        codes: Mutex<Vec<String>>,
+        fail: Option<String>,
+    }
+
+    impl OtpSender for FakeMail {
+        fn send<'a>(&'a self, to: &'a str, code: &'a Secret, _valid: Duration) -> BoxFuture<'a, Result<(), String>> {
+            Box::pin(async move {
+                assert_eq!(to, "alice@example.org");
+                // Slower than the keepalive, so `Wait` frames flow meanwhile.
+                tokio::time::sleep(Duration::from_millis(120)).await;
+                match &self.fail {
+                    Some(e) => Err(e.clone()),
+                    None => {
+                        self.codes.lock().unwrap().push(code.expose().to_string());
+                        Ok(())
+                    }
+                }
+            })
+        }
+    }
+
+    struct Run {
+        client: Result<(), LoginError>,
+        server: Result<(), LoginError>,
+        asked: Vec<OtpRequest>,
+    }
+
+    /// One login with OTP; `answers[i]` is typed at the i-th question, `None`
+    /// for the mailed code, and the question after the last is never answered.
+    async fn run_otp(
+        mail: Arc<FakeMail>,
+        policy: OtpPolicy,
+        answers: Vec<Option<&'static str>>,
+        lock: &Arc<Lockout>,
+    ) -> Run {
+        let file = PasswordFile::create("pw").unwrap();
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let (m, l) = (mail.clone(), lock.clone());
+        let srv = tokio::spawn(async move {
+            let otp = OtpCheck { to: "alice@example.org", policy, sender: &*m };
+            server_login(&mut b, &file, "desk", &l, Some(otp), times()).await
+        });
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let provider = {
+            let asked = asked.clone();
+            move |req: OtpRequest| {
+                let mut log = asked.lock().unwrap();
+                let i = log.len();
+                log.push(req);
+                let answer = answers
+                    .get(i)
+                    .map(|a| a.map(str::to_string).unwrap_or_else(|| mail.codes.lock().unwrap()[0].clone()));
+                async move {
+                    match answer {
+                        Some(a) => Some(Secret::new(a)),
+                        None => futures::future::pending().await,
+                    }
+                }
+            }
+        };
+        let client = client_login(&mut a, &Secret::new("pw"), "desk", &provider, times()).await;
+        drop(a);
+        let server = srv.await.unwrap();
+        let asked = asked.lock().unwrap().clone();
+        Run { client, server, asked }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wrong_code_counts_down_then_the_right_one_logs_in() {
+        let lock = Arc::new(Lockout::new(5, Duration::from_secs(60)));
+        let mail = Arc::new(FakeMail::default());
+        let policy = OtpPolicy { validity: Duration::from_secs(60), max_tries: 3 };
+        let r = run_otp(mail.clone(), policy, vec![Some("000000"), None], &lock).await;
+        assert!(r.client.is_ok() && r.server.is_ok(), "{:?} {:?}", r.client, r.server);
+        assert_eq!(mail.codes.lock().unwrap().len(), 1);
+        let seen: Vec<(String, u32, u64, bool)> =
+            r.asked.iter().map(|q| (q.destination.clone(), q.tries_left, q.valid_s, q.retry)).collect();
+        assert_eq!(seen, [("a***@example.org".into(), 3, 60, false), ("a***@example.org".into(), 2, 60, true)]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn used_up_tries_expiry_mail_failure_and_no_provider_are_refused_and_count_for_the_lockout() {
+        let lock = Arc::new(Lockout::new(4, Duration::from_secs(60)));
+        let policy = OtpPolicy { validity: Duration::from_secs(60), max_tries: 2 };
+        let r = run_otp(Arc::default(), policy, vec![Some("000000"), Some("000001"), Some("x")], &lock).await;
+        match r.client {
+            Err(LoginError::Refused { code: ErrorCode::WrongOtp, message, .. }) => {
+                assert!(message.contains("all 2 tries are used up"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(r.asked.len(), 2, "no third question");
+        assert!(r.server.is_err());
+
+        let short = OtpPolicy { validity: Duration::from_millis(300), max_tries: 20 };
+        let r = run_otp(Arc::default(), short, vec![], &lock).await;
+        match r.client {
+            Err(LoginError::Refused { code: ErrorCode::OtpExpired, message, .. }) => {
+                assert!(message.contains("expired (it was valid for 0 seconds)"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let failing = Arc::new(FakeMail { fail: Some("no SMTP here".into()), ..Default::default() });
+        let r = run_otp(failing, policy, vec![], &lock).await;
+        match r.client {
+            Err(LoginError::Refused { code: ErrorCode::OtpMailFailed, message, .. }) => {
+                assert!(message.ends_with("could not have the one-time password mailed: no SMTP here"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(r.asked.is_empty());
+
+        // A caller without a provider gets a clear error, and the lockout now holds.
+        let file = PasswordFile::create("pw").unwrap();
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let l = lock.clone();
+        let mail = FakeMail::default();
+        let srv = async move {
+            let otp = OtpCheck { to: "alice@example.org", policy, sender: &mail };
+            server_login(&mut b, &file, "desk", &l, Some(otp), times()).await
+        };
+        let cli = async {
+            let r = client_login(&mut a, &Secret::new("pw"), "desk", &NoOtp, times()).await;
+            drop(a);
+            r
+        };
+        let (c, _) = tokio::join!(cli, srv);
+        assert!(
+            matches!(&c, Err(LoginError::OtpNotGiven { destination }) if destination == "a***@example.org"),
+            "{c:?}"
+        );
+        assert!(lock.check().is_err(), "four failed OTP logins locked the computer");
     }
 }

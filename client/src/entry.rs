@@ -5,6 +5,7 @@ use std::path::Path;
 
 use thin_protocol::entry_point::EntryPoint;
 use thin_protocol::secret::Secret;
+use zeroize::Zeroize;
 
 /// Loads `path`, or the compiled-in entry point when `None`.
 pub fn load(path: Option<&Path>) -> anyhow::Result<EntryPoint> {
@@ -40,6 +41,33 @@ pub fn read_secret_line() -> anyhow::Result<Secret> {
         anyhow::bail!("no password on standard input");
     }
     Ok(Secret::new(pw))
+}
+
+/// Asks for a one-time password on standard error and reads it from the next
+/// line of standard input (after the password line). End of input cancels.
+/// The read runs on a thread of its own, so that an abandoned prompt (the code
+/// expired meanwhile) does not keep the app from exiting.
+pub fn otp_from_stdin(req: crate::otp::OtpRequest) -> crate::otp::OtpAnswer {
+    use std::io::Write;
+    let notice = if req.retry {
+        crate::strings::fmt("OTP_WRONG_TRIES", &[&req.tries_left])
+    } else {
+        crate::strings::fmt("OTP_SENT", &[&req.destination])
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{notice}\n{} ", crate::strings::text("OTP_PROMPT"));
+    let _ = err.flush();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let code = match std::io::stdin().read_line(&mut line) {
+            Ok(n) if n > 0 => Some(line.trim().to_string()).filter(|c| !c.is_empty()).map(Secret::new),
+            _ => None,
+        };
+        line.zeroize();
+        let _ = tx.send(code);
+    });
+    Box::pin(async move { rx.await.ok().flatten() })
 }
 
 /// Sets up logging to stderr (`RUST_LOG`, default `warn`).

@@ -1,6 +1,6 @@
 //! `thinsvr`: registers the office PC, keeps its control session to the gateway
-//! (keepalive, reconnect with backoff and jitter), and serves every tunnel by
-//! forwarding its streams to the local service.
+//! (keepalive, reconnect with backoff and jitter, OTP mail requests), and
+//! serves every tunnel by forwarding its streams to the local service.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,16 +12,21 @@ use thin_protocol::frame::{read_frame, write_frame};
 use thin_protocol::identity::Identity;
 use thin_protocol::messages::{ErrorCode, Msg};
 use thin_protocol::secret::Secret;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::link::{Link, LinkError, LinkStream};
 use crate::lockout::Lockout;
+use crate::otp::OtpPolicy;
+use crate::otp_mail::{InFlight, MailRequest, Mailer};
 use crate::settings::{ConfigDir, SettingsError};
 
 /// ServerMask64 bits this server announces: Windows RDP and service mode.
 pub const SERVER_MASK: u64 = 2 | 16;
+
+/// ServerMask64 bit of a server that asks for a one-time password.
+pub const MASK_OTP: u64 = 64;
 
 /// Errors of the server app.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +160,21 @@ pub struct ServeCtx {
     pub lockout: Arc<Lockout>,
     /// Counters.
     pub stats: Arc<ServerStats>,
+    /// Config folder: each tunnel reads whether OTP is on (`otp_email`) anew.
+    pub dir: ConfigDir,
+    /// Validity and tries of one-time passwords.
+    pub otp: OtpPolicy,
+    /// Has one-time passwords mailed through the control session.
+    pub mailer: Mailer,
+}
+
+/// How to serve, beyond the config folder's settings.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Local service the tunnels reach (default from the settings).
+    pub target: Option<String>,
+    /// Validity and tries of one-time passwords (5 minutes, 20 tries).
+    pub otp: OtpPolicy,
 }
 
 /// Serves until `shutdown`; reconnects with backoff and jitter.
@@ -165,21 +185,36 @@ pub async fn run(
     shutdown: CancellationToken,
     state: watch::Sender<ServerState>,
 ) -> Result<(), AgentError> {
+    run_with(link, dir, ServeOptions { target, ..Default::default() }, shutdown, state).await
+}
+
+/// [`run`] with every option.
+pub async fn run_with(
+    link: Link,
+    dir: ConfigDir,
+    opts: ServeOptions,
+    shutdown: CancellationToken,
+    state: watch::Sender<ServerState>,
+) -> Result<(), AgentError> {
     let id = dir.identity()?;
     let settings = dir.settings()?;
     let password = Arc::new(dir.password()?);
+    let (mailer, mut mail_rx) = Mailer::channel();
     let ctx = ServeCtx {
         link,
-        target: target.unwrap_or(settings.target.clone()),
+        target: opts.target.unwrap_or(settings.target.clone()),
         password,
         lockout: Arc::new(Lockout::new(settings.lockout_attempts, settings.lockout_duration())),
         stats: Arc::default(),
+        dir,
+        otp: opts.otp,
+        mailer,
     };
     let mut backoff = Duration::from_millis(500);
     loop {
         let _ = state.send(ServerState::Connecting);
         let r = tokio::select! {
-            r = session(&ctx, &id, &state, &shutdown) => r,
+            r = session(&ctx, &id, &state, &mut mail_rx, &shutdown) => r,
             _ = shutdown.cancelled() => return Ok(()),
         };
         match r {
@@ -209,6 +244,7 @@ async fn session(
     ctx: &ServeCtx,
     id: &Identity,
     state: &watch::Sender<ServerState>,
+    mail_rx: &mut mpsc::Receiver<MailRequest>,
     shutdown: &CancellationToken,
 ) -> Result<bool, LinkError> {
     let (mut s, pcid, keepalive, timeout) = login(&ctx.link, id).await?;
@@ -218,7 +254,9 @@ async fn session(
             message: "the gateway does not know this computer: run `thinsvr register --pcid ID` again".into(),
         });
     };
-    send(&mut s, &Msg::Serve { server_mask: SERVER_MASK }).await?;
+    let otp_on = ctx.dir.settings().map(|st| st.otp_email.is_some()).unwrap_or(false);
+    let server_mask = SERVER_MASK | if otp_on { MASK_OTP } else { 0 };
+    send(&mut s, &Msg::Serve { server_mask }).await?;
     let session_id = match recv(&mut s, ctx.link.timeout).await? {
         Msg::Serving { session_id } => session_id,
         other => return Err(refused(other)),
@@ -231,8 +269,15 @@ async fn session(
     let mut tick = tokio::time::interval(keepalive);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = tokio::time::Instant::now();
+    let system = ctx.link.entry.system_name.clone().unwrap_or_else(|| crate::brand::SYSTEM_NAME.to_string());
+    let mut mails = InFlight::default();
     loop {
         tokio::select! {
+            Some(req) = mail_rx.recv() => {
+                if let Some(m) = mails.start(req, &system) {
+                    write_frame(&mut wr, &m).await.map_err(|e| LinkError::Lost(e.to_string()))?;
+                }
+            }
             f = frames.recv() => {
                 heard = tokio::time::Instant::now();
                 match f {
@@ -242,6 +287,7 @@ async fn session(
                         let (ka, to) = (keepalive, timeout);
                         tokio::spawn(async move { crate::server_tunnel::serve(ctx, tunnel_id, pcid, ka, to).await });
                     }
+                    Some(Ok(Msg::OtpMailed { request_id, error })) => mails.finish(request_id, error),
                     Some(Ok(Msg::Ping)) => write_frame(&mut wr, &Msg::Pong).await.map_err(|e| LinkError::Lost(e.to_string()))?,
                     Some(Ok(Msg::Pong)) => {}
                     Some(Ok(other)) => return Err(refused(other)),

@@ -1,6 +1,6 @@
 //! One tunnel on the office PC: attach to the waiting client at the gateway,
-//! check the client's password end to end, then forward each multiplexed
-//! stream to the local service.
+//! check the client's password (and one-time password, when set) end to end,
+//! then forward each multiplexed stream to the local service.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,17 +13,24 @@ use tokio::net::TcpStream;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use tracing::{debug, info, warn};
 
+use crate::e2e::{LoginTimes, OtpCheck};
 use crate::mux::{self, MuxStream, KIND_KEEPALIVE, KIND_TCP};
 use crate::server_agent::{ServeCtx, TunnelCount};
 
 /// Serves one tunnel to its end.
-pub async fn serve(ctx: ServeCtx, tunnel_id: String, pcid: String, _keepalive: Duration, timeout: Duration) {
-    if let Err(e) = serve_inner(&ctx, &tunnel_id, &pcid, timeout).await {
+pub async fn serve(ctx: ServeCtx, tunnel_id: String, pcid: String, keepalive: Duration, timeout: Duration) {
+    if let Err(e) = serve_inner(&ctx, &tunnel_id, &pcid, keepalive, timeout).await {
         warn!("tunnel: {e}");
     }
 }
 
-async fn serve_inner(ctx: &ServeCtx, tunnel_id: &str, pcid: &str, timeout: Duration) -> Result<(), String> {
+async fn serve_inner(
+    ctx: &ServeCtx,
+    tunnel_id: &str,
+    pcid: &str,
+    keepalive: Duration,
+    timeout: Duration,
+) -> Result<(), String> {
     let mut s = ctx.link.open().await.map_err(|e| e.to_string())?;
     let attach = Msg::Attach { version: thin_protocol::PROTOCOL_VERSION, tunnel_id: tunnel_id.to_string() };
     write_frame(&mut s, &attach).await.map_err(|e| e.to_string())?;
@@ -34,7 +41,18 @@ async fn serve_inner(ctx: &ServeCtx, tunnel_id: &str, pcid: &str, timeout: Durat
         Ok(Err(e)) => return Err(e.to_string()),
         Err(_) => return Err("the gateway did not pair the tunnel in time".into()),
     }
-    crate::e2e::server_login(&mut s, &ctx.password, pcid, &ctx.lockout, ctx.link.timeout)
+    let otp_email = match ctx.dir.settings() {
+        Ok(settings) => settings.otp_email,
+        Err(e) => {
+            // Fail closed: without its settings the server cannot tell whether OTP is on.
+            let message = "the office PC cannot read its settings; ask its user to check the app".to_string();
+            crate::e2e::refuse(&mut s, thin_protocol::messages::ErrorCode::Internal, message, None).await;
+            return Err(format!("client login refused: {e}"));
+        }
+    };
+    let otp = otp_email.as_deref().map(|to| OtpCheck { to, policy: ctx.otp, sender: &ctx.mailer });
+    let times = LoginTimes { answer: ctx.link.timeout, keepalive, idle: timeout };
+    crate::e2e::server_login(&mut s, &ctx.password, pcid, &ctx.lockout, otp, times)
         .await
         .map_err(|e| format!("client login refused: {e}"))?;
     info!("client authenticated");

@@ -41,6 +41,10 @@ pub struct ServerSettings {
     /// Proxy to reach the gateway (`http://...`, `socks5://...`, `direct`).
     #[serde(default)]
     pub proxy: Option<String>,
+    /// Mail address for one-time passwords; set = every client session must
+    /// also type the code mailed there (`thinsvr otp --email ADDR`).
+    #[serde(default)]
+    pub otp_email: Option<String>,
 }
 
 fn default_target() -> String {
@@ -61,6 +65,7 @@ impl Default for ServerSettings {
             lockout_attempts: default_attempts(),
             lockout_seconds: default_lockout_secs(),
             proxy: None,
+            otp_email: None,
         }
     }
 }

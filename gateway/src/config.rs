@@ -74,6 +74,9 @@ pub struct SmtpSettings {
     pub ssl: SmtpSsl,
     /// `SmtpTimeout` (10000 ms).
     pub timeout: Duration,
+    /// `SmtpCaFile`: extra CA certificates (PEM) trusted for the mail server's
+    /// TLS besides the system's; unset = the system's only.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The gateway's settings, read from `ThinGate.ini`. Paths are resolved against
@@ -133,7 +136,7 @@ pub struct GateConfig {
 }
 
 /// Every key as spelled in messages, its default (empty = unset) and what it does.
-pub const KEYS: [(&str, &str, &str); 30] = [
+pub const KEYS: [(&str, &str, &str); 31] = [
     ("ListenAddress", "0.0.0.0", "address to listen on: 0.0.0.0 all IPv4, :: all IPv6"),
     ("ListenPort", "443", "TLS port (0 picks a free port)"),
     ("ServerCert", "ThinGate.cer", "certificate chain of the gateway, PEM"),
@@ -162,6 +165,7 @@ pub const KEYS: [(&str, &str, &str); 30] = [
     ("SmtpAuthType", "0", "0 LOGIN, 1 PLAIN"),
     ("SmtpSslType", "0", "0 none, 1 SMTPS, 2 STARTTLS"),
     ("SmtpTimeout", "10000", "ms allowed for one mail"),
+    ("SmtpCaFile", "", "extra CA certificates (PEM) to trust for the SMTP server's TLS, besides the system's"),
     ("StatPostUrl", "", "URL that receives anonymous counters (empty: none)"),
     ("StatPostInterval", "1800000", "ms between statistics posts (randomised by +-20%)"),
 ];
@@ -196,6 +200,16 @@ impl GateConfig {
                 "SmtpOtpFrom",
                 line,
                 format!("{v:?} is not a mail address; write e.g. otp@example.org"),
+            ));
+        }
+        if let (Some(_), None) = (ini.text("SmtpServerHostname"), ini.text("SmtpOtpFrom")) {
+            return Err(ini.bad(
+                "SmtpOtpFrom",
+                ini.raw("SmtpOtpFrom").0.max(ini.raw("SmtpServerHostname").0),
+                format!(
+                    "unset, but SmtpServerHostname is set and OTP mail needs a From: address; {}",
+                    "write e.g. \"SmtpOtpFrom otp@example.org\""
+                ),
             ));
         }
         if let Some((line, v)) =
@@ -239,6 +253,7 @@ impl GateConfig {
                 ssl: [SmtpSsl::None, SmtpSsl::Smtps, SmtpSsl::StartTls]
                     [ini.num("SmtpSslType", 0, 2, "0 (none), 1 (SMTPS) or 2 (STARTTLS)")? as usize],
                 timeout: ms("SmtpTimeout", 100)?,
+                ca_file: text("SmtpCaFile").map(|f| dir.join(f)),
             },
             stat_post_url: text("StatPostUrl"),
             stat_post_interval: ms("StatPostInterval", 1_000)?,
@@ -372,5 +387,17 @@ mod tests {
         );
         let w = GateConfig::parse("SmtpPasswort=hunter2", p).unwrap().warnings;
         assert!(w.len() == 1 && !w[0].contains("hunter2"), "{w:?}");
+    }
+
+    #[test]
+    fn an_smtp_server_needs_a_from_address_and_the_ca_file_is_relative() {
+        let p = Path::new("/x/ThinGate.ini");
+        let e = GateConfig::parse("SmtpServerHostname smtp.example.org\n", p).unwrap_err().to_string();
+        assert!(e.starts_with("/x/ThinGate.ini:1: SmtpOtpFrom: unset, but SmtpServerHostname is set"), "{e}");
+        let c =
+            GateConfig::parse("SmtpServerHostname smtp.example.org\nSmtpOtpFrom o@example.org\nSmtpCaFile ca.pem", p)
+                .unwrap();
+        assert_eq!(c.smtp.ca_file.as_deref(), Some(Path::new("/x/ca.pem")));
+        assert_eq!(GateConfig::parse("", p).unwrap().smtp.ca_file, None);
     }
 }

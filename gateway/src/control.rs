@@ -1,5 +1,6 @@
 //! An office PC's control connection: prove the key, register or rename the
-//! computer ID, then serve: receive `Incoming` notices and keep alive.
+//! computer ID, then serve: receive `Incoming` notices, have one-time
+//! passwords mailed (`OtpMail`), and keep alive.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,6 +67,7 @@ pub async fn run(
         tokio::time::interval_at(tokio::time::Instant::now() + gw.cfg.tunnel_keepalive, gw.cfg.tunnel_keepalive);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = tokio::time::Instant::now();
+    let mut mail_budget = crate::otp_mail::MailBudget::default();
     let end = loop {
         tokio::select! {
             f = frames.recv() => {
@@ -123,6 +125,12 @@ pub async fn run(
                         if let Some(old) = session.replace(s.clone()) { gw.registry.remove_session(&old); }
                         info!(%pcid, "serving");
                         if send(&mut wr, &Msg::Serving { session_id: s.session_id.clone() }).await.is_err() { break "write failed".into() }
+                    }
+                    Msg::OtpMail { request_id, to, code, system, valid_s } => {
+                        let pcid = session.as_ref().map(|s| s.pcid.clone());
+                        let job = crate::otp_mail::MailJob { request_id, to, code, system, valid_s };
+                        let refusal = crate::otp_mail::dispatch(&gw, pcid, &mut mail_budget, job, notify_tx.clone());
+                        if let Some(m) = refusal { if send(&mut wr, &m).await.is_err() { break "write failed".into() } }
                     }
                     other => {
                         let _ = send(&mut wr, &Msg::Error { code: ErrorCode::Protocol, message: format!("unexpected {other:?}") }).await;

@@ -30,6 +30,9 @@ pub enum StartError {
     /// `MachineDatabase.config` is wrong.
     #[error(transparent)]
     Db(#[from] crate::machine_db::DbError),
+    /// The `Smtp*` settings cannot be used.
+    #[error(transparent)]
+    Mail(#[from] crate::otp_mail::MailSetupError),
     /// The port cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -60,6 +63,8 @@ pub struct Gateway {
     pub started: Instant,
     /// Event counters.
     pub metrics: crate::metrics::Metrics,
+    /// Mails one-time passwords; `None` without `SmtpServerHostname`.
+    pub mailer: Option<crate::otp_mail::OtpMailer>,
 }
 
 impl Gateway {
@@ -68,7 +73,9 @@ impl Gateway {
         let tls = thin_protocol::tls::server_config(&cfg.server_cert, &cfg.server_key)?;
         let db = MachineDb::open(&cfg.database_file)?;
         let limits = Limits::new(cfg.max_unestablished, cfg.max_connections_per_ip, !cfg.disable_dos_protection);
+        let mailer = crate::otp_mail::OtpMailer::new(&cfg.smtp)?;
         Ok(Arc::new(Self {
+            mailer,
             tls: RwLock::new(tls),
             registry: Registry::new(db),
             limits,

@@ -65,10 +65,89 @@ where
     Ok(())
 }
 
+/// Reads frames so that a read may be cancelled (in `select!`, by a timeout)
+/// and resumed without losing a half-read frame: the bytes read so far stay
+/// here until the frame is complete. Like [`read_frame`], it never reads past
+/// the end of a frame.
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    /// An empty reader.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads one frame and decodes it as `T`. Cancel-safe.
+    pub async fn read<T, R>(&mut self, r: &mut R) -> Result<T, FrameError>
+    where
+        T: DeserializeOwned,
+        R: AsyncRead + Unpin,
+    {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let need = match self.buf.get(..4) {
+                Some(prefix) => {
+                    let len = u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
+                    if len > MAX_FRAME {
+                        self.buf.clear();
+                        return Err(FrameError::TooLarge(len));
+                    }
+                    if self.buf.len() == 4 + len {
+                        let frame = std::mem::take(&mut self.buf);
+                        return serde_json::from_slice(&frame[4..]).map_err(|e| FrameError::Malformed(e.to_string()));
+                    }
+                    4 + len
+                }
+                None => 4,
+            };
+            let want = (need - self.buf.len()).min(chunk.len());
+            let n = r.read(&mut chunk[..want]).await?;
+            if n == 0 {
+                return Err(if self.buf.is_empty() {
+                    FrameError::Closed
+                } else {
+                    FrameError::Io(std::io::ErrorKind::UnexpectedEof.into())
+                });
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::messages::Msg;
+
+    #[tokio::test]
+    async fn frame_reader_survives_cancellation_and_does_not_over_read() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let mut fr = FrameReader::new();
+        // Half a frame, then a read that is cancelled by a timeout.
+        let body = serde_json::to_vec(&Msg::Pong).unwrap();
+        let mut bytes = (body.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        a.write_all(&bytes[..3]).await.unwrap();
+        let t = tokio::time::timeout(std::time::Duration::from_millis(20), fr.read::<Msg, _>(&mut b)).await;
+        assert!(t.is_err(), "no whole frame yet");
+        a.write_all(&bytes[3..]).await.unwrap();
+        a.write_all(b"tail").await.unwrap();
+        assert!(matches!(fr.read::<Msg, _>(&mut b).await.unwrap(), Msg::Pong));
+        let mut tail = [0u8; 4];
+        b.read_exact(&mut tail).await.unwrap();
+        assert_eq!(&tail, b"tail");
+        a.write_all(&[0, 0]).await.unwrap();
+        drop(a);
+        assert!(matches!(fr.read::<Msg, _>(&mut b).await, Err(FrameError::Io(_))), "EOF inside a frame");
+        let (mut a, mut b) = tokio::io::duplex(64);
+        a.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        assert!(matches!(FrameReader::new().read::<Msg, _>(&mut b).await, Err(FrameError::TooLarge(_))));
+        drop(a);
+        assert!(matches!(FrameReader::new().read::<Msg, _>(&mut b).await, Err(FrameError::Closed)));
+    }
 
     #[tokio::test]
     async fn round_trip_and_no_over_read() {

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::secret::Secret;
+
 /// Why the gateway or a peer refused something. Stable codes, so that apps can
 /// map them to plain-language messages in the user's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,8 +37,13 @@ pub enum ErrorCode {
     WrongPassword,
     /// Too many failed logins: locked for a while (end to end).
     LockedOut,
-    /// Wrong or expired one-time password (end to end).
+    /// Wrong one-time password, and no tries left for this code (end to end).
     WrongOtp,
+    /// The one-time password is no longer valid (end to end).
+    OtpExpired,
+    /// The one-time password could not be mailed (no SMTP server at the
+    /// gateway, mail server unreachable or refusing); the message says why.
+    OtpMailFailed,
     /// Anything else.
     Internal,
 }
@@ -121,6 +128,27 @@ pub enum Msg {
         /// Silence after which the peer is considered dead, in milliseconds.
         timeout_ms: u64,
     },
+    /// Server -> gateway, on a serving control session: mail this one-time
+    /// password. Answered with `OtpMailed` carrying the same `request_id`.
+    OtpMail {
+        /// Chosen by the server to match the answer.
+        request_id: u64,
+        /// The recipient's address (from the server's settings).
+        to: String,
+        /// Six digits; masked in `Debug`.
+        code: Secret,
+        /// The system name shown in the subject (the server's entry point).
+        system: String,
+        /// How long the code is valid, in seconds, for the mail's text.
+        valid_s: u64,
+    },
+    /// Gateway -> server: outcome of `OtpMail`.
+    OtpMailed {
+        /// The `request_id` of the `OtpMail`.
+        request_id: u64,
+        /// `None`: handed to the mail server; otherwise why not.
+        error: Option<String>,
+    },
     /// Liveness probe; answered with `Pong`.
     Ping,
     /// Answer to `Ping`.
@@ -161,12 +189,24 @@ pub enum E2e {
     OtpRequired {
         /// Where the code was sent, partly masked (e.g. `a***@example.org`).
         destination: String,
+        /// Answers allowed for this code.
+        tries: u32,
+        /// Seconds the code stays valid.
+        valid_s: u64,
     },
     /// Client -> server: the one-time password typed by the user.
     OtpAnswer {
-        /// Six digits.
-        code: String,
+        /// Six digits; masked in `Debug`.
+        code: Secret,
     },
+    /// Server -> client: the answer was wrong; answer again with `OtpAnswer`.
+    OtpWrong {
+        /// Answers still allowed for this code.
+        tries_left: u32,
+    },
+    /// Either side: still there (a person is typing, a mail is on its way).
+    /// Keeps the relay from timing out; ignored otherwise.
+    Wait,
     /// Server -> client: authenticated; multiplexed streams follow.
     Ready {
         /// MAC over the transcript with the session key (hex), so the client
@@ -182,4 +222,50 @@ pub enum E2e {
         /// Seconds until another attempt may succeed (lockout).
         retry_after_s: Option<u64>,
     },
+}
+
+/// How the apps and the gateway word a one-time password's validity:
+/// `5 minutes`, `1 minute`, `90 seconds`.
+pub fn validity_text(valid_s: u64) -> String {
+    match valid_s {
+        60 => "1 minute".into(),
+        s if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
+        1 => "1 second".into(),
+        s => format!("{s} seconds"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn otp_codes_are_plain_on_the_wire_and_masked_in_debug() {
+        let m = Msg::OtpMail {
+            request_id: 7,
+            to: "a@example.org".into(),
+            code: Secret::new("123456"),
+            system: "S".into(),
+            valid_s: 300,
+        };
+        assert!(!format!("{m:?}").contains("123456"));
+        let wire = serde_json::to_string(&m).unwrap();
+        assert!(wire.contains(r#""code":"123456""#), "{wire}");
+        let e = E2e::OtpAnswer { code: Secret::new("654321") };
+        assert!(!format!("{e:?}").contains("654321"));
+        match serde_json::from_str::<E2e>(r#"{"t":"otp_answer","code":"654321"}"#).unwrap() {
+            E2e::OtpAnswer { code } => assert_eq!(code.expose(), "654321"),
+            other => panic!("{other:?}"),
+        }
+        let refused = serde_json::to_string(&ErrorCode::OtpMailFailed).unwrap();
+        assert_eq!(refused, r#""otp_mail_failed""#);
+    }
+
+    #[test]
+    fn validity_is_worded_in_minutes_or_seconds() {
+        assert_eq!(validity_text(300), "5 minutes");
+        assert_eq!(validity_text(60), "1 minute");
+        assert_eq!(validity_text(90), "90 seconds");
+        assert_eq!(validity_text(1), "1 second");
+    }
 }

@@ -5,6 +5,8 @@
 pub mod https;
 pub mod pki;
 pub mod procs;
+pub mod smtp;
+pub mod xvfb;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -138,11 +140,22 @@ impl OfficePc {
 
     /// Runs an already registered config folder.
     pub async fn run(dir: tempfile::TempDir, link: &Link, target: SocketAddr) -> Self {
+        Self::run_with(dir, link, target, thin_client::otp::OtpPolicy::default()).await
+    }
+
+    /// Runs an already registered config folder with a one-time-password policy
+    /// (e.g. a short validity).
+    pub async fn run_with(
+        dir: tempfile::TempDir,
+        link: &Link,
+        target: SocketAddr,
+        otp: thin_client::otp::OtpPolicy,
+    ) -> Self {
         let cfg = ConfigDir(dir.path().to_path_buf());
         let stop = CancellationToken::new();
         let (tx, state) = tokio::sync::watch::channel(thin_client::server_agent::ServerState::Connecting);
-        let task =
-            tokio::spawn(thin_client::server_agent::run(link.clone(), cfg, Some(target.to_string()), stop.clone(), tx));
+        let opts = thin_client::server_agent::ServeOptions { target: Some(target.to_string()), otp };
+        let task = tokio::spawn(thin_client::server_agent::run_with(link.clone(), cfg, opts, stop.clone(), tx));
         let pc = Self { dir, stop, state, task };
         pc.wait_online().await;
         pc

@@ -35,16 +35,20 @@ impl Proc {
             input.write_all(s.as_bytes()).unwrap();
         }
         drop(input);
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    return;
-                }
-            }
-        });
+        let lines = stdout_lines(&mut child);
         Self { child, lines, seen: Vec::new() }
+    }
+
+    /// Spawns `cmd` with stdout lines collected, stderr appended to
+    /// `stderr_file` (so that a chatty child never blocks on a full pipe), and
+    /// stdin left open for the caller.
+    pub fn spawn_interactive(mut cmd: Command, stderr_file: &std::path::Path) -> (Self, std::process::ChildStdin) {
+        let err = std::fs::OpenOptions::new().create(true).append(true).open(stderr_file).expect("stderr file");
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::from(err));
+        let mut child = cmd.spawn().expect("spawn");
+        let input = child.stdin.take().unwrap();
+        let lines = stdout_lines(&mut child);
+        (Self { child, lines, seen: Vec::new() }, input)
     }
 
     /// Waits for a stdout line starting with `prefix`; returns the rest.
@@ -81,6 +85,20 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Collects the child's stdout lines on a thread of their own.
+fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    lines
 }
 
 trait StderrLossy {

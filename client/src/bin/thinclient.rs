@@ -31,7 +31,9 @@ enum Cmd {
     Connect {
         /// Computer ID of the office PC.
         pcid: String,
-        /// Read the password from standard input.
+        /// Read the password from standard input. If the computer asks for a
+        /// one-time password (sent by e-mail), it is read from the next line,
+        /// after a prompt on standard error.
         #[arg(long, required = true)]
         password_stdin: bool,
         /// Local address to listen on.
@@ -55,7 +57,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Connect { pcid, listen, no_launch, viewer: viewer_cmd, .. } => {
             let pw = entry::read_secret_line()?;
-            let tunnel = client_agent::connect(&link, &pcid, &pw).await?;
+            let tunnel = client_agent::connect_with_otp(&link, &pcid, &pw, &entry::otp_from_stdin).await?;
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let addr = listener.local_addr()?;
             println!("listening on {addr}");

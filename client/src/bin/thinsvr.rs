@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use thin_client::settings::ConfigDir;
-use thin_client::{entry, server_agent};
+use thin_client::{entry, otp, server_agent};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +41,16 @@ enum Cmd {
     /// Run as the background service (what the installers register); same as `run`
     /// with the settings of the config folder.
     Service,
+    /// Ask every client session for a one-time password, mailed by the gateway to
+    /// ADDR (the gateway needs SmtpServerHostname in ThinGate.ini); or stop asking.
+    Otp {
+        /// Mail address that receives the one-time passwords.
+        #[arg(long, value_name = "ADDR", required_unless_present = "disable", conflicts_with = "disable")]
+        email: Option<String>,
+        /// Stop asking for one-time passwords.
+        #[arg(long)]
+        disable: bool,
+    },
     /// Keep the session to the gateway and forward tunnels to the target.
     Run {
         /// Local service the tunnels reach (default from settings, 127.0.0.1:3389).
@@ -64,6 +74,19 @@ fn main() -> ExitCode {
 async fn real_main(cli: Cli) -> anyhow::Result<()> {
     let dir = ConfigDir(cli.config_dir.clone().unwrap_or_else(default_dir));
     let saved = dir.settings()?;
+    if let Cmd::Otp { email, .. } = &cli.cmd {
+        let mut settings = saved;
+        settings.otp_email = match email {
+            Some(e) => Some(otp::check_email(e).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        dir.save_settings(&settings)?;
+        match &settings.otp_email {
+            Some(e) => println!("one-time passwords on: every client session must also type the code mailed to {e}"),
+            None => println!("one-time passwords off"),
+        }
+        return Ok(());
+    }
     let link = entry::link(cli.entry_point.as_deref(), cli.proxy.as_deref(), saved.proxy.as_deref())?;
     match cli.cmd {
         Cmd::Register { pcid, .. } => {
