@@ -11,7 +11,7 @@ use zeroize::Zeroize;
 pub fn load(path: Option<&Path>) -> anyhow::Result<EntryPoint> {
     match path {
         Some(p) => Ok(EntryPoint::load(p)?),
-        None => match crate::brand::ENTRY_POINT {
+        None => match crate::brand::get().entry_point {
             Some(text) => Ok(EntryPoint::parse(text, "compiled-in EntryPoint.dat")?),
             None => anyhow::bail!(
                 "this build has no entry point compiled in; pass --entry-point EntryPoint.dat (builds made by `builder build` carry one)"

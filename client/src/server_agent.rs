@@ -269,7 +269,7 @@ async fn session(
     let mut tick = tokio::time::interval(keepalive);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = tokio::time::Instant::now();
-    let system = ctx.link.entry.system_name.clone().unwrap_or_else(|| crate::brand::SYSTEM_NAME.to_string());
+    let system = ctx.link.entry.system_name.clone().unwrap_or_else(|| crate::brand::get().system_name.to_string());
     let mut mails = InFlight::default();
     loop {
         tokio::select! {

@@ -1,7 +1,7 @@
 //! Every user-facing text of the apps, from the string tables (`.stb`).
 //!
 //! The base tables (`brand/default/strtable_{ja,en}.stb`) hold every key; the
-//! brand's patches (compiled in by `build.rs`) are read first and override only
+//! brand's patches (compiled into the apps, see [`crate::brand`]) are read first and override only
 //! the keys they name. The language follows the user's locale: `LC_ALL`,
 //! `LC_MESSAGES`, `LANG` on Unix, the UI language on Windows; `THIN_LANG=ja|en`
 //! overrides both. `%PRODUCT%`, `%SYSTEM%` and `%APPID%` in a text are replaced
@@ -23,8 +23,6 @@ pub enum Lang {
 
 const BASE_JA: &str = include_str!("../../brand/default/strtable_ja.stb");
 const BASE_EN: &str = include_str!("../../brand/default/strtable_en.stb");
-const PATCH_JA: &str = include_str!(concat!(env!("OUT_DIR"), "/strtable_ja.patch.stb"));
-const PATCH_EN: &str = include_str!(concat!(env!("OUT_DIR"), "/strtable_en.patch.stb"));
 
 /// Maps a locale name (`ja_JP.UTF-8`, `ja-JP`, `en_US`, `C`) to a language.
 pub fn lang_of_locale(locale: &str) -> Lang {
@@ -68,8 +66,8 @@ pub fn table(lang: Lang) -> &'static StringTable {
     static JA: OnceLock<StringTable> = OnceLock::new();
     static EN: OnceLock<StringTable> = OnceLock::new();
     match lang {
-        Lang::Ja => JA.get_or_init(|| build(PATCH_JA, BASE_JA)),
-        Lang::En => EN.get_or_init(|| build(PATCH_EN, BASE_EN)),
+        Lang::Ja => JA.get_or_init(|| build(brand::get().patch_ja, BASE_JA)),
+        Lang::En => EN.get_or_init(|| build(brand::get().patch_en, BASE_EN)),
     }
 }
 
@@ -78,9 +76,9 @@ fn brand_tokens(s: &'static str) -> Cow<'static, str> {
         return Cow::Borrowed(s);
     }
     Cow::Owned(
-        s.replace("%PRODUCT%", brand::PRODUCT_NAME)
-            .replace("%SYSTEM%", brand::SYSTEM_NAME)
-            .replace("%APPID%", brand::APP_ID),
+        s.replace("%PRODUCT%", brand::get().product_name)
+            .replace("%SYSTEM%", brand::get().system_name)
+            .replace("%APPID%", brand::get().app_id),
     )
 }
 
@@ -145,7 +143,7 @@ mod tests {
         assert_eq!(lang_of_locale("ja-JP"), Lang::Ja);
         assert_eq!(lang_of_locale("C"), Lang::En);
         assert_eq!(fill(&text_in(Lang::En, "LISTENING_ON"), &[&"127.0.0.1:3500"]), "listening on 127.0.0.1:3500");
-        assert!(text_in(Lang::En, "APP_TITLE_CLIENT").contains(brand::PRODUCT_NAME));
+        assert!(text_in(Lang::En, "APP_TITLE_CLIENT").contains(brand::get().product_name));
         assert_eq!(text_in(Lang::En, "NO_SUCH_KEY"), "NO_SUCH_KEY");
         assert!(text_in(Lang::Ja, "ERR_WRONG_PASSWORD").contains("パスワード"));
     }

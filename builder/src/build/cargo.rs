@@ -58,13 +58,13 @@ impl CargoEnv {
         f.join("\x1f")
     }
 
-    /// `cargo build --release -p PACKAGE --target TRIPLE <extra>` with `envs`;
+    /// `cargo build --profile dist -p PACKAGE --target TRIPLE <extra>` with `envs`;
     /// returns the folder holding the binaries. Output is shown only on failure.
     pub fn build(&self, package: &str, triple: &str, extra: &[&str], envs: &[(&str, &Path)]) -> Result<PathBuf> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(&self.workspace)
-            .args(["build", "--release", "--manifest-path"])
+            .args(["build", "--profile", "dist", "--manifest-path"])
             .arg(self.workspace.join("Cargo.toml"))
             .args(["-p", package, "--target", triple])
             .args(extra)
@@ -88,6 +88,6 @@ impl CargoEnv {
                 msg: format!("failed ({}):\n{}", out.status, tail.join("\n")),
             });
         }
-        Ok(self.target_dir.join(triple).join("release"))
+        Ok(self.target_dir.join(triple).join("dist"))
     }
 }

@@ -16,7 +16,7 @@ pub const APPS: [&str; 2] = ["thinclient.exe", "thinsvr.exe"];
 
 /// Compiles the apps with the compiled brand in `brand_dir`; copies them into `stage`.
 pub fn compile_apps(cargo: &CargoEnv, triple: &str, brand_dir: &Path, stage: &Path) -> Result<Vec<PathBuf>> {
-    let bin = cargo.build("thin-client", triple, &["--bins"], &[("THIN_BRAND_DIR", brand_dir)])?;
+    let bin = cargo.build("thin-apps", triple, &["--bins"], &[("THIN_BRAND_DIR", brand_dir)])?;
     let mut out = Vec::new();
     for app in APPS {
         let data = std::fs::read(bin.join(app)).at(bin.join(app))?;

@@ -61,13 +61,16 @@ enum Cmd {
 
 fn default_dir() -> PathBuf {
     if let Ok(p) = std::env::var("PROGRAMDATA") {
-        return PathBuf::from(p).join(thin_client::brand::APP_ID).join("ThinServer");
+        return PathBuf::from(p).join(thin_client::brand::get().app_id).join("ThinServer");
     }
     let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
-    PathBuf::from(home).join(".config").join(thin_client::brand::APP_ID.to_lowercase()).join("thinsvr")
+    PathBuf::from(home).join(".config").join(thin_client::brand::get().app_id.to_lowercase()).join("thinsvr")
 }
 
+include!(concat!(env!("OUT_DIR"), "/brand_gen.rs"));
+
 fn main() -> ExitCode {
+    thin_client::brand::set(&BRAND);
     entry::main_with::<Cli, _, _>("thinsvr", "info", real_main)
 }
 

@@ -1,4 +1,5 @@
-//! Compiles the brand into the apps. `THIN_BRAND_DIR` (set by `builder build`)
+//! Compiles the brand into the apps (the library `thin-client` holds none, so a
+//! rebrand recompiles only this small crate). `THIN_BRAND_DIR` (set by `builder build`)
 //! points at a compiled brand folder: `brand.json`, `EntryPoint.dat`,
 //! `strtable_{ja,en}.patch.stb`, `artwork/*.bmp` and `app.ico`. Without it the
 //! default brand (`brand/default`) is used and no entry point is compiled in
@@ -26,7 +27,7 @@ fn read(path: &Path) -> Vec<u8> {
 }
 
 fn load() -> Brand {
-    let default_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../brand/default");
+    let default_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../brand/default");
     let mut b = Brand {
         app_id: "Private".into(),
         product: "Thin Telework".into(),
@@ -104,9 +105,24 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let b = load();
     copy_assets(&b, &out);
+    let asset = |name: &str| format!("concat!(env!(\"OUT_DIR\"), \"/{name}\")");
     let code = format!(
-        "/// AppId.\npub const APP_ID: &str = {:?};\n/// Product name.\npub const PRODUCT_NAME: &str = {:?};\n/// Company.\npub const COMPANY: &str = {:?};\n/// System name.\npub const SYSTEM_NAME: &str = {:?};\n/// Brand version.\npub const VERSION: &str = {:?};\n/// Local RPC port of the server app.\npub const RPC_PORT: u16 = {};\n/// Compiled-in EntryPoint.dat text.\npub const ENTRY_POINT: Option<&str> = {:?};\n",
-        b.app_id, b.product, b.company, b.system, b.version, b.rpc_port, b.entry_point
+        "/// The brand compiled into this app (see build.rs).\n\
+         pub static BRAND: thin_client::brand::Brand = thin_client::brand::Brand {{\n\
+         app_id: {:?},\nproduct_name: {:?},\ncompany: {:?},\nsystem_name: {:?},\nversion: {:?},\n\
+         rpc_port: {},\nentry_point: {:?},\npatch_ja: include_str!({}),\npatch_en: include_str!({}),\n\
+         header_bmp: include_bytes!({}),\nicon_bmp: include_bytes!({}),\n}};\n",
+        b.app_id,
+        b.product,
+        b.company,
+        b.system,
+        b.version,
+        b.rpc_port,
+        b.entry_point,
+        asset("strtable_ja.patch.stb"),
+        asset("strtable_en.patch.stb"),
+        asset("header.bmp"),
+        asset("icon.bmp"),
     );
     std::fs::write(out.join("brand_gen.rs"), code).unwrap();
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("windows") {

@@ -48,7 +48,10 @@ enum Cmd {
     },
 }
 
+include!(concat!(env!("OUT_DIR"), "/brand_gen.rs"));
+
 fn main() -> ExitCode {
+    thin_client::brand::set(&BRAND);
     entry::main_with::<Cli, _, _>("thinclient", "warn", real_main)
 }
 
