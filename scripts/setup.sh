@@ -9,6 +9,7 @@ APT_PACKAGES=(
   nsis wixl msitools osslsigncode
   tinyproxy python3-aiosmtpd
   wine wine64
+  xvfb xauth imagemagick xdotool libgl1-mesa-dri libegl1 libegl-mesa0 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
 )
 RUST_TARGETS=(x86_64-pc-windows-gnu aarch64-unknown-linux-gnu)
 

@@ -1,19 +1,32 @@
-//! End to end: `builder new` + `builder build --target windows` for fresh
-//! brands: a plain one (built twice, to check reproducibility) and a signed one
+//! End to end: `builder new` + `builder build` for fresh brands: a plain one
+//! (`--target all`: Windows installers and the Linux gateway bundle; built
+//! again with `--target windows` to check reproducibility) and a signed one
 //! (the warm rebrand). The builds run once and every test reads their output.
+//!
+//! Then the real Windows outputs under Wine (see `common/wine.rs`): the NSIS
+//! setup and the MSI installed and removed, two brands side by side, the
+//! installed apps relaying through the brand's own gateway bundle, and the
+//! apps taking the proxy from the Windows Internet Options.
 
 mod common;
+use common::wine::{self, Proc, Wine};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 struct Built {
     a: PathBuf,
     a_again: PathBuf,
     signed: PathBuf,
     signed_brand: PathBuf,
+    /// The gateway port compiled into E2eWin (`https://127.0.0.1:PORT/thingate/`).
+    port: u16,
 }
+
+/// The text the E2eWin brand's English patch gives `APP_VERSION_LINE`.
+const SYSTEM: &str = "E2E Wine System";
+const PATCHED_VERSION: &str = "APP_VERSION_LINE\tE2E-PATCHED %PRODUCT% {0} [%APPID% / %SYSTEM%]\n";
 
 fn builder(root: &Path, args: &[&str], envs: &[(&str, String)]) -> std::process::Output {
     let o =
@@ -32,9 +45,14 @@ fn built() -> &'static Built {
     static B: OnceLock<Result<Built, String>> = OnceLock::new();
     let r = B.get_or_init(|| {
         std::panic::catch_unwind(|| {
+            // The Wine prefix boots while the apps compile.
+            std::thread::spawn(|| std::panic::catch_unwind(wine::wine));
             let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-windows");
             let _ = std::fs::remove_dir_all(&root);
             std::fs::create_dir_all(&root).unwrap();
+            // The gateway URL is compiled into the apps, so its port is chosen
+            // now and the gateway bundle listens there later.
+            let port = wine::free_port();
             builder(
                 &root,
                 &[
@@ -45,19 +63,27 @@ fn built() -> &'static Built {
                     "a",
                     "--rpc-port",
                     "9911",
+                    "--system-name",
+                    SYSTEM,
                     "--gateway-url",
-                    "https://127.0.0.1:8443/thingate/",
+                    &format!("https://127.0.0.1:{port}/thingate/"),
                 ],
                 &[],
             );
             std::fs::write(
                 root.join("a/strtable_en.patch.stb"),
-                "# e2e patch\nAPP_TITLE_CLIENT\t%PRODUCT% Home\nAPP_WELCOME\tE2E patched welcome\n",
+                format!(
+                    "# e2e patch\nAPP_TITLE_CLIENT\t%PRODUCT% Home\nAPP_WELCOME\tE2E patched welcome\n{PATCHED_VERSION}"
+                ),
             )
             .unwrap();
             let t = Instant::now();
-            builder(&root, &["build", "--brand", "a", "--target", "windows", "--out", "out-a"], &[]);
-            eprintln!("build --target windows (E2eWin): {:.0} s", t.elapsed().as_secs_f64());
+            builder(
+                &root,
+                &["build", "--brand", "a", "--target", "all", "--linux-arch", "x86_64", "--out", "out-a"],
+                &[],
+            );
+            eprintln!("build --target all (E2eWin): {:.0} s", t.elapsed().as_secs_f64());
             builder(
                 &root,
                 &["new", "--app-id", "E2eSig", "--dir", "s", "--rpc-port", "9912", "--self-signed-codesign"],
@@ -77,6 +103,7 @@ fn built() -> &'static Built {
                 a_again: root.join("out-a2"),
                 signed: root.join("out-s"),
                 signed_brand: root.join("s"),
+                port,
             }
         })
         .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_else(|| "the build panicked".into()))
@@ -143,7 +170,8 @@ fn apps_carry_the_brand_resources_and_strings() {
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
     let patch = std::fs::read_to_string(target.join("builder/brands/E2eWin/strtable_en.patch.stb")).unwrap();
     assert!(patch.contains("E2E patched welcome"), "{patch}");
-    assert!(contains(&exe, b"https://127.0.0.1:8443/thingate/"), "entry point compiled in");
+    let url = format!("https://127.0.0.1:{}/thingate/", built().port);
+    assert!(contains(&exe, url.as_bytes()), "entry point compiled in");
     assert!(!contains(&exe, env!("CARGO_MANIFEST_DIR").as_bytes()), "no local path in the binary");
 }
 
@@ -159,7 +187,14 @@ fn zip_and_sums_list_the_outputs() {
     let listed: Vec<&str> = sums.lines().map(|l| l.split_once("  ").unwrap().1).collect();
     assert_eq!(
         listed,
-        ["E2eWin-1.0.0-portable.zip", "E2eWin-1.0.0-setup.exe", "E2eWin-1.0.0.msi", "thinclient.exe", "thinsvr.exe"]
+        [
+            "E2eWin-1.0.0-portable.zip",
+            "E2eWin-1.0.0-setup.exe",
+            "E2eWin-1.0.0.msi",
+            "thinclient.exe",
+            "thingate-E2eWin-1.0.0-linux-x86_64.tar.gz",
+            "thinsvr.exe"
+        ]
     );
     for line in sums.lines() {
         let (hash, name) = line.split_once("  ").unwrap();
@@ -171,7 +206,7 @@ fn zip_and_sums_list_the_outputs() {
     }
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("build-manifest.json")).unwrap()).unwrap();
-    assert_eq!(m["outputs"].as_array().unwrap().len(), 5);
+    assert_eq!(m["outputs"].as_array().unwrap().len(), 6);
 }
 
 #[test]
@@ -206,4 +241,319 @@ fn signed_build_verifies_against_the_brand_certificate() {
         .output()
         .unwrap();
     assert!(!plain.status.success(), "an unsigned build does not verify");
+}
+
+// ---- Under Wine -------------------------------------------------------------
+
+/// `Z:\...`: how a Windows program under Wine names a host path.
+fn winpath(p: &Path) -> String {
+    format!("Z:{}", p.display()).replace('/', "\\")
+}
+
+/// `C:\Program Files\APPID\EXE`.
+fn installed_exe(app_id: &str, exe: &str) -> String {
+    format!(r"C:\Program Files\{app_id}\{exe}")
+}
+
+/// The prefix with E2eWin installed by its NSIS setup (once, shared).
+fn installed() -> &'static Wine {
+    static I: OnceLock<Result<(), String>> = OnceLock::new();
+    let w = wine::wine();
+    let r = I.get_or_init(|| {
+        std::panic::catch_unwind(|| {
+            let setup = built().a.join("E2eWin-1.0.0-setup.exe");
+            let _l = wine::lock();
+            let t = Instant::now();
+            nsis_install(w, &setup, "E2eWin");
+            eprintln!("NSIS setup of E2eWin under Wine: {:.1} s", t.elapsed().as_secs_f64());
+        })
+        .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_else(|| "the install panicked".into()))
+    });
+    r.as_ref().unwrap_or_else(|e| panic!("NSIS install of E2eWin failed: {e}"));
+    w
+}
+
+/// Runs a setup with `/S`. A setup that does nothing still exits 0 (a 32-bit
+/// one under a 64-bit Wine), so this waits for its files instead.
+fn nsis_install(w: &Wine, setup: &Path, app_id: &str) {
+    let o = w.run(&[&winpath(setup), "/S"]);
+    assert!(o.status.success(), "{}", wine::text(&o));
+    let dir = w.c(&format!("Program Files/{app_id}"));
+    w.wait_until(&format!("{app_id} installed"), Duration::from_secs(60), || dir.join("uninstall.exe").exists());
+}
+
+/// `thinclient.exe --version` (or thinsvr) of an installed brand, with extra environment.
+fn version(w: &Wine, app_id: &str, exe: &str, env: &[(&str, &str)]) -> String {
+    let o =
+        wine::output(w.wine(&[&installed_exe(app_id, exe), "--version"]).envs(env.iter().copied()), None, wine::SHORT);
+    assert!(o.status.success(), "{exe} --version: {}", wine::text(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn assert_installed(w: &Wine, app_id: &str, rpc_port: u16) {
+    let dir = w.c(&format!("Program Files/{app_id}"));
+    for f in ["thinclient.exe", "thinsvr.exe"] {
+        assert!(dir.join(f).is_file(), "{app_id}: {f} missing");
+    }
+    let reg = w.reg_query(&format!(r"HKLM\Software\{app_id}")).unwrap_or_else(|| panic!("no Software\\{app_id}"));
+    assert!(reg.contains(&format!(r"C:\Program Files\{app_id}")), "{reg}");
+    assert!(reg.contains(&format!("RpcPort    REG_DWORD    {rpc_port:#x}")), "{reg}");
+    let svc = w
+        .reg_query(&format!(r"HKLM\System\CurrentControlSet\Services\{app_id}ThinServer"))
+        .unwrap_or_else(|| panic!("service {app_id}ThinServer not registered"));
+    // NSIS (sc create) quotes the path; Wine's msiexec does not (Windows' does).
+    let image = svc.lines().find_map(|l| l.trim().strip_prefix("ImagePath    REG_SZ    ")).unwrap_or_default();
+    assert_eq!(image.replace('"', ""), format!(r"C:\Program Files\{app_id}\thinsvr.exe service"), "{svc}");
+    let v = version(w, app_id, "thinclient.exe", &[]);
+    assert!(v.contains(&format!("AppId {app_id}")) || v.contains(&format!("[{app_id} /")), "{v}");
+}
+
+/// Removes E2eSig again if a test stopped half way, so the next one starts
+/// from the shared state (E2eWin only): runs `wine ARGS` when E2eSig is there.
+struct Cleanup<'a>(&'a Wine, Vec<String>);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if self.0.c("Program Files/E2eSig/thinsvr.exe").exists() {
+            let args: Vec<&str> = self.1.iter().map(String::as_str).collect();
+            let _ = std::panic::catch_unwind(|| self.0.run(&args));
+            let gone = self.0.c("Program Files/E2eSig/thinsvr.exe");
+            let _ =
+                std::panic::catch_unwind(|| self.0.wait_until("cleanup", Duration::from_secs(60), || !gone.exists()));
+        }
+    }
+}
+
+fn assert_removed(w: &Wine, app_id: &str) {
+    let dir = w.c(&format!("Program Files/{app_id}"));
+    w.wait_until(&format!("{app_id} removed"), Duration::from_secs(60), || {
+        !dir.join("thinclient.exe").exists()
+            && !dir.join("thinsvr.exe").exists()
+            && w.reg_query(&format!(r"HKLM\Software\{app_id}")).is_none()
+    });
+    assert!(w.reg_query(&format!(r"HKLM\System\CurrentControlSet\Services\{app_id}ThinServer")).is_none());
+}
+
+#[test]
+fn nsis_setup_installs_the_apps_registry_service_and_start_menu() {
+    let w = installed();
+    let dir = w.c("Program Files/E2eWin");
+    for f in ["thinclient.exe", "thinsvr.exe", "app.ico", "uninstall.exe"] {
+        assert!(dir.join(f).is_file(), "{f} missing after the silent setup");
+    }
+    assert_eq!(
+        std::fs::read(dir.join("thinsvr.exe")).unwrap(),
+        std::fs::read(built().a.join("thinsvr.exe")).unwrap(),
+        "the installed thinsvr.exe is the built one"
+    );
+    let reg = w.reg_query(r"HKLM\Software\E2eWin").expect("HKLM\\Software\\E2eWin");
+    for v in [
+        r"InstallDir    REG_SZ    C:\Program Files\E2eWin",
+        "Version    REG_SZ    1.0.0",
+        "RpcPort    REG_DWORD    0x26b7",
+    ] {
+        assert!(reg.contains(v), "{v} missing:\n{reg}");
+    }
+    let un = w.reg_query(r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall\E2eWin").expect("uninstall entry");
+    assert!(un.contains("DisplayName    REG_SZ    E2eWin Telework"), "{un}");
+    assert!(un.contains(r#"QuietUninstallString    REG_SZ    "C:\Program Files\E2eWin\uninstall.exe" /S"#), "{un}");
+    let svc = w.reg_query(r"HKLM\System\CurrentControlSet\Services\E2eWinThinServer").expect("service");
+    assert!(svc.contains(r#"ImagePath    REG_SZ    "C:\Program Files\E2eWin\thinsvr.exe" service"#), "{svc}");
+    let menu = w.c("ProgramData/Microsoft/Windows/Start Menu/Programs/E2eWin Telework");
+    assert!(menu.join("E2eWin Telework Home.lnk").is_file(), "shortcut with the patched client title");
+}
+
+#[test]
+fn installed_apps_print_the_brand_and_the_patched_version_line() {
+    let w = installed();
+    for exe in ["thinclient", "thinsvr"] {
+        let v = version(w, "E2eWin", &format!("{exe}.exe"), &[]);
+        assert!(v.starts_with(&format!("{exe} E2E-PATCHED E2eWin Telework ")), "{v}");
+        assert!(v.ends_with(&format!("[E2eWin / {SYSTEM}]")), "{v}");
+    }
+    // The language follows the Windows user locale (Wine takes it from LC_ALL);
+    // the brand patches only English, so Japanese shows the base line.
+    let ja = version(w, "E2eWin", "thinclient.exe", &[("LC_ALL", "ja_JP.UTF-8")]);
+    assert_eq!(
+        ja.split_once(' ').unwrap().1,
+        format!("E2eWin Telework {} (AppId E2eWin、システム {SYSTEM})", version_of(&ja))
+    );
+}
+
+/// The version number in a `--version` line (`... 0.1.0 (...`).
+fn version_of(line: &str) -> &str {
+    line.split(' ').find(|w| w.split('.').count() == 3 && w.split('.').all(|p| p.parse::<u32>().is_ok())).unwrap()
+}
+
+#[test]
+fn second_brand_installs_beside_the_first_and_removing_it_leaves_the_first() {
+    let w = installed();
+    let _l = wine::lock();
+    let t = Instant::now();
+    let _cleanup = Cleanup(w, vec![installed_exe("E2eSig", "uninstall.exe"), "/S".into()]);
+    nsis_install(w, &built().signed.join("E2eSig-1.0.0-setup.exe"), "E2eSig");
+    assert_installed(w, "E2eSig", 9912);
+    assert_installed(w, "E2eWin", 9911);
+    assert!(version(w, "E2eSig", "thinsvr.exe", &[]).contains("AppId E2eSig"));
+    // `--sign` signs the uninstaller too (makensis' !uninstfinalize): the one the setup wrote verifies.
+    let cert = built().signed_brand.join("certs/codesign.cer");
+    let uninst = w.c("Program Files/E2eSig/uninstall.exe");
+    let o = Command::new("osslsigncode").arg("verify").arg("-CAfile").arg(&cert).arg("-in").arg(&uninst).output().unwrap();
+    assert!(o.status.success(), "installed uninstaller is signed: {}", String::from_utf8_lossy(&o.stdout));
+    // The uninstaller copies itself away and re-launches: wait for its work.
+    let o = w.run(&[&installed_exe("E2eSig", "uninstall.exe"), "/S"]);
+    assert!(o.status.success(), "{}", wine::text(&o));
+    assert_removed(w, "E2eSig");
+    let gone = w.c("Program Files/E2eSig");
+    w.wait_until("E2eSig folder removed", Duration::from_secs(30), || !gone.exists());
+    assert!(!w.c("ProgramData/Microsoft/Windows/Start Menu/Programs/E2eSig Telework").exists());
+    assert_installed(w, "E2eWin", 9911);
+    let v = version(w, "E2eWin", "thinclient.exe", &[]);
+    assert!(v.contains("E2E-PATCHED E2eWin Telework"), "{v}");
+    eprintln!("two brands side by side, NSIS uninstall: {:.1} s", t.elapsed().as_secs_f64());
+}
+
+#[test]
+fn msi_installs_and_uninstalls_beside_another_brand() {
+    let w = installed();
+    let _l = wine::lock();
+    let t = Instant::now();
+    let msi = winpath(&built().signed.join("E2eSig-1.0.0.msi"));
+    let _cleanup = Cleanup(w, vec!["msiexec".into(), "/x".into(), msi.clone(), "/qn".into()]);
+    let o = w.run(&["msiexec", "/i", &msi, "/qn"]);
+    assert!(o.status.success(), "msiexec /i: {}", wine::text(&o));
+    assert_installed(w, "E2eSig", 9912);
+    let reg = w.reg_query(r"HKLM\Software\E2eSig").unwrap();
+    assert!(reg.contains("Shortcuts    REG_DWORD    0x1"), "the MSI's own registry values: {reg}");
+    let o = w.run(&["msiexec", "/x", &msi, "/qn"]);
+    assert!(o.status.success(), "msiexec /x: {}", wine::text(&o));
+    assert_removed(w, "E2eSig");
+    assert_installed(w, "E2eWin", 9911);
+    eprintln!("MSI install and uninstall: {:.1} s", t.elapsed().as_secs_f64());
+}
+
+/// The E2eWin gateway bundle, extracted and started with its own
+/// `ThinGate.ini` (plus `ListenAddress 127.0.0.1`) on the compiled-in port.
+struct Gateway {
+    dir: tempfile::TempDir,
+    _proc: Proc,
+}
+
+fn start_gateway() -> Gateway {
+    let b = built();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let tgz = std::fs::File::open(b.a.join("thingate-E2eWin-1.0.0-linux-x86_64.tar.gz")).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(tgz));
+    tar.set_preserve_permissions(true);
+    tar.unpack(dir.path()).unwrap();
+    let home = dir.path().join("thingate-E2eWin-1.0.0-linux-x86_64");
+    for f in ["thingate", "ThinGate.ini", "ThinGate.cer", "ThinGate.key", "install.sh"] {
+        assert!(home.join(f).is_file(), "{f} missing from the bundle");
+    }
+    let ini = home.join("ThinGate.ini");
+    let mut text = std::fs::read_to_string(&ini).unwrap();
+    assert!(text.contains(&format!("ListenPort {}", b.port)), "{text}");
+    text.push_str("\nListenAddress 127.0.0.1\n");
+    std::fs::write(&ini, text).unwrap();
+    let mut cmd = Command::new(home.join("thingate"));
+    cmd.arg("run").arg("--config").arg(&ini).current_dir(&home);
+    let mut proc = Proc::start("thingate", &mut cmd, None);
+    let addr = proc.wait_line("listening on ", Duration::from_secs(20));
+    assert_eq!(addr, format!("127.0.0.1:{}", b.port));
+    Gateway { dir, _proc: proc }
+}
+
+impl Gateway {
+    fn database(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("thingate-E2eWin-1.0.0-linux-x86_64/MachineDatabase.config"))
+            .unwrap_or_default()
+    }
+}
+
+/// `thinsvr.exe register` (E2eWin, installed) with its config in `C:\e2e\NAME`.
+fn register(w: &Wine, pcid: &str, extra: &[&str]) -> std::process::Output {
+    let dir = format!(r"C:\e2e\{pcid}");
+    let mut args = vec![installed_exe("E2eWin", "thinsvr.exe")];
+    args.extend(["register", "--pcid", pcid, "--password-stdin", "--config-dir", &dir].map(String::from));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    wine::output(&mut w.wine(&args), Some(b"wine-e2e-pw\n"), wine::SHORT)
+}
+
+#[test]
+fn gateway_bundle_relays_between_the_installed_windows_apps() {
+    let w = installed();
+    let _l = wine::lock();
+    let t = Instant::now();
+    let gw = start_gateway();
+    let o = register(w, "wine-relay", &[]);
+    assert!(o.status.success(), "register: {}", wine::text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "registered as wine-relay");
+    assert!(gw.database().contains("wine-relay"), "the bundle's gateway keeps the registration: {}", gw.database());
+    let echo = wine::echo_server();
+    let svr = installed_exe("E2eWin", "thinsvr.exe");
+    let target = format!("127.0.0.1:{echo}");
+    let mut server = Proc::start(
+        "thinsvr.exe run",
+        &mut w.wine(&[&svr, "run", "--target", &target, "--config-dir", r"C:\e2e\wine-relay"]),
+        None,
+    );
+    assert_eq!(server.wait_line("online as ", Duration::from_secs(60)), "wine-relay");
+    let cli = installed_exe("E2eWin", "thinclient.exe");
+    let mut client = Proc::start(
+        "thinclient.exe connect",
+        &mut w.wine(&[&cli, "connect", "wine-relay", "--password-stdin", "--no-launch", "--listen", "127.0.0.1:0"]),
+        Some(b"wine-e2e-pw\n"),
+    );
+    let addr = client.wait_line("listening on ", Duration::from_secs(60));
+    wine::echo_round_trip(&addr, 1 << 20, Duration::from_secs(60));
+    wine::echo_round_trip(&addr, 4096, Duration::from_secs(30));
+    drop(client);
+    drop(server);
+    eprintln!("relay through the gateway bundle under Wine: {:.1} s", t.elapsed().as_secs_f64());
+}
+
+/// Sets the per-user Internet Options proxy; clears it on drop.
+struct SystemProxy<'a>(&'a Wine);
+
+const INET: &str = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Internet Settings";
+
+impl<'a> SystemProxy<'a> {
+    fn set(w: &'a Wine, server: &str) -> Self {
+        w.ok(&["reg", "add", INET, "/v", "ProxyEnable", "/t", "REG_DWORD", "/d", "1", "/f"]);
+        w.ok(&["reg", "add", INET, "/v", "ProxyServer", "/t", "REG_SZ", "/d", server, "/f"]);
+        Self(w)
+    }
+}
+
+impl Drop for SystemProxy<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["reg", "add", INET, "/v", "ProxyEnable", "/t", "REG_DWORD", "/d", "0", "/f"]);
+        let _ = self.0.run(&["reg", "delete", INET, "/v", "ProxyServer", "/f"]);
+    }
+}
+
+#[test]
+fn windows_internet_options_proxy_is_used_under_wine() {
+    let w = installed();
+    let _l = wine::lock();
+    let t = Instant::now();
+    let gw = start_gateway();
+    let port = built().port;
+    let mut proxy = wine::Tinyproxy::start();
+    let _setting = SystemProxy::set(w, &format!("127.0.0.1:{}", proxy.port));
+    let o = register(w, "wine-proxied", &[]);
+    assert!(o.status.success(), "register through the system proxy: {}", wine::text(&o));
+    let log = proxy.log();
+    assert!(log.contains(&format!("CONNECT 127.0.0.1:{port}")), "tinyproxy saw no CONNECT to the gateway:\n{log}");
+    assert!(gw.database().contains("wine-proxied"));
+    // With the proxy down the app fails, naming the proxy; `--proxy direct` still works.
+    proxy.stop();
+    let o = register(w, "wine-noproxy", &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "register with the system proxy down: {}", wine::text(&o));
+    assert!(err.contains(&format!("proxy 127.0.0.1:{}", proxy.port)), "the message names the proxy: {err}");
+    let o = register(w, "wine-direct", &["--proxy", "direct"]);
+    assert!(o.status.success(), "--proxy direct beats the system setting: {}", wine::text(&o));
+    eprintln!("Internet Options proxy under Wine: {:.1} s", t.elapsed().as_secs_f64());
 }

@@ -2,6 +2,8 @@
 //! private key is committed), fixture copies, the builder binary.
 #![allow(dead_code)]
 
+pub mod wine;
+
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};

@@ -1,0 +1,410 @@
+//! Wine for the Windows end-to-end tests: one fresh test prefix per test
+//! binary (with a stand-in `bcryptprimitives.dll`, see
+//! `tests/fixtures/wine/bcryptprimitives.c`), child processes that are killed
+//! after a deadline, and small loopback helpers (free port, echo server,
+//! tinyproxy). Nothing here waits with a fixed sleep: every wait polls for
+//! what it needs until a deadline.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Time allowed for one short Wine command (install, `reg`, `--version`).
+pub const SHORT: Duration = Duration::from_secs(120);
+
+/// The test Wine prefix of this test binary.
+pub struct Wine {
+    /// `WINEPREFIX`.
+    pub prefix: PathBuf,
+}
+
+/// The prefix, made on first use: an old one is stopped and removed, a new
+/// one booted (`wineboot -i`), the stand-in DLL compiled and copied into its
+/// `system32`. Its wineserver stays up 30 s after the last Wine process, so
+/// the tests do not pay for restarting it and it ends by itself after them.
+pub fn wine() -> &'static Wine {
+    static W: OnceLock<Result<Wine, String>> = OnceLock::new();
+    let r = W.get_or_init(|| {
+        std::panic::catch_unwind(init)
+            .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_else(|| "Wine set-up panicked".into()))
+    });
+    r.as_ref().unwrap_or_else(|e| panic!("Wine prefix set-up failed: {e}"))
+}
+
+/// Serialises the tests that change the prefix (installs, the per-user proxy
+/// setting) or need the gateway's fixed port; hold it for the whole test.
+pub fn lock() -> MutexGuard<'static, ()> {
+    static L: Mutex<()> = Mutex::new(());
+    L.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn which(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+fn init() -> Wine {
+    for (tool, pkg) in
+        [("wine", "wine wine64"), ("wineserver", "wine wine64"), ("x86_64-w64-mingw32-gcc", "gcc-mingw-w64-x86-64")]
+    {
+        assert!(which(tool), "{tool} is not on PATH; the Windows e2e tests need it: apt-get install {pkg}");
+    }
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-wine");
+    let w = Wine { prefix: root.join("prefix") };
+    if w.prefix.exists() {
+        let _ = output(w.cmd("wineserver").arg("-k"), None, Duration::from_secs(30));
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&w.prefix).unwrap();
+    let t = Instant::now();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wine");
+    let dll = root.join("bcryptprimitives.dll");
+    let o = output(
+        Command::new("x86_64-w64-mingw32-gcc")
+            .args(["-O2", "-shared", "-s", "-o"])
+            .arg(&dll)
+            .arg(fixtures.join("bcryptprimitives.c"))
+            .arg(fixtures.join("bcryptprimitives.def"))
+            .arg("-lbcrypt"),
+        None,
+        SHORT,
+    );
+    assert!(o.status.success(), "compiling the stand-in bcryptprimitives.dll: {}", text(&o));
+    let o = output(w.cmd("wineserver").arg("-p30"), None, SHORT);
+    assert!(o.status.success(), "wineserver -p30: {}", text(&o));
+    let o = output(w.cmd("wineboot").arg("-i"), None, Duration::from_secs(300));
+    let system32 = w.prefix.join("drive_c/windows/system32");
+    assert!(system32.join("kernel32.dll").exists(), "wineboot -i made no prefix: {}", text(&o));
+    std::fs::copy(&dll, system32.join("bcryptprimitives.dll")).unwrap();
+    eprintln!("Wine prefix ready in {:.0} s", t.elapsed().as_secs_f64());
+    w
+}
+
+impl Wine {
+    /// `program` (`wine`, `wineserver`, `wineboot`) with the prefix's
+    /// environment: quiet, no Gecko/Mono prompts, no display, English, and
+    /// no proxy variables (they would outrank the Internet Options).
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("WINEPREFIX", &self.prefix)
+            .env("WINEDEBUG", "-all")
+            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+            .env("LANG", "en_US.UTF-8")
+            .env("LC_ALL", "en_US.UTF-8")
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("THIN_LANG")
+            .env_remove("RUST_LOG");
+        for v in
+            ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"]
+        {
+            c.env_remove(v);
+        }
+        c
+    }
+
+    /// `wine ARGS...`, ready to run.
+    pub fn wine(&self, args: &[&str]) -> Command {
+        let mut c = self.cmd("wine");
+        c.args(args);
+        c
+    }
+
+    /// Runs `wine ARGS...` to its end (killed after [`SHORT`]).
+    pub fn run(&self, args: &[&str]) -> Output {
+        output(&mut self.wine(args), None, SHORT)
+    }
+
+    /// Runs `wine ARGS...` and asserts exit code 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(o.status.success(), "wine {args:?}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// A path under the prefix's `C:` drive (`"Program Files/E2eWin"`).
+    pub fn c(&self, rel: &str) -> PathBuf {
+        self.prefix.join("drive_c").join(rel)
+    }
+
+    /// `reg query KEY` output, or `None` when the key does not exist.
+    pub fn reg_query(&self, key: &str) -> Option<String> {
+        let o = self.run(&["reg", "query", key]);
+        o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
+    /// Polls `done` (every 100 ms) until it holds; panics with `what` after `limit`.
+    pub fn wait_until(&self, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}: not within {} s", limit.as_secs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// stdout and stderr of an output, for messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn drain(r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let mut r = r;
+        let _ = r.read_to_end(&mut buf);
+        buf
+    })
+}
+
+/// Runs `cmd` to its end with `stdin` written to it; kills it and panics
+/// with what it printed if it takes longer than `limit`.
+pub fn output(cmd: &mut Command, stdin: Option<&[u8]>, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    if let Some(data) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        let _ = pipe.write_all(data);
+    }
+    let (out, err) = (drain(child.stdout.take().unwrap()), drain(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            let o = Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() };
+            panic!("{cmd:?} did not end within {} s, killed: {}", limit.as_secs(), text(&o));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // A grandchild (wineserver) may hold the pipes; do not wait for it.
+    let take = |h: std::thread::JoinHandle<Vec<u8>>| {
+        let end = Instant::now() + Duration::from_secs(5);
+        while !h.is_finished() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if h.is_finished() {
+            h.join().unwrap()
+        } else {
+            Vec::new()
+        }
+    };
+    Output { status, stdout: take(out), stderr: take(err) }
+}
+
+/// A long-running child (gateway, `thinsvr run`, `thinclient connect`):
+/// stdout read line by line, stderr kept for messages; killed on drop.
+pub struct Proc {
+    name: String,
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Proc {
+    /// Starts `cmd`, writes `stdin` to it and closes it.
+    pub fn start(name: &str, cmd: &mut Command, stdin: Option<&[u8]>) -> Self {
+        let mut child = cmd
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        if let Some(data) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            let _ = pipe.write_all(data);
+        }
+        let (tx, lines) = channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (mut err, keep) = (child.stderr.take().unwrap(), stderr.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                keep.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Self { name: name.to_string(), child, lines, seen: Vec::new(), stderr }
+    }
+
+    /// What it printed so far and whether it still runs, for messages.
+    pub fn report(&mut self) -> String {
+        let state = match self.child.try_wait() {
+            Ok(Some(s)) => format!("exited ({s})"),
+            _ => "still running".into(),
+        };
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push(l);
+        }
+        format!(
+            "{} {state}\nstdout:\n{}\nstderr:\n{}",
+            self.name,
+            self.seen.join("\n"),
+            String::from_utf8_lossy(&self.stderr.lock().unwrap())
+        )
+    }
+
+    /// Waits for a stdout line starting with `prefix`; returns the rest of it.
+    pub fn wait_line(&mut self, prefix: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if let Some(rest) = l.strip_prefix(prefix) {
+                        return rest.trim().to_string();
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no `{prefix}` line within {} s: {}", limit.as_secs(), self.report())
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    // Let stderr arrive before reporting.
+                    let end = Instant::now() + Duration::from_secs(2);
+                    while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < end {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    panic!("no `{prefix}` line before stdout closed: {}", self.report())
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// An echo server on 127.0.0.1:0 (threads; lives as long as the test binary).
+pub fn echo_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().unwrap();
+                let _ = std::io::copy(&mut s, &mut w);
+            });
+        }
+    });
+    port
+}
+
+/// Sends `n` bytes through `addr` while reading them back; asserts they
+/// come back in order within `limit`.
+pub fn echo_round_trip(addr: &str, n: usize, limit: Duration) {
+    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(limit)).unwrap();
+    let data: Vec<u8> = (0..n as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let mut w = s.try_clone().unwrap();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || w.write_all(&sent));
+    let mut back = vec![0u8; n];
+    (&s).read_exact(&mut back).unwrap_or_else(|e| panic!("reading the echo through {addr}: {e}"));
+    writer.join().unwrap().unwrap();
+    assert!(back == data, "the echoed bytes differ");
+}
+
+/// Debian's tinyproxy as a child process on 127.0.0.1, killed on drop.
+pub struct Tinyproxy {
+    /// Where it listens.
+    pub port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Tinyproxy {
+    /// Starts it on a free port and waits until it accepts connections.
+    pub fn start() -> Self {
+        let bin = ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .unwrap_or_else(|| {
+                panic!("tinyproxy is not installed; the proxy tests need it: apt-get install tinyproxy")
+            });
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("tinyproxy.conf");
+        let text = format!(
+            "Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 32\nAllow 127.0.0.1\nLogLevel Info\n\
+             LogFile \"{}\"\nPidFile \"{}\"\nDisableViaHeader Yes\n",
+            dir.path().join("log").display(),
+            dir.path().join("pid").display()
+        );
+        std::fs::write(&conf, text).unwrap();
+        let child = Command::new(bin)
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start tinyproxy");
+        let mut p = Self { port, child, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(s) = p.child.try_wait().unwrap() {
+                panic!("tinyproxy exited ({s}): {}", p.log());
+            }
+            assert!(Instant::now() < deadline, "tinyproxy did not listen within 10 s: {}", p.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// Stops it.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
