@@ -29,9 +29,12 @@ fn main() {
     let target = target.display().to_string();
     builder(r, &["new", "--app-id", "BenchA", "--dir", "a", "--rpc-port", "9931"]);
     builder(r, &["new", "--app-id", "BenchB", "--dir", "b", "--rpc-port", "9932", "--system-name", "Bench B"]);
-    let cold = builder(r, &["build", "--brand", "a", "--target", "all", "--out", "out-a", "--cargo-target-dir", &target]);
-    let warm = builder(r, &["build", "--brand", "b", "--target", "all", "--out", "out-b", "--cargo-target-dir", &target]);
-    let again = builder(r, &["build", "--brand", "a", "--target", "all", "--out", "out-a2", "--cargo-target-dir", &target]);
+    let cold =
+        builder(r, &["build", "--brand", "a", "--target", "all", "--out", "out-a", "--cargo-target-dir", &target]);
+    let warm =
+        builder(r, &["build", "--brand", "b", "--target", "all", "--out", "out-b", "--cargo-target-dir", &target]);
+    let again =
+        builder(r, &["build", "--brand", "a", "--target", "all", "--out", "out-a2", "--cargo-target-dir", &target]);
     println!("builder build --target all, cold (empty target folder): {cold:7.1} s  (floor: under 900 s)");
     println!("builder build --target all, warm rebrand (second brand): {warm:7.1} s  (floor: under 60 s)");
     println!("builder build --target all, first brand again:          {again:7.1} s");

@@ -179,9 +179,13 @@ impl AdminSecret {
         let text = std::fs::read_to_string(path).map_err(|e| {
             err(format!("{e} (only an administrator can use the admin port; run the window as one, or start the service once so it creates the file)"))
         })?;
-        let bytes = hex::decode(text.trim()).map_err(|_| err("is not a hex admin secret; delete it and restart the service".into()))?;
+        let bytes = hex::decode(text.trim())
+            .map_err(|_| err("is not a hex admin secret; delete it and restart the service".into()))?;
         if bytes.len() != SECRET_LEN {
-            return Err(err(format!("holds {} bytes, not {SECRET_LEN}; delete it and restart the service", bytes.len())));
+            return Err(err(format!(
+                "holds {} bytes, not {SECRET_LEN}; delete it and restart the service",
+                bytes.len()
+            )));
         }
         Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, &bytes)))
     }
@@ -242,8 +246,9 @@ async fn session(mut tcp: TcpStream, secret: &AdminSecret, handler: &dyn AdminHa
             _ => Err(AdminError::Protocol("expected a proof".into())),
         }
     };
-    let (caller_nonce, mac) =
-        tokio::time::timeout(AUTH_TIMEOUT, auth).await.map_err(|_| AdminError::Protocol("no proof in time".into()))??;
+    let (caller_nonce, mac) = tokio::time::timeout(AUTH_TIMEOUT, auth)
+        .await
+        .map_err(|_| AdminError::Protocol("no proof in time".into()))??;
     if !secret.verify("caller", &service_nonce, &caller_nonce, &mac) {
         let message = "wrong admin secret".to_string();
         let _ = write_frame(&mut tcp, &AdminFrame::Refused { message: message.clone() }).await;
@@ -280,19 +285,25 @@ impl AdminClient {
                 return Err(AdminError::Protocol("expected a challenge".into()));
             };
             if version != ADMIN_VERSION {
-                return Err(AdminError::Protocol(format!("the service speaks version {version}, this window {ADMIN_VERSION}; update both")));
+                return Err(AdminError::Protocol(format!(
+                    "the service speaks version {version}, this window {ADMIN_VERSION}; update both"
+                )));
             }
             let caller_nonce = nonce();
             let mac = hex::encode(secret.mac("caller", &service_nonce, &caller_nonce).as_ref());
             write_frame(&mut tcp, &AdminFrame::Prove { nonce: caller_nonce.clone(), mac }).await?;
             match read_frame(&mut tcp).await? {
                 AdminFrame::Welcome { mac } if secret.verify("service", &service_nonce, &caller_nonce, &mac) => Ok(()),
-                AdminFrame::Welcome { .. } => Err(AdminError::Refused("the service does not know the admin secret".into())),
+                AdminFrame::Welcome { .. } => {
+                    Err(AdminError::Refused("the service does not know the admin secret".into()))
+                }
                 AdminFrame::Refused { message } => Err(AdminError::Refused(message)),
                 _ => Err(AdminError::Protocol("expected a welcome".into())),
             }
         };
-        tokio::time::timeout(AUTH_TIMEOUT, auth).await.map_err(|_| AdminError::Protocol("no answer in time".into()))??;
+        tokio::time::timeout(AUTH_TIMEOUT, auth)
+            .await
+            .map_err(|_| AdminError::Protocol("no answer in time".into()))??;
         Ok(Self { tcp })
     }
 

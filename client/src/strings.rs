@@ -152,7 +152,7 @@ mod tests {
     fn the_patch_overrides_only_its_keys() {
         // The default brand's patch names APP_WELCOME only.
         let base = StringTable::parse(BASE_EN, "base").unwrap();
-        let patch = StringTable::parse(PATCH_EN, "patch").unwrap();
+        let patch = StringTable::parse(brand::get().patch_en, "patch").unwrap();
         for key in patch.keys() {
             assert_eq!(table(Lang::En).get(key), patch.get(key));
         }
