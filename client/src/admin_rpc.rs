@@ -101,10 +101,13 @@ pub enum AdminFrame {
 pub enum AdminRequest {
     /// The live state.
     Status,
-    /// Register or rename the computer ID.
+    /// Register or rename the computer ID; with `password` the password is
+    /// set too, without it the current one is kept.
     SetPcid {
         /// The new computer ID.
         pcid: String,
+        /// The password to set with it.
+        password: Option<Secret>,
     },
     /// Set or change the password.
     SetPassword {
@@ -123,6 +126,21 @@ pub enum AdminRequest {
     },
 }
 
+/// Whether the service reaches the gateway.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "link", content = "reason", rename_all = "snake_case")]
+pub enum LinkState {
+    /// No computer ID or no password yet: the service waits for them.
+    #[default]
+    NotRegistered,
+    /// Trying to reach the gateway.
+    Connecting,
+    /// Registered and waiting for connections.
+    Online,
+    /// Lost or refused; retrying (why, in plain words).
+    Offline(String),
+}
+
 /// The live state of ThinServer, as the window shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AdminStatus {
@@ -130,16 +148,14 @@ pub struct AdminStatus {
     pub pcid: Option<String>,
     /// Whether a password is set.
     pub password_set: bool,
-    /// Connected to the gateway now.
-    pub online: bool,
+    /// The link to the gateway.
+    pub state: LinkState,
     /// Client sessions now.
     pub clients: u64,
     /// OTP e-mail address, if OTP is on.
     pub otp_email: Option<String>,
     /// Local service port.
     pub local_port: u16,
-    /// The last problem, in plain words (gateway unreachable, ...).
-    pub last_error: Option<String>,
 }
 
 /// The service's answer.
@@ -150,8 +166,8 @@ pub enum AdminReply {
     Status(AdminStatus),
     /// The request failed; nothing changed.
     Error {
-        /// What is wrong and how to fix it.
-        message: String,
+        /// What is wrong, for the window to word in the user's language.
+        error: crate::control::ControlError,
     },
 }
 
@@ -333,10 +349,10 @@ mod tests {
                 match req {
                     AdminRequest::Status => {}
                     AdminRequest::SetLocalPort { port: 0 } => {
-                        return AdminReply::Error { message: "port 0 is not a port".into() }
+                        return AdminReply::Error { error: crate::control::ControlError::Other("port 0".into()) }
                     }
                     AdminRequest::SetLocalPort { port } => s.local_port = port,
-                    AdminRequest::SetPcid { pcid } => s.pcid = Some(pcid),
+                    AdminRequest::SetPcid { pcid, .. } => s.pcid = Some(pcid),
                     AdminRequest::SetPassword { .. } => s.password_set = true,
                     AdminRequest::SetOtpEmail { email } => s.otp_email = email,
                 }

@@ -76,25 +76,43 @@ pub fn init_logging(default: &str) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-/// The common `main` of the apps: parses `C` with a `--version` line that names
-/// the brand (from the string tables), sets up logging, runs `body` on a tokio
-/// runtime, and reports an error as `NAME: error: ...` with exit code 1.
+/// Parses the command line of `C`, with the brand's version line for `--version`.
+pub fn parse<C: clap::Parser>() -> C {
+    crate::console::attach_parent_console();
+    let line = crate::strings::fmt("APP_VERSION_LINE", &[&env!("CARGO_PKG_VERSION")]);
+    let matches = <C as clap::CommandFactory>::command().version(line).get_matches();
+    <C as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Runs `body` on a tokio runtime with logging set up; an error is printed as
+/// `<name>: error: ...` and gives exit code 1.
+pub fn block_on<Fut>(name: &str, log_default: &str, body: Fut) -> std::process::ExitCode
+where
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    init_logging(log_default);
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    exit_code(name, rt.block_on(body))
+}
+
+/// The exit code of a result, printing the error.
+pub fn exit_code(name: &str, r: anyhow::Result<()>) -> std::process::ExitCode {
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", crate::strings::fmt("CLI_ERROR", &[&name, &format!("{e:#}")]));
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+/// Parses `C` and runs `body` with it (see [`parse`] and [`block_on`]).
 pub fn main_with<C, F, Fut>(name: &str, log_default: &str, body: F) -> std::process::ExitCode
 where
     C: clap::Parser,
     F: FnOnce(C) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let line = crate::strings::fmt("APP_VERSION_LINE", &[&env!("CARGO_PKG_VERSION")]);
-    let matches = <C as clap::CommandFactory>::command().version(line).get_matches();
-    let cli = <C as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    init_logging(log_default);
-    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match rt.block_on(body(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{name}: error: {e:#}");
-            std::process::ExitCode::from(1)
-        }
-    }
+    let cli = parse::<C>();
+    block_on(name, log_default, body(cli))
 }

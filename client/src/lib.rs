@@ -1,9 +1,11 @@
 //! The apps: `thinsvr` on the office PC and `thinclient` on the home PC.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // allowed only in `console`, `winacl` and `winsvc` (Windows calls).
 
 pub mod admin_rpc;
 pub mod brand;
 pub mod client_agent;
+pub mod console;
+pub mod control;
 pub mod decouple;
 pub mod e2e;
 pub mod entry;
@@ -17,6 +19,10 @@ pub mod otp_mail;
 pub mod proxy;
 pub mod server_agent;
 pub mod server_tunnel;
+pub mod service;
 pub mod settings;
 pub mod strings;
 pub mod viewer;
+pub mod winacl;
+#[cfg(windows)]
+pub mod winsvc;

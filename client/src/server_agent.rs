@@ -175,6 +175,8 @@ pub struct ServeOptions {
     pub target: Option<String>,
     /// Validity and tries of one-time passwords (5 minutes, 20 tries).
     pub otp: OtpPolicy,
+    /// Counters the caller reads (tunnels open now).
+    pub stats: Arc<ServerStats>,
 }
 
 /// Serves until `shutdown`; reconnects with backoff and jitter.
@@ -205,7 +207,7 @@ pub async fn run_with(
         target: opts.target.unwrap_or(settings.target.clone()),
         password,
         lockout: Arc::new(Lockout::new(settings.lockout_attempts, settings.lockout_duration())),
-        stats: Arc::default(),
+        stats: opts.stats,
         dir,
         otp: opts.otp,
         mailer,

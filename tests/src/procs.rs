@@ -73,6 +73,14 @@ impl Proc {
         }
     }
 
+    /// Collects the stdout lines that arrive within `wait` (at least one wait).
+    pub fn poll_lines(&mut self, wait: Duration) {
+        if let Ok(l) = self.lines.recv_timeout(wait) {
+            self.seen.push(l);
+            self.seen.extend(self.lines.try_iter());
+        }
+    }
+
     /// Waits for exit; returns (status, stderr).
     pub fn finish(mut self, within: Duration) -> (std::process::ExitStatus, String) {
         let deadline = std::time::Instant::now() + within;

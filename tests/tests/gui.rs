@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
-use thin_client::gui::{egui, tr, trf, ClientWindow, History, LocalControl, PhaseKind, RealConnector, ServerWindow};
+use thin_client::gui::{egui, tr, trf, ClientWindow, History, PhaseKind, RealConnector, ServerWindow};
 use thin_client::settings::ConfigDir;
 use thin_e2e::{echo_server, GateDir, OfficePc};
 
@@ -85,15 +85,21 @@ fn register_in_the_server_window_then_connect_from_the_client_window() {
     let link = gate.link(gw.addr);
     let echo = rt.block_on(echo_server());
 
-    // The office PC: pick the suggested ID, set the password, register.
+    // The office PC: no service answers on its admin port, so the window runs
+    // the service inside itself and talks to it over that port, as it talks
+    // to the installed one. Local port, suggested ID, password, register.
     let office = tempfile::tempdir().unwrap();
     let cfg = ConfigDir(office.path().to_path_buf());
-    let control = Arc::new(LocalControl::new(cfg.clone(), Some(link.clone())));
+    let control = thin_client::gui::connect_or_embed(cfg.clone(), Some(link.clone()), 0).unwrap();
     let mut sw = Harness::builder().with_size(egui::vec2(480.0, 900.0)).build_ui_state(
         |ui, w: &mut ServerWindow| w.ui(ui),
-        ServerWindow::with_names(control, "Gui.User", "office-host"),
+        ServerWindow::with_names(Arc::new(control), "Gui.User", "office-host"),
     );
     sw.run();
+    type_into(&mut sw, &tr("THINSVR_SERVICE_PORT"), &echo.port().to_string());
+    click(&mut sw, &tr("BUTTON_SAVE"));
+    wait(&mut sw, "the settings", Duration::from_secs(20), |w| !w.is_busy());
+    assert_eq!(sw.state().error(), None);
     click(&mut sw, &tr("THINSVR_USE_SUGGESTION"));
     type_into(&mut sw, &tr("PASSWORD_PROMPT"), "pw-from-the-window");
     type_into(&mut sw, &tr("PASSWORD_CONFIRM_PROMPT"), "pw-from-the-window");
@@ -102,16 +108,15 @@ fn register_in_the_server_window_then_connect_from_the_client_window() {
     assert_eq!(sw.state().error(), None);
     assert!(shows(&sw, &trf("THINSVR_REGISTERED", &[&"gui-user"])));
     assert!(gw.gateway.registry.is_registered("gui-user"));
-    drop(sw);
-
-    // The office PC runs; its window shows it online.
-    let pc = rt.block_on(OfficePc::run(office, &link, echo));
-    let control = LocalControl::new(cfg, Some(link.clone())).with_state(pc.state.clone());
-    let mut sw = Harness::builder()
-        .with_size(egui::vec2(480.0, 900.0))
-        .build_ui_state(|ui, w: &mut ServerWindow| w.ui(ui), ServerWindow::with_names(Arc::new(control), "x", "y"));
-    sw.run();
-    assert!(shows(&sw, &tr("THINSVR_ONLINE")));
+    assert_eq!(cfg.settings().unwrap().target, format!("127.0.0.1:{}", echo.port()));
+    // The service goes online with the new settings; the window shows it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !shows(&sw, &tr("THINSVR_ONLINE")) {
+        assert!(Instant::now() < deadline, "the window never showed the service online");
+        sw.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(shows(&sw, &trf("THINSVR_NUM_CLIENTS", &[&0])));
 
     // Home: the client window reaches it and starts the viewer.
     let home = tempfile::tempdir().unwrap();
@@ -128,9 +133,7 @@ fn register_in_the_server_window_then_connect_from_the_client_window() {
     assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), "hello-through-the-tunnel");
     assert_eq!(h.state().history().ids(), ["GUI-User"]);
     assert!(to_viewer < Duration::from_secs(10), "{to_viewer:?}");
-
-    pc.stop.cancel();
-    let _ = rt.block_on(pc.task);
+    drop(sw);
     rt.block_on(gw.shutdown());
 }
 

@@ -1,5 +1,8 @@
-//! `thinclient`: the home PC's app. See `thinclient --help`.
+//! `thinclient`: the home PC's app. Without a subcommand it opens ThinClient's
+//! window; see `thinclient --help`.
 #![forbid(unsafe_code)]
+// A double-click opens the window without a console; see `thin_client::console`.
+#![cfg_attr(windows, windows_subsystem = "windows")]
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -21,12 +24,21 @@ struct Cli {
     /// Proxy to the gateway: http://[user:pass@]host:port, socks5://..., or `direct`.
     #[arg(long, global = true)]
     proxy: Option<String>,
+    /// Without a subcommand: open the window.
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Open ThinClient's window (what a double-click does).
+    Window {
+        /// Computer ID to fill in.
+        pcid: Option<String>,
+        /// Viewer command ({addr}, {host}, {port}); default mstsc on Windows, xfreerdp elsewhere.
+        #[arg(long)]
+        viewer: Option<String>,
+    },
     /// Connect to a computer ID, open a local port, start the viewer.
     Connect {
         /// Computer ID of the office PC.
@@ -52,18 +64,31 @@ include!(concat!(env!("OUT_DIR"), "/brand_gen.rs"));
 
 fn main() -> ExitCode {
     thin_client::brand::set(&BRAND);
-    entry::main_with::<Cli, _, _>("thinclient", "warn", real_main)
+    let cli: Cli = entry::parse();
+    match &cli.cmd {
+        None => window(&cli, None, None),
+        Some(Cmd::Window { pcid, viewer }) => window(&cli, pcid.as_deref(), viewer.clone()),
+        Some(_) => entry::block_on("thinclient", "warn", real_main(cli)),
+    }
+}
+
+fn window(cli: &Cli, pcid: Option<&str>, viewer: Option<String>) -> ExitCode {
+    entry::init_logging("warn");
+    let link = entry::link(cli.entry_point.as_deref(), cli.proxy.as_deref(), None).map_err(|e| format!("{e:#}"));
+    let r = thin_client::gui::open_client_app(link, viewer, pcid).map_err(anyhow::Error::msg);
+    entry::exit_code("thinclient", r)
 }
 
 async fn real_main(cli: Cli) -> anyhow::Result<()> {
     let link = entry::link(cli.entry_point.as_deref(), cli.proxy.as_deref(), None)?;
-    match cli.cmd {
+    let Some(cmd) = cli.cmd else { unreachable!("the window has no runtime") };
+    match cmd {
         Cmd::Connect { pcid, listen, no_launch, viewer: viewer_cmd, .. } => {
             let pw = entry::read_secret_line()?;
             let tunnel = client_agent::connect_with_otp(&link, &pcid, &pw, &entry::otp_from_stdin).await?;
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let addr = listener.local_addr()?;
-            println!("listening on {addr}");
+            println!("{}", thin_client::strings::fmt("LISTENING_ON", &[&addr]));
             let _ = std::io::stdout().flush();
             let shutdown = tokio_util::sync::CancellationToken::new();
             let stop = shutdown.clone();
@@ -82,5 +107,6 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             tunnel.serve(listener, shutdown).await?;
             Ok(())
         }
+        Cmd::Window { .. } => unreachable!("the window has no runtime"),
     }
 }

@@ -1,12 +1,15 @@
-//! `thinsvr`: the office PC's app. See `thinsvr --help`.
+//! `thinsvr`: the office PC's app. Without a subcommand it opens ThinServer's
+//! window (a front end of the background service); see `thinsvr --help`.
 #![forbid(unsafe_code)]
+// A double-click opens the window without a console; see `thin_client::console`.
+#![cfg_attr(windows, windows_subsystem = "windows")]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use thin_client::settings::ConfigDir;
-use thin_client::{entry, otp, server_agent};
+use thin_client::{entry, otp, server_agent, service, strings};
 
 #[derive(Parser)]
 #[command(
@@ -23,8 +26,12 @@ struct Cli {
     /// Proxy to the gateway: http://[user:pass@]host:port, socks5://..., or `direct`.
     #[arg(long, global = true)]
     proxy: Option<String>,
+    /// Local admin port of the service (default: the brand's RPC port).
+    #[arg(long, global = true, value_name = "PORT")]
+    rpc_port: Option<u16>,
+    /// Without a subcommand: open the window.
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Subcommand)]
@@ -38,8 +45,12 @@ enum Cmd {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
-    /// Run as the background service (what the installers register); same as `run`
-    /// with the settings of the config folder.
+    /// Open ThinServer's window (what a double-click does).
+    Window,
+    /// Run as the background service (what the installers register): the
+    /// gateway session with the config folder's settings, and the local admin
+    /// port the window talks to. Under Windows' service manager it reports to
+    /// it; from a console it runs in the foreground until Ctrl+C.
     Service,
     /// Ask every client session for a one-time password, mailed by the gateway to
     /// ADDR (the gateway needs SmtpServerHostname in ThinGate.ini); or stop asking.
@@ -71,13 +82,83 @@ include!(concat!(env!("OUT_DIR"), "/brand_gen.rs"));
 
 fn main() -> ExitCode {
     thin_client::brand::set(&BRAND);
-    entry::main_with::<Cli, _, _>("thinsvr", "info", real_main)
+    let cli: Cli = entry::parse();
+    match &cli.cmd {
+        None | Some(Cmd::Window) => window(cli),
+        Some(Cmd::Service) => service(cli),
+        Some(_) => entry::block_on("thinsvr", "info", real_main(cli)),
+    }
+}
+
+fn config_dir(cli: &Cli) -> ConfigDir {
+    ConfigDir(cli.config_dir.clone().unwrap_or_else(default_dir))
+}
+
+fn admin_port(cli: &Cli) -> u16 {
+    cli.rpc_port.unwrap_or(thin_client::brand::get().rpc_port)
+}
+
+fn window(cli: Cli) -> ExitCode {
+    entry::init_logging("warn");
+    let dir = config_dir(&cli);
+    let saved_proxy = dir.settings().ok().and_then(|s| s.proxy);
+    let link = entry::link(cli.entry_point.as_deref(), cli.proxy.as_deref(), saved_proxy.as_deref()).ok();
+    let r = thin_client::gui::open_server_app(dir, link, admin_port(&cli)).map_err(anyhow::Error::msg);
+    entry::exit_code("thinsvr", r)
+}
+
+/// The service's body: until `stop`, on a runtime of its own.
+fn serve(cli: &Cli, stop: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+    let dir = config_dir(cli);
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let saved = dir.settings()?;
+        let link = entry::link(cli.entry_point.as_deref(), cli.proxy.as_deref(), saved.proxy.as_deref());
+        let link = link.map_err(|e| eprintln!("thinsvr: no gateway: {e:#}")).ok();
+        let opts = service::ServiceOptions { admin_port: admin_port(cli), ..Default::default() };
+        service::run(link, dir, opts, stop, None).await?;
+        Ok(())
+    })
+}
+
+fn service(cli: Cli) -> ExitCode {
+    entry::init_logging("info");
+    #[cfg(windows)]
+    {
+        let cli = std::sync::Arc::new(cli);
+        let body = {
+            let cli = cli.clone();
+            Box::new(move |stop: tokio_util::sync::CancellationToken| serve(&cli, stop).map_err(|e| format!("{e:#}")))
+        };
+        match thin_client::winsvc::run_as_service(&thin_client::brand::service_name(), body) {
+            Ok(true) => return ExitCode::SUCCESS,
+            Ok(false) => {}
+            Err(e) => return entry::exit_code("thinsvr", Err(anyhow::Error::msg(e))),
+        }
+        return foreground(&cli);
+    }
+    #[cfg(not(windows))]
+    foreground(&cli)
+}
+
+/// The service in the foreground (a console, systemd): stops on Ctrl+C or SIGTERM.
+fn foreground(cli: &Cli) -> ExitCode {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let on_signal = stop.clone();
+    let _ = std::thread::Builder::new().name("signals".into()).spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            rt.block_on(wait_signal());
+        }
+        on_signal.cancel();
+    });
+    entry::exit_code("thinsvr", serve(cli, stop))
 }
 
 async fn real_main(cli: Cli) -> anyhow::Result<()> {
-    let dir = ConfigDir(cli.config_dir.clone().unwrap_or_else(default_dir));
+    let dir = config_dir(&cli);
     let saved = dir.settings()?;
-    if let Cmd::Otp { email, .. } = &cli.cmd {
+    let Some(cmd) = cli.cmd else { unreachable!("the window has no runtime") };
+    if let Cmd::Otp { email, .. } = &cmd {
         let mut settings = saved;
         settings.otp_email = match email {
             Some(e) => Some(otp::check_email(e).map_err(anyhow::Error::msg)?),
@@ -85,17 +166,17 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         };
         dir.save_settings(&settings)?;
         match &settings.otp_email {
-            Some(e) => println!("one-time passwords on: every client session must also type the code mailed to {e}"),
-            None => println!("one-time passwords off"),
+            Some(e) => println!("{}", strings::fmt("CLI_OTP_ON", &[e])),
+            None => println!("{}", strings::text("CLI_OTP_OFF")),
         }
         return Ok(());
     }
     let link = entry::link(cli.entry_point.as_deref(), cli.proxy.as_deref(), saved.proxy.as_deref())?;
-    match cli.cmd {
+    match cmd {
         Cmd::Register { pcid, .. } => {
             let pw = entry::read_secret_line()?;
             let stored = server_agent::register(&link, &dir, &pcid, &pw).await?;
-            println!("registered as {stored}");
+            println!("{}", strings::fmt("CLI_REGISTERED", &[&stored]));
             Ok(())
         }
         other => {
@@ -109,7 +190,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 while rx.changed().await.is_ok() {
                     let st = rx.borrow().clone();
                     if let server_agent::ServerState::Online { pcid, .. } = st {
-                        println!("online as {pcid}");
+                        println!("{}", strings::fmt("CLI_ONLINE", &[&pcid]));
                     }
                 }
             });

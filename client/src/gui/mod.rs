@@ -14,6 +14,7 @@
 //! language; a Japanese font is embedded ([`fonts`]); the brand's BMP artwork
 //! is shown ([`artwork`]).
 
+pub mod admin_control;
 pub mod artwork;
 pub mod client_window;
 pub mod connector;
@@ -28,6 +29,7 @@ pub use eframe::egui;
 pub use client_window::{
     run_client_window, ClientEvent, ClientWindow, ConnectError, Connector, PhaseKind, Progress, Session,
 };
+pub use admin_control::AdminControl;
 pub use connector::{RealConnector, UnusableConnector};
 pub use history::History;
 pub use server_control::LocalControl;
@@ -156,9 +158,67 @@ pub fn open_client_app(
     run_client_window(w)
 }
 
-/// ThinServer's window over the config folder `dir` (registering needs
-/// `link`). Returns when it is closed. Call it on the main thread, outside any
-/// tokio runtime.
-pub fn open_server_app(dir: crate::settings::ConfigDir, link: Option<crate::link::Link>) -> Result<(), String> {
-    run_server_window(ServerWindow::new(std::sync::Arc::new(LocalControl::new(dir, link))))
+/// ThinServer's window, a front end of the service that answers on
+/// `127.0.0.1:admin_port` (the brand's RPC port), proving knowledge of the
+/// admin secret in the config folder `dir`. When no service answers (nothing
+/// installed it, or it is stopped), the service runs inside this process
+/// until the window closes (see [`connect_or_embed`]). Returns when the
+/// window is closed. Call it on the main thread, outside any tokio runtime.
+pub fn open_server_app(
+    dir: crate::settings::ConfigDir,
+    link: Option<crate::link::Link>,
+    admin_port: u16,
+) -> Result<(), String> {
+    let control = connect_or_embed(dir, link, admin_port)?;
+    run_server_window(ServerWindow::new(std::sync::Arc::new(control)))
+}
+
+/// The service on `127.0.0.1:admin_port`, or, when nothing listens there, a
+/// service started in this process (on threads of its own, for as long as the
+/// process lives) with the config folder `dir` and the gateway `link`.
+pub fn connect_or_embed(
+    dir: crate::settings::ConfigDir,
+    link: Option<crate::link::Link>,
+    admin_port: u16,
+) -> Result<AdminControl, String> {
+    use std::net::{Ipv4Addr, SocketAddr};
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, admin_port));
+    let secret = dir.0.join(crate::service::ADMIN_SECRET_FILE);
+    if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok() {
+        return Ok(AdminControl::new(addr, secret));
+    }
+    tracing::info!("no ThinServer service answers on {addr}: running it inside this window until it closes");
+    let (tx, rx) = std::sync::mpsc::channel::<Result<SocketAddr, String>>();
+    std::thread::Builder::new()
+        .name("thin-service".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return drop(tx.send(Err(e.to_string()))),
+            };
+            rt.block_on(async move {
+                let (ready, listening) = tokio::sync::oneshot::channel();
+                let opts = crate::service::ServiceOptions { admin_port, ..Default::default() };
+                let stop = tokio_util::sync::CancellationToken::new();
+                let svc = tokio::spawn(crate::service::run(link, dir, opts, stop, Some(ready)));
+                match listening.await {
+                    Ok(addr) => {
+                        let _ = tx.send(Ok(addr));
+                        if let Ok(Err(e)) = svc.await {
+                            tracing::error!("ThinServer stopped: {e}");
+                        }
+                    }
+                    Err(_) => {
+                        let why = match svc.await {
+                            Ok(Err(e)) => e.to_string(),
+                            other => format!("{other:?}"),
+                        };
+                        let _ = tx.send(Err(why));
+                    }
+                }
+            });
+        })
+        .map_err(|e| e.to_string())?;
+    let addr = rx.recv().map_err(|e| e.to_string())??;
+    Ok(AdminControl::new(addr, secret))
 }

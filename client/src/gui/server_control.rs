@@ -7,13 +7,12 @@
 use std::sync::Arc;
 
 use thin_protocol::auth::PasswordFile;
-use thin_protocol::messages::ErrorCode;
 use thin_protocol::secret::Secret;
 use tokio::sync::watch;
 
 use super::server_window::{ControlError, Online, ServerConfig, ServerControl, ServerStatus};
-use crate::link::{Link, LinkError};
-use crate::server_agent::{self, AgentError, ServerState};
+use crate::link::Link;
+use crate::server_agent::{self, ServerState};
 use crate::settings::ConfigDir;
 
 /// Clients connected now, from a running agent.
@@ -50,22 +49,7 @@ impl LocalControl {
     }
 }
 
-/// Turns a registration error into what the window says.
-pub fn classify_agent(e: &AgentError, pcid: &str) -> ControlError {
-    match e {
-        AgentError::Link(l) => match l {
-            LinkError::Refused { code: ErrorCode::PcidTaken, .. } => ControlError::PcidTaken(pcid.to_string()),
-            LinkError::Refused { code: ErrorCode::RegisterDisabled, .. } => ControlError::RegisterDisabled,
-            LinkError::Refused { code: ErrorCode::InvalidPcid, .. } => ControlError::PcidInvalid,
-            LinkError::Unreachable { addr, .. } => ControlError::GatewayUnreachable(addr.clone()),
-            LinkError::Tls { cause, .. } if cause.contains("expired") => ControlError::CertExpired,
-            LinkError::Tls { cause, .. } if cause.contains("certificate") => ControlError::CertUntrusted,
-            LinkError::Tls { addr, .. } => ControlError::GatewayUnreachable(addr.clone()),
-            other => ControlError::Other(other.to_string()),
-        },
-        AgentError::Settings(s) => ControlError::Other(s.to_string()),
-    }
-}
+pub use crate::control::classify_agent;
 
 impl ServerControl for LocalControl {
     fn status(&self) -> ServerStatus {

@@ -59,45 +59,7 @@ impl Default for ServerConfig {
     }
 }
 
-/// Why an action failed, in terms the user can act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ControlError {
-    /// The computer ID breaks the naming rules.
-    PcidInvalid,
-    /// Another computer has this ID.
-    PcidTaken(String),
-    /// The gateway takes no new computers.
-    RegisterDisabled,
-    /// The gateway cannot be reached.
-    GatewayUnreachable(String),
-    /// The gateway's certificate is not trusted.
-    CertUntrusted,
-    /// The gateway's certificate has expired.
-    CertExpired,
-    /// This build has no gateway address.
-    NoEntryPoint,
-    /// The mail address is not one.
-    EmailInvalid,
-    /// Anything else (detail shown).
-    Other(String),
-}
-
-impl ControlError {
-    /// The text shown to the user, from the string tables.
-    pub fn message(&self) -> String {
-        match self {
-            Self::PcidInvalid => tr("ERR_PCID_INVALID"),
-            Self::PcidTaken(p) => trf("ERR_PCID_TAKEN", &[p]),
-            Self::RegisterDisabled => tr("ERR_REGISTER_DISABLED"),
-            Self::GatewayUnreachable(g) => trf("ERR_GATEWAY_UNREACHABLE", &[g]),
-            Self::CertUntrusted => tr("ERR_CERT_UNTRUSTED"),
-            Self::CertExpired => tr("ERR_CERT_EXPIRED"),
-            Self::NoEntryPoint => tr("ERR_NO_ENTRY_POINT"),
-            Self::EmailInvalid => tr("ERR_EMAIL_INVALID"),
-            Self::Other(e) => trf("ERR_INTERNAL", &[e]),
-        }
-    }
-}
+pub use crate::control::ControlError;
 
 /// What the server window needs from the office PC's app. Calls may block
 /// (network, password stretching); the window makes the slow ones on a worker
