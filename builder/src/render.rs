@@ -24,12 +24,25 @@ template!(SYSTEMD_UNIT, "thingate.service.hbs");
 template!(SYSCTL, "sysctl.conf.hbs");
 template!(LIMITS, "limits.conf.hbs");
 template!(INSTALL_SH, "install.sh.hbs");
+template!(APPS_SYSTEMD_UNIT, "thinsvr.service.hbs");
+template!(APPS_INSTALL_SH, "install-apps.sh.hbs");
 template!(NSIS, "setup.nsi.hbs");
 template!(WIX, "product.wxs.hbs");
 
 /// Every template, for the test that loads them all.
-pub const ALL: [Template; 9] =
-    [BRAND_TOML, ENTRY_POINT, THINGATE_INI, SYSTEMD_UNIT, SYSCTL, LIMITS, INSTALL_SH, NSIS, WIX];
+pub const ALL: [Template; 11] = [
+    BRAND_TOML,
+    ENTRY_POINT,
+    THINGATE_INI,
+    SYSTEMD_UNIT,
+    SYSCTL,
+    LIMITS,
+    INSTALL_SH,
+    APPS_SYSTEMD_UNIT,
+    APPS_INSTALL_SH,
+    NSIS,
+    WIX,
+];
 
 /// A strict, non-escaping registry with every template.
 pub fn registry() -> Result<Handlebars<'static>> {

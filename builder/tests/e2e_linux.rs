@@ -62,9 +62,15 @@ fn built() -> &'static Built {
 }
 
 const TGZ: &str = "thingate-E2eLin-1.0.0-linux-x86_64.tar.gz";
+const APPS: &str = "thinapps-E2eLin-1.0.0-linux-x86_64.tar.gz";
 
 fn entries() -> Vec<(String, u32, Vec<u8>)> {
-    let f = std::fs::File::open(built().out.join(TGZ)).unwrap();
+    entries_of(TGZ)
+}
+
+/// Every entry of an output archive: (name, mode, content) in archive order.
+fn entries_of(archive: &str) -> Vec<(String, u32, Vec<u8>)> {
+    let f = std::fs::File::open(built().out.join(archive)).unwrap();
     let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
     a.entries()
         .unwrap()
@@ -133,28 +139,40 @@ fn certificate_in_the_bundle_is_the_brands() {
 fn sums_and_manifest_list_every_output() {
     let b = built();
     let sums = std::fs::read_to_string(b.out.join("SHA256SUMS")).unwrap();
-    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(b.out.join(TGZ)).unwrap()));
-    assert_eq!(sums, format!("{hash}  {TGZ}\n"));
+    let sha =
+        |name: &str| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(b.out.join(name)).unwrap()));
+    let (hash, apps) = (sha(TGZ), sha(APPS));
+    assert_eq!(sums, format!("{apps}  {APPS}\n{hash}  {TGZ}\n"));
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(b.out.join("build-manifest.json")).unwrap()).unwrap();
     assert_eq!(m["outputs"][0]["sha256"], hash.as_str());
+    assert_eq!(m["outputs"][1]["name"], APPS);
+    assert_eq!(m["outputs"][1]["sha256"], apps.as_str());
     assert_eq!(m["app_id"], "E2eLin");
     assert!(m["brand_digest"].as_str().unwrap().len() == 64);
     assert!(m["tools"]["rustc"].as_str().unwrap().starts_with("rustc "));
     assert_eq!(b.json["outputs"][0]["name"], TGZ);
+    assert_eq!(b.json["outputs"][1]["name"], APPS);
 }
 
 #[test]
 fn two_builds_give_identical_bundles() {
     let b = built();
-    assert_eq!(std::fs::read(b.out.join(TGZ)).unwrap(), std::fs::read(b.again.join(TGZ)).unwrap());
+    for name in [TGZ, APPS] {
+        assert_eq!(std::fs::read(b.out.join(name)).unwrap(), std::fs::read(b.again.join(name)).unwrap(), "{name}");
+    }
 }
 
-/// Extracts the bundle into a fresh folder; returns the bundle's folder.
+/// Extracts the gateway bundle into a fresh folder; returns the bundle's folder.
 fn extract(into: &std::path::Path) -> PathBuf {
-    let f = std::fs::File::open(built().out.join(TGZ)).unwrap();
+    extract_of(TGZ, into)
+}
+
+/// Extracts an output archive into a fresh folder; returns the bundle's folder.
+fn extract_of(archive: &str, into: &std::path::Path) -> PathBuf {
+    let f = std::fs::File::open(built().out.join(archive)).unwrap();
     tar::Archive::new(flate2::read::GzDecoder::new(f)).unpack(into).unwrap();
-    into.join("thingate-E2eLin-1.0.0-linux-x86_64")
+    into.join(archive.trim_end_matches(".tar.gz"))
 }
 
 /// Every file under `root`: (path, mode, content) in order.
@@ -257,4 +275,210 @@ fn install_sh_fills_a_system_image_and_is_idempotent() {
     let bad = Command::new("sh").arg(bundle.join("install.sh")).arg("--bogus").output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown option --bogus"));
+}
+
+#[test]
+fn apps_bundle_holds_the_apps_unit_and_installer() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(built().out.join(APPS)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "no key inside: a plain download");
+    let all = entries_of(APPS);
+    let d = "thinapps-E2eLin-1.0.0-linux-x86_64";
+    let listed: Vec<(String, u32)> = all.iter().map(|(n, m, _)| (n.clone(), *m)).collect();
+    let want: Vec<(String, u32)> = [
+        ("/", 0o755),
+        ("/install.sh", 0o755),
+        ("/thinclient", 0o755),
+        ("/thinsvr", 0o755),
+        ("/thinsvr-e2elin.service", 0o644),
+    ]
+    .into_iter()
+    .map(|(f, m)| (format!("{d}{f}"), m))
+    .collect();
+    assert_eq!(listed, want);
+    let get = |f: &str| all.iter().find(|(n, _, _)| *n == format!("{d}/{f}")).unwrap().2.clone();
+    for bin in ["thinsvr", "thinclient"] {
+        let b = get(bin);
+        assert_eq!(&b[..4], b"\x7fELF", "{bin}");
+        assert_eq!(u16::from_le_bytes([b[18], b[19]]), 62, "{bin}: x86_64 ELF");
+    }
+    let unit = String::from_utf8(get("thinsvr-e2elin.service")).unwrap();
+    for line in [
+        "ExecStart=/opt/thinapps-e2elin/thinsvr --config-dir /var/lib/thinapps-e2elin service",
+        "StateDirectory=thinapps-e2elin",
+        "StateDirectoryMode=0700",
+        "Restart=always",
+        "WantedBy=multi-user.target",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line}:\n{unit}");
+    }
+    assert!(unit.contains("AppId E2eLin"), "{unit}");
+    assert!(String::from_utf8(get("install.sh")).unwrap().starts_with("#!/bin/bash\n"));
+}
+
+/// Kills the child when a test fails half-way.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits for `child` to exit, at most `secs` seconds.
+fn wait_exit(child: &mut std::process::Child, secs: u64) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn bundled_thinsvr_runs_as_a_service_and_stops_on_sigterm() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = extract_of(APPS, &tmp.path().join("x"));
+    let cfg = tmp.path().join("state");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = tmp.path().join("thinsvr.log");
+    let start = |log: &std::path::Path| {
+        let out = std::fs::File::create(log).unwrap();
+        Command::new(bundle.join("thinsvr"))
+            .arg("--config-dir")
+            .arg(&cfg)
+            .args(["--rpc-port", &port.to_string(), "service"])
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap()
+    };
+    let mut svc = Running(start(&log));
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // The admin port's first frame: 4-byte big-endian length, then a JSON challenge.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let frame = loop {
+        if let Some(st) = svc.0.try_wait().unwrap() {
+            panic!("thinsvr exited early ({st}):\n{}", logged());
+        }
+        assert!(std::time::Instant::now() < deadline, "no admin port on {port}:\n{}", logged());
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
+        };
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).unwrap();
+        break serde_json::from_slice::<serde_json::Value>(&body).unwrap();
+    };
+    assert_eq!(frame["t"], "challenge", "{frame}");
+    assert_eq!(frame["version"], 1, "{frame}");
+    assert!(!frame["nonce"].as_str().unwrap().is_empty(), "{frame}");
+    let secret = std::fs::metadata(cfg.join("admin.secret")).unwrap();
+    assert_eq!(secret.permissions().mode() & 0o777, 0o600);
+
+    // A second service of the brand on the same port refuses and says why.
+    let log2 = tmp.path().join("second.log");
+    let mut second = Running(start(&log2));
+    let st = wait_exit(&mut second.0, 30).expect("a second thinsvr on a taken port must exit");
+    let text = std::fs::read_to_string(&log2).unwrap();
+    assert!(!st.success(), "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+
+    let kill = Command::new("kill").args(["-TERM", &svc.0.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let st = wait_exit(&mut svc.0, 30).unwrap_or_else(|| panic!("thinsvr ignored SIGTERM:\n{}", logged()));
+    assert_eq!(st.code(), Some(0), "{st}:\n{}", logged());
+}
+
+#[test]
+fn apps_install_sh_fills_a_system_image_and_is_idempotent() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = extract_of(APPS, &tmp.path().join("x"));
+    let image = tmp.path().join("image");
+    // The real `systemctl --root` works offline; without systemd, a stand-in
+    // makes the same symlink.
+    let real = Command::new("systemctl").arg("--version").output().is_ok_and(|o| o.status.success());
+    let fake = tmp.path().join("bin");
+    std::fs::create_dir_all(&fake).unwrap();
+    if !real {
+        let p = fake.join("systemctl");
+        let script = "#!/bin/sh\nr=${1#--root=}; w=\"$r/etc/systemd/system/multi-user.target.wants\"\n\
+                      mkdir -p \"$w\" && ln -sfn \"/etc/systemd/system/$3\" \"$w/$3\"\n";
+        std::fs::write(&p, script).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
+    let install = || {
+        let o = Command::new("bash")
+            .arg(bundle.join("install.sh"))
+            .arg("--root")
+            .arg(&image)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{text}");
+        text
+    };
+    let links = || -> Vec<(String, PathBuf)> {
+        let mut v: Vec<_> = walkdir::WalkDir::new(&image)
+            .into_iter()
+            .map(|e| e.unwrap())
+            .filter(|e| e.path_is_symlink())
+            .map(|e| {
+                (e.path().strip_prefix(&image).unwrap().display().to_string(), std::fs::read_link(e.path()).unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let first = install();
+    let t1 = tree(&image);
+    let names: Vec<(&str, u32)> = t1.iter().map(|(n, m, _)| (n.as_str(), *m)).collect();
+    assert_eq!(
+        names,
+        [
+            ("etc/systemd/system/thinsvr-e2elin.service", 0o644),
+            ("opt/thinapps-e2elin/thinclient", 0o755),
+            ("opt/thinapps-e2elin/thinsvr", 0o755),
+        ],
+        "{first}"
+    );
+    assert_eq!(std::fs::read(image.join("opt/thinapps-e2elin/thinsvr")).unwrap(), {
+        let b = extract_of(APPS, &tmp.path().join("y"));
+        std::fs::read(b.join("thinsvr")).unwrap()
+    });
+    let l1 = links();
+    assert_eq!(
+        l1,
+        [(
+            "etc/systemd/system/multi-user.target.wants/thinsvr-e2elin.service".to_string(),
+            PathBuf::from("/etc/systemd/system/thinsvr-e2elin.service")
+        )],
+        "{first}"
+    );
+
+    // Again: nothing changes, and it says so.
+    let second = install();
+    assert_eq!(tree(&image), t1, "{second}");
+    assert_eq!(links(), l1, "{second}");
+    assert!(!second.contains("installed "), "{second}");
+    assert_eq!(second.matches("unchanged ").count(), 3, "{second}");
+
+    let bad = Command::new("bash").arg(bundle.join("install.sh")).arg("--bogus").output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown option --bogus"));
+    let help = Command::new("bash").arg(bundle.join("install.sh")).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--root DIR"));
 }

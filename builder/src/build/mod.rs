@@ -5,6 +5,7 @@ pub mod archive;
 pub mod cargo;
 pub mod compiled;
 pub mod linux;
+pub mod linux_apps;
 pub mod outputs;
 pub mod progress;
 pub mod sign;
@@ -23,7 +24,7 @@ use std::path::PathBuf;
 pub enum Target {
     /// Windows apps and installers.
     Windows,
-    /// Linux gateway bundles.
+    /// Linux gateway bundles and the x86_64 office-PC apps bundle.
     Linux,
     /// Both.
     All,
@@ -167,6 +168,12 @@ pub fn run(a: &BuildArgs, json: bool) -> Result<Summary> {
             let st = stage.join("linux");
             made.push(p.step(&format!("gateway bundle ({})", arch.triple()), || {
                 linux::build(&brand, &vars, &cargo, *arch, &st, &out)
+            })?);
+        }
+        if a.linux_arch.contains(&Arch::X86_64) {
+            let st = stage.join("linux");
+            made.push(p.step(&format!("apps bundle ({})", linux_apps::TRIPLE), || {
+                linux_apps::build(&brand, &vars, &cargo, &brand_dir, &st, &out)
             })?);
         }
     }

@@ -1,0 +1,93 @@
+//! `build --target linux` (x86_64): the office-PC apps for Linux with the brand
+//! compiled in, `thinsvr`'s systemd unit and an install script.
+
+use super::archive::{self, Entry};
+use super::cargo::CargoEnv;
+use super::compiled::{write_if_changed, Vars};
+use crate::error::{IoContext, Result};
+use crate::manifest::Brand;
+use crate::render;
+use std::path::{Path, PathBuf};
+
+/// The only triple the apps bundle is made for.
+pub const TRIPLE: &str = "x86_64-unknown-linux-gnu";
+
+/// File name of the apps bundle (without `.tar.gz`).
+pub fn bundle_name(b: &Brand) -> String {
+    format!("thinapps-{}-{}-linux-x86_64", b.app_id, b.version)
+}
+
+/// Builds the bundle into `out` from the compiled brand in `brand_dir`; `stage`
+/// is a scratch folder. Returns the archive.
+pub fn build(b: &Brand, v: &Vars, cargo: &CargoEnv, brand_dir: &Path, stage: &Path, out: &Path) -> Result<PathBuf> {
+    let bin_dir = cargo.build("thin-apps", TRIPLE, &["--bins"], &[("THIN_BRAND_DIR", brand_dir)])?;
+    let name = bundle_name(b);
+    let dir = stage.join(&name);
+    let bin = |f: &str| std::fs::read(bin_dir.join(f)).at(bin_dir.join(f));
+    let files: Vec<(String, Vec<u8>, u32)> = vec![
+        ("thinsvr".into(), bin("thinsvr")?, 0o755),
+        ("thinclient".into(), bin("thinclient")?, 0o755),
+        (
+            format!("thinsvr-{}.service", v.app_id_lower),
+            render::render(render::APPS_SYSTEMD_UNIT, v)?.into_bytes(),
+            0o644,
+        ),
+        ("install.sh".into(), render::render(render::APPS_INSTALL_SH, v)?.into_bytes(), 0o755),
+    ];
+    let mut entries = Vec::new();
+    for (rel, data, mode) in files {
+        let path = dir.join(&rel);
+        write_if_changed(&path, &data)?;
+        entries.push(Entry { name: format!("{name}/{rel}"), source: path, mode });
+    }
+    let archive = out.join(format!("{name}.tar.gz"));
+    archive::tar_gz(&archive, &entries, cargo.epoch)?;
+    #[cfg(unix)]
+    {
+        // No key inside: readable like any other download.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o644)).at(&archive)?;
+    }
+    Ok(archive)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::render;
+
+    fn vars() -> serde_json::Value {
+        serde_json::json!({"app_id": "Mikaka", "app_id_lower": "mikaka", "system_name": "Mikaka Remote",
+            "version": "1.2.3", "apps_dir": "/opt/thinapps-mikaka", "apps_state_dir": "/var/lib/thinapps-mikaka",
+            "service_args": "service"})
+    }
+
+    #[test]
+    fn unit_runs_the_service_with_its_state_directory() {
+        let unit = render::render(render::APPS_SYSTEMD_UNIT, &vars()).unwrap();
+        for line in [
+            "Description=Mikaka Remote office PC service (thinsvr, AppId Mikaka)",
+            "ExecStart=/opt/thinapps-mikaka/thinsvr --config-dir /var/lib/thinapps-mikaka service",
+            "StateDirectory=thinapps-mikaka",
+            "StateDirectoryMode=0700",
+            "Restart=always",
+            "After=network-online.target",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "ProtectHome=yes",
+            "PrivateTmp=yes",
+            "WantedBy=multi-user.target",
+        ] {
+            assert!(unit.lines().any(|l| l == line), "{line}:\n{unit}");
+        }
+    }
+
+    #[test]
+    fn install_script_names_the_brands_files() {
+        let sh = render::render(render::APPS_INSTALL_SH, &vars()).unwrap();
+        assert!(sh.starts_with("#!/bin/bash\n"), "{sh}");
+        assert!(sh.contains("set -euo pipefail"));
+        assert!(sh.contains(r#"dest="$root/opt/thinapps-mikaka""#), "{sh}");
+        assert!(sh.contains("unit=thinsvr-mikaka.service"), "{sh}");
+        assert!(!sh.contains("{{"), "{sh}");
+    }
+}
