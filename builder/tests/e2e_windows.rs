@@ -191,6 +191,7 @@ fn zip_and_sums_list_the_outputs() {
             "E2eWin-1.0.0-portable.zip",
             "E2eWin-1.0.0-setup.exe",
             "E2eWin-1.0.0.msi",
+            "thinapps-E2eWin-1.0.0-linux-x86_64.tar.gz",
             "thinclient.exe",
             "thingate-E2eWin-1.0.0-linux-x86_64.tar.gz",
             "thinsvr.exe"
@@ -206,7 +207,7 @@ fn zip_and_sums_list_the_outputs() {
     }
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("build-manifest.json")).unwrap()).unwrap();
-    assert_eq!(m["outputs"].as_array().unwrap().len(), 6);
+    assert_eq!(m["outputs"].as_array().unwrap().len(), 7);
 }
 
 #[test]
@@ -217,29 +218,20 @@ fn rebuilding_the_same_brand_gives_identical_exes_and_zip() {
     }
 }
 
+/// `osslsigncode verify -CAfile <E2eSig's signing certificate> -in FILE`.
+fn verify_signed(file: &Path) -> std::process::Output {
+    let cert = built().signed_brand.join("certs/codesign.cer");
+    Command::new("osslsigncode").arg("verify").arg("-CAfile").arg(cert).arg("-in").arg(file).output().unwrap()
+}
+
 #[test]
 fn signed_build_verifies_against_the_brand_certificate() {
     let b = built();
-    let cert = b.signed_brand.join("certs/codesign.cer");
     for f in ["thinclient.exe", "thinsvr.exe", "E2eSig-1.0.0-setup.exe", "E2eSig-1.0.0.msi"] {
-        let o = Command::new("osslsigncode")
-            .arg("verify")
-            .arg("-CAfile")
-            .arg(&cert)
-            .arg("-in")
-            .arg(b.signed.join(f))
-            .output()
-            .unwrap();
+        let o = verify_signed(&b.signed.join(f));
         assert!(o.status.success(), "{f}: {}", String::from_utf8_lossy(&o.stdout));
     }
-    let plain = Command::new("osslsigncode")
-        .arg("verify")
-        .arg("-CAfile")
-        .arg(&cert)
-        .arg("-in")
-        .arg(b.a.join("thinclient.exe"))
-        .output()
-        .unwrap();
+    let plain = verify_signed(&b.a.join("thinclient.exe"));
     assert!(!plain.status.success(), "an unsigned build does not verify");
 }
 
@@ -395,10 +387,18 @@ fn second_brand_installs_beside_the_first_and_removing_it_leaves_the_first() {
     assert_installed(w, "E2eSig", 9912);
     assert_installed(w, "E2eWin", 9911);
     assert!(version(w, "E2eSig", "thinsvr.exe", &[]).contains("AppId E2eSig"));
+    // Both brands' services run side by side, each on its own admin port.
+    w.wait_until("E2eSig's service on 9912", Duration::from_secs(60), || admin_challenge(9912).is_some());
+    assert!(admin_challenge(9911).is_some(), "E2eWin's service still answers");
+    // The signed setup wrote an uninstaller signed at build time (!uninstfinalize).
+    let o = verify_signed(&w.c("Program Files/E2eSig/uninstall.exe"));
+    assert!(o.status.success(), "installed uninstall.exe: {}", wine::text(&o));
     // The uninstaller copies itself away and re-launches: wait for its work.
     let o = w.run(&[&installed_exe("E2eSig", "uninstall.exe"), "/S"]);
     assert!(o.status.success(), "{}", wine::text(&o));
     assert_removed(w, "E2eSig");
+    assert!(admin_challenge(9912).is_none(), "the uninstaller stopped E2eSig's service");
+    assert!(admin_challenge(9911).is_some(), "E2eWin's service is untouched");
     let gone = w.c("Program Files/E2eSig");
     w.wait_until("E2eSig folder removed", Duration::from_secs(30), || !gone.exists());
     assert!(!w.c("ProgramData/Microsoft/Windows/Start Menu/Programs/E2eSig Telework").exists());
@@ -418,11 +418,14 @@ fn msi_installs_and_uninstalls_beside_another_brand() {
     let o = w.run(&["msiexec", "/i", &msi, "/qn"]);
     assert!(o.status.success(), "msiexec /i: {}", wine::text(&o));
     assert_installed(w, "E2eSig", 9912);
+    // The MSI starts the service it installs (ServiceControl Start="install").
+    w.wait_until("the MSI's service on 9912", Duration::from_secs(60), || admin_challenge(9912).is_some());
     let reg = w.reg_query(r"HKLM\Software\E2eSig").unwrap();
     assert!(reg.contains("Shortcuts    REG_DWORD    0x1"), "the MSI's own registry values: {reg}");
     let o = w.run(&["msiexec", "/x", &msi, "/qn"]);
     assert!(o.status.success(), "msiexec /x: {}", wine::text(&o));
     assert_removed(w, "E2eSig");
+    assert!(admin_challenge(9912).is_none(), "the MSI stopped its service when removed");
     assert_installed(w, "E2eWin", 9911);
     eprintln!("MSI install and uninstall: {:.1} s", t.elapsed().as_secs_f64());
 }
@@ -551,4 +554,135 @@ fn windows_internet_options_proxy_is_used_under_wine() {
     let o = register(w, "wine-direct", &["--proxy", "direct"]);
     assert!(o.status.success(), "--proxy direct beats the system setting: {}", wine::text(&o));
     eprintln!("Internet Options proxy under Wine: {:.1} s", t.elapsed().as_secs_f64());
+}
+
+/// `sc query NAME` says RUNNING (or STOPPED).
+fn service_state(w: &Wine, name: &str) -> String {
+    let o = w.run(&["sc", "query", name]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    ["RUNNING", "STOPPED", "START_PENDING", "STOP_PENDING"]
+        .into_iter()
+        .find(|s| out.contains(s))
+        .unwrap_or("UNKNOWN")
+        .to_string()
+}
+
+/// The first frame on the admin port: the service's challenge.
+fn admin_challenge(port: u16) -> Option<String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes(len).min(65536) as usize];
+    s.read_exact(&mut body).ok()?;
+    Some(String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn the_installed_service_runs_under_the_service_manager_and_serves_the_admin_port() {
+    let w = installed();
+    let _l = wine::lock();
+    let t = Instant::now();
+    let name = "E2eWinThinServer";
+    // The setup started it; the service manager reports it running (it would
+    // say STOPPED after 30 s if thinsvr did not answer the dispatcher).
+    w.wait_until("the service running", Duration::from_secs(60), || service_state(w, name) == "RUNNING");
+    // Its admin port is the brand's RPC port, and it challenges every caller.
+    let mut hello = None;
+    w.wait_until("the admin port", Duration::from_secs(60), || {
+        hello = admin_challenge(9911);
+        hello.is_some()
+    });
+    let hello = hello.unwrap();
+    assert!(hello.contains(r#""t":"challenge""#), "{hello}");
+    // The secret it checks callers against, in its config folder.
+    let secret = w.c("ProgramData/E2eWin/ThinServer/admin.secret");
+    assert_eq!(std::fs::read_to_string(&secret).unwrap().trim().len(), 64, "{}", secret.display());
+    // Under the service manager it logs to a file beside it (nobody reads stderr).
+    let log = std::fs::read_to_string(w.c("ProgramData/E2eWin/ThinServer/thinsvr.log")).unwrap_or_default();
+    assert!(log.contains("admin port open"), "thinsvr.log: {log}");
+    // Stop and start as Windows does: the service ends its work and reports it.
+    let o = w.run(&["net", "stop", name]);
+    assert!(o.status.success(), "net stop: {}", wine::text(&o));
+    w.wait_until("the service stopped", Duration::from_secs(30), || service_state(w, name) == "STOPPED");
+    assert!(admin_challenge(9911).is_none(), "the admin port is closed once stopped");
+    let o = w.run(&["sc", "start", name]);
+    assert!(o.status.success(), "sc start: {}", wine::text(&o));
+    w.wait_until("the service running again", Duration::from_secs(60), || admin_challenge(9911).is_some());
+    eprintln!("Windows service stop/start under Wine: {:.1} s", t.elapsed().as_secs_f64());
+}
+
+/// Both windows of the installed apps (started without arguments) under Wine
+/// on a private Xvfb, in English and Japanese: each reports its first frame,
+/// its screenshot (`<target>/screenshots/wine-<app>-<lang>.png`, kept by CI)
+/// shows the brand's header and icon BMPs pixel for pixel, and the time from
+/// spawning `wine` to the first frame is printed.
+#[test]
+fn windows_of_the_installed_apps_under_wine_show_the_brand() {
+    use common::xvfb;
+    let w = installed();
+    let _l = wine::lock();
+    // The Wine session's own X server: Wine binds its desktop to the display
+    // its first process had, so the windows must open on that one.
+    let x = &w.xvfb;
+    // The artwork of the brand folder E2eWin was built from (`builder new`'s).
+    let art = built().a.parent().unwrap().join("a/artwork");
+    let header = xvfb::load_bmp(&art.join("header.bmp"));
+    let icon = xvfb::load_bmp(&art.join("icon.bmp"));
+    let out = xvfb::screenshot_dir();
+    std::fs::create_dir_all(&out).unwrap();
+    let mut shots = Vec::new();
+    let mut service_waited = false;
+    for (exe, lang) in
+        [("thinclient.exe", "en"), ("thinclient.exe", "ja"), ("thinsvr.exe", "en"), ("thinsvr.exe", "ja")]
+    {
+        let app = exe.trim_end_matches(".exe");
+        if exe == "thinsvr.exe" && !service_waited {
+            // ThinServer's window shows the service's state: let the service
+            // the setup started answer first (`the_installed_service_runs_...`
+            // asserts it; here a window showing it stopped is still shot).
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while admin_challenge(9911).is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            if admin_challenge(9911).is_none() {
+                eprintln!("the E2eWin service does not answer on its admin port after 60 s");
+            }
+            service_waited = true;
+        }
+        let mut cmd = w.wine(&[&installed_exe("E2eWin", exe)]);
+        // `Wine::cmd` removes THIN_LANG; Mesa's llvmpipe through GLX.
+        cmd.env("THIN_GUI_REPORT_READY", "1").env("THIN_LANG", lang).env("LIBGL_ALWAYS_SOFTWARE", "1");
+        let t = Instant::now();
+        let mut window = Proc::start(&format!("{exe} ({lang})"), &mut cmd, None);
+        window.wait_stderr("thin-gui: ready", Duration::from_secs(90));
+        let ready = t.elapsed();
+        // A few more frames after the first one.
+        std::thread::sleep(Duration::from_secs(1));
+        let png = out.join(format!("wine-{app}-{lang}.png"));
+        x.shoot(&png);
+        // Killing the Wine process closes its X connection and so its window:
+        // the next screenshot shows only the next window.
+        drop(window);
+        let img = xvfb::load_png(&png);
+        assert_eq!((img.w, img.h), (1024, 768), "{}", png.display());
+        for (name, bmp) in [("header", &header), ("icon", &icon)] {
+            assert!(
+                xvfb::find(&img, bmp, 0).is_some(),
+                "{}: the brand's {name} BMP is not in the window pixel for pixel (found with a per-channel \
+                 tolerance of: {:?})",
+                png.display(),
+                xvfb::tolerance_needed(&img, bmp)
+            );
+        }
+        println!("wine: {app} {lang}: {} ms to the first frame ({})", ready.as_millis(), png.display());
+        shots.push(img.px);
+    }
+    // Each window in each language looks different (no stale window was shot).
+    for i in 0..shots.len() {
+        for j in i + 1..shots.len() {
+            assert!(shots[i] != shots[j], "screenshots {i} and {j} are identical");
+        }
+    }
 }

@@ -10,7 +10,9 @@
 pub fn attach_parent_console() {
     #[cfg(windows)]
     {
-        use windows_sys::Win32::System::Console::{AttachConsole, GetStdHandle, ATTACH_PARENT_PROCESS, STD_OUTPUT_HANDLE};
+        use windows_sys::Win32::System::Console::{
+            AttachConsole, GetStdHandle, ATTACH_PARENT_PROCESS, STD_OUTPUT_HANDLE,
+        };
         // SAFETY: plain calls without pointers; a failure leaves the process as it was.
         unsafe {
             let out = GetStdHandle(STD_OUTPUT_HANDLE);

@@ -69,4 +69,3 @@ pub fn classify_agent(e: &AgentError, pcid: &str) -> ControlError {
         AgentError::Settings(s) => ControlError::Other(s.to_string()),
     }
 }
-

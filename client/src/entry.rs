@@ -76,6 +76,23 @@ pub fn init_logging(default: &str) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
+/// Sets up logging appended to `path` (`RUST_LOG`, default `default`); falls
+/// back to stderr when the file cannot be opened.
+pub fn init_logging_to_file(default: &str, path: &Path) {
+    let file = path
+        .parent()
+        .map(std::fs::create_dir_all)
+        .transpose()
+        .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(path));
+    let Ok(file) = file else { return init_logging(default) };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+}
+
 /// Parses the command line of `C`, with the brand's version line for `--version`.
 pub fn parse<C: clap::Parser>() -> C {
     crate::console::attach_parent_console();

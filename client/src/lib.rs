@@ -1,5 +1,5 @@
 //! The apps: `thinsvr` on the office PC and `thinclient` on the home PC.
-#![deny(unsafe_code)] // allowed only in `console`, `winacl` and `winsvc` (Windows calls).
+#![deny(unsafe_code)] // allowed only in `console`, `known_folder`, `winacl` and `winsvc` (Windows calls).
 
 pub mod admin_rpc;
 pub mod brand;
@@ -11,6 +11,7 @@ pub mod e2e;
 pub mod entry;
 #[cfg(feature = "gui")]
 pub mod gui;
+pub mod known_folder;
 pub mod link;
 pub mod lockout;
 pub mod mux;

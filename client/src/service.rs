@@ -187,9 +187,8 @@ impl Shared {
                     })?),
                 };
                 let pw = password.unwrap_or_else(crate::otp::new_code);
-                let stored = server_agent::register(link, &self.dir, &pcid, &pw)
-                    .await
-                    .map_err(|e| classify_agent(&e, &pcid))?;
+                let stored =
+                    server_agent::register(link, &self.dir, &pcid, &pw).await.map_err(|e| classify_agent(&e, &pcid))?;
                 if let Some(k) = keep {
                     self.dir.save_password(&k).map_err(other)?;
                 }
@@ -230,10 +229,7 @@ fn other(e: impl std::fmt::Display) -> ControlError {
 
 /// Stretches a password into its verifier off the async threads.
 async fn stretch(password: Secret) -> Result<PasswordFile, ControlError> {
-    tokio::task::spawn_blocking(move || PasswordFile::create(password.expose()))
-        .await
-        .map_err(other)?
-        .map_err(other)
+    tokio::task::spawn_blocking(move || PasswordFile::create(password.expose())).await.map_err(other)?.map_err(other)
 }
 
 impl AdminHandler for Shared {

@@ -46,7 +46,13 @@ fn protect_windows(dir: &Path) -> Result<(), String> {
     // variable of the right type; the descriptor is freed with LocalFree.
     unsafe {
         let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
-        if ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl.as_ptr(), SDDL_REVISION_1, &mut sd, std::ptr::null_mut()) == 0 {
+        if ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            sddl.as_ptr(),
+            SDDL_REVISION_1,
+            &mut sd,
+            std::ptr::null_mut(),
+        ) == 0
+        {
             return Err(format!("bad access list: {}", std::io::Error::last_os_error()));
         }
         let (mut present, mut defaulted) = (0, 0);
@@ -63,7 +69,11 @@ fn protect_windows(dir: &Path) -> Result<(), String> {
                 dacl,
                 std::ptr::null(),
             );
-            if e == ERROR_SUCCESS { Ok(()) } else { Err(std::io::Error::from_raw_os_error(e as i32).to_string()) }
+            if e == ERROR_SUCCESS {
+                Ok(())
+            } else {
+                Err(std::io::Error::from_raw_os_error(e as i32).to_string())
+            }
         };
         LocalFree(sd as _);
         r

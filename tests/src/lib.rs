@@ -154,7 +154,8 @@ impl OfficePc {
         let cfg = ConfigDir(dir.path().to_path_buf());
         let stop = CancellationToken::new();
         let (tx, state) = tokio::sync::watch::channel(thin_client::server_agent::ServerState::Connecting);
-        let opts = thin_client::server_agent::ServeOptions { target: Some(target.to_string()), otp, ..Default::default() };
+        let opts =
+            thin_client::server_agent::ServeOptions { target: Some(target.to_string()), otp, ..Default::default() };
         let task = tokio::spawn(thin_client::server_agent::run_with(link.clone(), cfg, opts, stop.clone(), tx));
         let pc = Self { dir, stop, state, task };
         pc.wait_online().await;

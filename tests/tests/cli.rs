@@ -206,8 +206,18 @@ fn thingate_doctor_compares_the_host_with_the_recommended_settings() {
 fn the_apps_speak_the_users_language_on_the_command_line_too() {
     let cfg = tempfile::tempdir().unwrap();
     let run = |lang: &str, args: &[&str]| {
-        let o = Command::new(bin("thinsvr")).arg("--config-dir").arg(cfg.path()).args(args).env("THIN_LANG", lang).output().unwrap();
-        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+        let o = Command::new(bin("thinsvr"))
+            .arg("--config-dir")
+            .arg(cfg.path())
+            .args(args)
+            .env("THIN_LANG", lang)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     };
     let (ok, out, _) = run("ja", &["otp", "--email", "alice@example.org"]);
     assert!(ok && out.contains("ワンタイムパスワードを有効にしました") && out.contains("alice@example.org"), "{out}");

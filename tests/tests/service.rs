@@ -92,11 +92,16 @@ async fn thinsvr_service_is_set_up_through_the_admin_port_and_serves_clients() {
 
     // What the window does: the local port, then the ID with a password.
     call(admin, &secret, AdminRequest::SetLocalPort { port: target.port() }).await.unwrap();
-    let bad = call(admin, &secret, AdminRequest::SetPcid { pcid: "no spaces".into(), password: Some(Secret::new("x")) });
+    let bad =
+        call(admin, &secret, AdminRequest::SetPcid { pcid: "no spaces".into(), password: Some(Secret::new("x")) });
     assert_eq!(bad.await.unwrap_err(), ControlError::PcidInvalid);
-    let s = call(admin, &secret, AdminRequest::SetPcid { pcid: "Svc-Desk".into(), password: Some(Secret::new("first pw")) })
-        .await
-        .unwrap();
+    let s = call(
+        admin,
+        &secret,
+        AdminRequest::SetPcid { pcid: "Svc-Desk".into(), password: Some(Secret::new("first pw")) },
+    )
+    .await
+    .unwrap();
     assert_eq!(s.pcid.as_deref(), Some("svc-desk"));
     assert!(gw.gateway.registry.is_registered("svc-desk"));
     wait_state(admin, &secret, LinkState::Online).await;
@@ -119,7 +124,7 @@ async fn thinsvr_service_is_set_up_through_the_admin_port_and_serves_clients() {
     let (st, _) = svc.finish(Duration::from_secs(15));
     assert!(st.success(), "{st}");
     let text = std::fs::read_to_string(&log).unwrap();
-    for secret_text in ["first pw", "second pw", &std::fs::read_to_string(&secret).unwrap().trim().to_string()] {
+    for secret_text in ["first pw", "second pw", std::fs::read_to_string(&secret).unwrap().trim()] {
         assert!(!text.contains(secret_text), "the log shows a secret");
     }
     assert!(text.contains("admin port open"), "{text}");

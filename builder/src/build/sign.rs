@@ -39,26 +39,41 @@ impl Signer {
         let password = std::env::var(&cs.password_env).map_err(|_| Error::Usage(format!(
             "--sign: the environment variable {} (codesign.password_env) is not set; export it with the PKCS#12 password", cs.password_env
         )))?;
-        let pass_file = scratch.join("codesign.pass");
+        // Absolute: makensis runs `!uninstfinalize` in the script's folder (the stage),
+        // where a path relative to builder's working folder (`--brand s`) does not exist.
+        let abs = |p: &Path| -> Result<PathBuf> {
+            let a = std::path::absolute(p).at(p)?;
+            match a.to_str() {
+                Some(s) if !s.contains(['"', '\'', '`', '$', '\\', '%', '\n', '\r']) => Ok(a),
+                _ => Err(Error::Usage(format!(
+                    "--sign: {} has a character makensis's !uninstfinalize cannot pass on (\" ' ` $ \\ % or a newline, or it is not UTF-8); move or rename it",
+                    a.display()
+                ))),
+            }
+        };
+        let pkcs12 = abs(&cs.pkcs12)?;
+        let pass_file = abs(&scratch.join("codesign.pass"))?;
+        let given_cert = cs.cert.as_deref().map(abs).transpose()?;
+        let scratch_cert = abs(&scratch.join("codesign.cer"))?;
         let _ = std::fs::remove_file(&pass_file);
         crate::fsutil::write_secret(&pass_file, password.as_bytes())?;
-        let cert = match &cs.cert {
-            Some(c) => c.clone(),
+        let cert = match given_cert {
+            Some(c) => c,
             None => {
-                let c = scratch.join("codesign.cer");
+                let c = scratch_cert;
                 let text = tool(
                     Command::new("openssl")
                         .args(["pkcs12", "-nokeys", "-clcerts", "-passin"])
                         .arg(format!("file:{}", pass_file.display()))
                         .arg("-in")
-                        .arg(&cs.pkcs12),
+                        .arg(&pkcs12),
                     "openssl",
                 )?;
                 std::fs::write(&c, text).at(&c)?;
                 c
             }
         };
-        Ok(Self { pkcs12: cs.pkcs12.clone(), pass_file, cert, name: b.product_name.clone() })
+        Ok(Self { pkcs12, pass_file, cert, name: b.product_name.clone() })
     }
 
     /// Signs `file` in place, then verifies it.
@@ -82,13 +97,17 @@ impl Signer {
     }
 
     /// The command makensis runs on the uninstaller it builds (`!uninstfinalize`;
-    /// `%1` is the file): signs it in place, so the installed uninstaller is signed too.
+    /// `%1` is the file, in a temporary folder, run from the script's folder):
+    /// signs it in place and verifies it, so the installed uninstaller is signed too.
+    /// The template adds `= 0`: makensis ignores a failing command otherwise and
+    /// would ship the unsigned uninstaller. The paths are absolute (see `new`).
     pub fn nsis_finalize_command(&self) -> String {
         let q = |p: &Path| format!("\"{}\"", p.display());
         format!(
-            "osslsigncode sign -h sha256 -pkcs12 {} -readpass {} -in \"%1\" -out \"%1.signed\" && mv -f \"%1.signed\" \"%1\"",
+            "osslsigncode sign -h sha256 -pkcs12 {} -readpass {} -in \"%1\" -out \"%1.signed\" && mv -f \"%1.signed\" \"%1\" && osslsigncode verify -CAfile {} -in \"%1\"",
             q(&self.pkcs12),
-            q(&self.pass_file)
+            q(&self.pass_file),
+            q(&self.cert)
         )
     }
 
@@ -106,5 +125,24 @@ impl Signer {
 impl Drop for Signer {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.pass_file);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uninstaller_is_signed_and_verified_with_absolute_paths() {
+        let s = Signer {
+            pkcs12: "/b/certs/codesign.p12".into(),
+            pass_file: "/t/codesign.pass".into(),
+            cert: "/t/codesign.cer".into(),
+            name: "P".into(),
+        };
+        let c = s.nsis_finalize_command();
+        assert!(c.starts_with("osslsigncode sign -h sha256 -pkcs12 \"/b/certs/codesign.p12\" -readpass \"/t/codesign.pass\" -in \"%1\""), "{c}");
+        assert!(c.ends_with("&& osslsigncode verify -CAfile \"/t/codesign.cer\" -in \"%1\""), "{c}");
+        assert!(!c.contains('\''), "the template quotes it with '': {c}");
     }
 }

@@ -146,12 +146,20 @@ pub fn build(
         p.step("sign the apps", || apps.iter().try_for_each(|a| s.sign(a)))?;
     }
     pin_mtimes(stage, cargo.epoch)?;
-    let setup = p.step("NSIS setup (makensis)", || nsis(b, v, stage, out, sign))?;
-    let msi = p.step("MSI (wixl)", || msi(b, v, stage, out))?;
+    // makensis compresses on one core for most of this step: wixl and the zip
+    // run beside it.
+    let (setup, msi, zip) = p.step("NSIS setup, MSI (wixl) and portable zip", || {
+        std::thread::scope(|scope| {
+            let setup = scope.spawn(|| nsis(b, v, stage, out, sign));
+            let msi = msi(b, v, stage, out);
+            let zip = portable_zip(b, stage, out, cargo.epoch);
+            let setup = setup.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            Ok::<_, Error>((setup?, msi?, zip?))
+        })
+    })?;
     if let Some(s) = sign {
         p.step("sign the setup and the MSI", || [&setup, &msi].into_iter().try_for_each(|f| s.sign(f)))?;
     }
-    let zip = p.step("portable zip", || portable_zip(b, stage, out, cargo.epoch))?;
     let mut made = vec![setup, msi, zip];
     for app in APPS {
         let dest = out.join(app);

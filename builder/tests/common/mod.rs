@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod wine;
+pub mod xvfb;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 use std::path::{Path, PathBuf};

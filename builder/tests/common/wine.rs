@@ -21,6 +21,10 @@ pub const SHORT: Duration = Duration::from_secs(120);
 pub struct Wine {
     /// `WINEPREFIX`.
     pub prefix: PathBuf,
+    /// The X server of every Wine process of this prefix (`DISPLAY`). Wine
+    /// binds its session's desktop to the display of its first process: with
+    /// none, no window can open later in the session.
+    pub xvfb: super::xvfb::Xvfb,
 }
 
 /// The prefix, made on first use: an old one is stopped and removed, a new
@@ -54,7 +58,7 @@ fn init() -> Wine {
         assert!(which(tool), "{tool} is not on PATH; the Windows e2e tests need it: apt-get install {pkg}");
     }
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-wine");
-    let w = Wine { prefix: root.join("prefix") };
+    let w = Wine { prefix: root.join("prefix"), xvfb: super::xvfb::Xvfb::start() };
     if w.prefix.exists() {
         let _ = output(w.cmd("wineserver").arg("-k"), None, Duration::from_secs(30));
     }
@@ -80,13 +84,29 @@ fn init() -> Wine {
     let system32 = w.prefix.join("drive_c/windows/system32");
     assert!(system32.join("kernel32.dll").exists(), "wineboot -i made no prefix: {}", text(&o));
     std::fs::copy(&dll, system32.join("bcryptprimitives.dll")).unwrap();
+    stop_wine_when_this_process_ends(&w);
     eprintln!("Wine prefix ready in {:.0} s", t.elapsed().as_secs_f64());
     w
 }
 
+/// The installed ThinServer services keep the prefix's wineserver alive after
+/// the tests; a small watcher stops it once this test process has exited.
+fn stop_wine_when_this_process_ends(w: &Wine) {
+    let script = format!(
+        "while kill -0 {} 2>/dev/null; do sleep 1; done; kill {}; exec wineserver -k",
+        std::process::id(),
+        w.xvfb.pid()
+    );
+    let spawned =
+        w.cmd("sh").arg("-c").arg(script).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+    if let Err(e) = spawned {
+        eprintln!("cannot start the wineserver watcher: {e}");
+    }
+}
+
 impl Wine {
     /// `program` (`wine`, `wineserver`, `wineboot`) with the prefix's
-    /// environment: quiet, no Gecko/Mono prompts, no display, English, and
+    /// environment: quiet, no Gecko/Mono prompts, its own X server, English, and
     /// no proxy variables (they would outrank the Internet Options).
     pub fn cmd(&self, program: &str) -> Command {
         let mut c = Command::new(program);
@@ -95,7 +115,7 @@ impl Wine {
             .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
             .env("LANG", "en_US.UTF-8")
             .env("LC_ALL", "en_US.UTF-8")
-            .env_remove("DISPLAY")
+            .env("DISPLAY", &self.xvfb.display)
             .env_remove("WAYLAND_DISPLAY")
             .env_remove("THIN_LANG")
             .env_remove("RUST_LOG");
@@ -270,6 +290,30 @@ impl Proc {
             self.seen.join("\n"),
             String::from_utf8_lossy(&self.stderr.lock().unwrap())
         )
+    }
+
+    /// Waits (polling every 10 ms) until its stderr contains `text` (a GUI
+    /// app's `thin-gui: ready`); panics with its output if it exits first or
+    /// after `limit`.
+    pub fn wait_stderr(&mut self, text: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if String::from_utf8_lossy(&self.stderr.lock().unwrap()).contains(text) {
+                return;
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                // Let the rest of stderr arrive before reporting.
+                std::thread::sleep(Duration::from_millis(200));
+                if String::from_utf8_lossy(&self.stderr.lock().unwrap()).contains(text) {
+                    return;
+                }
+                panic!("no `{text}` on stderr before it exited: {}", self.report());
+            }
+            if Instant::now() >= deadline {
+                panic!("no `{text}` on stderr within {} s: {}", limit.as_secs(), self.report());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Waits for a stdout line starting with `prefix`; returns the rest of it.

@@ -71,8 +71,12 @@ enum Cmd {
 }
 
 fn default_dir() -> PathBuf {
-    if let Ok(p) = std::env::var("PROGRAMDATA") {
-        return PathBuf::from(p).join(thin_client::brand::get().app_id).join("ThinServer");
+    if cfg!(windows) {
+        // The same folder for the service and the window, whatever their environments.
+        let base = thin_client::known_folder::program_data()
+            .or_else(|| std::env::var_os("PROGRAMDATA").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
+        return base.join(thin_client::brand::get().app_id).join("ThinServer");
     }
     let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
     PathBuf::from(home).join(".config").join(thin_client::brand::get().app_id.to_lowercase()).join("thinsvr")
@@ -122,23 +126,32 @@ fn serve(cli: &Cli, stop: tokio_util::sync::CancellationToken) -> anyhow::Result
 }
 
 fn service(cli: Cli) -> ExitCode {
-    entry::init_logging("info");
     #[cfg(windows)]
     {
         let cli = std::sync::Arc::new(cli);
         let body = {
             let cli = cli.clone();
-            Box::new(move |stop: tokio_util::sync::CancellationToken| serve(&cli, stop).map_err(|e| format!("{e:#}")))
+            Box::new(move |stop: tokio_util::sync::CancellationToken| {
+                // Under the service manager nobody reads stderr: log to a file
+                // in the config folder (readable by administrators only).
+                let log = config_dir(&cli).0.join("thinsvr.log");
+                entry::init_logging_to_file("info", &log);
+                serve(&cli, stop).map_err(|e| format!("{e:#}"))
+            })
         };
         match thin_client::winsvc::run_as_service(&thin_client::brand::service_name(), body) {
             Ok(true) => return ExitCode::SUCCESS,
             Ok(false) => {}
             Err(e) => return entry::exit_code("thinsvr", Err(anyhow::Error::msg(e))),
         }
-        return foreground(&cli);
+        entry::init_logging("info");
+        foreground(&cli)
     }
     #[cfg(not(windows))]
-    foreground(&cli)
+    {
+        entry::init_logging("info");
+        foreground(&cli)
+    }
 }
 
 /// The service in the foreground (a console, systemd): stops on Ctrl+C or SIGTERM.

@@ -169,6 +169,17 @@ pub fn classify_link(l: &LinkError) -> ConnectError {
     }
 }
 
+/// A connector that cannot connect, for a build without a usable entry point:
+/// the window opens and says why.
+pub struct UnusableConnector(pub ConnectError);
+
+impl Connector for UnusableConnector {
+    fn run(&self, _pcid: &str, _password: Secret, s: &Session) -> Result<(), ConnectError> {
+        s.progress(Progress::Connecting);
+        Err(self.0.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,16 +216,5 @@ mod tests {
         assert!(pb == pa || (3500..=9999).contains(&pb));
         let c = bind_local("desk-01").await.unwrap();
         assert_ne!(c.local_addr().unwrap().port(), pb, "a taken port is skipped");
-    }
-}
-
-/// A connector that cannot connect, for a build without a usable entry point:
-/// the window opens and says why.
-pub struct UnusableConnector(pub ConnectError);
-
-impl Connector for UnusableConnector {
-    fn run(&self, _pcid: &str, _password: Secret, s: &Session) -> Result<(), ConnectError> {
-        s.progress(Progress::Connecting);
-        Err(self.0.clone())
     }
 }

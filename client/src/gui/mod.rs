@@ -26,10 +26,10 @@ pub mod stand_in;
 
 pub use eframe::egui;
 
+pub use admin_control::AdminControl;
 pub use client_window::{
     run_client_window, ClientEvent, ClientWindow, ConnectError, Connector, PhaseKind, Progress, Session,
 };
-pub use admin_control::AdminControl;
 pub use connector::{RealConnector, UnusableConnector};
 pub use history::History;
 pub use server_control::LocalControl;
