@@ -246,7 +246,7 @@ pub async fn serve(listener: TcpListener, secret: Arc<AdminSecret>, handler: Arc
         let (secret, handler) = (secret.clone(), handler.clone());
         tokio::spawn(async move {
             if let Err(e) = session(tcp, &secret, handler.as_ref()).await {
-                tracing::info!(%peer, "admin port: {e}");
+                tracing::info!(%peer, "admin session ended: {e}");
             }
         });
     }

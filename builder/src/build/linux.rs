@@ -1,9 +1,9 @@
 //! `build --target linux`: `thingate` for x86_64 and aarch64 with its rendered
 //! configuration, certificate, systemd unit, kernel settings and install script.
 
-use super::archive::{self, Entry};
+use super::archive;
 use super::cargo::CargoEnv;
-use super::compiled::{write_if_changed, Vars};
+use super::compiled::Vars;
 use crate::error::{IoContext, Result};
 use crate::manifest::Brand;
 use crate::render;
@@ -46,12 +46,10 @@ pub fn bundle_name(b: &Brand, arch: Arch) -> String {
 /// Builds one bundle into `out`; `stage` is a scratch folder. Returns the archive.
 pub fn build(b: &Brand, v: &Vars, cargo: &CargoEnv, arch: Arch, stage: &Path, out: &Path) -> Result<PathBuf> {
     let bin_dir = cargo.build("thingate", arch.triple(), &["--bin", "thingate"], &[])?;
-    let name = bundle_name(b, arch);
-    let dir = stage.join(&name);
     let lower = &v.app_id_lower;
     let unit = format!("thingate-{lower}.service");
     let conf = format!("90-thingate-{lower}.conf");
-    let files: Vec<(String, Vec<u8>, u32)> = vec![
+    let files: archive::Files = vec![
         ("thingate".into(), std::fs::read(bin_dir.join("thingate")).at(bin_dir.join("thingate"))?, 0o755),
         ("ThinGate.ini".into(), render::render(render::THINGATE_INI, v)?.into_bytes(), 0o644),
         ("ThinGate.cer".into(), std::fs::read(&b.certs.gateway_cert).at(&b.certs.gateway_cert)?, 0o644),
@@ -61,19 +59,6 @@ pub fn build(b: &Brand, v: &Vars, cargo: &CargoEnv, arch: Arch, stage: &Path, ou
         (format!("limits.d/{conf}"), render::render(render::LIMITS, v)?.into_bytes(), 0o644),
         ("install.sh".into(), render::render(render::INSTALL_SH, v)?.into_bytes(), 0o755),
     ];
-    let mut entries = Vec::new();
-    for (rel, data, mode) in files {
-        let path = dir.join(&rel);
-        write_if_changed(&path, &data)?;
-        entries.push(Entry { name: format!("{name}/{rel}"), source: path, mode });
-    }
-    let archive = out.join(format!("{name}.tar.gz"));
-    archive::tar_gz(&archive, &entries, cargo.epoch)?;
-    #[cfg(unix)]
-    {
-        // The bundle carries the gateway's private key.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o600)).at(&archive)?;
-    }
-    Ok(archive)
+    // The bundle carries the gateway's private key.
+    archive::bundle(&bundle_name(b, arch), files, stage, out, cargo.epoch, 0o600)
 }

@@ -1,9 +1,9 @@
 //! `build --target linux` (x86_64): the office-PC apps for Linux with the brand
 //! compiled in, `thinsvr`'s systemd unit and an install script.
 
-use super::archive::{self, Entry};
+use super::archive;
 use super::cargo::CargoEnv;
-use super::compiled::{write_if_changed, Vars};
+use super::compiled::Vars;
 use crate::error::{IoContext, Result};
 use crate::manifest::Brand;
 use crate::render;
@@ -21,10 +21,8 @@ pub fn bundle_name(b: &Brand) -> String {
 /// is a scratch folder. Returns the archive.
 pub fn build(b: &Brand, v: &Vars, cargo: &CargoEnv, brand_dir: &Path, stage: &Path, out: &Path) -> Result<PathBuf> {
     let bin_dir = cargo.build("thin-apps", TRIPLE, &["--bins"], &[("THIN_BRAND_DIR", brand_dir)])?;
-    let name = bundle_name(b);
-    let dir = stage.join(&name);
     let bin = |f: &str| std::fs::read(bin_dir.join(f)).at(bin_dir.join(f));
-    let files: Vec<(String, Vec<u8>, u32)> = vec![
+    let files: archive::Files = vec![
         ("thinsvr".into(), bin("thinsvr")?, 0o755),
         ("thinclient".into(), bin("thinclient")?, 0o755),
         (
@@ -34,21 +32,8 @@ pub fn build(b: &Brand, v: &Vars, cargo: &CargoEnv, brand_dir: &Path, stage: &Pa
         ),
         ("install.sh".into(), render::render(render::APPS_INSTALL_SH, v)?.into_bytes(), 0o755),
     ];
-    let mut entries = Vec::new();
-    for (rel, data, mode) in files {
-        let path = dir.join(&rel);
-        write_if_changed(&path, &data)?;
-        entries.push(Entry { name: format!("{name}/{rel}"), source: path, mode });
-    }
-    let archive = out.join(format!("{name}.tar.gz"));
-    archive::tar_gz(&archive, &entries, cargo.epoch)?;
-    #[cfg(unix)]
-    {
-        // No key inside: readable like any other download.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o644)).at(&archive)?;
-    }
-    Ok(archive)
+    // No key inside: readable like any other download.
+    archive::bundle(&bundle_name(b), files, stage, out, cargo.epoch, 0o644)
 }
 
 #[cfg(test)]
