@@ -208,18 +208,7 @@ fn install_sh_fills_a_system_image_and_is_idempotent() {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
-    let install = || {
-        let o = Command::new("sh")
-            .arg(bundle.join("install.sh"))
-            .arg("--root")
-            .arg(&image)
-            .env("PATH", &path)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "{text}");
-        text
-    };
+    let install = || install_root("sh", &bundle.join("install.sh"), &image, &path);
     let first = install();
     let dest = image.join("opt/thingate-e2elin");
     let t1 = tree(&image);
@@ -418,18 +407,7 @@ fn apps_install_sh_fills_a_system_image_and_is_idempotent() {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
-    let install = || {
-        let o = Command::new("bash")
-            .arg(bundle.join("install.sh"))
-            .arg("--root")
-            .arg(&image)
-            .env("PATH", &path)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "{text}");
-        text
-    };
+    let install = || install_root("bash", &bundle.join("install.sh"), &image, &path);
     let links = || -> Vec<(String, PathBuf)> {
         let mut v: Vec<_> = walkdir::WalkDir::new(&image)
             .into_iter()
@@ -481,4 +459,12 @@ fn apps_install_sh_fills_a_system_image_and_is_idempotent() {
     let help = Command::new("bash").arg(bundle.join("install.sh")).arg("--help").output().unwrap();
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--root DIR"));
+}
+
+/// Runs `SHELL INSTALL_SH --root IMAGE` with `PATH`; asserts success and returns its output.
+fn install_root(shell: &str, script: &std::path::Path, image: &std::path::Path, path: &str) -> String {
+    let o = Command::new(shell).arg(script).arg("--root").arg(image).env("PATH", path).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{text}");
+    text
 }
