@@ -8,16 +8,26 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+/// Runs the builder with `--json`; returns its wall time and prints the
+/// build's steps (when it is a build).
 fn builder(root: &Path, args: &[&str]) -> f64 {
     let t = Instant::now();
-    let o = Command::new(env!("CARGO_BIN_EXE_builder")).args(args).current_dir(root).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_builder")).arg("--json").args(args).current_dir(root).output().unwrap();
+    let secs = t.elapsed().as_secs_f64();
     assert!(
         o.status.success(),
         "builder {args:?}:\n{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    t.elapsed().as_secs_f64()
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    if let Some(steps) = summary["steps"].as_array() {
+        println!("builder {}: {secs:.1} s", args.join(" "));
+        for s in steps {
+            println!("  {:7.1} s  {}", s[1].as_f64().unwrap_or(0.0), s[0].as_str().unwrap_or(""));
+        }
+    }
+    secs
 }
 
 fn main() {

@@ -10,7 +10,8 @@ use std::process::Command;
 pub struct CargoEnv {
     /// Workspace root (holds `Cargo.toml`).
     pub workspace: PathBuf,
-    /// Target folder used by the builder's builds.
+    /// Cargo target folder of this build (one per group of triples, so that
+    /// the Windows and the Linux compiles can run at the same time).
     pub target_dir: PathBuf,
     /// `SOURCE_DATE_EPOCH`.
     pub epoch: i64,
@@ -58,15 +59,23 @@ impl CargoEnv {
         f.join("\x1f")
     }
 
-    /// `cargo build --profile dist -p PACKAGE --target TRIPLE <extra>` with `envs`;
-    /// returns the folder holding the binaries. Output is shown only on failure.
-    pub fn build(&self, package: &str, triple: &str, extra: &[&str], envs: &[(&str, &Path)]) -> Result<PathBuf> {
+    /// The same settings with another cargo target folder.
+    pub fn with_target_dir(&self, target_dir: PathBuf) -> Self {
+        Self { target_dir, ..self.clone() }
+    }
+
+    /// `cargo build --profile dist -p PACKAGE... --target TRIPLE <extra>` with
+    /// `envs`; returns the folder holding the binaries. Packages built by one
+    /// call share one feature resolution, so their common dependencies are
+    /// compiled once. Output is shown only on failure.
+    pub fn build(&self, packages: &[&str], triple: &str, extra: &[&str], envs: &[(&str, &Path)]) -> Result<PathBuf> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(&self.workspace)
             .args(["build", "--profile", "dist", "--manifest-path"])
             .arg(self.workspace.join("Cargo.toml"))
-            .args(["-p", package, "--target", triple])
+            .args(packages.iter().flat_map(|p| ["-p", p]))
+            .args(["--target", triple])
             .args(extra)
             .env("CARGO_TARGET_DIR", &self.target_dir)
             .env("SOURCE_DATE_EPOCH", self.epoch.to_string())
@@ -84,7 +93,7 @@ impl CargoEnv {
             let err = String::from_utf8_lossy(&out.stderr);
             let tail: Vec<&str> = err.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect();
             return Err(Error::Tool {
-                tool: format!("cargo build -p {package} --target {triple}"),
+                tool: format!("cargo build -p {} --target {triple}", packages.join(" -p ")),
                 msg: format!("failed ({}):\n{}", out.status, tail.join("\n")),
             });
         }

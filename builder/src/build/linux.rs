@@ -2,7 +2,6 @@
 //! configuration, certificate, systemd unit, kernel settings and install script.
 
 use super::archive;
-use super::cargo::CargoEnv;
 use super::compiled::Vars;
 use crate::error::{IoContext, Result};
 use crate::manifest::Brand;
@@ -43,9 +42,9 @@ pub fn bundle_name(b: &Brand, arch: Arch) -> String {
     format!("thingate-{}-{}-linux-{}", b.app_id, b.version, arch.name())
 }
 
-/// Builds one bundle into `out`; `stage` is a scratch folder. Returns the archive.
-pub fn build(b: &Brand, v: &Vars, cargo: &CargoEnv, arch: Arch, stage: &Path, out: &Path) -> Result<PathBuf> {
-    let bin_dir = cargo.build("thingate", arch.triple(), &["--bin", "thingate"], &[])?;
+/// Builds one bundle into `out` from the compiled `thingate` in `bin_dir`;
+/// `stage` is a scratch folder. Returns the archive.
+pub fn build(b: &Brand, v: &Vars, bin_dir: &Path, arch: Arch, stage: &Path, out: &Path, epoch: i64) -> Result<PathBuf> {
     let lower = &v.app_id_lower;
     let unit = format!("thingate-{lower}.service");
     let conf = format!("90-thingate-{lower}.conf");
@@ -60,5 +59,5 @@ pub fn build(b: &Brand, v: &Vars, cargo: &CargoEnv, arch: Arch, stage: &Path, ou
         ("install.sh".into(), render::render(render::INSTALL_SH, v)?.into_bytes(), 0o755),
     ];
     // The bundle carries the gateway's private key.
-    archive::bundle(&bundle_name(b, arch), files, stage, out, cargo.epoch, 0o600)
+    archive::bundle(&bundle_name(b, arch), files, stage, out, epoch, 0o600)
 }

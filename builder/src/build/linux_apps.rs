@@ -2,7 +2,6 @@
 //! compiled in, `thinsvr`'s systemd unit and an install script.
 
 use super::archive;
-use super::cargo::CargoEnv;
 use super::compiled::Vars;
 use crate::error::{IoContext, Result};
 use crate::manifest::Brand;
@@ -17,10 +16,9 @@ pub fn bundle_name(b: &Brand) -> String {
     format!("thinapps-{}-{}-linux-x86_64", b.app_id, b.version)
 }
 
-/// Builds the bundle into `out` from the compiled brand in `brand_dir`; `stage`
-/// is a scratch folder. Returns the archive.
-pub fn build(b: &Brand, v: &Vars, cargo: &CargoEnv, brand_dir: &Path, stage: &Path, out: &Path) -> Result<PathBuf> {
-    let bin_dir = cargo.build("thin-apps", TRIPLE, &["--bins"], &[("THIN_BRAND_DIR", brand_dir)])?;
+/// Builds the bundle into `out` from the apps compiled with the brand in
+/// `bin_dir`; `stage` is a scratch folder. Returns the archive.
+pub fn build(b: &Brand, v: &Vars, bin_dir: &Path, stage: &Path, out: &Path, epoch: i64) -> Result<PathBuf> {
     let bin = |f: &str| std::fs::read(bin_dir.join(f)).at(bin_dir.join(f));
     let files: archive::Files = vec![
         ("thinsvr".into(), bin("thinsvr")?, 0o755),
@@ -33,7 +31,7 @@ pub fn build(b: &Brand, v: &Vars, cargo: &CargoEnv, brand_dir: &Path, stage: &Pa
         ("install.sh".into(), render::render(render::APPS_INSTALL_SH, v)?.into_bytes(), 0o755),
     ];
     // No key inside: readable like any other download.
-    archive::bundle(&bundle_name(b), files, stage, out, cargo.epoch, 0o644)
+    archive::bundle(&bundle_name(b), files, stage, out, epoch, 0o644)
 }
 
 #[cfg(test)]

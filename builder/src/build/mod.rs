@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod cargo;
+pub mod compile;
 pub mod compiled;
 pub mod linux;
 pub mod linux_apps;
@@ -121,6 +122,16 @@ fn msvc_preflight() -> Result<()> {
     }
 }
 
+fn dedup(archs: &[Arch]) -> Vec<Arch> {
+    let mut v: Vec<Arch> = Vec::new();
+    for a in archs {
+        if !v.contains(a) {
+            v.push(*a);
+        }
+    }
+    v
+}
+
 /// Runs a build.
 pub fn run(a: &BuildArgs, json: bool) -> Result<Summary> {
     let (win, lin) = (a.target != Target::Linux, a.target != Target::Windows);
@@ -162,29 +173,32 @@ pub fn run(a: &BuildArgs, json: bool) -> Result<Summary> {
     let mut p = progress::Progress::new(json);
     p.step("render the compiled brand", || compiled::write(&brand, &vars, &brand_dir))?;
     let signer = if a.sign && win { Some(sign::Signer::new(&brand, &target_dir)?) } else { None };
+    let windows_triple = match a.toolchain {
+        Toolchain::Gnu => "x86_64-pc-windows-gnu",
+        Toolchain::Msvc => "x86_64-pc-windows-msvc",
+    };
+    let plan = compile::Plan {
+        windows: win.then_some(windows_triple),
+        linux: if lin { dedup(&a.linux_arch) } else { Vec::new() },
+    };
+    let bins = compile::run(&cargo, &plan, &brand_dir, &mut p)?;
     let mut made = Vec::new();
-    if lin {
-        for arch in &a.linux_arch {
-            let st = stage.join("linux");
-            made.push(p.step(&format!("gateway bundle ({})", arch.triple()), || {
-                linux::build(&brand, &vars, &cargo, *arch, &st, &out)
-            })?);
-        }
-        if a.linux_arch.contains(&Arch::X86_64) {
-            let st = stage.join("linux");
-            made.push(p.step(&format!("apps bundle ({})", linux_apps::TRIPLE), || {
-                linux_apps::build(&brand, &vars, &cargo, &brand_dir, &st, &out)
-            })?);
-        }
+    for (arch, dir) in &bins.gateway {
+        let st = stage.join("linux");
+        made.push(p.step(&format!("gateway bundle ({})", arch.triple()), || {
+            linux::build(&brand, &vars, dir, *arch, &st, &out, cargo.epoch)
+        })?);
     }
-    if win {
-        let triple = match a.toolchain {
-            Toolchain::Gnu => "x86_64-pc-windows-gnu",
-            Toolchain::Msvc => "x86_64-pc-windows-msvc",
-        };
+    if let Some(dir) = &bins.linux_apps {
+        let st = stage.join("linux");
+        made.push(p.step(&format!("apps bundle ({})", linux_apps::TRIPLE), || {
+            linux_apps::build(&brand, &vars, dir, &st, &out, cargo.epoch)
+        })?);
+    }
+    if let Some(dir) = &bins.windows {
         let st = stage.join("windows");
         std::fs::create_dir_all(&st).at(&st)?;
-        made.extend(windows::build(&brand, &vars, &cargo, triple, &brand_dir, &st, &out, signer.as_ref(), &mut p)?);
+        made.extend(windows::build(&brand, &vars, cargo.epoch, dir, &brand_dir, &st, &out, signer.as_ref(), &mut p)?);
     }
     let outputs: Vec<Output> = made.iter().map(|m| outputs::describe(m)).collect::<Result<_>>()?;
     outputs::write_sums(&out, &outputs)?;

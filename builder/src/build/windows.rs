@@ -2,7 +2,6 @@
 //! NSIS setup, a wixl MSI and a portable zip.
 
 use super::archive::{self, Entry};
-use super::cargo::CargoEnv;
 use super::compiled::{write_if_changed, Vars};
 use super::progress::Progress;
 use crate::error::{Error, IoContext, Result};
@@ -14,9 +13,9 @@ use std::process::Command;
 /// The apps, in install order.
 pub const APPS: [&str; 2] = ["thinclient.exe", "thinsvr.exe"];
 
-/// Compiles the apps with the compiled brand in `brand_dir`; copies them into `stage`.
-pub fn compile_apps(cargo: &CargoEnv, triple: &str, brand_dir: &Path, stage: &Path) -> Result<Vec<PathBuf>> {
-    let bin = cargo.build("thin-apps", triple, &["--bins"], &[("THIN_BRAND_DIR", brand_dir)])?;
+/// Copies the apps compiled with the brand (in `bin`), its icon and its
+/// header into `stage`.
+pub fn stage_apps(bin: &Path, brand_dir: &Path, stage: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for app in APPS {
         let data = std::fs::read(bin.join(app)).at(bin.join(app))?;
@@ -131,28 +130,26 @@ pub fn portable_zip(b: &Brand, stage: &Path, out: &Path, epoch: i64) -> Result<P
 pub fn build(
     b: &Brand,
     v: &Vars,
-    cargo: &CargoEnv,
-    triple: &str,
+    epoch: i64,
+    bin: &Path,
     brand_dir: &Path,
     stage: &Path,
     out: &Path,
     sign: Option<&super::sign::Signer>,
     p: &mut Progress,
 ) -> Result<Vec<PathBuf>> {
-    let apps = p.step(&format!("compile thinclient.exe and thinsvr.exe ({triple})"), || {
-        compile_apps(cargo, triple, brand_dir, stage)
-    })?;
+    let apps = stage_apps(bin, brand_dir, stage)?;
     if let Some(s) = sign {
         p.step("sign the apps", || apps.iter().try_for_each(|a| s.sign(a)))?;
     }
-    pin_mtimes(stage, cargo.epoch)?;
+    pin_mtimes(stage, epoch)?;
     // makensis compresses on one core for most of this step: wixl and the zip
     // run beside it.
     let (setup, msi, zip) = p.step("NSIS setup, MSI (wixl) and portable zip", || {
         std::thread::scope(|scope| {
             let setup = scope.spawn(|| nsis(b, v, stage, out, sign));
             let msi = msi(b, v, stage, out);
-            let zip = portable_zip(b, stage, out, cargo.epoch);
+            let zip = portable_zip(b, stage, out, epoch);
             let setup = setup.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
             Ok::<_, Error>((setup?, msi?, zip?))
         })
