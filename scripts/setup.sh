@@ -7,9 +7,9 @@ APT_PACKAGES=(
   build-essential pkg-config ca-certificates curl openssl python3
   gcc-mingw-w64-x86-64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   nsis wixl msitools osslsigncode
-  tinyproxy python3-aiosmtpd
+  tinyproxy python3-aiosmtpd systemd
   wine wine64
-  xvfb xauth imagemagick xdotool libgl1-mesa-dri libegl1 libegl-mesa0 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
+  xvfb xauth imagemagick xdotool tesseract-ocr tesseract-ocr-eng libgl1-mesa-dri libegl1 libegl-mesa0 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
 )
 RUST_TARGETS=(x86_64-pc-windows-gnu aarch64-unknown-linux-gnu)
 

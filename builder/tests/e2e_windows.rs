@@ -24,7 +24,9 @@ struct Built {
     port: u16,
 }
 
-/// The text the E2eWin brand's English patch gives `APP_VERSION_LINE`.
+/// The texts the E2eWin brand's English patch gives `APP_WELCOME` (shown in
+/// ThinClient's window) and `APP_VERSION_LINE`.
+const PATCHED_WELCOME: &str = "This welcome text comes from the brand patch";
 const SYSTEM: &str = "E2E Wine System";
 const PATCHED_VERSION: &str = "APP_VERSION_LINE\tE2E-PATCHED %PRODUCT% {0} [%APPID% / %SYSTEM%]\n";
 
@@ -73,7 +75,7 @@ fn built() -> &'static Built {
             std::fs::write(
                 root.join("a/strtable_en.patch.stb"),
                 format!(
-                    "# e2e patch\nAPP_TITLE_CLIENT\t%PRODUCT% Home\nAPP_WELCOME\tE2E patched welcome\n{PATCHED_VERSION}"
+                    "# e2e patch\nAPP_TITLE_CLIENT\t%PRODUCT% Home\nAPP_WELCOME\t{PATCHED_WELCOME}\n{PATCHED_VERSION}"
                 ),
             )
             .unwrap();
@@ -169,7 +171,7 @@ fn apps_carry_the_brand_resources_and_strings() {
     // shows in the exe once the apps call `strings::text("APP_WELCOME")`.
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
     let patch = std::fs::read_to_string(target.join("builder/brands/E2eWin/strtable_en.patch.stb")).unwrap();
-    assert!(patch.contains("E2E patched welcome"), "{patch}");
+    assert!(patch.contains(PATCHED_WELCOME), "{patch}");
     let url = format!("https://127.0.0.1:{}/thingate/", built().port);
     assert!(contains(&exe, url.as_bytes()), "entry point compiled in");
     assert!(!contains(&exe, env!("CARGO_MANIFEST_DIR").as_bytes()), "no local path in the binary");
@@ -616,7 +618,9 @@ fn the_installed_service_runs_under_the_service_manager_and_serves_the_admin_por
 /// Both windows of the installed apps (started without arguments) under Wine
 /// on a private Xvfb, in English and Japanese: each reports its first frame,
 /// its screenshot (`<target>/screenshots/wine-<app>-<lang>.png`, kept by CI)
-/// shows the brand's header and icon BMPs pixel for pixel, and the time from
+/// shows the brand's header and icon BMPs pixel for pixel, ThinClient's
+/// English window shows the brand's patched welcome text (read back with
+/// Tesseract; the Japanese one, unpatched, must not), and the time from
 /// spawning `wine` to the first frame is printed.
 #[test]
 fn windows_of_the_installed_apps_under_wine_show_the_brand() {
@@ -674,6 +678,17 @@ fn windows_of_the_installed_apps_under_wine_show_the_brand() {
                  tolerance of: {:?})",
                 png.display(),
                 xvfb::tolerance_needed(&img, bmp)
+            );
+        }
+        if app == "thinclient" {
+            // The patch gives APP_WELCOME in English only.
+            let text = common::ocr::read(&png);
+            assert_eq!(
+                common::ocr::contains_approx(&text, PATCHED_WELCOME, 4),
+                lang == "en",
+                "{}: the patched welcome {PATCHED_WELCOME:?} {} in the window; Tesseract read:\n{text}",
+                png.display(),
+                if lang == "en" { "is not" } else { "unexpectedly is" }
             );
         }
         println!("wine: {app} {lang}: {} ms to the first frame ({})", ready.as_millis(), png.display());

@@ -76,13 +76,35 @@ pub fn init_logging(default: &str) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-/// Sets up logging appended to `path` (`RUST_LOG`, default `default`); falls
-/// back to stderr when the file cannot be opened.
+/// Size at which a log file is set aside as `<name>.1` when the app starts.
+pub const LOG_ROTATE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Sets `path` aside as `<path>.1` (replacing an older one) when it has grown
+/// to `limit` bytes, so that a service that runs for years keeps at most two
+/// files' worth of log. Returns whether it did.
+pub fn rotate_log(path: &Path, limit: u64) -> std::io::Result<bool> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() >= limit => {
+            let mut old = path.as_os_str().to_owned();
+            old.push(".1");
+            std::fs::rename(path, old)?;
+            Ok(true)
+        }
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets up logging appended to `path` (`RUST_LOG`, default `default`), set
+/// aside first when it has grown to [`LOG_ROTATE_BYTES`]; falls back to
+/// stderr when the file cannot be opened.
 pub fn init_logging_to_file(default: &str, path: &Path) {
     let file = path
         .parent()
         .map(std::fs::create_dir_all)
         .transpose()
+        .and_then(|_| rotate_log(path, LOG_ROTATE_BYTES))
         .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(path));
     let Ok(file) = file else { return init_logging(default) };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
@@ -93,11 +115,18 @@ pub fn init_logging_to_file(default: &str, path: &Path) {
         .try_init();
 }
 
-/// Parses the command line of `C`, with the brand's version line for `--version`.
+/// The command line of `C` as the user sees it: the brand's version line for
+/// `--version`, and `--help` in the user's language.
+pub fn command<C: clap::Parser>() -> clap::Command {
+    let line = crate::strings::fmt("APP_VERSION_LINE", &[&env!("CARGO_PKG_VERSION")]);
+    let cmd = <C as clap::CommandFactory>::command().version(line);
+    crate::cli_help::localize(cmd, crate::strings::language()).0
+}
+
+/// Parses the command line of `C` (see [`command`]).
 pub fn parse<C: clap::Parser>() -> C {
     crate::console::attach_parent_console();
-    let line = crate::strings::fmt("APP_VERSION_LINE", &[&env!("CARGO_PKG_VERSION")]);
-    let matches = <C as clap::CommandFactory>::command().version(line).get_matches();
+    let matches = command::<C>().get_matches();
     <C as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
@@ -132,4 +161,24 @@ where
 {
     let cli = parse::<C>();
     block_on(name, log_default, body(cli))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rotate_log;
+
+    #[test]
+    fn a_grown_log_is_set_aside_once_and_a_small_one_is_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("thinsvr.log");
+        assert!(!rotate_log(&log, 10).unwrap(), "no log yet");
+        std::fs::write(&log, b"0123456789").unwrap();
+        std::fs::write(d.path().join("thinsvr.log.1"), b"older").unwrap();
+        assert!(rotate_log(&log, 10).unwrap());
+        assert!(!log.exists());
+        assert_eq!(std::fs::read(d.path().join("thinsvr.log.1")).unwrap(), b"0123456789");
+        std::fs::write(&log, b"short").unwrap();
+        assert!(!rotate_log(&log, 10).unwrap());
+        assert_eq!(std::fs::read(&log).unwrap(), b"short");
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod admin_rpc;
 pub mod brand;
+pub mod cli_help;
 pub mod client_agent;
 pub mod console;
 pub mod control;

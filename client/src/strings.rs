@@ -85,10 +85,13 @@ fn brand_tokens(s: &'static str) -> Cow<'static, str> {
 /// The text of `key` in `lang` (English if that language lacks it, the key itself
 /// if no table has it).
 pub fn text_in(lang: Lang, key: &str) -> Cow<'static, str> {
-    match table(lang).get(key).or_else(|| table(Lang::En).get(key)) {
-        Some(s) => brand_tokens(s),
-        None => Cow::Owned(key.to_string()),
-    }
+    lookup_in(lang, key).unwrap_or_else(|| Cow::Owned(key.to_string()))
+}
+
+/// The text of `key` in `lang` (English if that language lacks it), `None` if
+/// no table has it.
+pub fn lookup_in(lang: Lang, key: &str) -> Option<Cow<'static, str>> {
+    table(lang).get(key).or_else(|| table(Lang::En).get(key)).map(brand_tokens)
 }
 
 /// The text of `key` in the user's language.

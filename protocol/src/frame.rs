@@ -117,6 +117,31 @@ impl FrameReader {
     }
 }
 
+
+/// Reads frames on a task of their own and delivers them (and the first error)
+/// on a channel, so that a session loop can `select!` on frames without losing
+/// a half-read frame. The task ends after an error, or when the receiver is
+/// dropped; abort the handle to stop it earlier.
+pub fn spawn_reader<T, R>(
+    mut rd: R,
+) -> (tokio::sync::mpsc::Receiver<Result<T, FrameError>>, tokio::task::JoinHandle<()>)
+where
+    T: DeserializeOwned + Send + 'static,
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let task = tokio::spawn(async move {
+        loop {
+            let r = read_frame::<T, _>(&mut rd).await;
+            let stop = r.is_err();
+            if tx.send(r).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    (rx, task)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,28 +198,4 @@ mod tests {
         drop(a);
         assert!(matches!(read_frame::<Msg, _>(&mut b).await, Err(FrameError::Closed)));
     }
-}
-
-/// Reads frames on a task of their own and delivers them (and the first error)
-/// on a channel, so that a session loop can `select!` on frames without losing
-/// a half-read frame. The task ends after an error, or when the receiver is
-/// dropped; abort the handle to stop it earlier.
-pub fn spawn_reader<T, R>(
-    mut rd: R,
-) -> (tokio::sync::mpsc::Receiver<Result<T, FrameError>>, tokio::task::JoinHandle<()>)
-where
-    T: DeserializeOwned + Send + 'static,
-    R: AsyncRead + Unpin + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let task = tokio::spawn(async move {
-        loop {
-            let r = read_frame::<T, _>(&mut rd).await;
-            let stop = r.is_err();
-            if tx.send(r).await.is_err() || stop {
-                return;
-            }
-        }
-    });
-    (rx, task)
 }

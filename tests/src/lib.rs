@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod https;
+pub mod ocr;
 pub mod pki;
 pub mod procs;
 pub mod smtp;

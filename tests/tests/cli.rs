@@ -226,3 +226,27 @@ fn the_apps_speak_the_users_language_on_the_command_line_too() {
     let (ok, _, err) = run("ja", &["otp", "--email", "not-an-address"]);
     assert!(!ok && err.starts_with("thinsvr: エラー: "), "{err}");
 }
+
+#[test]
+fn the_apps_help_is_in_the_users_language() {
+    let help = |app: &str, lang: &str, args: &[&str]| {
+        let o = Command::new(bin(app)).args(args).arg("--help").env("THIN_LANG", lang).output().unwrap();
+        assert!(o.status.success(), "{app} {args:?} --help");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let ja = help("thinclient", "ja", &["connect"]);
+    for want in ["使い方:", "引数:", "オプション:", "会社の PC のコンピューター ID", "[既定値: 127.0.0.1:0]", "ヘルプを表示します"] {
+        assert!(ja.contains(want), "no {want:?} in:\n{ja}");
+    }
+    for english in ["Usage:", "Options:", "Computer ID of the office PC", "[default:", "Print help", "false"] {
+        assert!(!ja.contains(english), "{english:?} left in:\n{ja}");
+    }
+    let en = help("thinclient", "en", &["connect"]);
+    assert!(en.contains("Usage:") && en.contains("Computer ID of the office PC") && en.contains("[default: 127.0.0.1:0]"), "{en}");
+    let ja = help("thinsvr", "ja", &[]);
+    for want in ["コマンド:", "コンピューター ID を取得 (または変更) し、パスワードを設定します", "サービスのローカル管理ポート"] {
+        assert!(ja.contains(want), "no {want:?} in:\n{ja}");
+    }
+    let ja = help("thinsvr", "ja", &["otp"]);
+    assert!(ja.contains("ワンタイムパスワードを受け取るメールアドレス"), "{ja}");
+}

@@ -5,16 +5,19 @@
 //! stand-in backends; one is also driven with `xdotool` as a user would (type
 //! an ID, Enter, a wrong password, Enter). Checks: every window reports its
 //! first frame, and each screenshot shows the brand's header and icon BMPs
-//! pixel for pixel. Prints the time from start to the first frame.
+//! pixel for pixel, and ThinClient's English window shows the brand's patched
+//! welcome text (read back with Tesseract; the Japanese one must not, since
+//! the phrase is English). Prints the time from start to the first frame.
 //!
-//! Needs Xvfb, ImageMagick and xdotool (`scripts/setup.sh`); skipped when
-//! they are missing, except under CI.
+//! Needs Xvfb, ImageMagick, xdotool and Tesseract (`scripts/setup.sh`);
+//! skipped when they are missing, except under CI.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use thin_e2e::ocr;
 use thin_e2e::xvfb::{self, Window, Xvfb};
 
 fn main() {
@@ -24,7 +27,7 @@ fn main() {
     if !filters.is_empty() && !filters.iter().any(|f| "gui_screenshots".contains(f.as_str())) {
         return;
     }
-    let tools = ["Xvfb", "xdotool", "/usr/bin/import", "/usr/bin/convert"];
+    let tools = ["Xvfb", "xdotool", "/usr/bin/import", "/usr/bin/convert", "tesseract"];
     let missing: Vec<&str> = tools.iter().copied().filter(|t| !xvfb::tool_exists(t)).collect();
     if !missing.is_empty() {
         assert!(std::env::var_os("CI").is_none(), "gui_screens: {missing:?} missing; run scripts/setup.sh");
@@ -38,6 +41,9 @@ fn main() {
     let brand = thin_client::gui::brand();
     let header = thin_client::gui::artwork::decode_bmp(brand.header_bmp).unwrap();
     let icon = thin_client::gui::artwork::decode_bmp(brand.icon_bmp).unwrap();
+    // The brand's patched welcome text, as the English window must show it.
+    assert!(thin_client::brand::get().patch_en.contains("APP_WELCOME"), "the default brand's English patch names APP_WELCOME");
+    let welcome = thin_client::strings::text_in(thin_client::strings::Lang::En, "APP_WELCOME").into_owned();
     let mut passed = 0;
     for (which, lang) in [("client", "en"), ("client", "ja"), ("server", "en"), ("server", "ja"), ("server-new", "ja")]
     {
@@ -47,6 +53,9 @@ fn main() {
         let png = out.join(format!("{which}-{lang}.png"));
         w.shoot(&png);
         check_artwork(&png, &header, &icon);
+        if which == "client" {
+            check_text(&png, &welcome, lang == "en");
+        }
         println!("gui_screens: {} ({} ms to the first frame, debug build)", png.display(), w.ready_after.as_millis());
         passed += 1;
     }
@@ -131,6 +140,20 @@ fn find(img: &Rgb, art: &thin_client::gui::egui::ColorImage) -> Option<(usize, u
         }
     }
     None
+}
+
+/// Reads `png` with Tesseract: `phrase` must be there (with an OCR misread
+/// per ten letters) when `shown`, and must not be there otherwise.
+fn check_text(png: &Path, phrase: &str, shown: bool) {
+    let text = ocr::read(png);
+    let edits = ocr::normalize(phrase).len() / 10;
+    assert_eq!(
+        ocr::contains_approx(&text, phrase, edits),
+        shown,
+        "{}: {phrase:?} {} in the window; Tesseract read:\n{text}",
+        png.display(),
+        if shown { "is not" } else { "unexpectedly is" }
+    );
 }
 
 fn check_artwork(png: &Path, header: &thin_client::gui::egui::ColorImage, icon: &thin_client::gui::egui::ColorImage) {

@@ -10,8 +10,7 @@ use std::process::Command;
 pub struct CargoEnv {
     /// Workspace root (holds `Cargo.toml`).
     pub workspace: PathBuf,
-    /// Cargo target folder of this build (one per group of triples, so that
-    /// the Windows and the Linux compiles can run at the same time).
+    /// Target folder used by the builder's builds.
     pub target_dir: PathBuf,
     /// `SOURCE_DATE_EPOCH`.
     pub epoch: i64,
@@ -57,11 +56,6 @@ impl CargoEnv {
             f.push("-Clink-arg=-Wl,--no-insert-timestamp".into());
         }
         f.join("\x1f")
-    }
-
-    /// The same settings with another cargo target folder.
-    pub fn with_target_dir(&self, target_dir: PathBuf) -> Self {
-        Self { target_dir, ..self.clone() }
     }
 
     /// `cargo build --profile dist -p PACKAGE... --target TRIPLE <extra>` with

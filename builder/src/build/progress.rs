@@ -18,14 +18,6 @@ impl Progress {
         Self { quiet: json || !std::io::stdout().is_terminal(), steps: Vec::new() }
     }
 
-    /// Records a part of a step that ran beside other parts.
-    pub fn record(&mut self, name: &str, secs: f64) {
-        if !self.quiet {
-            println!("      {name} ({secs:.1} s)");
-        }
-        self.steps.push((name.to_string(), secs));
-    }
-
     /// Runs `f` as one step named `name`.
     pub fn step<T, E>(&mut self, name: &str, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
         let bar = ProgressBar::new_spinner();

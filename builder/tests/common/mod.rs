@@ -2,6 +2,9 @@
 //! private key is committed), fixture copies, the builder binary.
 #![allow(dead_code)]
 
+/// Tesseract OCR of screenshots: the same file as the e2e crate's.
+#[path = "../../../tests/src/ocr.rs"]
+pub mod ocr;
 pub mod wine;
 pub mod xvfb;
 

@@ -1,0 +1,93 @@
+//! The apps' `--help` in the user's language. Every text of the help comes from
+//! the string tables, like every other text of the apps:
+//! - `HELP_<APP>`: what the app is (`<APP>` is `THINCLIENT` or `THINSVR`);
+//! - `HELP_<APP>_CMD_<SUBCOMMAND>`: a subcommand;
+//! - `HELP_<APP>_<ARGUMENT>`: an argument (its clap id in capitals);
+//! - `HELP_USAGE`, `HELP_OPTIONS`, `HELP_ARGUMENTS`, `HELP_COMMANDS`,
+//!   `HELP_DEFAULT`, `HELP_FLAG_HELP`, `HELP_FLAG_VERSION`, `HELP_CMD_HELP`:
+//!   clap's own words.
+//!
+//! The doc comments of the apps' `Cli` types stay as the English fallback.
+
+use crate::strings::{self, Lang};
+use clap::{Arg, Command};
+
+/// Replaces every text of `cmd`'s help (and its subcommands') with the table
+/// text in `lang`. Returns the command and the keys no table has (their
+/// English doc comment stays).
+pub fn localize(mut cmd: Command, lang: Lang) -> (Command, Vec<String>) {
+    // Building adds clap's own `--help`, `--version` and `help` subcommand, so
+    // that they are translated too.
+    cmd.build();
+    let app = key_part(cmd.get_name());
+    let mut missing = Vec::new();
+    let cmd = walk(cmd, &app, None, lang, &mut missing);
+    (cmd, missing)
+}
+
+fn key_part(s: &str) -> String {
+    s.to_uppercase().replace('-', "_")
+}
+
+fn lookup(lang: Lang, key: &str, missing: &mut Vec<String>) -> Option<String> {
+    let t = strings::lookup_in(lang, key).map(|t| t.into_owned());
+    if t.is_none() && !missing.iter().any(|m| m == key) {
+        missing.push(key.to_string());
+    }
+    t
+}
+
+fn walk(mut cmd: Command, app: &str, sub: Option<&str>, lang: Lang, missing: &mut Vec<String>) -> Command {
+    let about_key = match sub {
+        None => format!("HELP_{app}"),
+        Some("help") => "HELP_CMD_HELP".into(),
+        Some(s) => format!("HELP_{app}_CMD_{}", key_part(s)),
+    };
+    if cmd.get_about().is_some() || cmd.get_long_about().is_some() {
+        if let Some(t) = lookup(lang, &about_key, missing) {
+            cmd = cmd.about(t).long_about(None);
+        }
+    }
+    let word = |k: &str| strings::text_in(lang, k).into_owned();
+    let (options, arguments) = (word("HELP_OPTIONS"), word("HELP_ARGUMENTS"));
+    let ids: Vec<String> = cmd.get_arguments().map(|a| a.get_id().to_string()).collect();
+    for id in ids {
+        let key = match id.as_str() {
+            "help" => "HELP_FLAG_HELP".to_string(),
+            "version" => "HELP_FLAG_VERSION".to_string(),
+            _ => format!("HELP_{app}_{}", key_part(&id)),
+        };
+        let arg = cmd.get_arguments().find(|a| a.get_id() == id.as_str()).expect("listed above");
+        let has_help = arg.get_help().is_some() || arg.get_long_help().is_some();
+        let text = if has_help { lookup(lang, &key, missing) } else { None };
+        let default = default_note(arg, lang);
+        let heading = if arg.is_positional() { arguments.clone() } else { options.clone() };
+        cmd = cmd.mut_arg(&id, |mut a| {
+            if let Some(t) = text {
+                a = a.help(format!("{t}{default}")).long_help(None);
+                if !default.is_empty() {
+                    a = a.hide_default_value(true);
+                }
+            }
+            a.help_heading(heading)
+        });
+    }
+    let template = format!("{{before-help}}{{about-with-newline}}\n{} {{usage}}\n\n{{all-args}}{{after-help}}", word("HELP_USAGE"));
+    cmd = cmd.subcommand_help_heading(word("HELP_COMMANDS")).help_template(template);
+    let names: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(&name, |sc| walk(sc, app, Some(&name), lang, missing));
+    }
+    cmd
+}
+
+/// ` [default: X]` in `lang`, for an argument that shows a default.
+fn default_note(arg: &Arg, lang: Lang) -> String {
+    let values = arg.get_default_values();
+    // Flags carry a default ("false") that clap never shows.
+    if values.is_empty() || arg.is_hide_default_value_set() || !arg.get_action().takes_values() {
+        return String::new();
+    }
+    let joined: Vec<String> = values.iter().map(|v| v.to_string_lossy().into_owned()).collect();
+    format!(" {}", strings::fill(&strings::text_in(lang, "HELP_DEFAULT"), &[&joined.join(", ")]))
+}
