@@ -496,7 +496,8 @@ fn systemd_units_verify_and_are_sandboxed() {
         std::fs::copy(bundle.join(unit), units.join(unit)).unwrap();
         std::fs::copy(bundle.join(bin), image.join(dest)).unwrap();
         // The targets the units name (multi-user.target, network-online.target, ...).
-        let cp = Command::new("cp").arg("-a").arg("/usr/lib/systemd/system").arg(image.join("usr/lib/systemd")).status();
+        let cp =
+            Command::new("cp").arg("-a").arg("/usr/lib/systemd/system").arg(image.join("usr/lib/systemd")).status();
         assert!(cp.unwrap().success());
         let root = format!("--root={}", image.display());
         let path = format!("/etc/systemd/system/{unit}");

@@ -72,7 +72,10 @@ fn walk(mut cmd: Command, app: &str, sub: Option<&str>, lang: Lang, missing: &mu
             a.help_heading(heading)
         });
     }
-    let template = format!("{{before-help}}{{about-with-newline}}\n{} {{usage}}\n\n{{all-args}}{{after-help}}", word("HELP_USAGE"));
+    let template = format!(
+        "{{before-help}}{{about-with-newline}}\n{} {{usage}}\n\n{{all-args}}{{after-help}}",
+        word("HELP_USAGE")
+    );
     cmd = cmd.subcommand_help_heading(word("HELP_COMMANDS")).help_template(template);
     let names: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
     for name in names {
@@ -90,4 +93,30 @@ fn default_note(arg: &Arg, lang: Lang) -> String {
     }
     let joined: Vec<String> = values.iter().map(|v| v.to_string_lossy().into_owned()).collect();
     format!(" {}", strings::fill(&strings::text_in(lang, "HELP_DEFAULT"), &[&joined.join(", ")]))
+}
+
+/// A command-line mistake in `lang`, as `<app>: error: <what>` and a line
+/// pointing to `--help`; `None` when `e` is not a mistake (`--help`,
+/// `--version`), which clap prints itself. Keys: `CLI_ERR_*`.
+pub fn error_text(e: &clap::Error, app: &str, lang: Lang) -> Option<String> {
+    use clap::error::{ContextKind, ErrorKind};
+    let ctx = |k: ContextKind| e.get(k).map(|v| v.to_string()).unwrap_or_default();
+    let t = |key: &str, args: &[&dyn std::fmt::Display]| strings::fill(&strings::text_in(lang, key), args);
+    let what = match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            return None
+        }
+        ErrorKind::UnknownArgument => t("CLI_ERR_UNKNOWN_ARGUMENT", &[&ctx(ContextKind::InvalidArg)]),
+        ErrorKind::InvalidSubcommand => t("CLI_ERR_UNKNOWN_COMMAND", &[&ctx(ContextKind::InvalidSubcommand)]),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            t("CLI_ERR_INVALID_VALUE", &[&ctx(ContextKind::InvalidValue), &ctx(ContextKind::InvalidArg)])
+        }
+        ErrorKind::MissingRequiredArgument => t("CLI_ERR_MISSING", &[&ctx(ContextKind::InvalidArg)]),
+        ErrorKind::ArgumentConflict => {
+            t("CLI_ERR_CONFLICT", &[&ctx(ContextKind::InvalidArg), &ctx(ContextKind::PriorArg)])
+        }
+        _ => t("CLI_ERR_OTHER", &[]),
+    };
+    let line = strings::fill(&strings::text_in(lang, "CLI_ERROR"), &[&app, &what]);
+    Some(format!("{line}\n{}", t("CLI_ERR_HINT", &[&app])))
 }

@@ -123,11 +123,23 @@ pub fn command<C: clap::Parser>() -> clap::Command {
     crate::cli_help::localize(cmd, crate::strings::language()).0
 }
 
-/// Parses the command line of `C` (see [`command`]).
+/// Parses the command line of `C` (see [`command`]). A mistake is told in the
+/// user's language (exit code 2).
 pub fn parse<C: clap::Parser>() -> C {
     crate::console::attach_parent_console();
-    let matches = command::<C>().get_matches();
-    <C as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    let cmd = command::<C>();
+    let app = cmd.get_name().to_string();
+    let fail = |e: clap::Error| -> ! {
+        match crate::cli_help::error_text(&e, &app, crate::strings::language()) {
+            Some(text) => {
+                eprintln!("{text}");
+                std::process::exit(2)
+            }
+            None => e.exit(),
+        }
+    };
+    let matches = cmd.try_get_matches().unwrap_or_else(|e| fail(e));
+    <C as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| fail(e))
 }
 
 /// Runs `body` on a tokio runtime with logging set up; an error is printed as

@@ -117,7 +117,6 @@ impl FrameReader {
     }
 }
 
-
 /// Reads frames on a task of their own and delivers them (and the first error)
 /// on a channel, so that a session loop can `select!` on frames without losing
 /// a half-read frame. The task ends after an error, or when the receiver is

@@ -235,18 +235,75 @@ fn the_apps_help_is_in_the_users_language() {
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let ja = help("thinclient", "ja", &["connect"]);
-    for want in ["使い方:", "引数:", "オプション:", "会社の PC のコンピューター ID", "[既定値: 127.0.0.1:0]", "ヘルプを表示します"] {
+    for want in [
+        "使い方:",
+        "引数:",
+        "オプション:",
+        "会社の PC のコンピューター ID",
+        "[既定値: 127.0.0.1:0]",
+        "ヘルプを表示します",
+    ] {
         assert!(ja.contains(want), "no {want:?} in:\n{ja}");
     }
     for english in ["Usage:", "Options:", "Computer ID of the office PC", "[default:", "Print help", "false"] {
         assert!(!ja.contains(english), "{english:?} left in:\n{ja}");
     }
     let en = help("thinclient", "en", &["connect"]);
-    assert!(en.contains("Usage:") && en.contains("Computer ID of the office PC") && en.contains("[default: 127.0.0.1:0]"), "{en}");
+    assert!(
+        en.contains("Usage:") && en.contains("Computer ID of the office PC") && en.contains("[default: 127.0.0.1:0]"),
+        "{en}"
+    );
     let ja = help("thinsvr", "ja", &[]);
-    for want in ["コマンド:", "コンピューター ID を取得 (または変更) し、パスワードを設定します", "サービスのローカル管理ポート"] {
+    for want in [
+        "コマンド:",
+        "コンピューター ID を取得 (または変更) し、パスワードを設定します",
+        "サービスのローカル管理ポート",
+    ] {
         assert!(ja.contains(want), "no {want:?} in:\n{ja}");
     }
     let ja = help("thinsvr", "ja", &["otp"]);
     assert!(ja.contains("ワンタイムパスワードを受け取るメールアドレス"), "{ja}");
+}
+
+#[test]
+fn command_line_mistakes_are_told_in_the_users_language() {
+    let run = |app: &str, lang: &str, args: &[&str]| {
+        let o = Command::new(bin(app))
+            .args(args)
+            .env("THIN_LANG", lang)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let cases: [(&str, &[&str], &str); 5] = [
+        ("thinclient", &["--bogus"], "thinclient: エラー: 予期しない引数 '--bogus' があります"),
+        ("thinclient", &["conect"], "thinclient: エラー: 'conect' というコマンドはありません"),
+        (
+            "thinclient",
+            &["connect", "desk-01", "--password-stdin", "--listen", "nope"],
+            "'--listen <LISTEN>' の値 'nope' は使えません",
+        ),
+        ("thinclient", &["connect", "desk-01"], "次の指定がありません: --password-stdin"),
+        (
+            "thinsvr",
+            &["otp", "--email", "a@example.org", "--disable"],
+            "'--email <ADDR>' と '--disable' は同時に指定できません",
+        ),
+    ];
+    for (app, args, want) in cases {
+        let (code, err) = run(app, "ja", args);
+        assert_eq!(code, Some(2), "{app} {args:?}: {err}");
+        assert!(err.contains(want), "{app} {args:?}: want {want:?} in:\n{err}");
+        assert!(err.contains(&format!("詳しくは '{app} --help' を実行してください。")), "{err}");
+        assert!(!err.contains("error:") && !err.contains("Usage"), "English left in:\n{err}");
+    }
+    let (code, err) = run("thinclient", "en", &["--bogus"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.starts_with(
+            "thinclient: error: unexpected argument '--bogus'\nFor more information, try 'thinclient --help'."
+        ),
+        "{err}"
+    );
 }

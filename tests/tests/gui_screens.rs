@@ -42,7 +42,10 @@ fn main() {
     let header = thin_client::gui::artwork::decode_bmp(brand.header_bmp).unwrap();
     let icon = thin_client::gui::artwork::decode_bmp(brand.icon_bmp).unwrap();
     // The brand's patched welcome text, as the English window must show it.
-    assert!(thin_client::brand::get().patch_en.contains("APP_WELCOME"), "the default brand's English patch names APP_WELCOME");
+    assert!(
+        thin_client::brand::get().patch_en.contains("APP_WELCOME"),
+        "the default brand's English patch names APP_WELCOME"
+    );
     let welcome = thin_client::strings::text_in(thin_client::strings::Lang::En, "APP_WELCOME").into_owned();
     let mut passed = 0;
     for (which, lang) in [("client", "en"), ("client", "ja"), ("server", "en"), ("server", "ja"), ("server-new", "ja")]
