@@ -25,6 +25,15 @@ pub fn localize(mut cmd: Command, lang: Lang) -> (Command, Vec<String>) {
     (cmd, missing)
 }
 
+/// The keys `cmd`'s help needs that no table has, as `LANG: KEY` (the apps'
+/// tests require none).
+pub fn missing_keys(cmd: &Command) -> Vec<String> {
+    [Lang::En, Lang::Ja]
+        .into_iter()
+        .flat_map(|l| localize(cmd.clone(), l).1.into_iter().map(move |k| format!("{l:?}: {k}")))
+        .collect()
+}
+
 fn key_part(s: &str) -> String {
     s.to_uppercase().replace('-', "_")
 }
