@@ -11,16 +11,17 @@ pub fn available() -> bool {
     ["tesseract", "convert"].iter().all(|t| Command::new(t).arg("--version").output().is_ok_and(|o| o.status.success()))
 }
 
-/// The text Tesseract reads in `png` (English). The picture is enlarged three
-/// times and made grey first: the windows' text, about 14 px high, is below
-/// the size Tesseract reads reliably.
+/// The text Tesseract reads in `png` (English). The picture is cut to the
+/// window first (a window on a large black screen makes Tesseract read
+/// nothing at all), then enlarged three times and made grey: the windows'
+/// text, about 14 px high, is below the size Tesseract reads reliably.
 pub fn read(png: &Path) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     let big: PathBuf =
         std::env::temp_dir().join(format!("ocr-{}-{}.png", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
     let o = Command::new("convert")
         .arg(png)
-        .args(["-resize", "300%", "-colorspace", "Gray"])
+        .args(["-fuzz", "5%", "-trim", "+repage", "-resize", "300%", "-colorspace", "Gray"])
         .arg(&big)
         .output()
         .expect("run convert (ImageMagick)");
