@@ -46,12 +46,13 @@ fn lookup(lang: Lang, key: &str, missing: &mut Vec<String>) -> Option<String> {
     t
 }
 
-fn walk(mut cmd: Command, app: &str, sub: Option<&str>, lang: Lang, missing: &mut Vec<String>) -> Command {
+fn walk(cmd: Command, app: &str, sub: Option<&str>, lang: Lang, missing: &mut Vec<String>) -> Command {
     let about_key = match sub {
         None => format!("HELP_{app}"),
         Some("help") => "HELP_CMD_HELP".into(),
         Some(s) => format!("HELP_{app}_CMD_{}", key_part(s)),
     };
+    let mut cmd = cmd;
     if cmd.get_about().is_some() || cmd.get_long_about().is_some() {
         if let Some(t) = lookup(lang, &about_key, missing) {
             cmd = cmd.about(t).long_about(None);
@@ -59,38 +60,34 @@ fn walk(mut cmd: Command, app: &str, sub: Option<&str>, lang: Lang, missing: &mu
     }
     let word = |k: &str| strings::text_in(lang, k).into_owned();
     let (options, arguments) = (word("HELP_OPTIONS"), word("HELP_ARGUMENTS"));
-    let ids: Vec<String> = cmd.get_arguments().map(|a| a.get_id().to_string()).collect();
-    for id in ids {
-        let key = match id.as_str() {
-            "help" => "HELP_FLAG_HELP".to_string(),
-            "version" => "HELP_FLAG_VERSION".to_string(),
-            _ => format!("HELP_{app}_{}", key_part(&id)),
-        };
-        let arg = cmd.get_arguments().find(|a| a.get_id() == id.as_str()).expect("listed above");
-        let has_help = arg.get_help().is_some() || arg.get_long_help().is_some();
-        let text = if has_help { lookup(lang, &key, missing) } else { None };
-        let default = default_note(arg, lang);
-        let heading = if arg.is_positional() { arguments.clone() } else { options.clone() };
-        cmd = cmd.mut_arg(&id, |mut a| {
-            if let Some(t) = text {
-                a = a.help(format!("{t}{default}")).long_help(None);
-                if !default.is_empty() {
-                    a = a.hide_default_value(true);
-                }
-            }
-            a.help_heading(heading)
-        });
-    }
     let template = format!(
         "{{before-help}}{{about-with-newline}}\n{} {{usage}}\n\n{{all-args}}{{after-help}}",
         word("HELP_USAGE")
     );
-    cmd = cmd.subcommand_help_heading(word("HELP_COMMANDS")).help_template(template);
-    let names: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
-    for name in names {
-        cmd = cmd.mut_subcommand(&name, |sc| walk(sc, app, Some(&name), lang, missing));
-    }
-    cmd
+    cmd.mut_args(|a| {
+        let key = match a.get_id().as_str() {
+            "help" => "HELP_FLAG_HELP".to_string(),
+            "version" => "HELP_FLAG_VERSION".to_string(),
+            id => format!("HELP_{app}_{}", key_part(id)),
+        };
+        let heading = if a.is_positional() { &arguments } else { &options };
+        let has_help = a.get_help().is_some() || a.get_long_help().is_some();
+        let mut a = a.help_heading(heading.clone());
+        if let Some(t) = has_help.then(|| lookup(lang, &key, missing)).flatten() {
+            let default = default_note(&a, lang);
+            if !default.is_empty() {
+                a = a.hide_default_value(true);
+            }
+            a = a.help(format!("{t}{default}")).long_help(None);
+        }
+        a
+    })
+    .subcommand_help_heading(word("HELP_COMMANDS"))
+    .help_template(template)
+    .mut_subcommands(|sc| {
+        let name = sc.get_name().to_string();
+        walk(sc, app, Some(&name), lang, missing)
+    })
 }
 
 /// ` [default: X]` in `lang`, for an argument that shows a default.
@@ -101,7 +98,7 @@ fn default_note(arg: &Arg, lang: Lang) -> String {
         return String::new();
     }
     let joined: Vec<String> = values.iter().map(|v| v.to_string_lossy().into_owned()).collect();
-    format!(" {}", strings::fill(&strings::text_in(lang, "HELP_DEFAULT"), &[&joined.join(", ")]))
+    format!(" {}", strings::fmt_in(lang, "HELP_DEFAULT", &[&joined.join(", ")]))
 }
 
 /// A command-line mistake in `lang`, as `<app>: error: <what>` and a line
@@ -110,7 +107,7 @@ fn default_note(arg: &Arg, lang: Lang) -> String {
 pub fn error_text(e: &clap::Error, app: &str, lang: Lang) -> Option<String> {
     use clap::error::{ContextKind, ErrorKind};
     let ctx = |k: ContextKind| e.get(k).map(|v| v.to_string()).unwrap_or_default();
-    let t = |key: &str, args: &[&dyn std::fmt::Display]| strings::fill(&strings::text_in(lang, key), args);
+    let t = |key: &str, args: &[&dyn std::fmt::Display]| strings::fmt_in(lang, key, args);
     let what = match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             return None
@@ -126,6 +123,6 @@ pub fn error_text(e: &clap::Error, app: &str, lang: Lang) -> Option<String> {
         }
         _ => t("CLI_ERR_OTHER", &[]),
     };
-    let line = strings::fill(&strings::text_in(lang, "CLI_ERROR"), &[&app, &what]);
+    let line = t("CLI_ERROR", &[&app, &what]);
     Some(format!("{line}\n{}", t("CLI_ERR_HINT", &[&app])))
 }

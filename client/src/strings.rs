@@ -101,7 +101,12 @@ pub fn text(key: &str) -> Cow<'static, str> {
 
 /// The text of `key` with `{0}`, `{1}`... replaced by `args`.
 pub fn fmt(key: &str, args: &[&dyn std::fmt::Display]) -> String {
-    fill(&text(key), args)
+    fmt_in(language(), key, args)
+}
+
+/// [`fmt`] in `lang`.
+pub fn fmt_in(lang: Lang, key: &str, args: &[&dyn std::fmt::Display]) -> String {
+    fill(&text_in(lang, key), args)
 }
 
 /// Replaces `{0}`, `{1}`... in `template`.

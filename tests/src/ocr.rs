@@ -6,11 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Whether `tesseract` and ImageMagick's `convert` can be run.
-pub fn available() -> bool {
-    ["tesseract", "convert"].iter().all(|t| Command::new(t).arg("--version").output().is_ok_and(|o| o.status.success()))
-}
-
 /// The text Tesseract reads in `png` (English). The picture is cut to the
 /// window first (a window on a large black screen makes Tesseract read
 /// nothing at all), then enlarged three times and made grey: the windows'

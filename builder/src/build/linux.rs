@@ -9,7 +9,8 @@ use crate::render;
 use std::path::{Path, PathBuf};
 
 /// A Linux architecture of the gateway bundle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+/// Ordered as declared: x86_64 first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
     /// x86_64-unknown-linux-gnu.

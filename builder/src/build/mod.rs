@@ -122,16 +122,6 @@ fn msvc_preflight() -> Result<()> {
     }
 }
 
-fn dedup(archs: &[Arch]) -> Vec<Arch> {
-    let mut v: Vec<Arch> = Vec::new();
-    for a in archs {
-        if !v.contains(a) {
-            v.push(*a);
-        }
-    }
-    v
-}
-
 /// Runs a build.
 pub fn run(a: &BuildArgs, json: bool) -> Result<Summary> {
     let (win, lin) = (a.target != Target::Linux, a.target != Target::Windows);
@@ -179,7 +169,14 @@ pub fn run(a: &BuildArgs, json: bool) -> Result<Summary> {
     };
     let plan = compile::Plan {
         windows: win.then_some(windows_triple),
-        linux: if lin { dedup(&a.linux_arch) } else { Vec::new() },
+        linux: if lin {
+            let mut archs = a.linux_arch.clone();
+            archs.sort();
+            archs.dedup();
+            archs
+        } else {
+            Vec::new()
+        },
     };
     let bins = compile::run(&cargo, &plan, &brand_dir, &mut p)?;
     let mut made = Vec::new();
