@@ -1,14 +1,49 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: installs prerequisites, builds every binary once,
-# then runs every test of the workspace. The windows' screenshots (Linux build
-# and Windows build under Wine) end up in target/screenshots/; with
-# CI_ARTIFACTS_DIR set they are copied there too, also when a test failed.
+# Runs the test suite.
+#
+#   scripts/test.sh           the whole suite (what CI runs): installs the
+#                             prerequisites, builds every binary and test once,
+#                             then runs every test of the workspace, including
+#                             the builder's real cold build, the Windows apps
+#                             under Wine and the windows' screenshots.
+#   scripts/test.sh --quick   the quick tier, for a developer after a warm
+#                             build: unit tests and the in-process loopback
+#                             tests (no builder build, no Wine, no Xvfb).
+#
+# Both build with one feature resolution (`--bins --tests` over the whole
+# workspace): `cargo build --bins` alone resolves dependencies without the
+# dev-dependencies' features and would compile much of the tree twice.
+#
+# The windows' screenshots (Linux build and Windows build under Wine) end up in
+# target/screenshots/; with CI_ARTIFACTS_DIR set they are copied there too,
+# also when a test failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The quick tier's test binaries (besides every crate's unit tests).
+QUICK_TESTS=(config_files module_graph relay bounds otp operations gateway_files proxy_e2e proxy cli check_fixtures)
+
+quick=0
+case "${1:-}" in
+    --quick) quick=1 ;;
+    "") ;;
+    *) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+esac
+
+if [ "$quick" = 1 ]; then
+    args=(--lib --bins)
+    for t in "${QUICK_TESTS[@]}"; do args+=(--test "$t"); done
+    cargo build --workspace --bins --tests --locked
+    exec cargo test --workspace --locked --no-fail-fast "${args[@]}"
+fi
+
 ./scripts/setup.sh
-cargo build --workspace --bins --locked
+start=$(date +%s)
+cargo build --workspace --bins --tests --locked
+echo "test.sh: build took $(( $(date +%s) - start )) s"
 status=0
 cargo test --workspace --locked --no-fail-fast || status=$?
+echo "test.sh: build and tests took $(( $(date +%s) - start )) s"
 shots="${THIN_SCREENSHOT_DIR:-target/screenshots}"
 if [ -d "$shots" ]; then
     echo "screenshots in $shots:"

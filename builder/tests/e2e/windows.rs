@@ -1,117 +1,19 @@
-//! End to end: `builder new` + `builder build` for fresh brands: a plain one
-//! (`--target all`: Windows installers and the Linux gateway bundle; built
-//! again with `--target windows` to check reproducibility) and a signed one
-//! (the warm rebrand). The builds run once and every test reads their output.
-//!
-//! Then the real Windows outputs under Wine (see `common/wine.rs`): the NSIS
-//! setup and the MSI installed and removed, two brands side by side, the
-//! installed apps relaying through the brand's own gateway bundle, and the
-//! apps taking the proxy from the Windows Internet Options.
+//! The Windows outputs of the shared build (`super::built`): installers,
+//! resources, reproducibility and signatures; then the real outputs under Wine
+//! (see `common/wine.rs`): the NSIS setup and the MSI installed and removed,
+//! two brands side by side, the installed apps relaying through the brand's own
+//! gateway bundle, the service under the service manager, the apps taking the
+//! proxy from the Windows Internet Options, and their windows.
 
-mod common;
-use common::wine::{self, Proc, Wine};
-use std::path::{Path, PathBuf};
+use super::built::{built, PATCHED_WELCOME, SYSTEM};
+use super::common::{
+    self,
+    wine::{self, Proc, Wine},
+};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-struct Built {
-    a: PathBuf,
-    a_again: PathBuf,
-    signed: PathBuf,
-    signed_brand: PathBuf,
-    /// The gateway port compiled into E2eWin (`https://127.0.0.1:PORT/thingate/`).
-    port: u16,
-}
-
-/// The texts the E2eWin brand's English patch gives `APP_WELCOME` (shown in
-/// ThinClient's window) and `APP_VERSION_LINE`.
-const PATCHED_WELCOME: &str = "This welcome text comes from the brand patch";
-const SYSTEM: &str = "E2E Wine System";
-const PATCHED_VERSION: &str = "APP_VERSION_LINE\tE2E-PATCHED %PRODUCT% {0} [%APPID% / %SYSTEM%]\n";
-
-fn builder(root: &Path, args: &[&str], envs: &[(&str, String)]) -> std::process::Output {
-    let o =
-        Command::new(common::builder_bin()).args(args).current_dir(root).envs(envs.iter().cloned()).output().unwrap();
-    assert!(
-        o.status.success(),
-        "builder {args:?}:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-fn built() -> &'static Built {
-    // Built once; a failed build fails every test without being retried.
-    static B: OnceLock<Result<Built, String>> = OnceLock::new();
-    let r = B.get_or_init(|| {
-        std::panic::catch_unwind(|| {
-            // The Wine prefix boots while the apps compile.
-            std::thread::spawn(|| std::panic::catch_unwind(wine::wine));
-            let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-windows");
-            let _ = std::fs::remove_dir_all(&root);
-            std::fs::create_dir_all(&root).unwrap();
-            // The gateway URL is compiled into the apps, so its port is chosen
-            // now and the gateway bundle listens there later.
-            let port = wine::free_port();
-            builder(
-                &root,
-                &[
-                    "new",
-                    "--app-id",
-                    "E2eWin",
-                    "--dir",
-                    "a",
-                    "--rpc-port",
-                    "9911",
-                    "--system-name",
-                    SYSTEM,
-                    "--gateway-url",
-                    &format!("https://127.0.0.1:{port}/thingate/"),
-                ],
-                &[],
-            );
-            std::fs::write(
-                root.join("a/strtable_en.patch.stb"),
-                format!(
-                    "# e2e patch\nAPP_TITLE_CLIENT\t%PRODUCT% Home\nAPP_WELCOME\t{PATCHED_WELCOME}\n{PATCHED_VERSION}"
-                ),
-            )
-            .unwrap();
-            let t = Instant::now();
-            builder(
-                &root,
-                &["build", "--brand", "a", "--target", "all", "--linux-arch", "x86_64", "--out", "out-a"],
-                &[],
-            );
-            eprintln!("build --target all (E2eWin): {:.0} s", t.elapsed().as_secs_f64());
-            builder(
-                &root,
-                &["new", "--app-id", "E2eSig", "--dir", "s", "--rpc-port", "9912", "--self-signed-codesign"],
-                &[],
-            );
-            let pw = std::fs::read_to_string(root.join("s/certs/codesign.password")).unwrap();
-            let t = Instant::now();
-            builder(
-                &root,
-                &["build", "--brand", "s", "--target", "windows", "--sign", "--out", "out-s"],
-                &[("THIN_CODESIGN_PASSWORD_E2ESIG", pw)],
-            );
-            eprintln!("warm rebrand, signed (E2eSig): {:.0} s", t.elapsed().as_secs_f64());
-            builder(&root, &["build", "--brand", "a", "--target", "windows", "--out", "out-a2"], &[]);
-            Built {
-                a: root.join("out-a"),
-                a_again: root.join("out-a2"),
-                signed: root.join("out-s"),
-                signed_brand: root.join("s"),
-                port,
-            }
-        })
-        .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_else(|| "the build panicked".into()))
-    });
-    r.as_ref().unwrap_or_else(|e| panic!("shared build failed: {e}"))
-}
 
 fn msi_table(msi: &Path, table: &str) -> String {
     let o =

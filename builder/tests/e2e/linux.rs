@@ -1,68 +1,14 @@
-//! End to end: `builder new` + `builder build --target linux` (x86_64) for a
-//! fresh brand. The build runs once and every test reads its output.
+//! The Linux outputs of the shared build (`super::built`): the gateway bundle
+//! and the office-PC apps bundle of E2eWin, their rendered files, install
+//! scripts, systemd units and reproducibility.
 
-mod common;
+use super::built::built;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
-struct Built {
-    out: PathBuf,
-    again: PathBuf,
-    json: serde_json::Value,
-}
-
-fn built() -> &'static Built {
-    // Built once; a failed build fails every test without being retried.
-    static B: OnceLock<Result<Built, String>> = OnceLock::new();
-    let r = B.get_or_init(|| {
-        std::panic::catch_unwind(|| {
-            let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-linux");
-            let _ = std::fs::remove_dir_all(&root);
-            std::fs::create_dir_all(&root).unwrap();
-            let run = |args: &[&str]| {
-                let o = Command::new(common::builder_bin()).args(args).current_dir(&root).output().unwrap();
-                assert!(
-                    o.status.success(),
-                    "builder {args:?}:\n{}{}",
-                    String::from_utf8_lossy(&o.stdout),
-                    String::from_utf8_lossy(&o.stderr)
-                );
-                o
-            };
-            run(&[
-                "new",
-                "--app-id",
-                "E2eLin",
-                "--dir",
-                "brand",
-                "--gateway-url",
-                "https://gw.e2e.example:8443/thingate/",
-            ]);
-            let o = run(&[
-                "--json",
-                "build",
-                "--brand",
-                "brand",
-                "--target",
-                "linux",
-                "--linux-arch",
-                "x86_64",
-                "--out",
-                "out",
-            ]);
-            let json = serde_json::from_slice(&o.stdout).unwrap();
-            run(&["build", "--brand", "brand", "--target", "linux", "--linux-arch", "x86_64", "--out", "again"]);
-            Built { out: root.join("out"), again: root.join("again"), json }
-        })
-        .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_else(|| "the build panicked".into()))
-    });
-    r.as_ref().unwrap_or_else(|e| panic!("shared build failed: {e}"))
-}
-
-const TGZ: &str = "thingate-E2eLin-1.0.0-linux-x86_64.tar.gz";
-const APPS: &str = "thinapps-E2eLin-1.0.0-linux-x86_64.tar.gz";
+const TGZ: &str = "thingate-E2eWin-1.0.0-linux-x86_64.tar.gz";
+const APPS: &str = "thinapps-E2eWin-1.0.0-linux-x86_64.tar.gz";
 
 fn entries() -> Vec<(String, u32, Vec<u8>)> {
     entries_of(TGZ)
@@ -70,7 +16,7 @@ fn entries() -> Vec<(String, u32, Vec<u8>)> {
 
 /// Every entry of an output archive: (name, mode, content) in archive order.
 fn entries_of(archive: &str) -> Vec<(String, u32, Vec<u8>)> {
-    let f = std::fs::File::open(built().out.join(archive)).unwrap();
+    let f = std::fs::File::open(built().a.join(archive)).unwrap();
     let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
     a.entries()
         .unwrap()
@@ -87,7 +33,7 @@ fn entries_of(archive: &str) -> Vec<(String, u32, Vec<u8>)> {
 }
 
 fn file(name: &str) -> (u32, Vec<u8>) {
-    let full = format!("thingate-E2eLin-1.0.0-linux-x86_64/{name}");
+    let full = format!("thingate-E2eWin-1.0.0-linux-x86_64/{name}");
     entries()
         .into_iter()
         .find(|(n, _, _)| *n == full)
@@ -103,15 +49,15 @@ fn bundle_holds_the_gateway_and_its_rendered_files() {
     assert_eq!(u16::from_le_bytes([bin[18], bin[19]]), 62, "x86_64 ELF");
     let (_, ini) = file("ThinGate.ini");
     let ini = String::from_utf8(ini).unwrap();
-    assert!(ini.contains("ListenPort 8443"), "{ini}");
+    assert!(ini.contains(&format!("ListenPort {}\n", built().port)), "{ini}");
     assert!(ini.contains("ServerCert ThinGate.cer"));
     assert_eq!(file("ThinGate.key").0, 0o600);
-    let unit = String::from_utf8(file("thingate-e2elin.service").1).unwrap();
+    let unit = String::from_utf8(file("thingate-e2ewin.service").1).unwrap();
     assert!(
-        unit.contains("ExecStart=/opt/thingate-e2elin/thingate run --config /opt/thingate-e2elin/ThinGate.ini"),
+        unit.contains("ExecStart=/opt/thingate-e2ewin/thingate run --config /opt/thingate-e2ewin/ThinGate.ini"),
         "{unit}"
     );
-    let sysctl = String::from_utf8(file("sysctl.d/90-thingate-e2elin.conf").1).unwrap();
+    let sysctl = String::from_utf8(file("sysctl.d/90-thingate-e2ewin.conf").1).unwrap();
     for line in [
         "net.core.somaxconn = 1024",
         "fs.file-max = 1048575",
@@ -121,7 +67,7 @@ fn bundle_holds_the_gateway_and_its_rendered_files() {
     ] {
         assert!(sysctl.contains(line), "manual 5-5: {line}");
     }
-    let limits = String::from_utf8(file("limits.d/90-thingate-e2elin.conf").1).unwrap();
+    let limits = String::from_utf8(file("limits.d/90-thingate-e2ewin.conf").1).unwrap();
     assert!(limits.contains("nofile      1048575") && limits.contains("memlock     unlimited"));
     let (mode, sh) = file("install.sh");
     assert_eq!(mode, 0o755);
@@ -131,35 +77,37 @@ fn bundle_holds_the_gateway_and_its_rendered_files() {
 #[test]
 fn certificate_in_the_bundle_is_the_brands() {
     let (_, cer) = file("ThinGate.cer");
-    let brand = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-linux/brand/certs/ThinGate.cer");
+    let brand = built().brand.join("certs/ThinGate.cer");
     assert_eq!(cer, std::fs::read(brand).unwrap());
 }
 
 #[test]
 fn sums_and_manifest_list_every_output() {
     let b = built();
-    let sums = std::fs::read_to_string(b.out.join("SHA256SUMS")).unwrap();
-    let sha =
-        |name: &str| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(b.out.join(name)).unwrap()));
+    let sums = std::fs::read_to_string(b.a.join("SHA256SUMS")).unwrap();
+    let sha = |name: &str| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(b.a.join(name)).unwrap()));
     let (hash, apps) = (sha(TGZ), sha(APPS));
-    assert_eq!(sums, format!("{apps}  {APPS}\n{hash}  {TGZ}\n"));
+    assert!(sums.lines().any(|l| l == format!("{apps}  {APPS}")), "{sums}");
+    assert!(sums.lines().any(|l| l == format!("{hash}  {TGZ}")), "{sums}");
     let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(b.out.join("build-manifest.json")).unwrap()).unwrap();
-    assert_eq!(m["outputs"][0]["sha256"], hash.as_str());
-    assert_eq!(m["outputs"][1]["name"], APPS);
-    assert_eq!(m["outputs"][1]["sha256"], apps.as_str());
-    assert_eq!(m["app_id"], "E2eLin");
+        serde_json::from_slice(&std::fs::read(b.a.join("build-manifest.json")).unwrap()).unwrap();
+    let listed =
+        |name: &str| m["outputs"].as_array().unwrap().iter().find(|o| o["name"] == name).map(|o| o["sha256"].clone());
+    assert_eq!(listed(TGZ), Some(hash.as_str().into()));
+    assert_eq!(listed(APPS), Some(apps.as_str().into()));
+    assert_eq!(m["app_id"], "E2eWin");
     assert!(m["brand_digest"].as_str().unwrap().len() == 64);
     assert!(m["tools"]["rustc"].as_str().unwrap().starts_with("rustc "));
-    assert_eq!(b.json["outputs"][0]["name"], TGZ);
-    assert_eq!(b.json["outputs"][1]["name"], APPS);
+    let printed: Vec<&str> =
+        b.json["outputs"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    assert!(printed.contains(&TGZ) && printed.contains(&APPS), "--json names every output: {printed:?}");
 }
 
 #[test]
 fn two_builds_give_identical_bundles() {
     let b = built();
     for name in [TGZ, APPS] {
-        assert_eq!(std::fs::read(b.out.join(name)).unwrap(), std::fs::read(b.again.join(name)).unwrap(), "{name}");
+        assert_eq!(std::fs::read(b.a.join(name)).unwrap(), std::fs::read(b.a_again.join(name)).unwrap(), "{name}");
     }
 }
 
@@ -170,7 +118,7 @@ fn extract(into: &std::path::Path) -> PathBuf {
 
 /// Extracts an output archive into a fresh folder; returns the bundle's folder.
 fn extract_of(archive: &str, into: &std::path::Path) -> PathBuf {
-    let f = std::fs::File::open(built().out.join(archive)).unwrap();
+    let f = std::fs::File::open(built().a.join(archive)).unwrap();
     tar::Archive::new(flate2::read::GzDecoder::new(f)).unpack(into).unwrap();
     into.join(archive.trim_end_matches(".tar.gz"))
 }
@@ -210,26 +158,26 @@ fn install_sh_fills_a_system_image_and_is_idempotent() {
     let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
     let install = || install_root("sh", &bundle.join("install.sh"), &image, &path);
     let first = install();
-    let dest = image.join("opt/thingate-e2elin");
+    let dest = image.join("opt/thingate-e2ewin");
     let t1 = tree(&image);
     let names: Vec<&str> = t1.iter().map(|(n, _, _)| n.as_str()).collect();
     assert_eq!(
         names,
         [
-            "etc/security/limits.d/90-thingate-e2elin.conf",
-            "etc/sysctl.d/90-thingate-e2elin.conf",
-            "etc/systemd/system/thingate-e2elin.service",
-            "opt/thingate-e2elin/ThinGate.cer",
-            "opt/thingate-e2elin/ThinGate.ini",
-            "opt/thingate-e2elin/ThinGate.key",
-            "opt/thingate-e2elin/thingate",
+            "etc/security/limits.d/90-thingate-e2ewin.conf",
+            "etc/sysctl.d/90-thingate-e2ewin.conf",
+            "etc/systemd/system/thingate-e2ewin.service",
+            "opt/thingate-e2ewin/ThinGate.cer",
+            "opt/thingate-e2ewin/ThinGate.ini",
+            "opt/thingate-e2ewin/ThinGate.key",
+            "opt/thingate-e2ewin/thingate",
         ],
         "{first}"
     );
     assert_eq!(std::fs::metadata(dest.join("ThinGate.key")).unwrap().permissions().mode() & 0o777, 0o600);
     assert_eq!(std::fs::read(dest.join("thingate")).unwrap(), file("thingate").1);
     let log = std::fs::read_to_string(&calls).unwrap();
-    assert_eq!(log, format!("systemctl --root={} enable thingate-e2elin.service\n", image.display()));
+    assert_eq!(log, format!("systemctl --root={} enable thingate-e2ewin.service\n", image.display()));
 
     // Again: nothing changes, and it says so.
     let second = install();
@@ -269,17 +217,17 @@ fn install_sh_fills_a_system_image_and_is_idempotent() {
 #[test]
 fn apps_bundle_holds_the_apps_unit_and_installer() {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(built().out.join(APPS)).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(built().a.join(APPS)).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o644, "no key inside: a plain download");
     let all = entries_of(APPS);
-    let d = "thinapps-E2eLin-1.0.0-linux-x86_64";
+    let d = "thinapps-E2eWin-1.0.0-linux-x86_64";
     let listed: Vec<(String, u32)> = all.iter().map(|(n, m, _)| (n.clone(), *m)).collect();
     let want: Vec<(String, u32)> = [
         ("/", 0o755),
         ("/install.sh", 0o755),
         ("/thinclient", 0o755),
         ("/thinsvr", 0o755),
-        ("/thinsvr-e2elin.service", 0o644),
+        ("/thinsvr-e2ewin.service", 0o644),
     ]
     .into_iter()
     .map(|(f, m)| (format!("{d}{f}"), m))
@@ -291,17 +239,17 @@ fn apps_bundle_holds_the_apps_unit_and_installer() {
         assert_eq!(&b[..4], b"\x7fELF", "{bin}");
         assert_eq!(u16::from_le_bytes([b[18], b[19]]), 62, "{bin}: x86_64 ELF");
     }
-    let unit = String::from_utf8(get("thinsvr-e2elin.service")).unwrap();
+    let unit = String::from_utf8(get("thinsvr-e2ewin.service")).unwrap();
     for line in [
-        "ExecStart=/opt/thinapps-e2elin/thinsvr --config-dir /var/lib/thinapps-e2elin service",
-        "StateDirectory=thinapps-e2elin",
+        "ExecStart=/opt/thinapps-e2ewin/thinsvr --config-dir /var/lib/thinapps-e2ewin service",
+        "StateDirectory=thinapps-e2ewin",
         "StateDirectoryMode=0700",
         "Restart=always",
         "WantedBy=multi-user.target",
     ] {
         assert!(unit.lines().any(|l| l == line), "{line}:\n{unit}");
     }
-    assert!(unit.contains("AppId E2eLin"), "{unit}");
+    assert!(unit.contains("AppId E2eWin"), "{unit}");
     assert!(String::from_utf8(get("install.sh")).unwrap().starts_with("#!/bin/bash\n"));
 }
 
@@ -426,13 +374,13 @@ fn apps_install_sh_fills_a_system_image_and_is_idempotent() {
     assert_eq!(
         names,
         [
-            ("etc/systemd/system/thinsvr-e2elin.service", 0o644),
-            ("opt/thinapps-e2elin/thinclient", 0o755),
-            ("opt/thinapps-e2elin/thinsvr", 0o755),
+            ("etc/systemd/system/thinsvr-e2ewin.service", 0o644),
+            ("opt/thinapps-e2ewin/thinclient", 0o755),
+            ("opt/thinapps-e2ewin/thinsvr", 0o755),
         ],
         "{first}"
     );
-    assert_eq!(std::fs::read(image.join("opt/thinapps-e2elin/thinsvr")).unwrap(), {
+    assert_eq!(std::fs::read(image.join("opt/thinapps-e2ewin/thinsvr")).unwrap(), {
         let b = extract_of(APPS, &tmp.path().join("y"));
         std::fs::read(b.join("thinsvr")).unwrap()
     });
@@ -440,8 +388,8 @@ fn apps_install_sh_fills_a_system_image_and_is_idempotent() {
     assert_eq!(
         l1,
         [(
-            "etc/systemd/system/multi-user.target.wants/thinsvr-e2elin.service".to_string(),
-            PathBuf::from("/etc/systemd/system/thinsvr-e2elin.service")
+            "etc/systemd/system/multi-user.target.wants/thinsvr-e2ewin.service".to_string(),
+            PathBuf::from("/etc/systemd/system/thinsvr-e2ewin.service")
         )],
         "{first}"
     );
@@ -484,8 +432,8 @@ fn systemd_units_verify_and_are_sandboxed() {
     }
     let tmp = tempfile::tempdir().unwrap();
     for (archive, unit, bin, dest) in [
-        (TGZ, "thingate-e2elin.service", "thingate", "opt/thingate-e2elin/thingate"),
-        (APPS, "thinsvr-e2elin.service", "thinsvr", "opt/thinapps-e2elin/thinsvr"),
+        (TGZ, "thingate-e2ewin.service", "thingate", "opt/thingate-e2ewin/thingate"),
+        (APPS, "thinsvr-e2ewin.service", "thinsvr", "opt/thinapps-e2ewin/thinsvr"),
     ] {
         let bundle = extract_of(archive, &tmp.path().join(format!("x-{unit}")));
         let image = tmp.path().join(unit);
