@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use thin_e2e::*;
 use thin_protocol::frame::{read_frame, write_frame};
-use thin_protocol::messages::Msg;
+use thin_protocol::messages::{GateToServer, GateToTunnel, Hello, ServerToGate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn upgraded(addr: std::net::SocketAddr, ca: &str) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
@@ -46,8 +46,8 @@ async fn garbage_oversized_and_malformed_frames_close_only_that_connection() {
     assert!(closed_soon(&mut s).await, "malformed frame closes the connection");
     // An unexpected first message.
     let mut s = upgraded(gw.addr, &g.pki.ca_pem).await;
-    write_frame(&mut s, &Msg::Pong).await.unwrap();
-    assert!(matches!(read_frame::<Msg, _>(&mut s).await, Ok(Msg::Error { .. })));
+    write_frame(&mut s, &ServerToGate::Pong).await.unwrap();
+    assert!(matches!(read_frame::<GateToTunnel, _>(&mut s).await, Ok(GateToTunnel::Error { .. })));
     // Garbage instead of TLS.
     let mut raw = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     raw.write_all(b"GET / HTTP/1.1\r\n\r\n\x00\x01garbage").await.unwrap();
@@ -164,13 +164,13 @@ async fn a_silent_server_is_dropped_after_the_tunnel_timeout() {
     let id = cfg.identity().unwrap();
     // A server that logs in, serves, then never answers again.
     let mut s = upgraded(gw.addr, &g.pki.ca_pem).await;
-    let hello = Msg::ServerHello { version: 1, public_key: id.public_key_hex(), hostname: "mute".into() };
+    let hello = Hello::ServerHello { version: 1, public_key: id.public_key_hex(), hostname: "mute".into() };
     write_frame(&mut s, &hello).await.unwrap();
-    let Msg::Challenge { nonce } = read_frame(&mut s).await.unwrap() else { panic!() };
-    write_frame(&mut s, &Msg::Proof { signature: id.sign_challenge(&nonce).unwrap() }).await.unwrap();
-    assert!(matches!(read_frame(&mut s).await.unwrap(), Msg::Welcome { .. }));
-    write_frame(&mut s, &Msg::Serve { server_mask: 0 }).await.unwrap();
-    assert!(matches!(read_frame(&mut s).await.unwrap(), Msg::Serving { .. }));
+    let GateToServer::Challenge { nonce } = read_frame(&mut s).await.unwrap() else { panic!() };
+    write_frame(&mut s, &ServerToGate::Proof { signature: id.sign_challenge(&nonce).unwrap() }).await.unwrap();
+    assert!(matches!(read_frame(&mut s).await.unwrap(), GateToServer::Welcome { .. }));
+    write_frame(&mut s, &ServerToGate::Serve { server_mask: 0 }).await.unwrap();
+    assert!(matches!(read_frame(&mut s).await.unwrap(), GateToServer::Serving { .. }));
     assert_eq!(thingate::thinstat::rows(&gw.gateway).len(), 1);
     let gwc = gw.gateway.clone();
     wait_for("silent server dropped", Duration::from_secs(15), || {
