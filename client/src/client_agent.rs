@@ -60,12 +60,12 @@ pub async fn connect_with_otp(
     let req = Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.to_string() };
     write_frame(&mut s, &req).await.map_err(|e| LinkError::Lost(e.to_string()))?;
     let (keepalive, timeout) =
-        match tokio::time::timeout(link.timeout + Duration::from_secs(15), read_frame::<GateToTunnel, _>(&mut s)).await {
+        match tokio::time::timeout(link.timeout + Duration::from_secs(15), read_frame::<GateToTunnel, _>(&mut s)).await
+        {
             Ok(Ok(GateToTunnel::Paired { keepalive_ms, timeout_ms })) => {
                 (Duration::from_millis(keepalive_ms.max(100)), Duration::from_millis(timeout_ms.max(1000)))
             }
             Ok(Ok(GateToTunnel::Error { code, message })) => return Err(LinkError::Refused { code, message }.into()),
-            Ok(Ok(other)) => return Err(LinkError::Lost(format!("unexpected {other:?}")).into()),
             Ok(Err(e)) => return Err(LinkError::Lost(e.to_string()).into()),
             Err(_) => return Err(LinkError::Lost("the gateway did not answer in time".into()).into()),
         };

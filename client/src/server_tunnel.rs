@@ -37,7 +37,6 @@ async fn serve_inner(
     match tokio::time::timeout(ctx.link.timeout, read_frame::<GateToTunnel, _>(&mut s)).await {
         Ok(Ok(GateToTunnel::Paired { .. })) => {}
         Ok(Ok(GateToTunnel::Error { message, .. })) => return Err(format!("gateway refused the tunnel: {message}")),
-        Ok(Ok(other)) => return Err(format!("unexpected {other:?}")),
         Ok(Err(e)) => return Err(e.to_string()),
         Err(_) => return Err("the gateway did not pair the tunnel in time".into()),
     }

@@ -17,7 +17,7 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use thin_protocol::messages::Msg;
+use thin_protocol::messages::GateToServer;
 use thin_protocol::secret::Secret;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -60,6 +60,62 @@ pub enum MailSetupError {
         /// What is wrong.
         cause: String,
     },
+}
+
+/// Why an office PC's mail request is refused before any mail is built.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The code is not six digits.
+    #[error("the one-time password to mail is not six digits")]
+    NotSixDigits,
+    /// A list, a display name or a line break instead of one address.
+    #[error("the OTP address of this computer is not one plain mail address; set it again")]
+    NotPlainAddress,
+    /// Not a mail address.
+    #[error("the OTP address of this computer is not a mail address ({0}); set it again")]
+    NotAddress(#[from] lettre::address::AddressError),
+}
+
+/// Why one OTP mail was not sent. The message goes to the office PC as it is;
+/// it never holds the code or the SMTP password.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The request is refused.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// lettre cannot build the mail.
+    #[error("the OTP mail cannot be built: {0}")]
+    Build(#[from] lettre::error::Error),
+    /// The mail server refused or failed.
+    #[error("the mail server {server} did not take the mail: {reason}")]
+    Refused {
+        /// `host:port`.
+        server: String,
+        /// The server's reason with its causes, on one line.
+        reason: String,
+    },
+    /// No answer within `SmtpTimeout`.
+    #[error("the mail server {server} did not take the mail within {ms} ms (SmtpTimeout)")]
+    Timeout {
+        /// `host:port`.
+        server: String,
+        /// `SmtpTimeout`.
+        ms: u128,
+    },
+}
+
+/// Why `OtpMail` was refused at once.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("this computer is not serving; it cannot have mail sent")]
+    NotServing,
+    #[error("{NOT_CONFIGURED}")]
+    NotConfigured,
+    #[error(
+        "this computer asked for more than {MAILS_PER_WINDOW} one-time password mails within {} s; wait a minute",
+        MAIL_WINDOW.as_secs()
+    )]
+    OverBudget,
 }
 
 /// Mails one-time passwords through the configured SMTP server.
@@ -124,7 +180,7 @@ impl OtpMailer {
 
     /// Sends one mail within `SmtpTimeout`. The error says what went wrong in
     /// words for the user; it never holds the code or the SMTP password.
-    pub async fn send(&self, req: &OtpMailRequest<'_>) -> Result<(), String> {
+    pub async fn send(&self, req: &OtpMailRequest<'_>) -> Result<(), SendError> {
         let message = build_message(&self.from, req)?;
         let tls = match (self.smtp.ssl, &self.tls) {
             (SmtpSsl::Smtps, Some(p)) => Tls::Wrapper(p.clone()),
@@ -147,11 +203,8 @@ impl OtpMailer {
         let server = self.server();
         match tokio::time::timeout(self.smtp.timeout, transport.send(message)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("the mail server {server} did not take the mail: {}", explain(&e))),
-            Err(_) => Err(format!(
-                "the mail server {server} did not take the mail within {} ms (SmtpTimeout)",
-                self.smtp.timeout.as_millis()
-            )),
+            Ok(Err(e)) => Err(SendError::Refused { server, reason: explain(&e) }),
+            Err(_) => Err(SendError::Timeout { server, ms: self.smtp.timeout.as_millis() }),
         }
     }
 }
@@ -171,17 +224,15 @@ fn explain(e: &lettre::transport::smtp::Error) -> String {
 }
 
 /// Checks what an office PC asks for: one plain address, a six-digit code.
-pub fn check_request(to: &str, code: &Secret) -> Result<Mailbox, String> {
+pub fn check_request(to: &str, code: &Secret) -> Result<Mailbox, RequestError> {
     let c = code.expose();
     if c.len() != 6 || !c.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("the one-time password to mail is not six digits".into());
+        return Err(RequestError::NotSixDigits);
     }
     if to.len() > 254 || to.contains(['<', '>', ',', '\r', '\n']) {
-        return Err("the OTP address of this computer is not one plain mail address; set it again".into());
+        return Err(RequestError::NotPlainAddress);
     }
-    to.parse::<lettre::Address>()
-        .map(|a| Mailbox::new(None, a))
-        .map_err(|e| format!("the OTP address of this computer is not a mail address ({e}); set it again"))
+    Ok(Mailbox::new(None, to.parse::<lettre::Address>()?))
 }
 
 /// Printable, at most 64 characters; a default when nothing is left.
@@ -196,7 +247,7 @@ fn clean_system(system: &str) -> String {
 }
 
 /// The mail: plain text, subject with the system name and the computer ID.
-pub fn build_message(from: &Mailbox, req: &OtpMailRequest<'_>) -> Result<Message, String> {
+pub fn build_message(from: &Mailbox, req: &OtpMailRequest<'_>) -> Result<Message, SendError> {
     let to = check_request(req.to, req.code)?;
     let system = clean_system(req.system);
     // Short lines, so that the mail goes out as 7-bit text that every client shows as is.
@@ -216,7 +267,7 @@ pub fn build_message(from: &Mailbox, req: &OtpMailRequest<'_>) -> Result<Message
         .subject(format!("{system}: one-time password for {}", req.pcid))
         .header(ContentType::TEXT_PLAIN)
         .body(body)
-        .map_err(|e| format!("the OTP mail cannot be built: {e}"))
+        .map_err(SendError::from)
 }
 
 /// The fields of one `OtpMail` message.
@@ -238,26 +289,23 @@ pub struct MailJob {
 /// `OtpMailed` refusal to send at once, or `None` when the mail is on its way
 /// (its `OtpMailed` then goes to `reply`, the session's outgoing queue).
 pub fn dispatch(
-    gw: &crate::server::Gateway,
+    mailer: Option<&OtpMailer>,
     pcid: Option<String>,
     budget: &mut MailBudget,
     job: MailJob,
-    reply: mpsc::Sender<Msg>,
-) -> Option<Msg> {
+    reply: mpsc::Sender<GateToServer>,
+) -> Option<GateToServer> {
     let request_id = job.request_id;
-    let refuse = |error: String| {
-        warn!(pcid = pcid.as_deref().unwrap_or("-"), "OTP mail refused: {error}");
-        Some(Msg::OtpMailed { request_id, error: Some(error) })
+    let refuse = |error: Refusal| {
+        warn!(pcid = pcid.as_deref().unwrap_or("-"), %error, "OTP mail refused");
+        Some(GateToServer::OtpMailed { request_id, error: Some(error.to_string()) })
     };
     let Some(p) = pcid.clone() else {
-        return refuse("this computer is not serving; it cannot have mail sent".into());
+        return refuse(Refusal::NotServing);
     };
-    let Some(mailer) = gw.mailer.clone() else { return refuse(NOT_CONFIGURED.into()) };
+    let Some(mailer) = mailer.cloned() else { return refuse(Refusal::NotConfigured) };
     if !budget.allow() {
-        let (n, s) = (MAILS_PER_WINDOW, MAIL_WINDOW.as_secs());
-        return refuse(format!(
-            "this computer asked for more than {n} one-time password mails within {s} s; wait a minute"
-        ));
+        return refuse(Refusal::OverBudget);
     }
     tokio::spawn(async move {
         let req = OtpMailRequest { to: &job.to, code: &job.code, pcid: &p, system: &job.system, valid_s: job.valid_s };
@@ -267,11 +315,11 @@ pub fn dispatch(
                 None
             }
             Err(e) => {
-                warn!(pcid = %p, "OTP mail failed: {e}");
-                Some(e)
+                warn!(pcid = %p, error = %e, "OTP mail failed");
+                Some(e.to_string())
             }
         };
-        let _ = reply.send(Msg::OtpMailed { request_id, error }).await;
+        let _ = reply.send(GateToServer::OtpMailed { request_id, error }).await;
     });
     None
 }
@@ -328,7 +376,7 @@ mod tests {
             assert!(check_request("alice@example.org", &Secret::new(bad)).is_err(), "{bad}");
         }
         for bad in ["alice", "a@b.c, evil@x.org", "Alice <a@b.c>", "a@b.c\r\nRCPT TO:<x@y.z>", "a b@c.d"] {
-            let e = check_request(bad, &good).unwrap_err();
+            let e = check_request(bad, &good).unwrap_err().to_string();
             assert!(e.contains("address"), "{bad}: {e}");
         }
     }

@@ -144,10 +144,10 @@ fn thinstat_refuses_peers_that_are_not_loopback() {
         let gw = g.start().await;
         let req = thin_protocol::http::Request { method: "GET".into(), target: "/thinstat/".into(), headers: vec![] };
         let far: std::net::SocketAddr = "203.0.113.7:50000".parse().unwrap();
-        let (status, ..) = thingate::thinstat::page(&gw.gateway, &req, far);
+        let (status, ..) = thingate::thinstat::page(&gw.gateway.figures(), &req, far);
         assert_eq!(status, 403);
         let near: std::net::SocketAddr = "[::1]:50000".parse().unwrap();
-        assert_eq!(thingate::thinstat::page(&gw.gateway, &req, near).0, 200);
+        assert_eq!(thingate::thinstat::page(&gw.gateway.figures(), &req, near).0, 200);
         gw.shutdown().await;
     });
 }
@@ -171,10 +171,10 @@ async fn a_silent_server_is_dropped_after_the_tunnel_timeout() {
     assert!(matches!(read_frame(&mut s).await.unwrap(), GateToServer::Welcome { .. }));
     write_frame(&mut s, &ServerToGate::Serve { server_mask: 0 }).await.unwrap();
     assert!(matches!(read_frame(&mut s).await.unwrap(), GateToServer::Serving { .. }));
-    assert_eq!(thingate::thinstat::rows(&gw.gateway).len(), 1);
+    assert_eq!(thingate::thinstat::rows(&gw.gateway.sessions).len(), 1);
     let gwc = gw.gateway.clone();
     wait_for("silent server dropped", Duration::from_secs(15), || {
-        let n = thingate::thinstat::rows(&gwc).len();
+        let n = thingate::thinstat::rows(&gwc.sessions).len();
         async move { (n == 0).then_some(()) }
     })
     .await;
