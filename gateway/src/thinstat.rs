@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use thin_protocol::http::Request;
 
-pub use crate::machine_db::ORIGINAL_EPOCH_OFFSET_MS;
+use crate::machine_db::ORIGINAL_EPOCH_OFFSET_MS;
 use crate::metrics::Figures;
 use crate::sessions::Sessions;
 
