@@ -61,7 +61,7 @@ pub fn write_pid(path: &Path) -> std::io::Result<()> {
     use std::io::Write as _;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    write!(tmp, "{}\n", std::process::id())?;
+    writeln!(tmp, "{}", std::process::id())?;
     tmp.persist(path).map(drop).map_err(|e| e.error)
 }
 
