@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use thin_protocol::frame::{read_frame, write_frame};
-use thin_protocol::messages::Msg;
+use thin_protocol::messages::{GateToTunnel, Hello};
 use thin_protocol::secret::Secret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -57,15 +57,15 @@ pub async fn connect_with_otp(
     otp: &dyn OtpProvider,
 ) -> Result<ClientTunnel, ClientError> {
     let mut s = link.open().await?;
-    let req = Msg::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.to_string() };
+    let req = Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.to_string() };
     write_frame(&mut s, &req).await.map_err(|e| LinkError::Lost(e.to_string()))?;
     let (keepalive, timeout) =
-        match tokio::time::timeout(link.timeout + Duration::from_secs(15), read_frame::<Msg, _>(&mut s)).await {
-            Ok(Ok(Msg::Paired { keepalive_ms, timeout_ms })) => {
+        match tokio::time::timeout(link.timeout + Duration::from_secs(15), read_frame::<GateToTunnel, _>(&mut s)).await
+        {
+            Ok(Ok(GateToTunnel::Paired { keepalive_ms, timeout_ms })) => {
                 (Duration::from_millis(keepalive_ms.max(100)), Duration::from_millis(timeout_ms.max(1000)))
             }
-            Ok(Ok(Msg::Error { code, message })) => return Err(LinkError::Refused { code, message }.into()),
-            Ok(Ok(other)) => return Err(LinkError::Lost(format!("unexpected {other:?}")).into()),
+            Ok(Ok(GateToTunnel::Error { code, message })) => return Err(LinkError::Refused { code, message }.into()),
             Ok(Err(e)) => return Err(LinkError::Lost(e.to_string()).into()),
             Err(_) => return Err(LinkError::Lost("the gateway did not answer in time".into()).into()),
         };

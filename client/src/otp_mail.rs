@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use thin_protocol::messages::Msg;
+use thin_protocol::messages::ServerToGate;
 use thin_protocol::secret::Secret;
 use tokio::sync::{mpsc, oneshot};
 
@@ -61,13 +61,13 @@ pub struct InFlight {
 
 impl InFlight {
     /// The `OtpMail` frame for `req`, or `None` when its requester gave up.
-    pub fn start(&mut self, req: MailRequest, system: &str) -> Option<Msg> {
+    pub fn start(&mut self, req: MailRequest, system: &str) -> Option<ServerToGate> {
         if req.reply.is_closed() {
             return None;
         }
         self.next += 1;
         self.waiting.insert(self.next, req.reply);
-        Some(Msg::OtpMail {
+        Some(ServerToGate::OtpMail {
             request_id: self.next,
             to: req.to,
             code: req.code,
@@ -102,7 +102,7 @@ mod tests {
         let mut ids = Vec::new();
         for _ in 0..2 {
             match inflight.start(rx.recv().await.unwrap(), "Sys").unwrap() {
-                Msg::OtpMail { request_id, to, valid_s, code, system } => {
+                ServerToGate::OtpMail { request_id, to, valid_s, code, system } => {
                     assert_eq!((valid_s, code.expose(), system.as_str()), (300, "123456", "Sys"));
                     ids.push((request_id, to));
                 }

@@ -10,7 +10,7 @@ use rand::Rng;
 use thin_protocol::auth::PasswordFile;
 use thin_protocol::frame::{read_frame, write_frame};
 use thin_protocol::identity::Identity;
-use thin_protocol::messages::{ErrorCode, Msg};
+use thin_protocol::messages::{ErrorCode, GateToServer, Hello, ServerToGate};
 use thin_protocol::secret::Secret;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -67,19 +67,19 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn refused(m: Msg) -> LinkError {
+fn refused(m: GateToServer) -> LinkError {
     match m {
-        Msg::Error { code, message } => LinkError::Refused { code, message },
+        GateToServer::Error { code, message } => LinkError::Refused { code, message },
         other => LinkError::Lost(format!("unexpected message from the gateway: {other:?}")),
     }
 }
 
 /// Reads the next message that is not a keepalive (answering pings).
-async fn recv(s: &mut LinkStream, t: Duration) -> Result<Msg, LinkError> {
+async fn recv(s: &mut LinkStream, t: Duration) -> Result<GateToServer, LinkError> {
     loop {
-        match tokio::time::timeout(t, read_frame::<Msg, _>(s)).await {
-            Ok(Ok(Msg::Ping)) => send(s, &Msg::Pong).await?,
-            Ok(Ok(Msg::Pong)) => {}
+        match tokio::time::timeout(t, read_frame::<GateToServer, _>(s)).await {
+            Ok(Ok(GateToServer::Ping)) => send(s, &ServerToGate::Pong).await?,
+            Ok(Ok(GateToServer::Pong)) => {}
             Ok(Ok(m)) => return Ok(m),
             Ok(Err(e)) => return Err(LinkError::Lost(e.to_string())),
             Err(_) => return Err(LinkError::Lost("the gateway did not answer in time".into())),
@@ -87,7 +87,7 @@ async fn recv(s: &mut LinkStream, t: Duration) -> Result<Msg, LinkError> {
     }
 }
 
-async fn send(s: &mut LinkStream, m: &Msg) -> Result<(), LinkError> {
+async fn send(s: &mut LinkStream, m: &impl serde::Serialize) -> Result<(), LinkError> {
     write_frame(s, m).await.map_err(|e| LinkError::Lost(e.to_string()))
 }
 
@@ -96,20 +96,20 @@ async fn send(s: &mut LinkStream, m: &Msg) -> Result<(), LinkError> {
 async fn login(link: &Link, id: &Identity) -> Result<(LinkStream, Option<String>, Duration, Duration), LinkError> {
     let mut s = link.open().await?;
     let t = link.timeout;
-    let hello = Msg::ServerHello {
+    let hello = Hello::ServerHello {
         version: thin_protocol::PROTOCOL_VERSION,
         public_key: id.public_key_hex(),
         hostname: hostname(),
     };
     send(&mut s, &hello).await?;
     let nonce = match recv(&mut s, t).await? {
-        Msg::Challenge { nonce } => nonce,
+        GateToServer::Challenge { nonce } => nonce,
         other => return Err(refused(other)),
     };
     let signature = id.sign_challenge(&nonce).map_err(|e| LinkError::Lost(e.to_string()))?;
-    send(&mut s, &Msg::Proof { signature }).await?;
+    send(&mut s, &ServerToGate::Proof { signature }).await?;
     match recv(&mut s, t).await? {
-        Msg::Welcome { pcid, keepalive_ms, timeout_ms, .. } => {
+        GateToServer::Welcome { pcid, keepalive_ms, timeout_ms, .. } => {
             Ok((s, pcid, Duration::from_millis(keepalive_ms.max(100)), Duration::from_millis(timeout_ms.max(1000))))
         }
         other => Err(refused(other)),
@@ -128,9 +128,9 @@ pub async fn register(link: &Link, dir: &ConfigDir, pcid: &str, password: &Secre
     .map_err(|e| LinkError::Lost(e.to_string()))?
     .map_err(|e| LinkError::Lost(e.to_string()))?;
     let (mut s, _, _, _) = login(link, &id).await?;
-    send(&mut s, &Msg::Register { pcid: pcid.to_string() }).await?;
+    send(&mut s, &ServerToGate::Register { pcid: pcid.to_string() }).await?;
     let stored = match recv(&mut s, link.timeout).await? {
-        Msg::Registered { pcid } => pcid,
+        GateToServer::Registered { pcid } => pcid,
         other => return Err(refused(other).into()),
     };
     dir.save_password(&file)?;
@@ -258,15 +258,15 @@ async fn session(
     };
     let otp_on = ctx.dir.settings().map(|st| st.otp_email.is_some()).unwrap_or(false);
     let server_mask = SERVER_MASK | if otp_on { MASK_OTP } else { 0 };
-    send(&mut s, &Msg::Serve { server_mask }).await?;
+    send(&mut s, &ServerToGate::Serve { server_mask }).await?;
     let session_id = match recv(&mut s, ctx.link.timeout).await? {
-        Msg::Serving { session_id } => session_id,
+        GateToServer::Serving { session_id } => session_id,
         other => return Err(refused(other)),
     };
     info!(%pcid, "online at the gateway");
     let _ = state.send(ServerState::Online { pcid: pcid.clone(), session_id });
     let (rd, mut wr) = tokio::io::split(s);
-    let (mut frames, reader) = thin_protocol::frame::spawn_reader::<Msg, _>(rd);
+    let (mut frames, reader) = thin_protocol::frame::spawn_reader::<GateToServer, _>(rd);
     let _stop_reader = AbortOnDrop(reader);
     let mut tick = tokio::time::interval(keepalive);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -283,15 +283,15 @@ async fn session(
             f = frames.recv() => {
                 heard = tokio::time::Instant::now();
                 match f {
-                    Some(Ok(Msg::Incoming { tunnel_id })) => {
+                    Some(Ok(GateToServer::Incoming { tunnel_id })) => {
                         let ctx = ctx.clone();
                         let pcid = pcid.clone();
                         let (ka, to) = (keepalive, timeout);
                         tokio::spawn(async move { crate::server_tunnel::serve(ctx, tunnel_id, pcid, ka, to).await });
                     }
-                    Some(Ok(Msg::OtpMailed { request_id, error })) => mails.finish(request_id, error),
-                    Some(Ok(Msg::Ping)) => write_frame(&mut wr, &Msg::Pong).await.map_err(|e| LinkError::Lost(e.to_string()))?,
-                    Some(Ok(Msg::Pong)) => {}
+                    Some(Ok(GateToServer::OtpMailed { request_id, error })) => mails.finish(request_id, error),
+                    Some(Ok(GateToServer::Ping)) => write_frame(&mut wr, &ServerToGate::Pong).await.map_err(|e| LinkError::Lost(e.to_string()))?,
+                    Some(Ok(GateToServer::Pong)) => {}
                     Some(Ok(other)) => return Err(refused(other)),
                     Some(Err(e)) => return Err(LinkError::Lost(e.to_string())),
                     None => return Err(LinkError::Lost("closed".into())),
@@ -301,7 +301,7 @@ async fn session(
                 if heard.elapsed() >= timeout {
                     return Err(LinkError::Lost(format!("no answer from the gateway for {} s", timeout.as_secs())));
                 }
-                write_frame(&mut wr, &Msg::Ping).await.map_err(|e| LinkError::Lost(e.to_string()))?;
+                write_frame(&mut wr, &ServerToGate::Ping).await.map_err(|e| LinkError::Lost(e.to_string()))?;
             }
             _ = shutdown.cancelled() => return Ok(false),
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thin_protocol::frame::{read_frame, write_frame};
-use thin_protocol::messages::Msg;
+use thin_protocol::messages::{GateToTunnel, Hello};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::compat::TokioAsyncReadCompatExt;
@@ -32,12 +32,11 @@ async fn serve_inner(
     timeout: Duration,
 ) -> Result<(), String> {
     let mut s = ctx.link.open().await.map_err(|e| e.to_string())?;
-    let attach = Msg::Attach { version: thin_protocol::PROTOCOL_VERSION, tunnel_id: tunnel_id.to_string() };
+    let attach = Hello::Attach { version: thin_protocol::PROTOCOL_VERSION, tunnel_id: tunnel_id.to_string() };
     write_frame(&mut s, &attach).await.map_err(|e| e.to_string())?;
-    match tokio::time::timeout(ctx.link.timeout, read_frame::<Msg, _>(&mut s)).await {
-        Ok(Ok(Msg::Paired { .. })) => {}
-        Ok(Ok(Msg::Error { message, .. })) => return Err(format!("gateway refused the tunnel: {message}")),
-        Ok(Ok(other)) => return Err(format!("unexpected {other:?}")),
+    match tokio::time::timeout(ctx.link.timeout, read_frame::<GateToTunnel, _>(&mut s)).await {
+        Ok(Ok(GateToTunnel::Paired { .. })) => {}
+        Ok(Ok(GateToTunnel::Error { message, .. })) => return Err(format!("gateway refused the tunnel: {message}")),
         Ok(Err(e)) => return Err(e.to_string()),
         Err(_) => return Err("the gateway did not pair the tunnel in time".into()),
     }

@@ -135,6 +135,24 @@ pub struct GateConfig {
     pub warnings: Vec<String>,
 }
 
+/// The times sessions and tunnels keep to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// `HandshakeTimeout`: TLS, HTTP and first frames of a new connection.
+    pub handshake: Duration,
+    /// `TunnelKeepAlive`.
+    pub keepalive: Duration,
+    /// `TunnelTimeout`.
+    pub timeout: Duration,
+}
+
+impl Timing {
+    /// `keepalive_ms` and `timeout_ms` as the messages carry them.
+    pub fn millis(&self) -> (u64, u64) {
+        (self.keepalive.as_millis() as u64, self.timeout.as_millis() as u64)
+    }
+}
+
 /// Every key as spelled in messages, its default (empty = unset) and what it does.
 pub const KEYS: [(&str, &str, &str); 31] = [
     ("ListenAddress", "0.0.0.0", "address to listen on: 0.0.0.0 all IPv4, :: all IPv6"),
@@ -171,6 +189,11 @@ pub const KEYS: [(&str, &str, &str); 31] = [
 ];
 
 impl GateConfig {
+    /// The times sessions and tunnels keep to.
+    pub fn timing(&self) -> Timing {
+        Timing { handshake: self.handshake_timeout, keepalive: self.tunnel_keepalive, timeout: self.tunnel_timeout }
+    }
+
     /// Reads and checks the file at `path`.
     pub fn load(path: &Path) -> Result<GateConfig, ConfigError> {
         let text =

@@ -58,9 +58,11 @@ pub fn running_pid(files: &DaemonFiles) -> Option<i32> {
 
 /// Writes the pid file atomically.
 pub fn write_pid(path: &Path) -> std::io::Result<()> {
-    let tmp = path.with_extension("pid.tmp");
-    std::fs::write(&tmp, format!("{}\n", std::process::id()))?;
-    std::fs::rename(&tmp, path)
+    use std::io::Write as _;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    writeln!(tmp, "{}", std::process::id())?;
+    tmp.persist(path).map(drop).map_err(|e| e.error)
 }
 
 /// Starts `thingate run` in the background; returns the `listening on` line.

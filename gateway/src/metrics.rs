@@ -3,8 +3,12 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
-use crate::server::Gateway;
+use crate::registry::MachineRegistry;
+use crate::relay::Traffic;
+use crate::sessions::Sessions;
 
 /// Event counters; gauges are read from the registry when rendering.
 #[derive(Debug, Default)]
@@ -36,26 +40,41 @@ pub fn inc(c: &AtomicU64) {
 
 /// Holds a gauge up while alive.
 pub struct Open {
-    gw: std::sync::Arc<Gateway>,
+    metrics: Arc<Metrics>,
     gauge: fn(&Metrics) -> &AtomicU64,
 }
 
 impl Open {
     /// Increments the gauge that `gauge` picks until the guard drops.
-    pub fn new(gw: &std::sync::Arc<Gateway>, gauge: fn(&Metrics) -> &AtomicU64) -> Self {
-        gauge(&gw.metrics).fetch_add(1, Ordering::Relaxed);
-        Self { gw: gw.clone(), gauge }
+    pub fn new(metrics: &Arc<Metrics>, gauge: fn(&Metrics) -> &AtomicU64) -> Self {
+        gauge(metrics).fetch_add(1, Ordering::Relaxed);
+        Self { metrics: metrics.clone(), gauge }
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        (self.gauge)(&self.gw.metrics).fetch_sub(1, Ordering::Relaxed);
+        (self.gauge)(&self.metrics).fetch_sub(1, Ordering::Relaxed);
     }
 }
 
+/// What the figures (`/metrics`, statistics posts) are read from.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    /// Event counters.
+    pub metrics: Arc<Metrics>,
+    /// Relayed bytes.
+    pub traffic: Arc<Traffic>,
+    /// Office PCs online.
+    pub sessions: Arc<Sessions>,
+    /// Registered machines.
+    pub registry: Arc<dyn MachineRegistry>,
+    /// When the gateway started.
+    pub started: Instant,
+}
+
 /// One line per metric: (name, type, help, value).
-pub fn snapshot(gw: &Gateway) -> Vec<(&'static str, &'static str, &'static str, u64)> {
+pub fn snapshot(gw: &Figures) -> Vec<(&'static str, &'static str, &'static str, u64)> {
     let m = &gw.metrics;
     let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
     vec![
@@ -73,7 +92,7 @@ pub fn snapshot(gw: &Gateway) -> Vec<(&'static str, &'static str, &'static str, 
             "failed or timed-out TLS handshakes and HTTP heads",
             g(&m.handshake_errors),
         ),
-        ("thingate_server_sessions", "gauge", "office PCs online", gw.registry.sessions().len() as u64),
+        ("thingate_server_sessions", "gauge", "office PCs online", gw.sessions.len() as u64),
         (
             "thingate_registered_machines",
             "gauge",
@@ -102,7 +121,7 @@ pub fn snapshot(gw: &Gateway) -> Vec<(&'static str, &'static str, &'static str, 
 }
 
 /// Renders the Prometheus text exposition format.
-pub fn render(gw: &Gateway) -> String {
+pub fn render(gw: &Figures) -> String {
     let mut out = String::new();
     for (name, kind, help, v) in snapshot(gw) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");

@@ -3,6 +3,8 @@
 //! errors up to 4 h) the gateway POSTs JSON counters. Never a PCID, an address
 //! of a user, a credential or payload.
 
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,21 +13,57 @@ use rand::Rng;
 use rustls_pki_types::ServerName;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
+use url::{Host, Position, Url};
 
-use crate::server::Gateway;
+use crate::metrics::Figures;
+
+/// Why one post failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    /// `StatPostUrl` does not parse.
+    #[error("invalid URL: {0}")]
+    Url(#[from] url::ParseError),
+    /// Another scheme than http or https, or no host.
+    #[error("not an http(s) URL")]
+    NotHttp,
+    /// Connecting, TLS, writing or reading failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The TLS client cannot be set up.
+    #[error("{0}")]
+    Tls(#[from] rustls::Error),
+    /// The host is no valid TLS server name.
+    #[error("{0}")]
+    Name(#[from] rustls_pki_types::InvalidDnsNameError),
+    /// The server answered other than 2xx.
+    #[error("answer {0:?}")]
+    Status(String),
+}
+
+/// Where the statistics go and how often.
+#[derive(Debug, Clone)]
+pub struct StatPost {
+    /// `StatPostUrl`.
+    pub url: String,
+    /// `StatPostInterval`.
+    pub interval: Duration,
+    /// `ServerCert`: its hash is the gateway's anonymous id.
+    pub cert: PathBuf,
+}
 
 /// The JSON body posted.
-pub fn body(gw: &Gateway) -> serde_json::Value {
+pub fn body(gw: &Figures, cert: &Path) -> serde_json::Value {
     // A stable, anonymous id: hash of the gateway certificate.
-    let id = std::fs::read(&gw.cfg.server_cert).map(|c| hex::encode(&Sha256::digest(c)[..8])).unwrap_or_default();
+    let id = std::fs::read(cert).map(|c| hex::encode(&Sha256::digest(c)[..8])).unwrap_or_default();
     let m = &gw.metrics;
     serde_json::json!({
         "gateway_id": id,
         "version": env!("CARGO_PKG_VERSION"),
         "os": std::env::consts::OS,
         "uptime_seconds": gw.started.elapsed().as_secs(),
-        "server_sessions": gw.registry.sessions().len(),
+        "server_sessions": gw.sessions.len(),
         "registered_machines": gw.registry.registered_count(),
         "client_sessions": m.tunnels_open.load(Ordering::Relaxed),
         "client_sessions_total": m.tunnels.load(Ordering::Relaxed),
@@ -34,17 +72,17 @@ pub fn body(gw: &Gateway) -> serde_json::Value {
     })
 }
 
-/// Posts until the gateway shuts down.
-pub async fn run(gw: Arc<Gateway>, url: String) {
-    let base = gw.cfg.stat_post_interval;
+/// Posts until `shutdown` fires.
+pub async fn run(figures: Figures, post_to: StatPost, shutdown: CancellationToken) {
+    let StatPost { url, interval: base, cert } = post_to;
     let mut wait = base;
     loop {
         let jittered = wait.mul_f64(rand::thread_rng().gen_range(0.8..1.2));
         tokio::select! {
             _ = tokio::time::sleep(jittered) => {}
-            _ = gw.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
         }
-        let payload = body(&gw).to_string();
+        let payload = body(&figures, &cert).to_string();
         match tokio::time::timeout(Duration::from_secs(30), post(&url, &payload)).await {
             Ok(Ok(())) => {
                 debug!("statistics posted");
@@ -52,34 +90,35 @@ pub async fn run(gw: Arc<Gateway>, url: String) {
             }
             Ok(Err(e)) => {
                 wait = (wait * 2).min(Duration::from_secs(4 * 3600)).max(base);
-                warn!("statistics post to {url} failed: {e}; next try in about {} s", wait.as_secs());
+                warn!(%url, error = %e, next_s = wait.as_secs(), "statistics post failed");
             }
             Err(_) => {
                 wait = (wait * 2).min(Duration::from_secs(4 * 3600)).max(base);
-                warn!("statistics post to {url} timed out");
+                warn!(%url, "statistics post timed out");
             }
         }
     }
 }
 
 /// POSTs `json` to an http:// or https:// URL; Ok on a 2xx answer.
-pub async fn post(url: &str, json: &str) -> Result<(), String> {
-    let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
-        (Some(r), _) => (true, r),
-        (_, Some(r)) => (false, r),
-        _ => return Err("not an http(s) URL".into()),
+pub async fn post(url: &str, json: &str) -> Result<(), PostError> {
+    let url = Url::parse(url)?;
+    let tls = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        _ => return Err(PostError::NotHttp),
     };
-    let (hostport, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
-            (h.trim_matches(['[', ']']).to_string(), p.parse::<u16>().map_err(|e| e.to_string())?)
-        }
-        _ => (hostport.to_string(), if tls { 443 } else { 80 }),
+    let host = url.host().ok_or(PostError::NotHttp)?.to_owned();
+    let port = url.port_or_known_default().ok_or(PostError::NotHttp)?;
+    let tcp = match &host {
+        Host::Domain(d) => tokio::net::TcpStream::connect((d.as_str(), port)).await?,
+        Host::Ipv4(a) => tokio::net::TcpStream::connect((IpAddr::V4(*a), port)).await?,
+        Host::Ipv6(a) => tokio::net::TcpStream::connect((IpAddr::V6(*a), port)).await?,
     };
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| e.to_string())?;
     let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: thingate/{}\r\n\r\n{json}",
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: thingate/{}\r\n\r\n{json}",
+        &url[Position::BeforePath..Position::AfterQuery],
+        &url[Position::BeforeHost..Position::AfterPort],
         json.len(),
         env!("CARGO_PKG_VERSION")
     );
@@ -87,25 +126,52 @@ pub async fn post(url: &str, json: &str) -> Result<(), String> {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let name = ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
-        let s = tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await.map_err(|e| e.to_string())?;
+        let name = match host {
+            Host::Domain(d) => ServerName::try_from(d)?,
+            Host::Ipv4(a) => ServerName::from(IpAddr::V4(a)),
+            Host::Ipv6(a) => ServerName::from(IpAddr::V6(a)),
+        };
+        let s = tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await?;
         exchange(s, &req).await
     } else {
         exchange(tcp, &req).await
     }
 }
 
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, req: &str) -> Result<(), String> {
-    s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, req: &str) -> Result<(), PostError> {
+    s.write_all(req.as_bytes()).await?;
     let mut head = vec![0u8; 1024];
-    let n = s.read(&mut head).await.map_err(|e| e.to_string())?;
+    let n = s.read(&mut head).await?;
     let line = String::from_utf8_lossy(&head[..n]).lines().next().unwrap_or_default().to_string();
     match line.split_whitespace().nth(1).and_then(|c| c.parse::<u16>().ok()) {
         Some(c) if (200..300).contains(&c) => Ok(()),
-        _ => Err(format!("answer {line:?}")),
+        _ => Err(PostError::Status(line)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn posts_to_http_and_refuses_other_schemes() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = vec![0u8; 4096];
+            let n = s.read(&mut got).await.unwrap();
+            s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await.unwrap();
+            String::from_utf8_lossy(&got[..n]).into_owned()
+        });
+        post(&format!("http://127.0.0.1:{port}/stat?x=1"), "{}").await.unwrap();
+        let req = server.await.unwrap();
+        assert!(req.starts_with("POST /stat?x=1 HTTP/1.1\r\n"), "{req}");
+        assert!(req.contains(&format!("\r\nHost: 127.0.0.1:{port}\r\n")), "{req}");
+        assert!(matches!(post("ftp://x/", "{}").await, Err(PostError::NotHttp)));
+        assert!(matches!(post("no url", "{}").await, Err(PostError::Url(_))));
     }
 }

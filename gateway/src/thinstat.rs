@@ -6,10 +6,9 @@ use std::sync::atomic::Ordering;
 
 use thin_protocol::http::Request;
 
-use crate::server::Gateway;
-
-/// Offset between Unix time and the original's date epoch (1970-01-01 09:00 GMT).
-pub const ORIGINAL_EPOCH_OFFSET_MS: i64 = 32_400_000;
+use crate::machine_db::ORIGINAL_EPOCH_OFFSET_MS;
+use crate::metrics::Figures;
+use crate::sessions::Sessions;
 
 /// One session as listed by `/thinstat/`.
 #[derive(Debug, serde::Serialize)]
@@ -32,9 +31,9 @@ pub struct SessionRow {
 }
 
 /// The session list.
-pub fn rows(gw: &Gateway) -> Vec<SessionRow> {
-    gw.registry
-        .sessions()
+pub fn rows(sessions: &Sessions) -> Vec<SessionRow> {
+    sessions
+        .list()
         .iter()
         .map(|s| SessionRow {
             established_date_time: s.established_ms - ORIGINAL_EPOCH_OFFSET_MS,
@@ -70,7 +69,7 @@ fn forbidden(path: &str) -> (u16, &'static str, &'static str, String) {
 }
 
 /// Answers a plain HTTP request: (status, reason, content type, body).
-pub fn page(gw: &Gateway, req: &Request, peer: SocketAddr) -> (u16, &'static str, &'static str, String) {
+pub fn page(gw: &Figures, req: &Request, peer: SocketAddr) -> (u16, &'static str, &'static str, String) {
     let text = "text/plain; charset=utf-8";
     if req.method != "GET" && req.method != "HEAD" {
         return (405, "Method Not Allowed", text, "method not allowed\r\n".into());
@@ -80,7 +79,7 @@ pub fn page(gw: &Gateway, req: &Request, peer: SocketAddr) -> (u16, &'static str
             let line = format!(
                 "PACK ThinGate {} standalone; sessions={}; this URL answers the alive check\r\n",
                 env!("CARGO_PKG_VERSION"),
-                gw.registry.sessions().len()
+                gw.sessions.len()
             );
             (200, "OK", text, line)
         }
@@ -88,7 +87,7 @@ pub fn page(gw: &Gateway, req: &Request, peer: SocketAddr) -> (u16, &'static str
             if !peer.ip().is_loopback() {
                 return forbidden(req.path());
             }
-            let rows = rows(gw);
+            let rows = rows(&gw.sessions);
             if req.query().is_some_and(|q| q.split('&').any(|kv| kv == "format=json")) {
                 let body = serde_json::json!({ "NumSession": rows.len(), "Sessions": rows });
                 (200, "OK", "application/json", format!("{body}\n"))

@@ -26,14 +26,60 @@ pub enum EntryPointError {
     #[error("{0}: no gateway URL: add a line such as https://gateway.example.org/thingate/")]
     NoUrl(String),
     /// A URL line that does not parse.
-    #[error("{file}:{line}: {msg}")]
+    #[error("{file}:{line}: {source}")]
     BadUrl {
         /// File name.
         file: String,
         /// 1-based line.
         line: usize,
         /// What is wrong and the fix.
-        msg: String,
+        source: GatewayUrlError,
+    },
+    /// A plain `http://` gateway URL.
+    #[error("{file}:{line}: {text:?}: the gateway URL must use https://")]
+    PlainHttp {
+        /// File name.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// The line.
+        text: String,
+    },
+}
+
+/// Why a gateway URL was refused; each message quotes the URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayUrlError {
+    /// Another scheme than `https://`.
+    #[error("gateway URL {0:?} must start with https://")]
+    NotHttps(String),
+    /// `user@host`.
+    #[error("gateway URL {0:?} must not contain user information")]
+    UserInfo(String),
+    /// `[::1` without `]`.
+    #[error("gateway URL {0:?}: unclosed '['")]
+    UnclosedBracket(String),
+    /// Text after `]` that is not `:PORT`.
+    #[error("gateway URL {0:?}: junk after ']'")]
+    JunkAfterBracket(String),
+    /// An empty host.
+    #[error("gateway URL {0:?} has no host")]
+    NoHost(String),
+    /// A host that is neither a DNS name nor an IP address.
+    #[error("gateway URL {url:?}: host {host:?} is neither a DNS name nor an IP address")]
+    BadHost {
+        /// The URL.
+        url: String,
+        /// The host part.
+        host: String,
+    },
+    /// A port outside 1-65535.
+    #[error("gateway URL {url:?}: port {port:?} is not a number from 1 to 65535")]
+    BadPort {
+        /// The URL.
+        url: String,
+        /// The port part.
+        port: String,
     },
 }
 
@@ -50,21 +96,21 @@ pub struct GatewayUrl {
 
 impl GatewayUrl {
     /// Parses `https://host[:port][/path]`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let rest = s.strip_prefix("https://").ok_or_else(|| format!("gateway URL {s:?} must start with https://"))?;
+    pub fn parse(s: &str) -> Result<Self, GatewayUrlError> {
+        let rest = s.strip_prefix("https://").ok_or_else(|| GatewayUrlError::NotHttps(s.into()))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/thingate/"),
         };
         if authority.contains('@') {
-            return Err(format!("gateway URL {s:?} must not contain user information"));
+            return Err(GatewayUrlError::UserInfo(s.into()));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or_else(|| format!("gateway URL {s:?}: unclosed '['"))?;
+            let (h, after) = v6.split_once(']').ok_or_else(|| GatewayUrlError::UnclosedBracket(s.into()))?;
             let port = match after.strip_prefix(':') {
                 Some(p) => Some(p),
                 None if after.is_empty() => None,
-                None => return Err(format!("gateway URL {s:?}: junk after ']'")),
+                None => return Err(GatewayUrlError::JunkAfterBracket(s.into())),
             };
             (h.to_string(), port)
         } else {
@@ -74,12 +120,12 @@ impl GatewayUrl {
             }
         };
         if host.is_empty() {
-            return Err(format!("gateway URL {s:?} has no host"));
+            return Err(GatewayUrlError::NoHost(s.into()));
         }
         if host.parse::<std::net::IpAddr>().is_err()
             && !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         {
-            return Err(format!("gateway URL {s:?}: host {host:?} is neither a DNS name nor an IP address"));
+            return Err(GatewayUrlError::BadHost { url: s.into(), host });
         }
         let port = match port {
             None => 443,
@@ -87,7 +133,7 @@ impl GatewayUrl {
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p != 0)
-                .ok_or_else(|| format!("gateway URL {s:?}: port {p:?} is not a number from 1 to 65535"))?,
+                .ok_or_else(|| GatewayUrlError::BadPort { url: s.into(), port: p.into() })?,
         };
         Ok(Self { host, port, path: path.to_string() })
     }
@@ -159,17 +205,13 @@ impl EntryPoint {
             if let Some(sys) = line.strip_prefix("SYSTEM:") {
                 system_name.get_or_insert_with(|| sys.trim().to_string());
             } else if line.to_ascii_lowercase().starts_with("https://") && url.is_none() {
-                url = Some(GatewayUrl::parse(line).map_err(|msg| EntryPointError::BadUrl {
+                url = Some(GatewayUrl::parse(line).map_err(|source| EntryPointError::BadUrl {
                     file: name.into(),
                     line: i + 1,
-                    msg,
+                    source,
                 })?);
             } else if line.starts_with("http://") {
-                return Err(EntryPointError::BadUrl {
-                    file: name.into(),
-                    line: i + 1,
-                    msg: format!("{line:?}: the gateway URL must use https://"),
-                });
+                return Err(EntryPointError::PlainHttp { file: name.into(), line: i + 1, text: line.into() });
             }
         }
         let url = url.ok_or_else(|| EntryPointError::NoUrl(name.into()))?;

@@ -144,42 +144,42 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::Msg;
+    use crate::messages::{GateToServer, ServerToGate};
 
     #[tokio::test]
     async fn frame_reader_survives_cancellation_and_does_not_over_read() {
         let (mut a, mut b) = tokio::io::duplex(1024);
         let mut fr = FrameReader::new();
         // Half a frame, then a read that is cancelled by a timeout.
-        let body = serde_json::to_vec(&Msg::Pong).unwrap();
+        let body = serde_json::to_vec(&ServerToGate::Pong).unwrap();
         let mut bytes = (body.len() as u32).to_be_bytes().to_vec();
         bytes.extend_from_slice(&body);
         a.write_all(&bytes[..3]).await.unwrap();
-        let t = tokio::time::timeout(std::time::Duration::from_millis(20), fr.read::<Msg, _>(&mut b)).await;
+        let t = tokio::time::timeout(std::time::Duration::from_millis(20), fr.read::<GateToServer, _>(&mut b)).await;
         assert!(t.is_err(), "no whole frame yet");
         a.write_all(&bytes[3..]).await.unwrap();
         a.write_all(b"tail").await.unwrap();
-        assert!(matches!(fr.read::<Msg, _>(&mut b).await.unwrap(), Msg::Pong));
+        assert!(matches!(fr.read::<GateToServer, _>(&mut b).await.unwrap(), GateToServer::Pong));
         let mut tail = [0u8; 4];
         b.read_exact(&mut tail).await.unwrap();
         assert_eq!(&tail, b"tail");
         a.write_all(&[0, 0]).await.unwrap();
         drop(a);
-        assert!(matches!(fr.read::<Msg, _>(&mut b).await, Err(FrameError::Io(_))), "EOF inside a frame");
+        assert!(matches!(fr.read::<GateToServer, _>(&mut b).await, Err(FrameError::Io(_))), "EOF inside a frame");
         let (mut a, mut b) = tokio::io::duplex(64);
         a.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
-        assert!(matches!(FrameReader::new().read::<Msg, _>(&mut b).await, Err(FrameError::TooLarge(_))));
+        assert!(matches!(FrameReader::new().read::<GateToServer, _>(&mut b).await, Err(FrameError::TooLarge(_))));
         drop(a);
-        assert!(matches!(FrameReader::new().read::<Msg, _>(&mut b).await, Err(FrameError::Closed)));
+        assert!(matches!(FrameReader::new().read::<GateToServer, _>(&mut b).await, Err(FrameError::Closed)));
     }
 
     #[tokio::test]
     async fn round_trip_and_no_over_read() {
         let (mut a, mut b) = tokio::io::duplex(1024);
-        write_frame(&mut a, &Msg::Ping).await.unwrap();
+        write_frame(&mut a, &ServerToGate::Ping).await.unwrap();
         a.write_all(b"raw tail").await.unwrap();
-        let m: Msg = read_frame(&mut b).await.unwrap();
-        assert!(matches!(m, Msg::Ping));
+        let m: GateToServer = read_frame(&mut b).await.unwrap();
+        assert!(matches!(m, GateToServer::Ping));
         let mut tail = [0u8; 8];
         b.read_exact(&mut tail).await.unwrap();
         assert_eq!(&tail, b"raw tail");
@@ -189,12 +189,12 @@ mod tests {
     async fn oversized_and_garbage_frames_are_errors() {
         let (mut a, mut b) = tokio::io::duplex(1024);
         a.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
-        assert!(matches!(read_frame::<Msg, _>(&mut b).await, Err(FrameError::TooLarge(_))));
+        assert!(matches!(read_frame::<GateToServer, _>(&mut b).await, Err(FrameError::TooLarge(_))));
         let (mut a, mut b) = tokio::io::duplex(1024);
         a.write_all(&5u32.to_be_bytes()).await.unwrap();
         a.write_all(b"\xff\x00zz{").await.unwrap();
-        assert!(matches!(read_frame::<Msg, _>(&mut b).await, Err(FrameError::Malformed(_))));
+        assert!(matches!(read_frame::<GateToServer, _>(&mut b).await, Err(FrameError::Malformed(_))));
         drop(a);
-        assert!(matches!(read_frame::<Msg, _>(&mut b).await, Err(FrameError::Closed)));
+        assert!(matches!(read_frame::<GateToServer, _>(&mut b).await, Err(FrameError::Closed)));
     }
 }

@@ -1,7 +1,7 @@
 //! What the gateway (`thingate`) and the apps (`thinsvr`, `thinclient`) agree on.
 //!
 //! * [`frame`]: length-prefixed JSON frames with a hard size bound;
-//! * [`messages`]: the versioned messages carried in those frames;
+//! * [`messages`]: the versioned messages carried in those frames, one enum per direction;
 //! * [`http`]: the HTTP/1.1 request that opens every connection (one port, HTTPS-shaped);
 //! * [`tls`]: rustls configurations, with the apps pinned to their entry point's CA;
 //! * [`entry_point`]: the `EntryPoint.dat` format (CA, gateway URL, system name);

@@ -1,6 +1,11 @@
-//! Messages exchanged in frames. [`Msg`] is spoken with the gateway; [`E2e`] is
-//! spoken end to end between client and server through a relayed pipe, where the
-//! gateway only copies bytes.
+//! Messages exchanged in frames, one enum per direction. With the gateway:
+//! [`Hello`] opens every upgraded connection; an office PC's control session
+//! then speaks [`ServerToGate`] and hears [`GateToServer`]; both ends of a
+//! tunnel hear [`GateToTunnel`]. [`E2e`] is spoken end to end between client
+//! and server through a relayed pipe, where the gateway only copies bytes.
+//!
+//! Every enum is tagged the same way (`"t"`, snake case), so a frame's bytes
+//! depend only on its variant, not on the enum that carries it.
 
 use serde::{Deserialize, Serialize};
 
@@ -48,11 +53,13 @@ pub enum ErrorCode {
     Internal,
 }
 
-/// Frames exchanged with the gateway after the HTTP upgrade.
+/// The first frame of every upgraded connection, peer -> gateway: it says
+/// which of the three kinds of connection this is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
-pub enum Msg {
-    /// Server control connection, first frame.
+pub enum Hello {
+    /// An office PC opens its control connection; answered with
+    /// [`GateToServer::Challenge`], then [`ServerToGate`] frames follow.
     ServerHello {
         /// Protocol version of the sender.
         version: u16,
@@ -61,75 +68,48 @@ pub enum Msg {
         /// Host name of the office PC, for the admin's lists.
         hostname: String,
     },
-    /// Gateway -> server: prove possession of the key by signing this.
-    Challenge {
-        /// Random nonce (hex).
-        nonce: String,
-    },
-    /// Server -> gateway: signature over the challenge (hex).
-    Proof {
-        /// Ed25519 signature of [`crate::identity::challenge_message`].
-        signature: String,
-    },
-    /// Gateway -> server: who you are and how often to ping.
-    Welcome {
-        /// MSID derived from the public key.
-        msid: String,
-        /// Computer ID bound to this MSID, if any.
-        pcid: Option<String>,
-        /// Keepalive interval in milliseconds.
-        keepalive_ms: u64,
-        /// Silence after which the peer is considered dead, in milliseconds.
-        timeout_ms: u64,
-    },
-    /// Server -> gateway: claim (or rename to) this computer ID.
-    Register {
-        /// Requested computer ID.
-        pcid: String,
-    },
-    /// Gateway -> server: registration stored.
-    Registered {
-        /// The computer ID as stored (lower case).
-        pcid: String,
-    },
-    /// Server -> gateway: start serving tunnels for the registered PCID.
-    Serve {
-        /// ServerMask64 bits of the original (service mode, OTP, ...).
-        server_mask: u64,
-    },
-    /// Gateway -> server: session established.
-    Serving {
-        /// Random session id, as shown in `/thinstat/`.
-        session_id: String,
-    },
-    /// Gateway -> server: a client wants a tunnel; open a data connection with `Attach`.
-    Incoming {
-        /// One-time tunnel id (hex, 128 bits).
-        tunnel_id: String,
-    },
-    /// Server data connection, first frame: attach to a waiting client.
-    Attach {
-        /// Protocol version of the sender.
-        version: u16,
-        /// The tunnel id received in `Incoming`.
-        tunnel_id: String,
-    },
-    /// Client connection, first frame: connect me to this computer.
+    /// A client asks for a tunnel to this computer; answered with [`GateToTunnel`].
     ClientConnect {
         /// Protocol version of the sender.
         version: u16,
         /// Computer ID to reach.
         pcid: String,
     },
-    /// Gateway -> client and -> server data connection: paired; raw bytes follow.
-    Paired {
-        /// Keepalive interval for the end-to-end session, in milliseconds.
-        keepalive_ms: u64,
-        /// Silence after which the peer is considered dead, in milliseconds.
-        timeout_ms: u64,
+    /// An office PC's data connection attaches to a waiting client (after
+    /// [`GateToServer::Incoming`]); answered with [`GateToTunnel`].
+    Attach {
+        /// Protocol version of the sender.
+        version: u16,
+        /// The tunnel id received in `Incoming`.
+        tunnel_id: String,
     },
-    /// Server -> gateway, on a serving control session: mail this one-time
-    /// password. Answered with `OtpMailed` carrying the same `request_id`.
+    /// Any other tag: decoded so that the gateway can refuse it with
+    /// [`ErrorCode::Protocol`]; never sent.
+    #[serde(other, skip_serializing)]
+    Unexpected,
+}
+
+/// Office PC -> gateway on a control connection, after [`Hello::ServerHello`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ServerToGate {
+    /// Signature over the challenge (hex).
+    Proof {
+        /// Ed25519 signature of [`crate::identity::challenge_message`].
+        signature: String,
+    },
+    /// Claim (or rename to) this computer ID.
+    Register {
+        /// Requested computer ID.
+        pcid: String,
+    },
+    /// Start serving tunnels for the registered PCID.
+    Serve {
+        /// ServerMask64 bits of the original (service mode, OTP, ...).
+        server_mask: u64,
+    },
+    /// On a serving control session: mail this one-time password. Answered
+    /// with [`GateToServer::OtpMailed`] carrying the same `request_id`.
     OtpMail {
         /// Chosen by the server to match the answer.
         request_id: u64,
@@ -142,7 +122,52 @@ pub enum Msg {
         /// How long the code is valid, in seconds, for the mail's text.
         valid_s: u64,
     },
-    /// Gateway -> server: outcome of `OtpMail`.
+    /// Liveness probe; answered with `Pong`.
+    Ping,
+    /// Answer to `Ping`.
+    Pong,
+    /// Any other tag: decoded so that the gateway can refuse it with
+    /// [`ErrorCode::Protocol`]; never sent.
+    #[serde(other, skip_serializing)]
+    Unexpected,
+}
+
+/// Gateway -> office PC on a control connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum GateToServer {
+    /// Prove possession of the key by signing this.
+    Challenge {
+        /// Random nonce (hex).
+        nonce: String,
+    },
+    /// Who you are and how often to ping.
+    Welcome {
+        /// MSID derived from the public key.
+        msid: String,
+        /// Computer ID bound to this MSID, if any.
+        pcid: Option<String>,
+        /// Keepalive interval in milliseconds.
+        keepalive_ms: u64,
+        /// Silence after which the peer is considered dead, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// Registration stored.
+    Registered {
+        /// The computer ID as stored (lower case).
+        pcid: String,
+    },
+    /// Session established.
+    Serving {
+        /// Random session id, as shown in `/thinstat/`.
+        session_id: String,
+    },
+    /// A client wants a tunnel; open a data connection with [`Hello::Attach`].
+    Incoming {
+        /// One-time tunnel id (hex, 128 bits).
+        tunnel_id: String,
+    },
+    /// Outcome of [`ServerToGate::OtpMail`].
     OtpMailed {
         /// The `request_id` of the `OtpMail`.
         request_id: u64,
@@ -153,6 +178,28 @@ pub enum Msg {
     Ping,
     /// Answer to `Ping`.
     Pong,
+    /// Refusal; the connection closes after it.
+    Error {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// Human-readable explanation.
+        message: String,
+    },
+}
+
+/// Gateway -> either end of a tunnel: the client's connection
+/// ([`Hello::ClientConnect`]) and the office PC's data connection
+/// ([`Hello::Attach`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum GateToTunnel {
+    /// Paired; raw bytes follow.
+    Paired {
+        /// Keepalive interval for the end-to-end session, in milliseconds.
+        keepalive_ms: u64,
+        /// Silence after which the peer is considered dead, in milliseconds.
+        timeout_ms: u64,
+    },
     /// Refusal; the connection closes after it.
     Error {
         /// Machine-readable reason.
@@ -241,7 +288,7 @@ mod tests {
 
     #[test]
     fn otp_codes_are_plain_on_the_wire_and_masked_in_debug() {
-        let m = Msg::OtpMail {
+        let m = ServerToGate::OtpMail {
             request_id: 7,
             to: "a@example.org".into(),
             code: Secret::new("123456"),
@@ -267,5 +314,124 @@ mod tests {
         assert_eq!(validity_text(60), "1 minute");
         assert_eq!(validity_text(90), "90 seconds");
         assert_eq!(validity_text(1), "1 second");
+    }
+
+    /// Every frame spoken with the gateway, encoded by the per-direction enums,
+    /// byte for byte as the single `Msg` enum of protocol version 1 wrote it.
+    #[test]
+    fn per_direction_enums_keep_the_wire_bytes() {
+        fn wire<T: Serialize>(m: &T) -> String {
+            serde_json::to_string(m).unwrap()
+        }
+        let hello = [
+            (
+                Hello::ServerHello { version: 1, public_key: "ab12".into(), hostname: "desk".into() },
+                r#"{"t":"server_hello","version":1,"public_key":"ab12","hostname":"desk"}"#,
+            ),
+            (
+                Hello::ClientConnect { version: 1, pcid: "desk-01".into() },
+                r#"{"t":"client_connect","version":1,"pcid":"desk-01"}"#,
+            ),
+            (
+                Hello::Attach { version: 1, tunnel_id: "abcd".into() },
+                r#"{"t":"attach","version":1,"tunnel_id":"abcd"}"#,
+            ),
+        ];
+        let to_gate = [
+            (ServerToGate::Proof { signature: "5151".into() }, r#"{"t":"proof","signature":"5151"}"#),
+            (ServerToGate::Register { pcid: "desk-01".into() }, r#"{"t":"register","pcid":"desk-01"}"#),
+            (ServerToGate::Serve { server_mask: 18 }, r#"{"t":"serve","server_mask":18}"#),
+            (
+                ServerToGate::OtpMail {
+                    request_id: 7,
+                    to: "a@example.org".into(),
+                    code: Secret::new("123456"),
+                    system: "Acme".into(),
+                    valid_s: 300,
+                },
+                r#"{"t":"otp_mail","request_id":7,"to":"a@example.org","code":"123456","system":"Acme","valid_s":300}"#,
+            ),
+            (ServerToGate::Ping, r#"{"t":"ping"}"#),
+            (ServerToGate::Pong, r#"{"t":"pong"}"#),
+        ];
+        let to_server = [
+            (GateToServer::Challenge { nonce: "00ff".into() }, r#"{"t":"challenge","nonce":"00ff"}"#),
+            (
+                GateToServer::Welcome {
+                    msid: "MSID-DESK-AA".into(),
+                    pcid: Some("desk-01".into()),
+                    keepalive_ms: 10000,
+                    timeout_ms: 30000,
+                },
+                r#"{"t":"welcome","msid":"MSID-DESK-AA","pcid":"desk-01","keepalive_ms":10000,"timeout_ms":30000}"#,
+            ),
+            (
+                GateToServer::Welcome {
+                    msid: "MSID-DESK-AA".into(),
+                    pcid: None,
+                    keepalive_ms: 10000,
+                    timeout_ms: 30000,
+                },
+                r#"{"t":"welcome","msid":"MSID-DESK-AA","pcid":null,"keepalive_ms":10000,"timeout_ms":30000}"#,
+            ),
+            (GateToServer::Registered { pcid: "desk-01".into() }, r#"{"t":"registered","pcid":"desk-01"}"#),
+            (GateToServer::Serving { session_id: "0A1B".into() }, r#"{"t":"serving","session_id":"0A1B"}"#),
+            (GateToServer::Incoming { tunnel_id: "abcd".into() }, r#"{"t":"incoming","tunnel_id":"abcd"}"#),
+            (
+                GateToServer::OtpMailed { request_id: 7, error: None },
+                r#"{"t":"otp_mailed","request_id":7,"error":null}"#,
+            ),
+            (
+                GateToServer::OtpMailed { request_id: 8, error: Some("no smtp".into()) },
+                r#"{"t":"otp_mailed","request_id":8,"error":"no smtp"}"#,
+            ),
+            (GateToServer::Ping, r#"{"t":"ping"}"#),
+            (GateToServer::Pong, r#"{"t":"pong"}"#),
+            (
+                GateToServer::Error { code: ErrorCode::PcidTaken, message: "taken".into() },
+                r#"{"t":"error","code":"pcid_taken","message":"taken"}"#,
+            ),
+        ];
+        let to_tunnel = [
+            (
+                GateToTunnel::Paired { keepalive_ms: 500, timeout_ms: 5000 },
+                r#"{"t":"paired","keepalive_ms":500,"timeout_ms":5000}"#,
+            ),
+            (
+                GateToTunnel::Error { code: ErrorCode::PcidTaken, message: "taken".into() },
+                r#"{"t":"error","code":"pcid_taken","message":"taken"}"#,
+            ),
+        ];
+        for (m, json) in &hello {
+            assert_eq!(wire(m), *json);
+            assert_eq!(wire(&serde_json::from_str::<Hello>(json).unwrap()), *json);
+        }
+        for (m, json) in &to_gate {
+            assert_eq!(wire(m), *json);
+            assert_eq!(wire(&serde_json::from_str::<ServerToGate>(json).unwrap()), *json);
+        }
+        for (m, json) in &to_server {
+            assert_eq!(wire(m), *json);
+            assert_eq!(wire(&serde_json::from_str::<GateToServer>(json).unwrap()), *json);
+        }
+        for (m, json) in &to_tunnel {
+            assert_eq!(wire(m), *json);
+            assert_eq!(wire(&serde_json::from_str::<GateToTunnel>(json).unwrap()), *json);
+        }
+        // A missing optional field still reads as `None`, as before.
+        let w = r#"{"t":"welcome","msid":"M","keepalive_ms":1,"timeout_ms":2}"#;
+        assert!(matches!(serde_json::from_str(w).unwrap(), GateToServer::Welcome { pcid: None, .. }));
+    }
+
+    #[test]
+    fn frames_of_another_direction_decode_as_unexpected_and_are_never_sent() {
+        for json in [r#"{"t":"pong"}"#, r#"{"t":"serve","server_mask":1}"#, r#"{"t":"no_such_tag"}"#] {
+            assert!(matches!(serde_json::from_str(json).unwrap(), Hello::Unexpected), "{json}");
+        }
+        for json in [r#"{"t":"server_hello","version":1,"public_key":"k","hostname":"h"}"#, r#"{"t":"attach"}"#] {
+            assert!(matches!(serde_json::from_str(json).unwrap(), ServerToGate::Unexpected), "{json}");
+        }
+        assert!(serde_json::to_string(&Hello::Unexpected).is_err());
+        assert!(serde_json::to_string(&ServerToGate::Unexpected).is_err());
     }
 }

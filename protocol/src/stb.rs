@@ -31,7 +31,18 @@ pub fn is_valid_key(key: &str) -> bool {
     !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-fn unescape(raw: &str) -> Result<String, String> {
+/// A backslash escape the format does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum EscapeError {
+    /// `\x` for another `x` than `r n t \\`.
+    #[error("unknown escape \\{0}: use \\r, \\n, \\t or \\\\ (write \\\\ for a backslash)")]
+    Unknown(char),
+    /// A value that ends with one backslash.
+    #[error("a lone backslash ends the value: write \\\\ for a backslash")]
+    Lone,
+}
+
+fn unescape(raw: &str) -> Result<String, EscapeError> {
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars();
     while let Some(c) = chars.next() {
@@ -44,10 +55,8 @@ fn unescape(raw: &str) -> Result<String, String> {
             Some('n') => out.push('\n'),
             Some('t') => out.push('\t'),
             Some('\\') => out.push('\\'),
-            Some(o) => {
-                return Err(format!("unknown escape \\{o}: use \\r, \\n, \\t or \\\\ (write \\\\ for a backslash)"))
-            }
-            None => return Err("a lone backslash ends the value: write \\\\ for a backslash".into()),
+            Some(o) => return Err(EscapeError::Unknown(o)),
+            None => return Err(EscapeError::Lone),
         }
     }
     Ok(out)

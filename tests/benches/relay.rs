@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use thin_e2e::procs::{bin, Proc};
 use thin_e2e::GateDir;
 use thin_protocol::frame::{read_frame, write_frame};
-use thin_protocol::messages::Msg;
+use thin_protocol::messages::{GateToServer, Hello, ServerToGate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A sink: reads to EOF, answers the byte count (8 bytes BE), closes.
@@ -180,15 +180,15 @@ async fn idle_sessions(n: usize) {
         let mut s = thin_e2e::https::tls_connect(addr, &ca).await;
         thin_protocol::http::write_upgrade_request(&mut s, "gw").await.unwrap();
         thin_protocol::http::read_response(&mut s).await.unwrap();
-        let hello = Msg::ServerHello { version: 1, public_key: id.public_key_hex(), hostname: format!("h{i}") };
+        let hello = Hello::ServerHello { version: 1, public_key: id.public_key_hex(), hostname: format!("h{i}") };
         write_frame(&mut s, &hello).await.unwrap();
-        let Msg::Challenge { nonce } = read_frame(&mut s).await.unwrap() else { panic!() };
-        write_frame(&mut s, &Msg::Proof { signature: id.sign_challenge(&nonce).unwrap() }).await.unwrap();
-        let _welcome: Msg = read_frame(&mut s).await.unwrap();
-        write_frame(&mut s, &Msg::Register { pcid: format!("idle-{i}") }).await.unwrap();
-        assert!(matches!(read_frame::<Msg, _>(&mut s).await.unwrap(), Msg::Registered { .. }));
-        write_frame(&mut s, &Msg::Serve { server_mask: 18 }).await.unwrap();
-        assert!(matches!(read_frame::<Msg, _>(&mut s).await.unwrap(), Msg::Serving { .. }));
+        let GateToServer::Challenge { nonce } = read_frame(&mut s).await.unwrap() else { panic!() };
+        write_frame(&mut s, &ServerToGate::Proof { signature: id.sign_challenge(&nonce).unwrap() }).await.unwrap();
+        let _welcome: GateToServer = read_frame(&mut s).await.unwrap();
+        write_frame(&mut s, &ServerToGate::Register { pcid: format!("idle-{i}") }).await.unwrap();
+        assert!(matches!(read_frame::<GateToServer, _>(&mut s).await.unwrap(), GateToServer::Registered { .. }));
+        write_frame(&mut s, &ServerToGate::Serve { server_mask: 18 }).await.unwrap();
+        assert!(matches!(read_frame::<GateToServer, _>(&mut s).await.unwrap(), GateToServer::Serving { .. }));
         conns.push(s);
     }
     let setup = t.elapsed();

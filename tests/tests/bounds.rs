@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use thin_e2e::*;
 use thin_protocol::frame::{read_frame, write_frame};
-use thin_protocol::messages::Msg;
+use thin_protocol::messages::{GateToServer, GateToTunnel, Hello, ServerToGate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn upgraded(addr: std::net::SocketAddr, ca: &str) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
@@ -46,8 +46,8 @@ async fn garbage_oversized_and_malformed_frames_close_only_that_connection() {
     assert!(closed_soon(&mut s).await, "malformed frame closes the connection");
     // An unexpected first message.
     let mut s = upgraded(gw.addr, &g.pki.ca_pem).await;
-    write_frame(&mut s, &Msg::Pong).await.unwrap();
-    assert!(matches!(read_frame::<Msg, _>(&mut s).await, Ok(Msg::Error { .. })));
+    write_frame(&mut s, &ServerToGate::Pong).await.unwrap();
+    assert!(matches!(read_frame::<GateToTunnel, _>(&mut s).await, Ok(GateToTunnel::Error { .. })));
     // Garbage instead of TLS.
     let mut raw = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     raw.write_all(b"GET / HTTP/1.1\r\n\r\n\x00\x01garbage").await.unwrap();
@@ -144,10 +144,10 @@ fn thinstat_refuses_peers_that_are_not_loopback() {
         let gw = g.start().await;
         let req = thin_protocol::http::Request { method: "GET".into(), target: "/thinstat/".into(), headers: vec![] };
         let far: std::net::SocketAddr = "203.0.113.7:50000".parse().unwrap();
-        let (status, ..) = thingate::thinstat::page(&gw.gateway, &req, far);
+        let (status, ..) = thingate::thinstat::page(&gw.gateway.figures(), &req, far);
         assert_eq!(status, 403);
         let near: std::net::SocketAddr = "[::1]:50000".parse().unwrap();
-        assert_eq!(thingate::thinstat::page(&gw.gateway, &req, near).0, 200);
+        assert_eq!(thingate::thinstat::page(&gw.gateway.figures(), &req, near).0, 200);
         gw.shutdown().await;
     });
 }
@@ -164,17 +164,17 @@ async fn a_silent_server_is_dropped_after_the_tunnel_timeout() {
     let id = cfg.identity().unwrap();
     // A server that logs in, serves, then never answers again.
     let mut s = upgraded(gw.addr, &g.pki.ca_pem).await;
-    let hello = Msg::ServerHello { version: 1, public_key: id.public_key_hex(), hostname: "mute".into() };
+    let hello = Hello::ServerHello { version: 1, public_key: id.public_key_hex(), hostname: "mute".into() };
     write_frame(&mut s, &hello).await.unwrap();
-    let Msg::Challenge { nonce } = read_frame(&mut s).await.unwrap() else { panic!() };
-    write_frame(&mut s, &Msg::Proof { signature: id.sign_challenge(&nonce).unwrap() }).await.unwrap();
-    assert!(matches!(read_frame(&mut s).await.unwrap(), Msg::Welcome { .. }));
-    write_frame(&mut s, &Msg::Serve { server_mask: 0 }).await.unwrap();
-    assert!(matches!(read_frame(&mut s).await.unwrap(), Msg::Serving { .. }));
-    assert_eq!(thingate::thinstat::rows(&gw.gateway).len(), 1);
+    let GateToServer::Challenge { nonce } = read_frame(&mut s).await.unwrap() else { panic!() };
+    write_frame(&mut s, &ServerToGate::Proof { signature: id.sign_challenge(&nonce).unwrap() }).await.unwrap();
+    assert!(matches!(read_frame(&mut s).await.unwrap(), GateToServer::Welcome { .. }));
+    write_frame(&mut s, &ServerToGate::Serve { server_mask: 0 }).await.unwrap();
+    assert!(matches!(read_frame(&mut s).await.unwrap(), GateToServer::Serving { .. }));
+    assert_eq!(thingate::thinstat::rows(&gw.gateway.sessions).len(), 1);
     let gwc = gw.gateway.clone();
     wait_for("silent server dropped", Duration::from_secs(15), || {
-        let n = thingate::thinstat::rows(&gwc).len();
+        let n = thingate::thinstat::rows(&gwc.sessions).len();
         async move { (n == 0).then_some(()) }
     })
     .await;

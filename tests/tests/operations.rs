@@ -37,7 +37,7 @@ async fn metrics_count_sessions_registrations_and_bytes() {
     assert!(body.contains("# TYPE thingate_connections_total counter"));
     let req = thin_protocol::http::Request { method: "GET".into(), target: "/metrics".into(), headers: vec![] };
     let far: SocketAddr = "198.51.100.9:1234".parse().unwrap();
-    assert_eq!(thingate::thinstat::page(&gw.gateway, &req, far).0, 403);
+    assert_eq!(thingate::thinstat::page(&gw.gateway.figures(), &req, far).0, 403);
     gw.shutdown().await;
 }
 

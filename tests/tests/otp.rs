@@ -181,7 +181,7 @@ async fn the_mailed_code_completes_a_session_that_relays_bytes() {
     let link = g.link(gw.addr);
     let target = echo_server().await;
     let pc = otp_pc(&link, "otp-desk", target, OtpPolicy::default()).await;
-    let rows = thingate::thinstat::rows(&gw.gateway);
+    let rows = thingate::thinstat::rows(&gw.gateway.sessions);
     assert_eq!(rows[0].server_mask64 & 64, 64, "ServerMask64 announces OTP");
 
     let typist = Typist::new(&smtp);

@@ -53,7 +53,7 @@ async fn two_hundred_concurrent_streams_in_one_session() {
         assert_eq!(sent, got, "stream {i} content");
     }
     // One tunnel at the gateway carried all 200 streams.
-    let rows = thingate::thinstat::rows(&gw.gateway);
+    let rows = thingate::thinstat::rows(&gw.gateway.sessions);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].num_clients, 1);
     gw.shutdown().await;
@@ -175,7 +175,7 @@ async fn servers_are_back_within_five_seconds_of_a_gateway_restart() {
     assert_eq!(gw.addr.port(), port);
     let gwc = gw.gateway.clone();
     wait_for("both servers registered and online within 5 s", Duration::from_secs(5), || {
-        let n = thingate::thinstat::rows(&gwc).len();
+        let n = thingate::thinstat::rows(&gwc.sessions).len();
         async move { (n == 2).then_some(()) }
     })
     .await;

@@ -55,7 +55,7 @@ pub fn gateway_url(v: &str) -> Result<GatewayUrl, Bad> {
     if !v.to_ascii_lowercase().starts_with("https://") {
         return Err((format!("gateway URL {v:?} is not https"), fix));
     }
-    GatewayUrl::parse(v).map_err(|e| (e, fix))
+    GatewayUrl::parse(v).map_err(|e| (e.to_string(), fix))
 }
 
 /// RPC port: 1024-65535, not 3389 (RDP) nor 3459 (URDP).

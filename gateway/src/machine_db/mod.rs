@@ -8,13 +8,18 @@
 pub mod cfg_format;
 mod store;
 
-pub use store::MachineDb;
+pub use store::{write, MachineDb};
 
 use cfg_format::{Folder, Item, Value};
 use std::path::PathBuf;
 
 /// Unix ms minus this is the original's date (ms since 1970-01-01 09:00:00 GMT).
 pub const ORIGINAL_EPOCH_OFFSET_MS: i64 = 32_400_000;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
 
 /// One registered server (a folder under `Machines`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

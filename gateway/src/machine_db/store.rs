@@ -6,9 +6,8 @@ use super::{DbError, Machine};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// Backups kept; older ones are deleted.
@@ -17,7 +16,7 @@ pub const MAX_BACKUPS: usize = 32;
 const BACKUP_INTERVAL: Duration = Duration::from_secs(60);
 /// Temp files of an earlier save older than this are deleted on open.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
-/// Marks temp files: `MachineDatabase.config.tmp.<pid>.<n>`.
+/// Marks temp files: `MachineDatabase.config.tmp.<random>`.
 const TMP_MARK: &str = ".tmp.";
 
 /// The registered machines: by MSID, with a PCID index. All file work is
@@ -89,7 +88,7 @@ impl MachineDb {
                 db.machines.insert(m.msid.clone(), m);
             }
         }
-        db.remove_stale_temps();
+        remove_stale_temps(path);
         Ok(db)
     }
 
@@ -162,32 +161,14 @@ impl MachineDb {
         self.machines.values()
     }
 
-    /// Writes the file atomically: a temp file in the same folder (mode 0600,
-    /// fsynced), a backup of the current file (hard link or copy, at most one
-    /// per minute, newest [`MAX_BACKUPS`] kept), a rename over the file, and an
-    /// fsync of the folder. A crash at any point leaves the old or the new file.
+    /// Writes the file atomically; see [`write`].
     pub fn save(&self) -> Result<(), DbError> {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let text = cfg_format::write(&self.to_root());
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.dir().join(format!("{}{TMP_MARK}{}.{n}", self.file_name(), std::process::id()));
-        let res = (|| {
-            let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            drop(f);
-            if fs::symlink_metadata(&self.path).is_ok() {
-                if let Err(e) = self.backup() {
-                    tracing::warn!(path = %self.path.display(), "no backup of the machine database: {e}");
-                }
-            }
-            fs::rename(&tmp, &self.path)?;
-            fs::File::open(self.dir())?.sync_all()
-        })();
-        if res.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        res.map_err(|source| DbError::Save { path: self.path.clone(), source })
+        write(&self.path, &self.render())
+    }
+
+    /// The file's text as [`MachineDb::save`] would write it.
+    pub fn render(&self) -> String {
+        cfg_format::write(&self.to_root())
     }
 
     fn to_root(&self) -> Folder {
@@ -201,59 +182,84 @@ impl MachineDb {
         root.folders.push(machines);
         root
     }
+}
 
-    fn dir(&self) -> &Path {
-        self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
-    }
+/// Writes `text` to the database file at `path` atomically: a temp file in the
+/// same folder (mode 0600, fsynced), a backup of the current file (hard link or
+/// copy, at most one per minute, newest [`MAX_BACKUPS`] kept), a rename over the
+/// file, and an fsync of the folder. A crash at any point leaves the old or the
+/// new file. Blocking.
+pub fn write(path: &Path, text: &str) -> Result<(), DbError> {
+    let res = (|| {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!("{}{TMP_MARK}", file_name(path)))
+            .permissions(fs::Permissions::from_mode(0o600))
+            .tempfile_in(dir(path))?;
+        tmp.write_all(text.as_bytes())?;
+        tmp.as_file().sync_all()?;
+        if fs::symlink_metadata(path).is_ok() {
+            if let Err(e) = backup(path) {
+                tracing::warn!(path = %path.display(), error = %e, "no backup of the machine database");
+            }
+        }
+        tmp.persist(path).map_err(|e| e.error)?;
+        fs::File::open(dir(path))?.sync_all()
+    })();
+    res.map_err(|source| DbError::Save { path: path.to_owned(), source })
+}
 
-    fn file_name(&self) -> String {
-        self.path.file_name().map_or("MachineDatabase.config".into(), |n| n.to_string_lossy().into_owned())
-    }
+fn dir(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
 
-    /// Links (or copies) the current file into the backup folder, then prunes.
-    fn backup(&self) -> io::Result<()> {
-        let bdir = self.dir().join(format!("backup.{}", self.file_name()));
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(&bdir)?;
-        let stem = self.path.file_stem().map_or("MachineDatabase".into(), |s| s.to_string_lossy());
-        let ext = self.path.extension().map_or("config".into(), |s| s.to_string_lossy());
-        let now = SystemTime::now();
-        let name = backup_name(&stem, &ext, now);
-        let floor = backup_name(&stem, &ext, now.checked_sub(BACKUP_INTERVAL).unwrap_or(now));
-        let mut names: Vec<String> = fs::read_dir(&bdir)?
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| is_backup_name(n, &stem, &ext))
-            .collect();
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or("MachineDatabase.config".into(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Links (or copies) the current file into the backup folder, then prunes.
+fn backup(path: &Path) -> io::Result<()> {
+    let bdir = dir(path).join(format!("backup.{}", file_name(path)));
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(&bdir)?;
+    let stem = path.file_stem().map_or("MachineDatabase".into(), |s| s.to_string_lossy());
+    let ext = path.extension().map_or("config".into(), |s| s.to_string_lossy());
+    let now = SystemTime::now();
+    let name = backup_name(&stem, &ext, now);
+    let floor = backup_name(&stem, &ext, now.checked_sub(BACKUP_INTERVAL).unwrap_or(now));
+    let mut names: Vec<String> = fs::read_dir(&bdir)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| is_backup_name(n, &stem, &ext))
+        .collect();
+    names.sort();
+    if !names.last().is_some_and(|newest| *newest > floor && *newest <= name) {
+        let target = bdir.join(&name);
+        if fs::hard_link(path, &target).is_err() {
+            let part = bdir.join(format!("{name}.partial"));
+            fs::copy(path, &part)?;
+            fs::set_permissions(&part, fs::Permissions::from_mode(0o600))?;
+            fs::File::open(&part)?.sync_all()?;
+            fs::rename(&part, &target)?;
+        }
+        names.push(name);
         names.sort();
-        if !names.last().is_some_and(|newest| *newest > floor && *newest <= name) {
-            let target = bdir.join(&name);
-            if fs::hard_link(&self.path, &target).is_err() {
-                let part = bdir.join(format!("{name}.partial"));
-                fs::copy(&self.path, &part)?;
-                fs::set_permissions(&part, fs::Permissions::from_mode(0o600))?;
-                fs::File::open(&part)?.sync_all()?;
-                fs::rename(&part, &target)?;
-            }
-            names.push(name);
-            names.sort();
-        }
-        let excess = names.len().saturating_sub(MAX_BACKUPS);
-        for old in &names[..excess] {
-            let _ = fs::remove_file(bdir.join(old));
-        }
-        Ok(())
     }
+    let excess = names.len().saturating_sub(MAX_BACKUPS);
+    for old in &names[..excess] {
+        let _ = fs::remove_file(bdir.join(old));
+    }
+    Ok(())
+}
 
-    fn remove_stale_temps(&self) {
-        let prefix = format!("{}{TMP_MARK}", self.file_name());
-        let Ok(entries) = fs::read_dir(self.dir()) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let stale = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
-            let named = e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix));
-            if named && stale.is_some_and(|age| age > STALE_TEMP_AGE) && fs::remove_file(e.path()).is_ok() {
-                tracing::info!(file = %e.path().display(), "removed the temp file of an interrupted save");
-            }
+/// Deletes temp files of an interrupted save older than [`STALE_TEMP_AGE`].
+fn remove_stale_temps(path: &Path) {
+    let prefix = format!("{}{TMP_MARK}", file_name(path));
+    let Ok(entries) = fs::read_dir(dir(path)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let stale = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+        let named = e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix));
+        if named && stale.is_some_and(|age| age > STALE_TEMP_AGE) && fs::remove_file(e.path()).is_ok() {
+            tracing::info!(file = %e.path().display(), "removed the temp file of an interrupted save");
         }
     }
 }

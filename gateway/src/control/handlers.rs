@@ -1,0 +1,84 @@
+//! The handlers of a serving control connection; each gets only what it uses.
+
+use std::sync::Arc;
+
+use rand::RngCore;
+use thin_protocol::messages::{ErrorCode, GateToServer};
+use tracing::info;
+
+use super::{Conn, Peer};
+use crate::machine_db::now_ms;
+use crate::metrics::{inc, Metrics};
+use crate::registry::{Claim, MachineRegistry};
+use crate::sessions::{ServerSession, Sessions};
+
+/// `Register`: claims or renames the computer ID; a renamed machine that is
+/// online ends its session under the old name. Returns the answer.
+pub(super) async fn register(
+    registry: &dyn MachineRegistry,
+    sessions: &Sessions,
+    metrics: &Metrics,
+    peer: &Peer,
+    pcid: &str,
+    allow_new: bool,
+) -> GateToServer {
+    let claim = Claim {
+        msid: &peer.msid,
+        cert_hash: &peer.cert_hash,
+        pcid,
+        host: &peer.hostname,
+        ip: peer.addr.ip(),
+        allow_new,
+    };
+    match registry.register(claim).await {
+        Ok(p) => {
+            sessions.retire_renamed(&peer.msid, &p);
+            inc(&metrics.registrations);
+            info!(pcid = %p, "registered");
+            GateToServer::Registered { pcid: p }
+        }
+        Err(e) => {
+            inc(&metrics.registrations_refused);
+            GateToServer::Error { code: e.code(), message: e.to_string() }
+        }
+    }
+}
+
+/// `Serve`: lists the connection as the online session of its computer ID
+/// and returns `Serving`; or the refusal to send and why the connection ends.
+pub(super) async fn serve(
+    registry: &dyn MachineRegistry,
+    sessions: &Sessions,
+    max_sessions: usize,
+    peer: &Peer,
+    conn: &mut Conn,
+    server_mask: u64,
+) -> Result<GateToServer, (GateToServer, &'static str)> {
+    let Some(pcid) = registry.pcid_of(&peer.msid) else {
+        let message = "register a computer ID first".into();
+        return Err((GateToServer::Error { code: ErrorCode::NotRegistered, message }, "serve before register"));
+    };
+    let mut sid = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut sid);
+    let s = Arc::new(ServerSession {
+        session_id: hex::encode_upper(sid),
+        pcid: pcid.clone(),
+        msid: peer.msid.clone(),
+        hostname: peer.hostname.clone(),
+        ip: peer.addr.ip(),
+        established_ms: now_ms(),
+        num_clients: Default::default(),
+        server_mask,
+        tx: conn.notify.clone(),
+        replaced: conn.replaced.clone(),
+    });
+    if let Err(full) = sessions.add(s.clone(), max_sessions) {
+        return Err((GateToServer::Error { code: ErrorCode::Busy, message: full.to_string() }, "session limit"));
+    }
+    registry.note_serving(&peer.msid, peer.addr.ip(), server_mask).await;
+    if let Some(old) = conn.session.replace(s.clone()) {
+        sessions.remove(&old);
+    }
+    info!(%pcid, "serving");
+    Ok(GateToServer::Serving { session_id: s.session_id.clone() })
+}

@@ -1,0 +1,94 @@
+//! The machine registry: which office PC (MSID) holds which computer ID
+//! (PCID). [`MachineRegistry`] is the interface; [`FileRegistry`]
+//! (`MachineDatabase.config`) is the standalone gateway's implementation, and a
+//! cluster edition implements it again on a distributed store.
+//!
+//! Reads are answered from memory (a clustered implementation keeps a watched
+//! cache); changes are async, and [`MachineRegistry::register`] is the one
+//! that must be atomic and durable before it answers.
+
+mod file;
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+
+use thin_protocol::messages::ErrorCode;
+
+pub use file::FileRegistry;
+
+/// A boxed future, so that [`MachineRegistry`] can be used as `dyn`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The cause of a failed write to the registry's store.
+pub type StorageError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An office PC's request to hold a computer ID.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The machine, proven by its key.
+    pub msid: &'a str,
+    /// Hash of its key, stored with a new machine.
+    pub cert_hash: &'a str,
+    /// The computer ID asked for, as typed.
+    pub pcid: &'a str,
+    /// Host name it reported.
+    pub host: &'a str,
+    /// Address it connects from.
+    pub ip: IpAddr,
+    /// False when the gateway takes no new machines (`DisableRegister`);
+    /// known machines may still rename.
+    pub allow_new: bool,
+}
+
+/// Why a claim was refused. The messages go to the office PC as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The computer ID breaks the naming rules.
+    #[error(transparent)]
+    InvalidPcid(#[from] thin_protocol::pcid::PcidError),
+    /// Another machine holds the computer ID.
+    #[error("the computer ID \"{0}\" is already registered by another computer; choose another ID")]
+    Taken(String),
+    /// New machines are not accepted.
+    #[error("this gateway does not accept new computers (DisableRegister is set); ask the gateway admin")]
+    Closed,
+    /// The change could not be stored; nothing changed.
+    #[error("the gateway cannot save its database; try again later")]
+    Storage(#[source] StorageError),
+}
+
+impl RegisterError {
+    /// The code sent with the refusal.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidPcid(_) => ErrorCode::InvalidPcid,
+            Self::Taken(_) => ErrorCode::PcidTaken,
+            Self::Closed => ErrorCode::RegisterDisabled,
+            Self::Storage(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// The directory of registered machines.
+pub trait MachineRegistry: Send + Sync + std::fmt::Debug {
+    /// The computer ID held by `msid`.
+    fn pcid_of(&self, msid: &str) -> Option<String>;
+
+    /// True when some machine holds `pcid` (compared in lower case).
+    fn is_registered(&self, pcid: &str) -> bool;
+
+    /// Number of registered machines.
+    fn registered_count(&self) -> usize;
+
+    /// Claims or renames a computer ID for `claim.msid`, durably; returns
+    /// the computer ID as stored (lower case). A refused claim changes nothing.
+    fn register<'a>(&'a self, claim: Claim<'a>) -> BoxFuture<'a, Result<String, RegisterError>>;
+
+    /// Notes that `msid` started serving from `ip` (last server date, address,
+    /// mask, count); stored with the next [`MachineRegistry::flush`] at the latest.
+    fn note_serving<'a>(&'a self, msid: &'a str, ip: IpAddr, server_mask: u64) -> BoxFuture<'a, ()>;
+
+    /// Stores what is noted but not yet stored.
+    fn flush(&self) -> BoxFuture<'_, Result<(), StorageError>>;
+}

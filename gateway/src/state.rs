@@ -1,0 +1,144 @@
+//! The gateway's shared state, in narrow parts: each handler gets the parts
+//! it uses ([`Gateway::routes`]), never the whole.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::certs::Certs;
+use crate::config::GateConfig;
+use crate::conn::Routes;
+use crate::control::Control;
+use crate::limits::Limits;
+use crate::metrics::{Figures, Metrics};
+use crate::otp_mail::OtpMailer;
+use crate::registry::{FileRegistry, MachineRegistry};
+use crate::relay::Traffic;
+use crate::sessions::Sessions;
+use crate::tunnel::{PendingTunnels, Tunnels};
+
+/// Why the gateway cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `ThinGate.ini` is wrong.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Certificate or key is wrong.
+    #[error(transparent)]
+    Tls(#[from] thin_protocol::tls::TlsError),
+    /// `MachineDatabase.config` is wrong.
+    #[error(transparent)]
+    Db(#[from] crate::machine_db::DbError),
+    /// The `Smtp*` settings cannot be used.
+    #[error(transparent)]
+    Mail(#[from] crate::otp_mail::MailSetupError),
+    /// The port cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address tried.
+        addr: std::net::SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// The state of a gateway: settings and the shared parts.
+#[derive(Debug)]
+pub struct Gateway {
+    /// Settings from `ThinGate.ini`.
+    pub cfg: Arc<GateConfig>,
+    /// Certificate and key in force.
+    pub certs: Arc<Certs>,
+    /// Registered machines.
+    pub registry: Arc<dyn MachineRegistry>,
+    /// Office PCs online.
+    pub sessions: Arc<Sessions>,
+    /// Client connections waiting for their data connection.
+    pub pending: Arc<PendingTunnels>,
+    /// Connection admission.
+    pub limits: Arc<Limits>,
+    /// Relayed bytes.
+    pub traffic: Arc<Traffic>,
+    /// Event counters.
+    pub metrics: Arc<Metrics>,
+    /// Mails one-time passwords; `None` without `SmtpServerHostname`.
+    pub mailer: Option<OtpMailer>,
+    /// When the gateway started.
+    pub started: Instant,
+}
+
+impl Gateway {
+    /// Loads everything the configuration names; nothing is written.
+    pub fn from_config(cfg: GateConfig) -> Result<Arc<Self>, StartError> {
+        let certs = Certs::load(cfg.server_cert.clone(), cfg.server_key.clone())?;
+        let registry = FileRegistry::open(&cfg.database_file)?;
+        let limits = Limits::new(cfg.max_unestablished, cfg.max_connections_per_ip, !cfg.disable_dos_protection);
+        let mailer = OtpMailer::new(&cfg.smtp)?;
+        Ok(Arc::new(Self {
+            mailer,
+            certs: Arc::new(certs),
+            registry: Arc::new(registry),
+            sessions: Arc::default(),
+            pending: Arc::default(),
+            limits,
+            traffic: Arc::default(),
+            metrics: Arc::default(),
+            started: Instant::now(),
+            cfg: Arc::new(cfg),
+        }))
+    }
+
+    /// Loads `ThinGate.ini` and everything it names.
+    pub fn load(ini: &Path) -> Result<Arc<Self>, StartError> {
+        let cfg = GateConfig::load(ini)?;
+        for w in &cfg.warnings {
+            warn!("{w}");
+        }
+        Self::from_config(cfg)
+    }
+
+    /// Re-reads certificate and key; on error the old ones stay in force.
+    pub fn reload_tls(&self) -> Result<(), thin_protocol::tls::TlsError> {
+        self.certs.reload()
+    }
+
+    /// What the figures are read from.
+    pub fn figures(&self) -> Figures {
+        Figures {
+            metrics: self.metrics.clone(),
+            traffic: self.traffic.clone(),
+            sessions: self.sessions.clone(),
+            registry: self.registry.clone(),
+            started: self.started,
+        }
+    }
+
+    /// The handlers' parts; they end their work when `shutdown` fires.
+    pub fn routes(&self, shutdown: &CancellationToken) -> Routes {
+        let cfg = &self.cfg;
+        let control = Control {
+            registry: self.registry.clone(),
+            sessions: self.sessions.clone(),
+            metrics: self.metrics.clone(),
+            mailer: self.mailer.clone(),
+            timing: cfg.timing(),
+            disable_register: cfg.disable_register,
+            max_sessions: cfg.max_sessions,
+            shutdown: shutdown.clone(),
+        };
+        let tunnels = Tunnels {
+            sessions: self.sessions.clone(),
+            registry: self.registry.clone(),
+            pending: self.pending.clone(),
+            metrics: self.metrics.clone(),
+            traffic: self.traffic.clone(),
+            max_per_session: cfg.max_tunnels_per_session,
+            timing: cfg.timing(),
+            shutdown: shutdown.clone(),
+        };
+        Routes { certs: self.certs.clone(), control: Arc::new(control), tunnels, figures: self.figures() }
+    }
+}

@@ -1,0 +1,73 @@
+//! The machine registry's contract, written against the [`MachineRegistry`]
+//! trait so that every implementation runs the same checks: the file database
+//! now, a cluster registry later (add a test that calls [`contract`] with it).
+
+use std::net::IpAddr;
+
+use thin_protocol::messages::ErrorCode;
+use thingate::machine_db::MachineDb;
+use thingate::registry::{Claim, FileRegistry, MachineRegistry, RegisterError};
+
+fn claim<'a>(msid: &'a str, pcid: &'a str, allow_new: bool) -> Claim<'a> {
+    let ip: IpAddr = "192.0.2.7".parse().unwrap();
+    Claim { msid, cert_hash: "HASH", pcid, host: "desk.example.org", ip, allow_new }
+}
+
+/// What every registry must do; `reg` starts empty.
+pub async fn contract(reg: &impl MachineRegistry) {
+    assert_eq!(reg.registered_count(), 0);
+    assert_eq!(reg.pcid_of("M1"), None);
+    // A claim is stored in lower case; the ID then belongs to its machine.
+    assert_eq!(reg.register(claim("M1", "Desk", true)).await.unwrap(), "desk");
+    assert_eq!(reg.pcid_of("M1").as_deref(), Some("desk"));
+    assert!(reg.is_registered("desk") && reg.is_registered("DESK"));
+    // Nobody else can take it, in any case; nothing changes.
+    let taken = reg.register(claim("M2", "DESK", true)).await.unwrap_err();
+    assert!(matches!(taken, RegisterError::Taken(ref p) if p == "desk"), "{taken}");
+    assert_eq!(taken.code(), ErrorCode::PcidTaken);
+    assert_eq!((reg.pcid_of("M2"), reg.registered_count()), (None, 1));
+    // Invalid IDs are refused.
+    let bad = reg.register(claim("M2", "a b", true)).await.unwrap_err();
+    assert_eq!(bad.code(), ErrorCode::InvalidPcid, "{bad}");
+    // Closed to new machines: a new one is refused, a known one may rename.
+    let closed = reg.register(claim("M2", "laptop", false)).await.unwrap_err();
+    assert_eq!(closed.code(), ErrorCode::RegisterDisabled, "{closed}");
+    assert!(!reg.is_registered("laptop"));
+    assert_eq!(reg.register(claim("M1", "desk2", false)).await.unwrap(), "desk2");
+    // A rename frees the old ID for others.
+    assert!(!reg.is_registered("desk") && reg.is_registered("Desk2"));
+    assert_eq!(reg.register(claim("M2", "desk", true)).await.unwrap(), "desk");
+    // Claiming the ID it already holds is fine.
+    assert_eq!(reg.register(claim("M2", "desk", true)).await.unwrap(), "desk");
+    assert_eq!(reg.registered_count(), 2);
+    // Serving notes and flushes do not change who holds what.
+    reg.note_serving("M2", "192.0.2.8".parse().unwrap(), 18).await;
+    reg.note_serving("unknown", "192.0.2.8".parse().unwrap(), 18).await;
+    reg.flush().await.unwrap();
+    assert_eq!((reg.pcid_of("M2").as_deref(), reg.registered_count()), (Some("desk"), 2));
+}
+
+#[tokio::test]
+async fn the_file_registry_keeps_the_contract_and_stores_every_claim() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("MachineDatabase.config");
+    let reg = FileRegistry::open(&path).unwrap();
+    contract(&reg).await;
+    // Every claim and note is on disk.
+    let db = MachineDb::open(&path).unwrap();
+    assert_eq!(db.by_pcid("desk2").map(|m| m.msid.as_str()), Some("M1"));
+    let m2 = db.by_msid("M2").unwrap();
+    assert_eq!((m2.pcid.as_str(), m2.num_server, m2.server_mask64, m2.last_ip.as_str()), ("desk", 1, 18, "192.0.2.8"));
+    assert_eq!((m2.cert_hash.as_str(), m2.create_host.as_str()), ("HASH", "desk.example.org"));
+}
+
+#[tokio::test]
+async fn a_claim_that_cannot_be_stored_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("gone").join("MachineDatabase.config");
+    let reg = FileRegistry::open(&path).unwrap();
+    let e = reg.register(claim("M1", "desk", true)).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Internal);
+    assert_eq!(e.to_string(), "the gateway cannot save its database; try again later");
+    assert!(!reg.is_registered("desk") && reg.pcid_of("M1").is_none());
+}
