@@ -29,12 +29,12 @@ fn read(path: &Path) -> Vec<u8> {
 fn load() -> Brand {
     let default_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../brand/default");
     let mut b = Brand {
-        app_id: "Private".into(),
-        product: "Thin Telework".into(),
-        company: "Thin Telework Project".into(),
-        system: "Thin Telework System".into(),
+        app_id: thin_brand::DEFAULT_APP_ID.into(),
+        product: thin_brand::DEFAULT_PRODUCT_NAME.into(),
+        company: thin_brand::DEFAULT_COMPANY.into(),
+        system: thin_brand::DEFAULT_SYSTEM_NAME.into(),
         version: std::env::var("CARGO_PKG_VERSION").unwrap(),
-        rpc_port: 9826,
+        rpc_port: thin_brand::DEFAULT_RPC_PORT,
         entry_point: None,
         dir: default_dir,
     };

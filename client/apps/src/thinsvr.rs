@@ -77,10 +77,10 @@ fn default_dir() -> PathBuf {
         let base = thin_tunnel::platform::known_folder::program_data()
             .or_else(|| std::env::var_os("PROGRAMDATA").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
-        return base.join(thin_tunnel::brand::get().app_id).join("ThinServer");
+        return thin_brand::server_config_dir_windows(&base, thin_tunnel::brand::get().app_id);
     }
     let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
-    PathBuf::from(home).join(".config").join(thin_tunnel::brand::get().app_id.to_lowercase()).join("thinsvr")
+    thin_brand::server_config_dir_unix(std::path::Path::new(&home), thin_tunnel::brand::get().app_id)
 }
 
 include!(concat!(env!("OUT_DIR"), "/brand_gen.rs"));

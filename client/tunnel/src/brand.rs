@@ -7,6 +7,8 @@
 
 use std::sync::OnceLock;
 
+use thin_brand as facts;
+
 /// Everything a brand compiles into the apps.
 #[derive(Debug)]
 pub struct Brand {
@@ -36,12 +38,12 @@ pub struct Brand {
 
 /// The default brand (`brand/default`), without an entry point.
 pub static DEFAULT: Brand = Brand {
-    app_id: "Private",
-    product_name: "Thin Telework",
-    company: "Thin Telework Project",
-    system_name: "Thin Telework System",
+    app_id: facts::DEFAULT_APP_ID,
+    product_name: facts::DEFAULT_PRODUCT_NAME,
+    company: facts::DEFAULT_COMPANY,
+    system_name: facts::DEFAULT_SYSTEM_NAME,
     version: env!("CARGO_PKG_VERSION"),
-    rpc_port: 9826,
+    rpc_port: facts::DEFAULT_RPC_PORT,
     entry_point: None,
     patch_ja: include_str!("../../../brand/default/strtable_ja.patch.stb"),
     patch_en: include_str!("../../../brand/default/strtable_en.patch.stb"),
@@ -64,20 +66,16 @@ pub fn get() -> &'static Brand {
 
 /// Windows service name of ThinServer (the installers register it under this name).
 pub fn service_name() -> String {
-    format!("{}ThinServer", get().app_id)
+    facts::service_name(get().app_id)
 }
 
-/// Registry key of the brand under `HKLM` (install folder, version, RPC port).
-pub fn registry_key() -> String {
-    format!("Software\\{}", get().app_id)
-}
-
-/// Name of the per-user/per-machine configuration folder (`%APPDATA%\<this>`, `~/.config/<this>`).
+/// Name of the per-user configuration folder (`%APPDATA%\<this>`, `~/.config/<this>`).
 pub fn config_dir_name() -> String {
-    format!("ThinTelework-{}", get().app_id)
+    facts::user_config_dir_name(get().app_id)
 }
 
-/// Name of a named mutex or lock for `what` (`client`, `server`), unique per brand.
-pub fn mutex_name(what: &str) -> String {
-    format!("Local\\ThinTelework_{}_{what}", get().app_id)
+/// The brand's values for the tokens in string-table texts.
+pub fn tokens() -> facts::Tokens<'static> {
+    let b = get();
+    facts::Tokens { product_name: b.product_name, system_name: b.system_name, app_id: b.app_id }
 }

@@ -12,26 +12,10 @@ use std::sync::OnceLock;
 use thin_protocol::stb::StringTable;
 use thin_tunnel::brand;
 
-/// A language of the string tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    /// Japanese.
-    Ja,
-    /// English.
-    En,
-}
+pub use thin_brand::Lang;
 
 const BASE_JA: &str = include_str!("../../../brand/default/strtable_ja.stb");
 const BASE_EN: &str = include_str!("../../../brand/default/strtable_en.stb");
-
-/// Maps a locale name (`ja_JP.UTF-8`, `ja-JP`, `en_US`, `C`) to a language.
-pub fn lang_of_locale(locale: &str) -> Lang {
-    if locale.trim().to_ascii_lowercase().starts_with("ja") {
-        Lang::Ja
-    } else {
-        Lang::En
-    }
-}
 
 fn system_locale() -> Option<String> {
     #[cfg(windows)]
@@ -49,7 +33,7 @@ pub fn language() -> Lang {
     static LANG: OnceLock<Lang> = OnceLock::new();
     *LANG.get_or_init(|| {
         let explicit = std::env::var("THIN_LANG").ok().filter(|v| !v.is_empty());
-        lang_of_locale(&explicit.or_else(system_locale).unwrap_or_default())
+        Lang::of_locale(&explicit.or_else(system_locale).unwrap_or_default())
     })
 }
 
@@ -71,17 +55,6 @@ pub fn table(lang: Lang) -> &'static StringTable {
     }
 }
 
-fn brand_tokens(s: &'static str) -> Cow<'static, str> {
-    if !s.contains('%') {
-        return Cow::Borrowed(s);
-    }
-    Cow::Owned(
-        s.replace("%PRODUCT%", brand::get().product_name)
-            .replace("%SYSTEM%", brand::get().system_name)
-            .replace("%APPID%", brand::get().app_id),
-    )
-}
-
 /// The text of `key` in `lang` (English if that language lacks it, the key itself
 /// if no table has it).
 pub fn text_in(lang: Lang, key: &str) -> Cow<'static, str> {
@@ -91,7 +64,7 @@ pub fn text_in(lang: Lang, key: &str) -> Cow<'static, str> {
 /// The text of `key` in `lang` (English if that language lacks it), `None` if
 /// no table has it.
 pub fn lookup_in(lang: Lang, key: &str) -> Option<Cow<'static, str>> {
-    table(lang).get(key).or_else(|| table(Lang::En).get(key)).map(brand_tokens)
+    table(lang).get(key).or_else(|| table(Lang::En).get(key)).map(|t| brand::tokens().substitute(t))
 }
 
 /// The text of `key` in the user's language.
@@ -147,9 +120,9 @@ mod tests {
 
     #[test]
     fn locale_brand_tokens_and_arguments() {
-        assert_eq!(lang_of_locale("ja_JP.UTF-8"), Lang::Ja);
-        assert_eq!(lang_of_locale("ja-JP"), Lang::Ja);
-        assert_eq!(lang_of_locale("C"), Lang::En);
+        assert_eq!(Lang::of_locale("ja_JP.UTF-8"), Lang::Ja);
+        assert_eq!(Lang::of_locale("ja-JP"), Lang::Ja);
+        assert_eq!(Lang::of_locale("C"), Lang::En);
         assert_eq!(fill(&text_in(Lang::En, "LISTENING_ON"), &[&"127.0.0.1:3500"]), "listening on 127.0.0.1:3500");
         assert!(text_in(Lang::En, "APP_TITLE_CLIENT").contains(brand::get().product_name));
         assert_eq!(text_in(Lang::En, "NO_SUCH_KEY"), "NO_SUCH_KEY");
