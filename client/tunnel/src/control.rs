@@ -5,7 +5,7 @@
 
 use thin_protocol::messages::ErrorCode;
 
-use crate::link::LinkError;
+use crate::link::{LinkError, TlsFailure};
 use crate::server_agent::AgentError;
 
 /// Why an action failed, in terms the user can act on.
@@ -42,8 +42,8 @@ pub fn classify_agent(e: &AgentError, pcid: &str) -> ControlError {
             LinkError::Refused { code: ErrorCode::RegisterDisabled, .. } => ControlError::RegisterDisabled,
             LinkError::Refused { code: ErrorCode::InvalidPcid, .. } => ControlError::PcidInvalid,
             LinkError::Unreachable { addr, .. } => ControlError::GatewayUnreachable(addr.clone()),
-            LinkError::Tls { cause, .. } if cause.contains("expired") => ControlError::CertExpired,
-            LinkError::Tls { cause, .. } if cause.contains("certificate") => ControlError::CertUntrusted,
+            LinkError::Tls { cause: TlsFailure::Expired, .. } => ControlError::CertExpired,
+            LinkError::Tls { cause, .. } if cause.is_certificate() => ControlError::CertUntrusted,
             LinkError::Tls { addr, .. } => ControlError::GatewayUnreachable(addr.clone()),
             other => ControlError::Other(other.to_string()),
         },

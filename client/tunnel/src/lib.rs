@@ -22,3 +22,4 @@ pub mod server_agent;
 pub mod server_tunnel;
 pub mod service;
 pub mod settings;
+pub mod tls_failure;

@@ -11,6 +11,8 @@ use thin_protocol::messages::ErrorCode;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+pub use crate::tls_failure::TlsFailure;
+
 /// A TLS connection to the gateway after the upgrade.
 pub type LinkStream = TlsStream<TcpStream>;
 
@@ -30,8 +32,8 @@ pub enum LinkError {
     Tls {
         /// host:port.
         addr: String,
-        /// Explanation.
-        cause: String,
+        /// Why.
+        cause: TlsFailure,
     },
     /// The gateway answered something other than the upgrade.
     #[error("the gateway {addr} answered HTTP {status} instead of opening a tunnel; is this the right URL?")]
@@ -83,7 +85,7 @@ impl Link {
     /// Builds a link for an entry point.
     pub fn new(entry: EntryPoint, proxy: Option<crate::proxy::ProxySetting>) -> Result<Self, LinkError> {
         let tls = thin_protocol::tls::client_config(&entry.ca)
-            .map_err(|e| LinkError::Tls { addr: entry.url.authority(), cause: e.to_string() })?;
+            .map_err(|e| LinkError::Tls { addr: entry.url.authority(), cause: TlsFailure::CaRefused(e.to_string()) })?;
         Ok(Self { entry, tls, proxy, timeout: Duration::from_secs(15) })
     }
 
@@ -95,12 +97,12 @@ impl Link {
             .await
             .map_err(|e| LinkError::Unreachable { addr: addr.clone(), cause: e.to_string() })?;
         let name = ServerName::try_from(url.host.clone())
-            .map_err(|e| LinkError::Tls { addr: addr.clone(), cause: e.to_string() })?;
+            .map_err(|e| LinkError::Tls { addr: addr.clone(), cause: TlsFailure::BadHostName(e.to_string()) })?;
         let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
         let mut tls = tokio::time::timeout(self.timeout, connector.connect(name, tcp))
             .await
-            .map_err(|_| LinkError::Tls { addr: addr.clone(), cause: "TLS handshake timed out".into() })?
-            .map_err(|e| LinkError::Tls { addr: addr.clone(), cause: thin_protocol::tls::explain_connect_error(&e) })?;
+            .map_err(|_| LinkError::Tls { addr: addr.clone(), cause: TlsFailure::Timeout })?
+            .map_err(|e| LinkError::Tls { addr: addr.clone(), cause: TlsFailure::of_connect_error(&e) })?;
         let resp = tokio::time::timeout(self.timeout, async {
             http::write_upgrade_request(&mut tls, &url.host).await.map_err(|e| e.to_string())?;
             http::read_response(&mut tls).await.map_err(|e| e.to_string())

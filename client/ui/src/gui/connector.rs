@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::client_window::{ConnectError, Connector, Progress, Session};
 use thin_tunnel::client_agent::{self, ClientError};
 use thin_tunnel::e2e::LoginError;
-use thin_tunnel::link::{Link, LinkError};
+use thin_tunnel::link::{Link, LinkError, TlsFailure};
 use thin_tunnel::otp::{OtpAnswer, OtpProvider, OtpRequest};
 
 /// Connects through the gateway of `link` and starts the viewer.
@@ -146,15 +146,9 @@ pub fn classify(e: &ClientError) -> ConnectError {
 pub fn classify_link(l: &LinkError) -> ConnectError {
     match l {
         LinkError::Unreachable { addr, .. } => ConnectError::GatewayUnreachable { gateway: addr.clone() },
-        LinkError::Tls { addr, cause } => {
-            if cause.contains("expired") {
-                ConnectError::CertExpired
-            } else if cause.contains("certificate") {
-                ConnectError::CertUntrusted
-            } else {
-                ConnectError::GatewayUnreachable { gateway: addr.clone() }
-            }
-        }
+        LinkError::Tls { cause: TlsFailure::Expired, .. } => ConnectError::CertExpired,
+        LinkError::Tls { cause, .. } if cause.is_certificate() => ConnectError::CertUntrusted,
+        LinkError::Tls { addr, .. } => ConnectError::GatewayUnreachable { gateway: addr.clone() },
         LinkError::Refused { code, message } => match code {
             ErrorCode::ServerOffline => ConnectError::ServerOffline,
             ErrorCode::UnknownPcid => ConnectError::UnknownPcid,
@@ -186,9 +180,9 @@ mod tests {
 
     #[test]
     fn errors_become_plain_language() {
-        let tls = |cause: &str| ClientError::Link(LinkError::Tls { addr: "gw:443".into(), cause: cause.into() });
-        assert_eq!(classify(&tls("the gateway's certificate has expired; ...")), ConnectError::CertExpired);
-        assert_eq!(classify(&tls("the gateway's certificate is not signed by the CA")), ConnectError::CertUntrusted);
+        let tls = |cause: TlsFailure| ClientError::Link(LinkError::Tls { addr: "gw:443".into(), cause });
+        assert_eq!(classify(&tls(TlsFailure::Expired)), ConnectError::CertExpired);
+        assert_eq!(classify(&tls(TlsFailure::UnknownIssuer)), ConnectError::CertUntrusted);
         assert_eq!(
             classify(&ClientError::Link(LinkError::Unreachable { addr: "gw:443".into(), cause: "refused".into() })),
             ConnectError::GatewayUnreachable { gateway: "gw:443".into() }
