@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use thin_tunnel::{client_agent, entry};
+use thin_ui::strings::Key;
 use thin_ui::{cli, viewer};
 
 #[derive(Parser)]
@@ -89,7 +90,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             let tunnel = client_agent::connect_with_otp(&link, &pcid, &pw, &cli::otp_from_stdin).await?;
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let addr = listener.local_addr()?;
-            println!("{}", thin_ui::strings::fmt("LISTENING_ON", &[&addr]));
+            println!("{}", thin_ui::strings::fmt(Key::LISTENING_ON, &[&addr]));
             let _ = std::io::stdout().flush();
             let shutdown = tokio_util::sync::CancellationToken::new();
             let stop = shutdown.clone();

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use thin_tunnel::settings::ConfigDir;
 use thin_tunnel::{entry, otp, server_agent, service};
+use thin_ui::strings::Key;
 use thin_ui::{cli, strings};
 
 #[derive(Parser)]
@@ -180,8 +181,8 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         };
         dir.save_settings(&settings)?;
         match &settings.otp_email {
-            Some(e) => println!("{}", strings::fmt("CLI_OTP_ON", &[e])),
-            None => println!("{}", strings::text("CLI_OTP_OFF")),
+            Some(e) => println!("{}", strings::fmt(Key::CLI_OTP_ON, &[e])),
+            None => println!("{}", strings::text(Key::CLI_OTP_OFF)),
         }
         return Ok(());
     }
@@ -190,7 +191,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         Cmd::Register { pcid, .. } => {
             let pw = entry::read_secret_line()?;
             let stored = server_agent::register(&link, &dir, &pcid, &pw).await?;
-            println!("{}", strings::fmt("CLI_REGISTERED", &[&stored]));
+            println!("{}", strings::fmt(Key::CLI_REGISTERED, &[&stored]));
             Ok(())
         }
         other => {
@@ -204,7 +205,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 while rx.changed().await.is_ok() {
                     let st = rx.borrow().clone();
                     if let server_agent::ServerState::Online { pcid, .. } = st {
-                        println!("{}", strings::fmt("CLI_ONLINE", &[&pcid]));
+                        println!("{}", strings::fmt(Key::CLI_ONLINE, &[&pcid]));
                     }
                 }
             });

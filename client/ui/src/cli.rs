@@ -1,6 +1,7 @@
 //! The apps' edge: the command line in the user's language, prompts on the
 //! console, and the exit code of a run.
 
+use crate::strings::Key;
 use thin_protocol::secret::Secret;
 use thin_tunnel::entry::init_logging;
 use zeroize::Zeroize;
@@ -12,12 +13,12 @@ use zeroize::Zeroize;
 pub fn otp_from_stdin(req: thin_tunnel::otp::OtpRequest) -> thin_tunnel::otp::OtpAnswer {
     use std::io::Write;
     let notice = if req.retry {
-        crate::strings::fmt("OTP_WRONG_TRIES", &[&req.tries_left])
+        crate::strings::fmt(Key::OTP_WRONG_TRIES, &[&req.tries_left])
     } else {
-        crate::strings::fmt("OTP_SENT", &[&req.destination])
+        crate::strings::fmt(Key::OTP_SENT, &[&req.destination])
     };
     let mut err = std::io::stderr().lock();
-    let _ = write!(err, "{notice}\n{} ", crate::strings::text("OTP_PROMPT"));
+    let _ = write!(err, "{notice}\n{} ", crate::strings::text(Key::OTP_PROMPT));
     let _ = err.flush();
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
@@ -35,7 +36,7 @@ pub fn otp_from_stdin(req: thin_tunnel::otp::OtpRequest) -> thin_tunnel::otp::Ot
 /// The command line of `C` as the user sees it: the brand's version line for
 /// `--version`, and `--help` in the user's language.
 pub fn command<C: clap::Parser>() -> clap::Command {
-    let line = crate::strings::fmt("APP_VERSION_LINE", &[&env!("CARGO_PKG_VERSION")]);
+    let line = crate::strings::fmt(Key::APP_VERSION_LINE, &[&env!("CARGO_PKG_VERSION")]);
     let cmd = <C as clap::CommandFactory>::command().version(line);
     crate::cli_help::localize(cmd, crate::strings::language()).0
 }
@@ -75,7 +76,7 @@ pub fn exit_code(name: &str, r: anyhow::Result<()>) -> std::process::ExitCode {
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{}", crate::strings::fmt("CLI_ERROR", &[&name, &format!("{e:#}")]));
+            eprintln!("{}", crate::strings::fmt(Key::CLI_ERROR, &[&name, &format!("{e:#}")]));
             std::process::ExitCode::from(1)
         }
     }

@@ -9,7 +9,7 @@
 //!
 //! The doc comments of the apps' `Cli` types stay as the English fallback.
 
-use crate::strings::{self, Lang};
+use crate::strings::{self, Key, Lang};
 use clap::{Arg, Command};
 
 /// Replaces every text of `cmd`'s help (and its subcommands') with the table
@@ -58,11 +58,11 @@ fn walk(cmd: Command, app: &str, sub: Option<&str>, lang: Lang, missing: &mut Ve
             cmd = cmd.about(t).long_about(None);
         }
     }
-    let word = |k: &str| strings::text_in(lang, k).into_owned();
-    let (options, arguments) = (word("HELP_OPTIONS"), word("HELP_ARGUMENTS"));
+    let word = |k: Key| strings::text_in(lang, k).into_owned();
+    let (options, arguments) = (word(Key::HELP_OPTIONS), word(Key::HELP_ARGUMENTS));
     let template = format!(
         "{{before-help}}{{about-with-newline}}\n{} {{usage}}\n\n{{all-args}}{{after-help}}",
-        word("HELP_USAGE")
+        word(Key::HELP_USAGE)
     );
     cmd.mut_args(|a| {
         let key = match a.get_id().as_str() {
@@ -82,7 +82,7 @@ fn walk(cmd: Command, app: &str, sub: Option<&str>, lang: Lang, missing: &mut Ve
         }
         a
     })
-    .subcommand_help_heading(word("HELP_COMMANDS"))
+    .subcommand_help_heading(word(Key::HELP_COMMANDS))
     .help_template(template)
     .mut_subcommands(|sc| {
         let name = sc.get_name().to_string();
@@ -98,7 +98,7 @@ fn default_note(arg: &Arg, lang: Lang) -> String {
         return String::new();
     }
     let joined: Vec<String> = values.iter().map(|v| v.to_string_lossy().into_owned()).collect();
-    format!(" {}", strings::fmt_in(lang, "HELP_DEFAULT", &[&joined.join(", ")]))
+    format!(" {}", strings::fmt_in(lang, Key::HELP_DEFAULT, &[&joined.join(", ")]))
 }
 
 /// A command-line mistake in `lang`, as `<app>: error: <what>` and a line
@@ -107,22 +107,22 @@ fn default_note(arg: &Arg, lang: Lang) -> String {
 pub fn error_text(e: &clap::Error, app: &str, lang: Lang) -> Option<String> {
     use clap::error::{ContextKind, ErrorKind};
     let ctx = |k: ContextKind| e.get(k).map(|v| v.to_string()).unwrap_or_default();
-    let t = |key: &str, args: &[&dyn std::fmt::Display]| strings::fmt_in(lang, key, args);
+    let t = |key: Key, args: &[&dyn std::fmt::Display]| strings::fmt_in(lang, key, args);
     let what = match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             return None
         }
-        ErrorKind::UnknownArgument => t("CLI_ERR_UNKNOWN_ARGUMENT", &[&ctx(ContextKind::InvalidArg)]),
-        ErrorKind::InvalidSubcommand => t("CLI_ERR_UNKNOWN_COMMAND", &[&ctx(ContextKind::InvalidSubcommand)]),
+        ErrorKind::UnknownArgument => t(Key::CLI_ERR_UNKNOWN_ARGUMENT, &[&ctx(ContextKind::InvalidArg)]),
+        ErrorKind::InvalidSubcommand => t(Key::CLI_ERR_UNKNOWN_COMMAND, &[&ctx(ContextKind::InvalidSubcommand)]),
         ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
-            t("CLI_ERR_INVALID_VALUE", &[&ctx(ContextKind::InvalidValue), &ctx(ContextKind::InvalidArg)])
+            t(Key::CLI_ERR_INVALID_VALUE, &[&ctx(ContextKind::InvalidValue), &ctx(ContextKind::InvalidArg)])
         }
-        ErrorKind::MissingRequiredArgument => t("CLI_ERR_MISSING", &[&ctx(ContextKind::InvalidArg)]),
+        ErrorKind::MissingRequiredArgument => t(Key::CLI_ERR_MISSING, &[&ctx(ContextKind::InvalidArg)]),
         ErrorKind::ArgumentConflict => {
-            t("CLI_ERR_CONFLICT", &[&ctx(ContextKind::InvalidArg), &ctx(ContextKind::PriorArg)])
+            t(Key::CLI_ERR_CONFLICT, &[&ctx(ContextKind::InvalidArg), &ctx(ContextKind::PriorArg)])
         }
-        _ => t("CLI_ERR_OTHER", &[]),
+        _ => t(Key::CLI_ERR_OTHER, &[]),
     };
-    let line = t("CLI_ERROR", &[&app, &what]);
-    Some(format!("{line}\n{}", t("CLI_ERR_HINT", &[&app])))
+    let line = t(Key::CLI_ERROR, &[&app, &what]);
+    Some(format!("{line}\n{}", t(Key::CLI_ERR_HINT, &[&app])))
 }

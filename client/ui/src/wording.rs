@@ -3,9 +3,9 @@
 
 use thin_tunnel::control::ControlError;
 
-use crate::strings::{fmt as trf, text};
+use crate::strings::{fmt as trf, text, Key};
 
-fn tr(key: &str) -> String {
+fn tr(key: Key) -> String {
     text(key).into_owned()
 }
 
@@ -18,16 +18,16 @@ pub trait Wording {
 impl Wording for ControlError {
     fn message(&self) -> String {
         match self {
-            Self::PcidInvalid => tr("ERR_PCID_INVALID"),
-            Self::PcidTaken(p) => trf("ERR_PCID_TAKEN", &[p]),
-            Self::RegisterDisabled => tr("ERR_REGISTER_DISABLED"),
-            Self::GatewayUnreachable(g) => trf("ERR_GATEWAY_UNREACHABLE", &[g]),
-            Self::CertUntrusted => tr("ERR_CERT_UNTRUSTED"),
-            Self::CertExpired => tr("ERR_CERT_EXPIRED"),
-            Self::NoEntryPoint => tr("ERR_NO_ENTRY_POINT"),
-            Self::EmailInvalid => tr("ERR_EMAIL_INVALID"),
-            Self::PasswordFirst => trf("ERR_INTERNAL", &[&tr("THINSVR_PASSWORD_FIRST")]),
-            Self::Other(e) => trf("ERR_INTERNAL", &[e]),
+            Self::PcidInvalid => tr(Key::ERR_PCID_INVALID),
+            Self::PcidTaken(p) => trf(Key::ERR_PCID_TAKEN, &[p]),
+            Self::RegisterDisabled => tr(Key::ERR_REGISTER_DISABLED),
+            Self::GatewayUnreachable(g) => trf(Key::ERR_GATEWAY_UNREACHABLE, &[g]),
+            Self::CertUntrusted => tr(Key::ERR_CERT_UNTRUSTED),
+            Self::CertExpired => tr(Key::ERR_CERT_EXPIRED),
+            Self::NoEntryPoint => tr(Key::ERR_NO_ENTRY_POINT),
+            Self::EmailInvalid => tr(Key::ERR_EMAIL_INVALID),
+            Self::PasswordFirst => trf(Key::ERR_INTERNAL, &[&tr(Key::THINSVR_PASSWORD_FIRST)]),
+            Self::Other(e) => trf(Key::ERR_INTERNAL, &[e]),
         }
     }
 }

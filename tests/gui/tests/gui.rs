@@ -14,6 +14,7 @@ use egui_kittest::Harness;
 use thin_e2e::{echo_server, GateDir, OfficePc};
 use thin_tunnel::settings::ConfigDir;
 use thin_ui::gui::{egui, tr, trf, ClientWindow, History, PhaseKind, RealConnector, ServerWindow};
+use thin_ui::strings::Key;
 
 fn wait<S>(h: &mut Harness<'static, S>, what: &str, within: Duration, done: impl Fn(&S) -> bool) {
     let deadline = Instant::now() + within;
@@ -54,11 +55,11 @@ fn client_window(link: thin_tunnel::link::Link, viewer: Option<String>) -> Harne
 
 /// Types the ID and the password and clicks OK; returns when OK was clicked.
 fn connect(h: &mut Harness<'static, ClientWindow>, pcid: &str, password: &str) -> Instant {
-    type_into(h, &tr("THINCLIENT_PCID_LABEL"), pcid);
-    click(h, &tr("BUTTON_CONNECT"));
-    type_into(h, &tr("PASSWORD_PROMPT"), password);
+    type_into(h, &tr(Key::THINCLIENT_PCID_LABEL), pcid);
+    click(h, &tr(Key::BUTTON_CONNECT));
+    type_into(h, &tr(Key::PASSWORD_PROMPT), password);
     let t = Instant::now();
-    click(h, &tr("BUTTON_OK"));
+    click(h, &tr(Key::BUTTON_OK));
     t
 }
 
@@ -96,27 +97,27 @@ fn register_in_the_server_window_then_connect_from_the_client_window() {
         ServerWindow::with_names(Arc::new(control), "Gui.User", "office-host"),
     );
     sw.run();
-    type_into(&mut sw, &tr("THINSVR_SERVICE_PORT"), &echo.port().to_string());
-    click(&mut sw, &tr("BUTTON_SAVE"));
+    type_into(&mut sw, &tr(Key::THINSVR_SERVICE_PORT), &echo.port().to_string());
+    click(&mut sw, &tr(Key::BUTTON_SAVE));
     wait(&mut sw, "the settings", Duration::from_secs(20), |w| !w.is_busy());
     assert_eq!(sw.state().error(), None);
-    click(&mut sw, &tr("THINSVR_USE_SUGGESTION"));
-    type_into(&mut sw, &tr("PASSWORD_PROMPT"), "pw-from-the-window");
-    type_into(&mut sw, &tr("PASSWORD_CONFIRM_PROMPT"), "pw-from-the-window");
-    click(&mut sw, &tr("THINSVR_PCID_REGISTER"));
+    click(&mut sw, &tr(Key::THINSVR_USE_SUGGESTION));
+    type_into(&mut sw, &tr(Key::PASSWORD_PROMPT), "pw-from-the-window");
+    type_into(&mut sw, &tr(Key::PASSWORD_CONFIRM_PROMPT), "pw-from-the-window");
+    click(&mut sw, &tr(Key::THINSVR_PCID_REGISTER));
     wait(&mut sw, "the registration", Duration::from_secs(20), |w| !w.is_busy());
     assert_eq!(sw.state().error(), None);
-    assert!(shows(&sw, &trf("THINSVR_REGISTERED", &[&"gui-user"])));
+    assert!(shows(&sw, &trf(Key::THINSVR_REGISTERED, &[&"gui-user"])));
     assert!(gw.gateway.registry.is_registered("gui-user"));
     assert_eq!(cfg.settings().unwrap().target, format!("127.0.0.1:{}", echo.port()));
     // The service goes online with the new settings; the window shows it.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !shows(&sw, &tr("THINSVR_ONLINE")) {
+    while !shows(&sw, &tr(Key::THINSVR_ONLINE)) {
         assert!(Instant::now() < deadline, "the window never showed the service online");
         sw.step();
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(shows(&sw, &trf("THINSVR_NUM_CLIENTS", &[&0])));
+    assert!(shows(&sw, &trf(Key::THINSVR_NUM_CLIENTS, &[&0])));
 
     // Home: the client window reaches it and starts the viewer.
     let home = tempfile::tempdir().unwrap();
@@ -129,7 +130,7 @@ fn register_in_the_server_window_then_connect_from_the_client_window() {
     assert!(h.state().error().is_none(), "{:?}", h.state().error());
     // The viewer may already be done; either way it ran through the tunnel.
     wait(&mut h, "the viewer to exit", Duration::from_secs(20), |w| w.phase() == PhaseKind::Idle);
-    assert!(shows(&h, &tr("THINCLIENT_VIEWER_EXITED")), "{:?}", h.state().error());
+    assert!(shows(&h, &tr(Key::THINCLIENT_VIEWER_EXITED)), "{:?}", h.state().error());
     assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), "hello-through-the-tunnel");
     assert_eq!(h.state().history().ids(), ["GUI-User"]);
     assert!(to_viewer < Duration::from_secs(10), "{to_viewer:?}");
@@ -157,11 +158,11 @@ fn the_client_window_says_what_went_wrong_in_plain_words() {
     .unwrap();
 
     let cases: Vec<(thin_tunnel::link::Link, &str, &str, String)> = vec![
-        (link.clone(), "desk-err", "wrong-pw", tr("ERR_WRONG_PASSWORD")),
-        (link.clone(), "sleepy", "x", trf("ERR_SERVER_OFFLINE", &[&"sleepy"])),
-        (link.clone(), "nobody", "x", trf("ERR_UNKNOWN_PCID", &[&"nobody"])),
+        (link.clone(), "desk-err", "wrong-pw", tr(Key::ERR_WRONG_PASSWORD)),
+        (link.clone(), "sleepy", "x", trf(Key::ERR_SERVER_OFFLINE, &[&"sleepy"])),
+        (link.clone(), "nobody", "x", trf(Key::ERR_UNKNOWN_PCID, &[&"nobody"])),
         // Another company's CA: the gateway's certificate is not trusted.
-        (GateDir::new("").link(gw.addr), "desk-err", "right-pw", tr("ERR_CERT_UNTRUSTED")),
+        (GateDir::new("").link(gw.addr), "desk-err", "right-pw", tr(Key::ERR_CERT_UNTRUSTED)),
     ];
     for (link, pcid, pw, expected) in cases {
         let mut h = client_window(link, Some("true".into()));
@@ -179,5 +180,5 @@ fn the_client_window_says_what_went_wrong_in_plain_words() {
     let mut h = client_window(gate.link(addr), Some("true".into()));
     connect(&mut h, "desk-err", "right-pw");
     wait(&mut h, "unreachable", Duration::from_secs(20), |w| w.error().is_some());
-    assert_eq!(h.state().error(), Some(trf("ERR_GATEWAY_UNREACHABLE", &[&addr]).as_str()));
+    assert_eq!(h.state().error(), Some(trf(Key::ERR_GATEWAY_UNREACHABLE, &[&addr]).as_str()));
 }

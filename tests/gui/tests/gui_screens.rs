@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use thin_e2e::ocr;
 use thin_e2e_gui::xvfb::{self, Window, Xvfb};
+use thin_ui::strings::Key;
 
 fn main() {
     xvfb::child_main();
@@ -46,7 +47,7 @@ fn main() {
         thin_tunnel::brand::get().patch_en.contains("APP_WELCOME"),
         "the default brand's English patch names APP_WELCOME"
     );
-    let welcome = thin_ui::strings::text_in(thin_ui::strings::Lang::En, "APP_WELCOME").into_owned();
+    let welcome = thin_ui::strings::text_in(thin_ui::strings::Lang::En, Key::APP_WELCOME).into_owned();
     let mut passed = 0;
     for (which, lang) in [("client", "en"), ("client", "ja"), ("server", "en"), ("server", "ja"), ("server-new", "ja")]
     {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use thin_protocol::secret::Secret;
 
 use super::server_window::{ControlError, Online, ServerConfig, ServerControl, ServerStatus};
+use crate::strings::Key;
 use thin_tunnel::admin_rpc::{AdminClient, AdminReply, AdminRequest, AdminSecret, AdminStatus, LinkState};
 
 /// How often the window's poller asks for the live state.
@@ -92,7 +93,7 @@ impl ServerControl for AdminControl {
                     LinkState::Connecting => Online::Connecting,
                     LinkState::Online => Online::Online,
                     LinkState::Offline(why) => Online::Offline(why.clone()),
-                    LinkState::NoEntryPoint => Online::Offline(crate::gui::tr("ERR_NO_ENTRY_POINT")),
+                    LinkState::NoEntryPoint => Online::Offline(crate::gui::tr(Key::ERR_NO_ENTRY_POINT)),
                 },
                 clients: Some(s.clients as usize),
             },

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::{labeled_field, tr, trf, History};
+use crate::strings::Key;
 use thin_tunnel::otp::OtpRequest;
 
 /// Steps of a connection, for the progress line.
@@ -86,26 +87,26 @@ impl ConnectError {
     /// The text shown to the user, from the string tables.
     pub fn message(&self, pcid: &str) -> String {
         match self {
-            Self::InvalidPcid => tr("ERR_PCID_INVALID"),
-            Self::WrongPassword => tr("ERR_WRONG_PASSWORD"),
-            Self::ServerOffline => trf("ERR_SERVER_OFFLINE", &[&pcid]),
-            Self::UnknownPcid => trf("ERR_UNKNOWN_PCID", &[&pcid]),
-            Self::GatewayUnreachable { gateway } => trf("ERR_GATEWAY_UNREACHABLE", &[gateway]),
-            Self::CertUntrusted => tr("ERR_CERT_UNTRUSTED"),
-            Self::CertExpired => tr("ERR_CERT_EXPIRED"),
-            Self::LockedOut { minutes } => trf("ERR_LOCKED_OUT", &[minutes]),
-            Self::OtpWrong => tr("ERR_OTP_WRONG"),
-            Self::OtpExpired => tr("ERR_OTP_EXPIRED"),
-            Self::OtpMailFailed => tr("ERR_OTP_MAIL_FAILED"),
-            Self::Busy => tr("ERR_TOO_MANY_SESSIONS"),
-            Self::Version => tr("ERR_PROTOCOL_VERSION"),
-            Self::Timeout => tr("ERR_TIMEOUT"),
-            Self::ConnectionLost(_) => trf("ERR_CONNECTION_LOST", &[&pcid]),
-            Self::Viewer(e) => trf("ERR_VIEWER_FAILED", &[e]),
-            Self::LocalPort(e) => trf("ERR_PORT_IN_USE", &[e]),
-            Self::NoEntryPoint => tr("ERR_NO_ENTRY_POINT"),
-            Self::Cancelled => tr("THINCLIENT_CANCELLED"),
-            Self::Other(e) => trf("ERR_INTERNAL", &[e]),
+            Self::InvalidPcid => tr(Key::ERR_PCID_INVALID),
+            Self::WrongPassword => tr(Key::ERR_WRONG_PASSWORD),
+            Self::ServerOffline => trf(Key::ERR_SERVER_OFFLINE, &[&pcid]),
+            Self::UnknownPcid => trf(Key::ERR_UNKNOWN_PCID, &[&pcid]),
+            Self::GatewayUnreachable { gateway } => trf(Key::ERR_GATEWAY_UNREACHABLE, &[gateway]),
+            Self::CertUntrusted => tr(Key::ERR_CERT_UNTRUSTED),
+            Self::CertExpired => tr(Key::ERR_CERT_EXPIRED),
+            Self::LockedOut { minutes } => trf(Key::ERR_LOCKED_OUT, &[minutes]),
+            Self::OtpWrong => tr(Key::ERR_OTP_WRONG),
+            Self::OtpExpired => tr(Key::ERR_OTP_EXPIRED),
+            Self::OtpMailFailed => tr(Key::ERR_OTP_MAIL_FAILED),
+            Self::Busy => tr(Key::ERR_TOO_MANY_SESSIONS),
+            Self::Version => tr(Key::ERR_PROTOCOL_VERSION),
+            Self::Timeout => tr(Key::ERR_TIMEOUT),
+            Self::ConnectionLost(_) => trf(Key::ERR_CONNECTION_LOST, &[&pcid]),
+            Self::Viewer(e) => trf(Key::ERR_VIEWER_FAILED, &[e]),
+            Self::LocalPort(e) => trf(Key::ERR_PORT_IN_USE, &[e]),
+            Self::NoEntryPoint => tr(Key::ERR_NO_ENTRY_POINT),
+            Self::Cancelled => tr(Key::THINCLIENT_CANCELLED),
+            Self::Other(e) => trf(Key::ERR_INTERNAL, &[e]),
         }
     }
 }
@@ -297,8 +298,8 @@ impl ClientWindow {
         }
         self.poll();
         egui::CentralPanel::default().show(ui, |ui| {
-            super::artwork::title_block(ui, &tr("APP_TITLE_CLIENT"));
-            ui.label(tr("APP_WELCOME"));
+            super::artwork::title_block(ui, &tr(Key::APP_TITLE_CLIENT));
+            ui.label(tr(Key::APP_WELCOME));
             ui.separator();
             match self.phase {
                 Phase::Idle => self.idle_ui(ui),
@@ -324,13 +325,13 @@ impl ClientWindow {
     }
 
     fn idle_ui(&mut self, ui: &mut egui::Ui) {
-        let field = labeled_field(ui, &tr("THINCLIENT_PCID_LABEL"), &mut self.pcid, false, 200.0);
+        let field = labeled_field(ui, &tr(Key::THINCLIENT_PCID_LABEL), &mut self.pcid, false, 200.0);
         self.take_focus(&field);
         let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        ui.label(egui::RichText::new(tr("THINCLIENT_PCID_HINT")).weak());
+        ui.label(egui::RichText::new(tr(Key::THINCLIENT_PCID_HINT)).weak());
         if !self.history.ids().is_empty() {
             ui.add_space(4.0);
-            ui.label(tr("THINCLIENT_HISTORY"));
+            ui.label(tr(Key::THINCLIENT_HISTORY));
             let mut chosen = None;
             ui.horizontal_wrapped(|ui| {
                 for id in self.history.ids() {
@@ -344,7 +345,7 @@ impl ClientWindow {
             }
         }
         ui.add_space(6.0);
-        if ui.button(tr("BUTTON_CONNECT")).clicked() || enter {
+        if ui.button(tr(Key::BUTTON_CONNECT)).clicked() || enter {
             self.ask_password();
         }
     }
@@ -364,14 +365,14 @@ impl ClientWindow {
     }
 
     fn password_ui(&mut self, ui: &mut egui::Ui) {
-        ui.label(egui::RichText::new(format!("{}: {}", tr("THINCLIENT_PCID_LABEL"), self.active_pcid)).strong());
-        let field = labeled_field(ui, &tr("PASSWORD_PROMPT"), &mut self.password, true, 200.0);
+        ui.label(egui::RichText::new(format!("{}: {}", tr(Key::THINCLIENT_PCID_LABEL), self.active_pcid)).strong());
+        let field = labeled_field(ui, &tr(Key::PASSWORD_PROMPT), &mut self.password, true, 200.0);
         self.take_focus(&field);
         let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         let (mut ok, mut cancel) = (enter, false);
         ui.horizontal(|ui| {
-            ok |= ui.button(tr("BUTTON_OK")).clicked();
-            cancel = ui.button(tr("BUTTON_CANCEL")).clicked();
+            ok |= ui.button(tr(Key::BUTTON_OK)).clicked();
+            cancel = ui.button(tr(Key::BUTTON_CANCEL)).clicked();
         });
         if cancel {
             self.password.clear();
@@ -380,7 +381,7 @@ impl ClientWindow {
             self.focus = true;
         } else if ok {
             if self.password.is_empty() {
-                self.message = Some(Message { text: tr("ERR_PASSWORD_EMPTY"), error: true });
+                self.message = Some(Message { text: tr(Key::ERR_PASSWORD_EMPTY), error: true });
             } else {
                 self.start(ui.ctx());
             }
@@ -389,9 +390,9 @@ impl ClientWindow {
 
     fn working_ui(&mut self, ui: &mut egui::Ui, p: Progress) {
         let text = match p {
-            Progress::Connecting => trf("THINCLIENT_CONNECTING", &[&self.active_pcid]),
-            Progress::Authenticating => tr("THINCLIENT_AUTHENTICATING"),
-            Progress::Connected => trf("THINCLIENT_CONNECTED", &[&self.active_pcid]),
+            Progress::Connecting => trf(Key::THINCLIENT_CONNECTING, &[&self.active_pcid]),
+            Progress::Authenticating => tr(Key::THINCLIENT_AUTHENTICATING),
+            Progress::Connected => trf(Key::THINCLIENT_CONNECTED, &[&self.active_pcid]),
         };
         ui.horizontal(|ui| {
             ui.spinner();
@@ -399,7 +400,7 @@ impl ClientWindow {
         });
         ui.add_space(6.0);
         let cancelling = self.cancel.as_ref().is_some_and(|c| c.is_cancelled());
-        if ui.add_enabled(!cancelling, egui::Button::new(tr("BUTTON_CANCEL"))).clicked() {
+        if ui.add_enabled(!cancelling, egui::Button::new(tr(Key::BUTTON_CANCEL))).clicked() {
             if let Some(c) = &self.cancel {
                 c.cancel();
             }
@@ -409,18 +410,18 @@ impl ClientWindow {
     fn otp_ui(&mut self, ui: &mut egui::Ui) {
         let Phase::Otp { request, .. } = &self.phase else { return };
         let request = request.clone();
-        ui.label(trf("OTP_SENT", &[&request.destination]));
+        ui.label(trf(Key::OTP_SENT, &[&request.destination]));
         if request.retry {
-            ui.label(egui::RichText::new(tr("ERR_OTP_WRONG")).color(ui.visuals().error_fg_color));
-            ui.label(trf("OTP_TRIES_LEFT", &[&request.tries_left]));
+            ui.label(egui::RichText::new(tr(Key::ERR_OTP_WRONG)).color(ui.visuals().error_fg_color));
+            ui.label(trf(Key::OTP_TRIES_LEFT, &[&request.tries_left]));
         }
-        let field = labeled_field(ui, &tr("OTP_PROMPT"), &mut self.otp_code, false, 120.0);
+        let field = labeled_field(ui, &tr(Key::OTP_PROMPT), &mut self.otp_code, false, 120.0);
         self.take_focus(&field);
         let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         let (mut ok, mut cancel) = (enter, false);
         ui.horizontal(|ui| {
-            ok |= ui.button(tr("BUTTON_OK")).clicked();
-            cancel = ui.button(tr("BUTTON_CANCEL")).clicked();
+            ok |= ui.button(tr(Key::BUTTON_OK)).clicked();
+            cancel = ui.button(tr(Key::BUTTON_CANCEL)).clicked();
         });
         let code = self.otp_code.trim().to_string();
         let answer = if cancel {
@@ -441,11 +442,11 @@ impl ClientWindow {
     }
 
     fn running_ui(&mut self, ui: &mut egui::Ui, addr: SocketAddr) {
-        ui.label(egui::RichText::new(trf("THINCLIENT_CONNECTED", &[&self.active_pcid])).strong());
-        ui.label(tr("THINCLIENT_VIEWER_STARTED"));
-        ui.label(egui::RichText::new(trf("LISTENING_ON", &[&addr])).weak().small());
+        ui.label(egui::RichText::new(trf(Key::THINCLIENT_CONNECTED, &[&self.active_pcid])).strong());
+        ui.label(tr(Key::THINCLIENT_VIEWER_STARTED));
+        ui.label(egui::RichText::new(trf(Key::LISTENING_ON, &[&addr])).weak().small());
         ui.add_space(6.0);
-        if ui.button(tr("BUTTON_DISCONNECT")).clicked() {
+        if ui.button(tr(Key::BUTTON_DISCONNECT)).clicked() {
             if let Some(c) = &self.cancel {
                 c.cancel();
             }
@@ -547,7 +548,7 @@ impl ClientWindow {
         match r {
             Ok(()) => {
                 self.phase = Phase::Idle;
-                self.message = was_running.then(|| Message { text: tr("THINCLIENT_VIEWER_EXITED"), error: false });
+                self.message = was_running.then(|| Message { text: tr(Key::THINCLIENT_VIEWER_EXITED), error: false });
             }
             Err(ConnectError::Cancelled) => {
                 self.phase = Phase::Idle;
@@ -586,7 +587,7 @@ impl eframe::App for ClientWindow {
 
 /// Opens ThinClient's window and returns when it is closed.
 pub fn run_client_window(window: ClientWindow) -> Result<(), String> {
-    let title = tr("APP_TITLE_CLIENT");
+    let title = tr(Key::APP_TITLE_CLIENT);
     let opts = super::native_options(&title, [460.0, 440.0]);
     eframe::run_native(
         &title,

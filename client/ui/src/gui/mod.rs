@@ -26,6 +26,8 @@ pub mod stand_in;
 
 pub use eframe::egui;
 
+pub use crate::strings::Key;
+
 pub use admin_control::AdminControl;
 pub use client_window::{
     run_client_window, ClientEvent, ClientWindow, ConnectError, Connector, PhaseKind, Progress, Session,
@@ -65,12 +67,12 @@ pub fn brand() -> BrandView {
 }
 
 /// The text of `key` in the user's language.
-pub fn tr(key: &str) -> String {
+pub fn tr(key: Key) -> String {
     crate::strings::text(key).into_owned()
 }
 
 /// The text of `key` with `{0}`, `{1}`... filled in.
-pub fn trf(key: &str, args: &[&dyn std::fmt::Display]) -> String {
+pub fn trf(key: Key, args: &[&dyn std::fmt::Display]) -> String {
     crate::strings::fmt(key, args)
 }
 

@@ -15,6 +15,7 @@ use eframe::egui;
 use thin_protocol::secret::Secret;
 
 use super::{labeled_field, tr, trf};
+use crate::strings::Key;
 use crate::wording::Wording;
 
 /// Whether the office PC is reachable through the gateway.
@@ -234,7 +235,7 @@ impl ServerWindow {
         ui.ctx().request_repaint_after(Duration::from_millis(500));
         egui::CentralPanel::default().show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
-                super::artwork::title_block(ui, &tr("APP_TITLE_SERVER"));
+                super::artwork::title_block(ui, &tr(Key::APP_TITLE_SERVER));
                 ui.separator();
                 self.status_ui(ui);
                 ui.separator();
@@ -260,50 +261,50 @@ impl ServerWindow {
 
     fn status_ui(&mut self, ui: &mut egui::Ui) {
         match &self.config.pcid {
-            Some(p) => ui.label(egui::RichText::new(trf("THINSVR_REGISTERED", &[p])).strong()),
-            None => ui.label(tr("THINSVR_NOT_REGISTERED")),
+            Some(p) => ui.label(egui::RichText::new(trf(Key::THINSVR_REGISTERED, &[p])).strong()),
+            None => ui.label(tr(Key::THINSVR_NOT_REGISTERED)),
         };
         let st = self.control.status();
         let ok = egui::Color32::from_rgb(0x1b, 0x7f, 0x3b);
         match &st.online {
             Online::Unknown => {}
             Online::Connecting => {
-                ui.label(tr("THINSVR_CONNECTING"));
+                ui.label(tr(Key::THINSVR_CONNECTING));
             }
             Online::Online => {
-                ui.label(egui::RichText::new(tr("THINSVR_ONLINE")).color(ok));
+                ui.label(egui::RichText::new(tr(Key::THINSVR_ONLINE)).color(ok));
             }
             Online::Offline(why) => {
-                ui.label(egui::RichText::new(trf("THINSVR_OFFLINE", &[why])).color(ui.visuals().error_fg_color));
+                ui.label(egui::RichText::new(trf(Key::THINSVR_OFFLINE, &[why])).color(ui.visuals().error_fg_color));
             }
             Online::Stopped => {
-                ui.label(tr("THINSVR_SERVICE_STOPPED"));
+                ui.label(tr(Key::THINSVR_SERVICE_STOPPED));
             }
         }
         if let Some(n) = st.clients {
-            ui.label(trf("THINSVR_NUM_CLIENTS", &[&n]));
+            ui.label(trf(Key::THINSVR_NUM_CLIENTS, &[&n]));
         }
     }
 
     fn pcid_ui(&mut self, ui: &mut egui::Ui) {
-        labeled_field(ui, &tr("THINSVR_PCID_LABEL"), &mut self.pcid, false, 220.0);
+        labeled_field(ui, &tr(Key::THINSVR_PCID_LABEL), &mut self.pcid, false, 220.0);
         let typed = self.pcid.trim();
         if !typed.is_empty() && thin_protocol::pcid::normalize(typed).is_err() {
-            ui.label(egui::RichText::new(tr("ERR_PCID_INVALID")).color(ui.visuals().error_fg_color).small());
+            ui.label(egui::RichText::new(tr(Key::ERR_PCID_INVALID)).color(ui.visuals().error_fg_color).small());
         }
         // A suggestion helps choose the first ID; a registered PC has one.
         if let Some(s) = self.suggestion().filter(|_| self.config.pcid.is_none()).map(str::to_string) {
             if !s.eq_ignore_ascii_case(typed) {
                 ui.horizontal(|ui| {
-                    ui.label(trf("THINSVR_PCID_SUGGEST", &[&s]));
-                    if ui.small_button(tr("THINSVR_USE_SUGGESTION")).clicked() {
+                    ui.label(trf(Key::THINSVR_PCID_SUGGEST, &[&s]));
+                    if ui.small_button(tr(Key::THINSVR_USE_SUGGESTION)).clicked() {
                         self.pcid = s.clone();
                     }
                 });
             }
         }
         let registered = self.config.pcid.is_some();
-        let label = if registered { tr("THINSVR_PCID_CHANGE") } else { tr("THINSVR_PCID_REGISTER") };
+        let label = if registered { tr(Key::THINSVR_PCID_CHANGE) } else { tr(Key::THINSVR_PCID_REGISTER) };
         if ui.button(label).clicked() {
             self.register(ui.ctx());
         }
@@ -311,11 +312,11 @@ impl ServerWindow {
 
     fn password_ui(&mut self, ui: &mut egui::Ui) {
         if self.config.pcid.is_none() {
-            ui.label(egui::RichText::new(tr("THINSVR_PASSWORD_FIRST")).weak());
+            ui.label(egui::RichText::new(tr(Key::THINSVR_PASSWORD_FIRST)).weak());
         }
-        labeled_field(ui, &tr("PASSWORD_PROMPT"), &mut self.password, true, 180.0);
-        labeled_field(ui, &tr("PASSWORD_CONFIRM_PROMPT"), &mut self.password2, true, 180.0);
-        if self.config.pcid.is_some() && ui.button(tr("THINSVR_PASSWORD_SET")).clicked() {
+        labeled_field(ui, &tr(Key::PASSWORD_PROMPT), &mut self.password, true, 180.0);
+        labeled_field(ui, &tr(Key::PASSWORD_CONFIRM_PROMPT), &mut self.password2, true, 180.0);
+        if self.config.pcid.is_some() && ui.button(tr(Key::THINSVR_PASSWORD_SET)).clicked() {
             if let Some(pw) = self.checked_password() {
                 let c = self.control.clone();
                 self.spawn(ui.ctx(), move || c.set_password(&pw).map(|()| Done::PasswordSet));
@@ -324,15 +325,15 @@ impl ServerWindow {
     }
 
     fn settings_ui(&mut self, ui: &mut egui::Ui) {
-        ui.checkbox(&mut self.otp_on, tr("THINSVR_OTP_ENABLE"));
+        ui.checkbox(&mut self.otp_on, tr(Key::THINSVR_OTP_ENABLE));
         if self.otp_on {
-            labeled_field(ui, &tr("THINSVR_OTP_EMAIL"), &mut self.email, false, 220.0);
+            labeled_field(ui, &tr(Key::THINSVR_OTP_EMAIL), &mut self.email, false, 220.0);
         }
-        labeled_field(ui, &tr("THINSVR_SERVICE_PORT"), &mut self.port, false, 60.0);
+        labeled_field(ui, &tr(Key::THINSVR_SERVICE_PORT), &mut self.port, false, 60.0);
         if parse_port(&self.port).is_none() {
-            ui.label(egui::RichText::new(tr("ERR_PORT_INVALID")).color(ui.visuals().error_fg_color).small());
+            ui.label(egui::RichText::new(tr(Key::ERR_PORT_INVALID)).color(ui.visuals().error_fg_color).small());
         }
-        if ui.button(tr("BUTTON_SAVE")).clicked() {
+        if ui.button(tr(Key::BUTTON_SAVE)).clicked() {
             self.save_settings(ui.ctx());
         }
     }
@@ -344,11 +345,11 @@ impl ServerWindow {
     /// The typed password if both fields agree and it is not empty.
     fn checked_password(&mut self) -> Option<Secret> {
         if self.password.is_empty() {
-            self.error_msg(tr("ERR_PASSWORD_EMPTY"));
+            self.error_msg(tr(Key::ERR_PASSWORD_EMPTY));
             return None;
         }
         if self.password != self.password2 {
-            self.error_msg(tr("ERR_PASSWORD_MISMATCH"));
+            self.error_msg(tr(Key::ERR_PASSWORD_MISMATCH));
             return None;
         }
         Some(Secret::new(self.password.clone()))
@@ -377,7 +378,7 @@ impl ServerWindow {
 
     fn save_settings(&mut self, ctx: &egui::Context) {
         let Some(port) = parse_port(&self.port) else {
-            self.error_msg(tr("ERR_PORT_INVALID"));
+            self.error_msg(tr(Key::ERR_PORT_INVALID));
             return;
         };
         let email = if self.otp_on {
@@ -429,8 +430,8 @@ impl ServerWindow {
                 let clear = !matches!(done, Done::SettingsSaved);
                 let text = match done {
                     Done::Registered => None,
-                    Done::PasswordSet => Some(tr("THINSVR_PASSWORD_CHANGED")),
-                    Done::SettingsSaved => Some(tr("THINSVR_SETTINGS_SAVED")),
+                    Done::PasswordSet => Some(tr(Key::THINSVR_PASSWORD_CHANGED)),
+                    Done::SettingsSaved => Some(tr(Key::THINSVR_SETTINGS_SAVED)),
                 };
                 if clear {
                     self.password.clear();
@@ -464,7 +465,7 @@ impl eframe::App for ServerWindow {
 
 /// Opens ThinServer's window and returns when it is closed.
 pub fn run_server_window(window: ServerWindow) -> Result<(), String> {
-    let title = tr("APP_TITLE_SERVER");
+    let title = tr(Key::APP_TITLE_SERVER);
     let opts = super::native_options(&title, [480.0, 640.0]);
     eframe::run_native(
         &title,
