@@ -109,7 +109,7 @@ fn window(cli: Cli) -> ExitCode {
     let dir = config_dir(&cli);
     let saved_proxy = dir.settings().ok().and_then(|s| s.proxy);
     let link = entry::link(cli.entry_point.as_deref(), cli.proxy.as_deref(), saved_proxy.as_deref()).ok();
-    let r = thin_ui::gui::open_server_app(dir, link, admin_port(&cli)).map_err(anyhow::Error::msg);
+    let r = thin_ui::gui::open_server_app(dir, link, admin_port(&cli)).map_err(|e| anyhow::anyhow!("{e}"));
     cli::exit_code("thinsvr", r)
 }
 
@@ -138,13 +138,13 @@ fn service(cli: Cli) -> ExitCode {
                 // in the config folder (readable by administrators only).
                 let log = config_dir(&cli).0.join("thinsvr.log");
                 entry::init_logging_to_file("info", &log);
-                serve(&cli, stop).map_err(|e| format!("{e:#}"))
+                serve(&cli, stop).map_err(|e| format!("{e:#}").into())
             })
         };
         match thin_tunnel::platform::winsvc::run_as_service(&thin_tunnel::brand::service_name(), body) {
             Ok(true) => return ExitCode::SUCCESS,
             Ok(false) => {}
-            Err(e) => return cli::exit_code("thinsvr", Err(anyhow::Error::msg(e))),
+            Err(e) => return cli::exit_code("thinsvr", Err(e.into())),
         }
         entry::init_logging("info");
         foreground(&cli)
@@ -176,7 +176,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
     if let Cmd::Otp { email, .. } = &cmd {
         let mut settings = saved;
         settings.otp_email = match email {
-            Some(e) => Some(otp::check_email(e).map_err(anyhow::Error::msg)?),
+            Some(e) => Some(otp::check_email(e)?),
             None => None,
         };
         dir.save_settings(&settings)?;

@@ -3,18 +3,42 @@
 
 use std::path::Path;
 
-use thin_protocol::entry_point::EntryPoint;
+use thin_protocol::entry_point::{EntryPoint, EntryPointError};
 use thin_protocol::secret::Secret;
 
+use crate::link::LinkError;
+use crate::proxy::ProxyError;
+
+/// Why the app cannot start talking to the gateway, or read a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// The entry point file is unreadable or malformed.
+    #[error(transparent)]
+    EntryPoint(#[from] EntryPointError),
+    /// This build has none, and none was given.
+    #[error("this build has no entry point compiled in; pass --entry-point EntryPoint.dat (builds made by `builder build` carry one)")]
+    NoEntryPoint,
+    /// The proxy setting is unusable.
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    /// The gateway link cannot be set up (its CA).
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// Standard input cannot be read.
+    #[error(transparent)]
+    Stdin(#[from] std::io::Error),
+    /// Standard input had an empty line.
+    #[error("no password on standard input")]
+    NoPassword,
+}
+
 /// Loads `path`, or the compiled-in entry point when `None`.
-pub fn load(path: Option<&Path>) -> anyhow::Result<EntryPoint> {
+pub fn load(path: Option<&Path>) -> Result<EntryPoint, EntryError> {
     match path {
         Some(p) => Ok(EntryPoint::load(p)?),
         None => match crate::brand::get().entry_point {
             Some(text) => Ok(EntryPoint::parse(text, "compiled-in EntryPoint.dat")?),
-            None => anyhow::bail!(
-                "this build has no entry point compiled in; pass --entry-point EntryPoint.dat (builds made by `builder build` carry one)"
-            ),
+            None => Err(EntryError::NoEntryPoint),
         },
     }
 }
@@ -25,19 +49,19 @@ pub fn link(
     path: Option<&Path>,
     proxy_opt: Option<&str>,
     saved_proxy: Option<&str>,
-) -> anyhow::Result<crate::link::Link> {
+) -> Result<crate::link::Link, EntryError> {
     let ep = load(path)?;
     let proxy = crate::proxy::resolve(proxy_opt, saved_proxy, &ep.url.host)?;
     Ok(crate::link::Link::new(ep, proxy)?)
 }
 
 /// Reads one line from standard input as a secret (trailing newline removed).
-pub fn read_secret_line() -> anyhow::Result<Secret> {
+pub fn read_secret_line() -> Result<Secret, EntryError> {
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
     let pw = line.trim_end_matches(['\r', '\n']).to_string();
     if pw.is_empty() {
-        anyhow::bail!("no password on standard input");
+        return Err(EntryError::NoPassword);
     }
     Ok(Secret::new(pw))
 }

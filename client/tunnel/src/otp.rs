@@ -86,10 +86,20 @@ impl Challenge {
     }
 }
 
+/// Why an address cannot receive one-time passwords.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{addr:?} is not a mail address: {why}; write e.g. alice@example.org")]
+pub struct EmailError {
+    /// The address as given (trimmed).
+    pub addr: String,
+    /// What is wrong with it.
+    pub why: &'static str,
+}
+
 /// Checks an address for one-time passwords; returns it trimmed.
-pub fn check_email(addr: &str) -> Result<String, String> {
+pub fn check_email(addr: &str) -> Result<String, EmailError> {
     let a = addr.trim();
-    let bad = |why: &str| Err(format!("{a:?} is not a mail address: {why}; write e.g. alice@example.org"));
+    let bad = |why: &'static str| Err(EmailError { addr: a.to_string(), why });
     if a.len() > 254 {
         return bad("longer than 254 characters");
     }
@@ -208,7 +218,7 @@ mod tests {
             "a@x..org",
             "a@x.org\nb",
         ] {
-            let e = check_email(bad).unwrap_err();
+            let e = check_email(bad).unwrap_err().to_string();
             assert!(e.contains("is not a mail address") && e.contains("; write e.g."), "{bad}: {e}");
         }
         assert_eq!(mask_email("alice@example.org"), "a***@example.org");

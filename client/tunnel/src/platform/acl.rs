@@ -28,7 +28,7 @@ pub fn protect_dir(dir: &Path) {
 }
 
 #[cfg(windows)]
-fn protect_windows(dir: &Path) -> Result<(), String> {
+fn protect_windows(dir: &Path) -> std::io::Result<()> {
     use std::os::windows::ffi::OsStrExt;
     use windows_sys::Win32::Foundation::{LocalFree, ERROR_SUCCESS};
     use windows_sys::Win32::Security::Authorization::{
@@ -52,12 +52,13 @@ fn protect_windows(dir: &Path) -> Result<(), String> {
             std::ptr::null_mut(),
         ) == 0
         {
-            return Err(format!("bad access list: {}", std::io::Error::last_os_error()));
+            let e = std::io::Error::last_os_error();
+            return Err(std::io::Error::new(e.kind(), format!("bad access list: {e}")));
         }
         let (mut present, mut defaulted) = (0, 0);
         let mut dacl: *mut ACL = std::ptr::null_mut();
         let r = if GetSecurityDescriptorDacl(sd, &mut present, &mut dacl, &mut defaulted) == 0 {
-            Err(std::io::Error::last_os_error().to_string())
+            Err(std::io::Error::last_os_error())
         } else {
             let e = SetNamedSecurityInfoW(
                 path.as_ptr(),
@@ -71,7 +72,7 @@ fn protect_windows(dir: &Path) -> Result<(), String> {
             if e == ERROR_SUCCESS {
                 Ok(())
             } else {
-                Err(std::io::Error::from_raw_os_error(e as i32).to_string())
+                Err(std::io::Error::from_raw_os_error(e as i32))
             }
         };
         LocalFree(sd as _);

@@ -19,7 +19,21 @@ use windows_service::{define_windows_service, service_dispatcher};
 
 /// The service's body: runs until the token is cancelled; an error is logged
 /// and reported to the SCM as a service-specific exit code 1.
-pub type Body = Box<dyn Fn(CancellationToken) -> Result<(), String> + Send + Sync>;
+pub type Body = Box<dyn Fn(CancellationToken) -> Result<(), BodyError> + Send + Sync>;
+
+/// Why the service's body failed (logged, then reported as exit code 1).
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why this process cannot be handed to the service control manager.
+#[derive(Debug, thiserror::Error)]
+pub enum WinServiceError {
+    /// [`run_as_service`] was called twice.
+    #[error("the service is already registered in this process")]
+    AlreadyRegistered,
+    /// The dispatcher refused.
+    #[error("cannot start the service dispatcher: {0}")]
+    Dispatcher(windows_service::Error),
+}
 
 struct Registered {
     name: String,
@@ -34,16 +48,16 @@ const ERROR_FAILED_SERVICE_CONTROLLER_CONNECT: i32 = 1063;
 /// Hands this process to the SCM as service `name` running `body`. Returns
 /// `Ok(true)` once the service stopped, `Ok(false)` when the process was not
 /// started by the SCM (run `body` in the foreground then).
-pub fn run_as_service(name: &str, body: Body) -> Result<bool, String> {
+pub fn run_as_service(name: &str, body: Body) -> Result<bool, WinServiceError> {
     if SERVICE.set(Registered { name: name.to_string(), body }).is_err() {
-        return Err("the service is already registered in this process".into());
+        return Err(WinServiceError::AlreadyRegistered);
     }
     match service_dispatcher::start(name, ffi_service_main) {
         Ok(()) => Ok(true),
         Err(windows_service::Error::Winapi(e)) if e.raw_os_error() == Some(ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) => {
             Ok(false)
         }
-        Err(e) => Err(format!("cannot start the service dispatcher: {e}")),
+        Err(e) => Err(WinServiceError::Dispatcher(e)),
     }
 }
 

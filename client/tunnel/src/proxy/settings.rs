@@ -80,16 +80,15 @@ impl ProxySetting {
         Secret::new(format!("{}://{userinfo}{}", self.kind.scheme(), self.addr()))
     }
 
-    pub(crate) fn parse_or(url: &str, default: ProxyKind) -> Result<Self, String> {
-        const SCHEMES: &str = "use http://, socks5:// or socks5h://";
+    pub(crate) fn parse_or(url: &str, default: ProxyKind) -> Result<Self, BadProxyUrl> {
         let (kind, rest) = match url.trim().split_once("://") {
             None => (default, url.trim()),
             Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
                 "http" => (ProxyKind::Http, rest),
                 "socks5" => (ProxyKind::Socks5, rest),
                 "socks5h" => (ProxyKind::Socks5h, rest),
-                "https" => return Err(format!("TLS to the proxy (https://) is not supported; {SCHEMES}")),
-                other => return Err(format!("unsupported proxy scheme {other:?}; {SCHEMES}")),
+                "https" => return Err(BadProxyUrl::Https),
+                other => return Err(BadProxyUrl::Scheme(other.to_string())),
             },
         };
         let (userinfo, hostport) = match rest.rsplit_once('@') {
@@ -98,7 +97,7 @@ impl ProxySetting {
         };
         let hostport = hostport.strip_suffix('/').unwrap_or(hostport);
         if hostport.contains(['/', '?', '#']) {
-            return Err("a proxy URL has no path; write scheme://[user:password@]host:port".into());
+            return Err(BadProxyUrl::Path);
         }
         let default_port = if kind == ProxyKind::Http { 80 } else { 1080 };
         let (host, port) = split_host_port(hostport, default_port)?;
@@ -107,10 +106,10 @@ impl ProxySetting {
             let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
             let (user, pass) = (decode(user)?, Secret::new(decode(pass)?));
             if user.is_empty() {
-                return Err("the user name before '@' is empty".into());
+                return Err(BadProxyUrl::EmptyUser);
             }
             if kind != ProxyKind::Http && (user.len() > 255 || pass.expose().len() > 255) {
-                return Err("SOCKS5 user names and passwords are at most 255 bytes".into());
+                return Err(BadProxyUrl::SocksCredentialsTooLong);
             }
             setting = setting.with_credentials(user, pass);
         }
@@ -135,8 +134,46 @@ impl std::str::FromStr for ProxySetting {
     }
 }
 
-pub(crate) fn invalid(origin: &str, reason: impl Into<String>) -> ProxyError {
-    ProxyError::Invalid { origin: origin.to_owned(), reason: reason.into() }
+pub(crate) fn invalid(origin: &str, reason: impl ToString) -> ProxyError {
+    ProxyError::Invalid { origin: origin.to_owned(), reason: reason.to_string() }
+}
+
+/// What is wrong with a proxy URL, and how to write it instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadProxyUrl {
+    /// `https://` to the proxy.
+    #[error("TLS to the proxy (https://) is not supported; use http://, socks5:// or socks5h://")]
+    Https,
+    /// Another scheme.
+    #[error("unsupported proxy scheme {0:?}; use http://, socks5:// or socks5h://")]
+    Scheme(String),
+    /// A path, query or fragment.
+    #[error("a proxy URL has no path; write scheme://[user:password@]host:port")]
+    Path,
+    /// `user:pass@` with an empty user.
+    #[error("the user name before '@' is empty")]
+    EmptyUser,
+    /// SOCKS5 credentials over 255 bytes.
+    #[error("SOCKS5 user names and passwords are at most 255 bytes")]
+    SocksCredentialsTooLong,
+    /// `[` without `]`.
+    #[error("missing ']' after the IPv6 address")]
+    UnclosedBracket,
+    /// Brackets around something else than an IPv6 address.
+    #[error("{0:?} is not an IPv6 address")]
+    NotIpv6(String),
+    /// Not a host name.
+    #[error("{0:?} is not a host name; write scheme://host:port")]
+    Host(String),
+    /// Not a port.
+    #[error("{0:?} is not a port number (1-65535)")]
+    Port(String),
+    /// `%` not followed by two hex digits.
+    #[error("a '%' in the user name or password is not followed by two hex digits")]
+    PercentEscape,
+    /// Percent-decoded bytes that are not UTF-8.
+    #[error("the percent-decoded user name or password is not UTF-8")]
+    NotUtf8,
 }
 
 /// `::1` for `[::1]`; anything else unchanged.
@@ -152,11 +189,11 @@ pub(crate) fn host_port(host: &str, port: u16) -> String {
     }
 }
 
-fn split_host_port(s: &str, default_port: u16) -> Result<(&str, u16), String> {
+fn split_host_port(s: &str, default_port: u16) -> Result<(&str, u16), BadProxyUrl> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or("missing ']' after the IPv6 address")?;
+        let (host, after) = rest.split_once(']').ok_or(BadProxyUrl::UnclosedBracket)?;
         if host.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("{host:?} is not an IPv6 address"));
+            return Err(BadProxyUrl::NotIpv6(host.to_string()));
         }
         (host, after.strip_prefix(':').or(Some(after).filter(|a| !a.is_empty())))
     } else {
@@ -167,21 +204,21 @@ fn split_host_port(s: &str, default_port: u16) -> Result<(&str, u16), String> {
     };
     let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':');
     if host.is_empty() || !host.chars().all(ok) {
-        return Err(format!("{host:?} is not a host name; write scheme://host:port"));
+        return Err(BadProxyUrl::Host(host.to_string()));
     }
     let port = match port {
         None => default_port,
-        Some(p) => p.parse().ok().filter(|p| *p != 0).ok_or(format!("{p:?} is not a port number (1-65535)"))?,
+        Some(p) => p.parse().ok().filter(|p| *p != 0).ok_or_else(|| BadProxyUrl::Port(p.to_string()))?,
     };
     Ok((host, port))
 }
 
-fn decode(s: &str) -> Result<String, String> {
+fn decode(s: &str) -> Result<String, BadProxyUrl> {
     let (b, mut out, mut i) = (s.as_bytes(), Vec::with_capacity(s.len()), 0);
     while i < b.len() {
         if b[i] == b'%' {
             let hex = b.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit));
-            let hex = hex.ok_or("a '%' in the user name or password is not followed by two hex digits")?;
+            let hex = hex.ok_or(BadProxyUrl::PercentEscape)?;
             out.push(u8::from_str_radix(std::str::from_utf8(hex).unwrap_or("0"), 16).unwrap_or(0));
             i += 3;
         } else {
@@ -189,7 +226,7 @@ fn decode(s: &str) -> Result<String, String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| "the percent-decoded user name or password is not UTF-8".into())
+    String::from_utf8(out).map_err(|_| BadProxyUrl::NotUtf8)
 }
 
 fn encode(s: &str) -> String {

@@ -4,8 +4,8 @@
 use eframe::egui;
 
 /// Decodes a BMP (24 or 32 bits, as the builder checks) to an image.
-pub fn decode_bmp(bytes: &[u8]) -> Result<egui::ColorImage, String> {
-    let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Bmp).map_err(|e| e.to_string())?;
+pub fn decode_bmp(bytes: &[u8]) -> Result<egui::ColorImage, super::GuiError> {
+    let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Bmp)?;
     let rgba = img.to_rgba8();
     let size = [rgba.width() as usize, rgba.height() as usize];
     Ok(egui::ColorImage::from_rgba_unmultiplied(size, rgba.as_raw()))

@@ -586,7 +586,7 @@ impl eframe::App for ClientWindow {
 }
 
 /// Opens ThinClient's window and returns when it is closed.
-pub fn run_client_window(window: ClientWindow) -> Result<(), String> {
+pub fn run_client_window(window: ClientWindow) -> Result<(), super::GuiError> {
     let title = tr(Key::APP_TITLE_CLIENT);
     let opts = super::native_options(&title, [460.0, 440.0]);
     eframe::run_native(
@@ -596,6 +596,6 @@ pub fn run_client_window(window: ClientWindow) -> Result<(), String> {
             let _ = super::setup(&cc.egui_ctx);
             Ok(Box::new(window))
         }),
-    )
-    .map_err(|e| e.to_string())
+    )?;
+    Ok(())
 }

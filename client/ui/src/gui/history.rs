@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::GuiError;
+
 /// How many IDs are kept.
 pub const MAX_ENTRIES: usize = 10;
 
@@ -71,7 +73,7 @@ impl History {
     }
 
     /// Puts `pcid` first (once, compared without case) and saves.
-    pub fn remember(&mut self, pcid: &str) -> Result<(), String> {
+    pub fn remember(&mut self, pcid: &str) -> Result<(), GuiError> {
         let pcid = pcid.trim();
         self.ids.retain(|x| !x.eq_ignore_ascii_case(pcid));
         self.ids.insert(0, pcid.to_string());
@@ -80,15 +82,15 @@ impl History {
     }
 
     /// Forgets `pcid` and saves.
-    pub fn forget(&mut self, pcid: &str) -> Result<(), String> {
+    pub fn forget(&mut self, pcid: &str) -> Result<(), GuiError> {
         self.ids.retain(|x| !x.eq_ignore_ascii_case(pcid));
         self.save()
     }
 
-    fn save(&self) -> Result<(), String> {
+    fn save(&self) -> Result<(), GuiError> {
         let Some(path) = &self.path else { return Ok(()) };
-        let text = serde_json::to_vec_pretty(&FileFormat { recent: self.ids.clone() }).map_err(|e| e.to_string())?;
-        thin_tunnel::settings::write_secret(path, &text).map_err(|e| e.to_string())
+        let text = serde_json::to_vec_pretty(&FileFormat { recent: self.ids.clone() })?;
+        Ok(thin_tunnel::settings::write_secret(path, &text)?)
     }
 }
 

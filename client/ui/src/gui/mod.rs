@@ -18,6 +18,7 @@ pub mod admin_control;
 pub mod artwork;
 pub mod client_window;
 pub mod connector;
+pub mod error;
 pub mod fonts;
 pub mod history;
 pub mod server_window;
@@ -33,6 +34,7 @@ pub use client_window::{
     run_client_window, ClientEvent, ClientWindow, ConnectError, Connector, PhaseKind, Progress, Session,
 };
 pub use connector::{RealConnector, UnusableConnector};
+pub use error::{EmbedError, GuiError};
 pub use history::History;
 pub use server_window::{
     run_server_window, suggest_pcids, ControlError, Online, ServerConfig, ServerControl, ServerStatus, ServerWindow,
@@ -141,10 +143,10 @@ pub(crate) fn native_options(title: &str, size: [f32; 2]) -> eframe::NativeOptio
 /// recent computer IDs, `pcid` filled in if given. Returns when it is closed.
 /// Call it on the main thread, outside any tokio runtime.
 pub fn open_client_app(
-    link: Result<thin_tunnel::link::Link, String>,
+    link: Result<thin_tunnel::link::Link, thin_tunnel::entry::EntryError>,
     viewer: Option<String>,
     pcid: Option<&str>,
-) -> Result<(), String> {
+) -> Result<(), GuiError> {
     let connector: std::sync::Arc<dyn Connector> = match link {
         Ok(link) => std::sync::Arc::new(RealConnector::new(link).with_viewer(viewer)),
         Err(e) => {
@@ -169,7 +171,7 @@ pub fn open_server_app(
     dir: thin_tunnel::settings::ConfigDir,
     link: Option<thin_tunnel::link::Link>,
     admin_port: u16,
-) -> Result<(), String> {
+) -> Result<(), GuiError> {
     let control = connect_or_embed(dir, link, admin_port)?;
     run_server_window(ServerWindow::new(std::sync::Arc::new(control)))
 }
@@ -181,7 +183,7 @@ pub fn connect_or_embed(
     dir: thin_tunnel::settings::ConfigDir,
     link: Option<thin_tunnel::link::Link>,
     admin_port: u16,
-) -> Result<AdminControl, String> {
+) -> Result<AdminControl, GuiError> {
     use std::net::{Ipv4Addr, SocketAddr};
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, admin_port));
     let secret = dir.0.join(thin_tunnel::service::ADMIN_SECRET_FILE);
@@ -189,13 +191,13 @@ pub fn connect_or_embed(
         return Ok(AdminControl::new(addr, secret));
     }
     tracing::info!("no ThinServer service answers on {addr}: running it inside this window until it closes");
-    let (tx, rx) = std::sync::mpsc::channel::<Result<SocketAddr, String>>();
+    let (tx, rx) = std::sync::mpsc::channel::<Result<SocketAddr, EmbedError>>();
     std::thread::Builder::new()
         .name("thin-service".into())
         .spawn(move || {
             let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
                 Ok(rt) => rt,
-                Err(e) => return drop(tx.send(Err(e.to_string()))),
+                Err(e) => return drop(tx.send(Err(e.into()))),
             };
             rt.block_on(async move {
                 let (ready, listening) = tokio::sync::oneshot::channel();
@@ -211,15 +213,15 @@ pub fn connect_or_embed(
                     }
                     Err(_) => {
                         let why = match svc.await {
-                            Ok(Err(e)) => e.to_string(),
-                            other => format!("{other:?}"),
+                            Ok(Err(e)) => e.into(),
+                            other => EmbedError::Gone(format!("{other:?}")),
                         };
                         let _ = tx.send(Err(why));
                     }
                 }
             });
         })
-        .map_err(|e| e.to_string())?;
-    let addr = rx.recv().map_err(|e| e.to_string())??;
+        .map_err(EmbedError::from)?;
+    let addr = rx.recv().map_err(|e| EmbedError::Gone(e.to_string()))??;
     Ok(AdminControl::new(addr, secret))
 }

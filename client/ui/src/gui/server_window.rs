@@ -464,7 +464,7 @@ impl eframe::App for ServerWindow {
 }
 
 /// Opens ThinServer's window and returns when it is closed.
-pub fn run_server_window(window: ServerWindow) -> Result<(), String> {
+pub fn run_server_window(window: ServerWindow) -> Result<(), super::GuiError> {
     let title = tr(Key::APP_TITLE_SERVER);
     let opts = super::native_options(&title, [480.0, 640.0]);
     eframe::run_native(
@@ -474,8 +474,8 @@ pub fn run_server_window(window: ServerWindow) -> Result<(), String> {
             let _ = super::setup(&cc.egui_ctx);
             Ok(Box::new(window))
         }),
-    )
-    .map_err(|e| e.to_string())
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

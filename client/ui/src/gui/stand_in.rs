@@ -188,7 +188,7 @@ impl ServerControl for MemoryControl {
 /// benchmark, and returns when it is closed: `client` (recent IDs filled in),
 /// `client-empty` (no history; the right password is `secret`), `server`
 /// (registered, online, one client) or `server-new` (not registered yet).
-pub fn run_demo_window(which: &str) -> Result<(), String> {
+pub fn run_demo_window(which: &str) -> Result<(), super::GuiError> {
     use super::{run_client_window, run_server_window, ClientWindow, History, ServerWindow};
     match which {
         "client" | "client-empty" => {
@@ -206,6 +206,6 @@ pub fn run_demo_window(which: &str) -> Result<(), String> {
         "server-new" => {
             run_server_window(ServerWindow::with_names(Arc::new(MemoryControl::default()), "Taro.Yamada", "DESKTOP-7"))
         }
-        other => Err(format!("no demo window {other:?}: client, client-empty, server, server-new")),
+        other => Err(super::GuiError::NoDemo(other.to_string())),
     }
 }
