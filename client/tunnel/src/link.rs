@@ -56,19 +56,6 @@ pub enum LinkError {
     Lost(String),
 }
 
-impl LinkError {
-    /// True when trying again later may succeed.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            LinkError::Unreachable { .. } | LinkError::Lost(_) => true,
-            LinkError::Refused { code, .. } => {
-                matches!(code, ErrorCode::Busy | ErrorCode::Timeout | ErrorCode::Internal)
-            }
-            LinkError::Tls { .. } | LinkError::Http { .. } => false,
-        }
-    }
-}
-
 /// Everything needed to reach the gateway.
 #[derive(Clone, Debug)]
 pub struct Link {

@@ -17,6 +17,7 @@ use thin_protocol::secret::Secret;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Mutex, Notify};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{info, warn};
 
 use crate::admin_rpc::{self, AdminHandler, AdminReply, AdminRequest, AdminSecret, AdminStatus, LinkState};
@@ -87,7 +88,7 @@ pub async fn run(
         refused: std::sync::Mutex::new(None),
     });
     let admin = tokio::spawn(admin_rpc::serve(listener, secret, shared.clone()));
-    let _admin = server_agent::AbortOnDrop(admin);
+    let _admin = AbortOnDropHandle::new(admin);
     if let Some(r) = ready {
         let _ = r.send(addr);
     }

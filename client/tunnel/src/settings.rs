@@ -134,21 +134,16 @@ impl ConfigDir {
     }
 }
 
-/// Writes `data` to `path` atomically with mode 0600 (temp file, fsync, rename).
+/// Writes `data` to `path` atomically with mode 0600 (a temporary file in the
+/// same folder, created 0600, fsynced, then renamed over `path`).
 pub fn write_secret(path: &Path, data: &[u8]) -> Result<(), SettingsError> {
     use std::io::Write;
     let err = |e| SettingsError::Io(path.display().to_string(), e);
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp).map_err(err)?;
+    let mut f = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
     f.write_all(data).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(err)?;
+    f.as_file().sync_all().map_err(err)?;
+    f.persist(path).map_err(|e| err(e.error))?;
     Ok(())
 }

@@ -81,12 +81,6 @@ impl History {
         self.save()
     }
 
-    /// Forgets `pcid` and saves.
-    pub fn forget(&mut self, pcid: &str) -> Result<(), GuiError> {
-        self.ids.retain(|x| !x.eq_ignore_ascii_case(pcid));
-        self.save()
-    }
-
     fn save(&self) -> Result<(), GuiError> {
         let Some(path) = &self.path else { return Ok(()) };
         let text = serde_json::to_vec_pretty(&FileFormat { recent: self.ids.clone() })?;
