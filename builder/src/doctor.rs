@@ -76,7 +76,7 @@ impl Prereq {
 
 /// Whether a command is on PATH.
 pub fn which(cmd: &str) -> bool {
-    std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).any(|d| d.join(cmd).is_file())).unwrap_or(false)
+    which::which(cmd).is_ok()
 }
 
 fn installed_targets() -> Vec<String> {

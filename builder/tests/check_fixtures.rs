@@ -53,6 +53,7 @@ fixture!(gateway_other_ca, Certs::OtherCa);
 fixture!(key_mismatch, Certs::KeyMismatch);
 fixture!(patch_bad_syntax);
 fixture!(patch_unknown_key);
+fixture!(patch_unknown_key_en);
 fixture!(artwork_not_bmp);
 fixture!(artwork_wrong_size);
 fixture!(many_problems);

@@ -1,0 +1,149 @@
+//! The office PC's files in its config folder: key pair (`server.key`),
+//! password verifier (`password.json`, an OPAQUE record), and settings
+//! (`thinsvr.toml`). Secrets are written with mode 0600, atomically.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thin_protocol::auth::PasswordFile;
+use thin_protocol::identity::Identity;
+
+/// Errors with the config folder.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// I/O on a file.
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    /// A file that does not parse.
+    #[error("{0}: {1}; delete it and run `thinsvr register` again")]
+    Bad(String, String),
+    /// Not registered yet.
+    #[error("this computer is not registered yet: run `thinsvr register --pcid ID` first")]
+    NotRegistered,
+}
+
+/// `thinsvr.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Registered computer ID.
+    pub pcid: Option<String>,
+    /// Local service the tunnels reach.
+    #[serde(default = "default_target")]
+    pub target: String,
+    /// Failed logins before a lockout.
+    #[serde(default = "default_attempts")]
+    pub lockout_attempts: u32,
+    /// Lockout length in seconds.
+    #[serde(default = "default_lockout_secs")]
+    pub lockout_seconds: u64,
+    /// Proxy to reach the gateway (`http://...`, `socks5://...`, `direct`).
+    #[serde(default)]
+    pub proxy: Option<String>,
+    /// Mail address for one-time passwords; set = every client session must
+    /// also type the code mailed there (`thinsvr otp --email ADDR`).
+    #[serde(default)]
+    pub otp_email: Option<String>,
+}
+
+fn default_target() -> String {
+    "127.0.0.1:3389".into()
+}
+fn default_attempts() -> u32 {
+    5
+}
+fn default_lockout_secs() -> u64 {
+    300
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            pcid: None,
+            target: default_target(),
+            lockout_attempts: default_attempts(),
+            lockout_seconds: default_lockout_secs(),
+            proxy: None,
+            otp_email: None,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// Lockout duration.
+    pub fn lockout_duration(&self) -> Duration {
+        Duration::from_secs(self.lockout_seconds)
+    }
+}
+
+/// The config folder.
+#[derive(Debug, Clone)]
+pub struct ConfigDir(pub PathBuf);
+
+impl ConfigDir {
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Loads the key pair, creating it on first use.
+    pub fn identity(&self) -> Result<Identity, SettingsError> {
+        let p = self.file("server.key");
+        match std::fs::read_to_string(&p) {
+            Ok(pem) => Identity::from_pem(&pem).map_err(|e| SettingsError::Bad(p.display().to_string(), e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = Identity::generate();
+                write_secret(&p, id.to_pem().as_bytes())?;
+                Ok(id)
+            }
+            Err(e) => Err(SettingsError::Io(p.display().to_string(), e)),
+        }
+    }
+
+    /// Loads the settings (defaults when absent).
+    pub fn settings(&self) -> Result<ServerSettings, SettingsError> {
+        let p = self.file("thinsvr.toml");
+        match std::fs::read_to_string(&p) {
+            Ok(t) => toml::from_str(&t).map_err(|e| SettingsError::Bad(p.display().to_string(), e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ServerSettings::default()),
+            Err(e) => Err(SettingsError::Io(p.display().to_string(), e)),
+        }
+    }
+
+    /// Saves the settings.
+    pub fn save_settings(&self, s: &ServerSettings) -> Result<(), SettingsError> {
+        let text = toml::to_string_pretty(s).map_err(|e| SettingsError::Bad("thinsvr.toml".into(), e.to_string()))?;
+        write_secret(&self.file("thinsvr.toml"), text.as_bytes())
+    }
+
+    /// Loads the password verifier.
+    pub fn password(&self) -> Result<PasswordFile, SettingsError> {
+        let p = self.file("password.json");
+        let t = std::fs::read_to_string(&p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => SettingsError::NotRegistered,
+            _ => SettingsError::Io(p.display().to_string(), e),
+        })?;
+        serde_json::from_str(&t).map_err(|e| SettingsError::Bad(p.display().to_string(), e.to_string()))
+    }
+
+    /// Stores a new password verifier.
+    pub fn save_password(&self, f: &PasswordFile) -> Result<(), SettingsError> {
+        let text =
+            serde_json::to_vec_pretty(f).map_err(|e| SettingsError::Bad("password.json".into(), e.to_string()))?;
+        write_secret(&self.file("password.json"), &text)
+    }
+}
+
+/// Writes `data` to `path` atomically with mode 0600 (a temporary file in the
+/// same folder, created 0600, fsynced, then renamed over `path`).
+pub fn write_secret(path: &Path, data: &[u8]) -> Result<(), SettingsError> {
+    use std::io::Write;
+    let err = |e| SettingsError::Io(path.display().to_string(), e);
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut f = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    f.write_all(data).map_err(err)?;
+    f.as_file().sync_all().map_err(err)?;
+    f.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
