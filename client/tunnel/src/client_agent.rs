@@ -11,13 +11,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info};
 
 use crate::e2e::{LoginError, LoginTimes};
 use crate::link::{Link, LinkError};
 use crate::mux::{self, Opener, KIND_KEEPALIVE, KIND_TCP};
 use crate::otp::{NoOtp, OtpProvider};
-use crate::server_agent::AbortOnDrop;
 
 /// Errors of the client app.
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +37,8 @@ pub enum ClientError {
 pub struct ClientTunnel {
     opener: Opener,
     dead: tokio::sync::watch::Receiver<Option<String>>,
-    _keepalive: AbortOnDrop,
-    _conn: AbortOnDrop,
+    _keepalive: AbortOnDropHandle<()>,
+    _conn: AbortOnDropHandle<()>,
 }
 
 /// Reaches `pcid` through the gateway and logs in with `password`; a server
@@ -82,7 +82,7 @@ pub async fn connect_with_otp(
             let _ = dead_tx.send(Some(why));
         }
     });
-    Ok(ClientTunnel { opener, dead, _keepalive: AbortOnDrop(ka), _conn: AbortOnDrop(conn) })
+    Ok(ClientTunnel { opener, dead, _keepalive: AbortOnDropHandle::new(ka), _conn: AbortOnDropHandle::new(conn) })
 }
 
 impl ClientTunnel {

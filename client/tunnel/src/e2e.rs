@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::lockout::Lockout;
 use crate::otp::{Challenge, OtpPolicy, OtpProvider, OtpRequest, Verdict};
-use crate::otp_mail::OtpSender;
+use crate::otp_mail::{MailError, OtpSender};
 
 const READY_LABEL: &str = "thintelework ready v1";
 
@@ -283,7 +283,7 @@ where
             tokio::select! {
                 r = &mut send => break r,
                 _ = tick.tick() => write_frame(s, &E2e::Wait).await?,
-                _ = &mut limit => break Err(format!("the gateway did not confirm the mail within {} s", MAIL_WAIT.as_secs())),
+                _ = &mut limit => break Err(MailError::NoAnswer(MAIL_WAIT.as_secs())),
             }
         }
     };
@@ -387,13 +387,13 @@ mod tests {
     }
 
     impl OtpSender for FakeMail {
-        fn send<'a>(&'a self, to: &'a str, code: &'a Secret, _valid: Duration) -> BoxFuture<'a, Result<(), String>> {
+        fn send<'a>(&'a self, to: &'a str, code: &'a Secret, _valid: Duration) -> BoxFuture<'a, Result<(), MailError>> {
             Box::pin(async move {
                 assert_eq!(to, "alice@example.org");
                 // Slower than the keepalive, so `Wait` frames flow meanwhile.
                 tokio::time::sleep(Duration::from_millis(120)).await;
                 match &self.fail {
-                    Some(e) => Err(e.clone()),
+                    Some(e) => Err(MailError::Refused(e.clone())),
                     None => {
                         self.codes.lock().unwrap().push(code.expose().to_string());
                         Ok(())

@@ -10,10 +10,27 @@ use thin_protocol::messages::ServerToGate;
 use thin_protocol::secret::Secret;
 use tokio::sync::{mpsc, oneshot};
 
+/// Why a one-time password was not mailed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailError {
+    /// The office PC app is stopping.
+    #[error("the office PC app is shutting down")]
+    ShuttingDown,
+    /// The control session ended before the gateway answered.
+    #[error("the office PC lost its connection to the gateway before the mail was sent")]
+    ConnectionLost,
+    /// The gateway answered, but did not hand the mail on; its reason.
+    #[error("{0}")]
+    Refused(String),
+    /// No answer within this many seconds.
+    #[error("the gateway did not confirm the mail within {0} s")]
+    NoAnswer(u64),
+}
+
 /// Has a one-time password mailed; `Err` says why it was not.
 pub trait OtpSender: Send + Sync {
     /// Mails `code` (valid for `valid`) to `to`.
-    fn send<'a>(&'a self, to: &'a str, code: &'a Secret, valid: Duration) -> BoxFuture<'a, Result<(), String>>;
+    fn send<'a>(&'a self, to: &'a str, code: &'a Secret, valid: Duration) -> BoxFuture<'a, Result<(), MailError>>;
 }
 
 /// One request from a tunnel task to the control session.
@@ -21,7 +38,7 @@ pub struct MailRequest {
     to: String,
     code: Secret,
     valid_s: u64,
-    reply: oneshot::Sender<Result<(), String>>,
+    reply: oneshot::Sender<Result<(), MailError>>,
 }
 
 /// Hands mail requests to whichever control session is up.
@@ -39,14 +56,12 @@ impl Mailer {
 }
 
 impl OtpSender for Mailer {
-    fn send<'a>(&'a self, to: &'a str, code: &'a Secret, valid: Duration) -> BoxFuture<'a, Result<(), String>> {
+    fn send<'a>(&'a self, to: &'a str, code: &'a Secret, valid: Duration) -> BoxFuture<'a, Result<(), MailError>> {
         Box::pin(async move {
             let (reply, answer) = oneshot::channel();
             let req = MailRequest { to: to.to_string(), code: code.clone(), valid_s: valid.as_secs(), reply };
-            self.tx.send(req).await.map_err(|_| "the office PC app is shutting down".to_string())?;
-            answer
-                .await
-                .map_err(|_| "the office PC lost its connection to the gateway before the mail was sent".to_string())?
+            self.tx.send(req).await.map_err(|_| MailError::ShuttingDown)?;
+            answer.await.map_err(|_| MailError::ConnectionLost)?
         })
     }
 }
@@ -56,7 +71,7 @@ impl OtpSender for Mailer {
 #[derive(Default)]
 pub struct InFlight {
     next: u64,
-    waiting: HashMap<u64, oneshot::Sender<Result<(), String>>>,
+    waiting: HashMap<u64, oneshot::Sender<Result<(), MailError>>>,
 }
 
 impl InFlight {
@@ -79,7 +94,7 @@ impl InFlight {
     /// Delivers the gateway's answer.
     pub fn finish(&mut self, request_id: u64, error: Option<String>) {
         if let Some(reply) = self.waiting.remove(&request_id) {
-            let _ = reply.send(error.map_or(Ok(()), Err));
+            let _ = reply.send(error.map_or(Ok(()), |why| Err(MailError::Refused(why))));
         }
     }
 }
@@ -111,8 +126,8 @@ mod tests {
         }
         let (id_a, _) = ids.iter().find(|(_, to)| to == "a@example.org").unwrap();
         inflight.finish(*id_a, Some("no SMTP".into()));
-        assert_eq!(a.await.unwrap(), Err("no SMTP".into()));
+        assert_eq!(a.await.unwrap(), Err(MailError::Refused("no SMTP".into())));
         drop(inflight);
-        assert!(b.await.unwrap().unwrap_err().contains("lost its connection to the gateway"));
+        assert_eq!(b.await.unwrap(), Err(MailError::ConnectionLost));
     }
 }

@@ -14,6 +14,7 @@ use thin_protocol::messages::{ErrorCode, GateToServer, Hello, ServerToGate};
 use thin_protocol::secret::Secret;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{info, warn};
 
 use crate::link::{Link, LinkError, LinkStream};
@@ -267,7 +268,7 @@ async fn session(
     let _ = state.send(ServerState::Online { pcid: pcid.clone(), session_id });
     let (rd, mut wr) = tokio::io::split(s);
     let (mut frames, reader) = thin_protocol::frame::spawn_reader::<GateToServer, _>(rd);
-    let _stop_reader = AbortOnDrop(reader);
+    let _stop_reader = AbortOnDropHandle::new(reader);
     let mut tick = tokio::time::interval(keepalive);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = tokio::time::Instant::now();
@@ -305,15 +306,6 @@ async fn session(
             }
             _ = shutdown.cancelled() => return Ok(false),
         }
-    }
-}
-
-/// Aborts a task when dropped.
-pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -6,16 +6,42 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use thin_protocol::frame::{read_frame, write_frame};
+use thin_protocol::frame::{read_frame, write_frame, FrameError};
 use thin_protocol::messages::{GateToTunnel, Hello};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::compat::TokioAsyncReadCompatExt;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn};
 
-use crate::e2e::{LoginTimes, OtpCheck};
+use crate::e2e::{LoginError, LoginTimes, OtpCheck};
+use crate::link::LinkError;
 use crate::mux::{self, MuxStream, KIND_KEEPALIVE, KIND_TCP};
 use crate::server_agent::{ServeCtx, TunnelCount};
+use crate::settings::SettingsError;
+
+/// Why a tunnel ended before or during its login.
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelError {
+    /// The data connection to the gateway failed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// A frame could not be read or written.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The gateway refused to pair the tunnel.
+    #[error("gateway refused the tunnel: {0}")]
+    Refused(String),
+    /// The gateway did not pair the tunnel in time.
+    #[error("the gateway did not pair the tunnel in time")]
+    NotPaired,
+    /// The office PC could not read its settings, so it refused the login.
+    #[error("client login refused: {0}")]
+    Settings(#[from] SettingsError),
+    /// The client did not log in.
+    #[error("client login refused: {0}")]
+    Login(#[from] LoginError),
+}
 
 /// Serves one tunnel to its end.
 pub async fn serve(ctx: ServeCtx, tunnel_id: String, pcid: String, keepalive: Duration, timeout: Duration) {
@@ -30,15 +56,15 @@ async fn serve_inner(
     pcid: &str,
     keepalive: Duration,
     timeout: Duration,
-) -> Result<(), String> {
-    let mut s = ctx.link.open().await.map_err(|e| e.to_string())?;
+) -> Result<(), TunnelError> {
+    let mut s = ctx.link.open().await?;
     let attach = Hello::Attach { version: thin_protocol::PROTOCOL_VERSION, tunnel_id: tunnel_id.to_string() };
-    write_frame(&mut s, &attach).await.map_err(|e| e.to_string())?;
+    write_frame(&mut s, &attach).await?;
     match tokio::time::timeout(ctx.link.timeout, read_frame::<GateToTunnel, _>(&mut s)).await {
         Ok(Ok(GateToTunnel::Paired { .. })) => {}
-        Ok(Ok(GateToTunnel::Error { message, .. })) => return Err(format!("gateway refused the tunnel: {message}")),
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err("the gateway did not pair the tunnel in time".into()),
+        Ok(Ok(GateToTunnel::Error { message, .. })) => return Err(TunnelError::Refused(message)),
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => return Err(TunnelError::NotPaired),
     }
     let otp_email = match ctx.dir.settings() {
         Ok(settings) => settings.otp_email,
@@ -46,21 +72,19 @@ async fn serve_inner(
             // Fail closed: without its settings the server cannot tell whether OTP is on.
             let message = "the office PC cannot read its settings; ask its user to check the app".to_string();
             crate::e2e::refuse(&mut s, thin_protocol::messages::ErrorCode::Internal, message, None).await;
-            return Err(format!("client login refused: {e}"));
+            return Err(e.into());
         }
     };
     let otp = otp_email.as_deref().map(|to| OtpCheck { to, policy: ctx.otp, sender: &ctx.mailer });
     let times = LoginTimes { answer: ctx.link.timeout, keepalive, idle: timeout };
-    crate::e2e::server_login(&mut s, &ctx.password, pcid, &ctx.lockout, otp, times)
-        .await
-        .map_err(|e| format!("client login refused: {e}"))?;
+    crate::e2e::server_login(&mut s, &ctx.password, pcid, &ctx.lockout, otp, times).await?;
     info!("client authenticated");
     let _count = TunnelCount::new(ctx.stats.clone());
     let epoch = Instant::now();
     let heard = Arc::new(AtomicU64::new(0));
     let (mut inbound, conn) =
         mux::server(crate::decouple::Decoupled::new(mux::Touch::new(s, epoch, heard.clone())).compat());
-    let _conn = crate::server_agent::AbortOnDrop(conn);
+    let _conn = AbortOnDropHandle::new(conn);
     let mut tick = tokio::time::interval(timeout / 4);
     let mut streams = tokio::task::JoinSet::new();
     loop {
