@@ -1,4 +1,4 @@
-//! Compiles the brand into the apps (the library `thin-client` holds none, so a
+//! Compiles the brand into the apps (the libraries `thin-tunnel` and `thin-ui` hold none, so a
 //! rebrand recompiles only this small crate). `THIN_BRAND_DIR` (set by `builder build`)
 //! points at a compiled brand folder: `brand.json`, `EntryPoint.dat`,
 //! `strtable_{ja,en}.patch.stb`, `artwork/*.bmp` and `app.ico`. Without it the
@@ -29,12 +29,12 @@ fn read(path: &Path) -> Vec<u8> {
 fn load() -> Brand {
     let default_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../brand/default");
     let mut b = Brand {
-        app_id: "Private".into(),
-        product: "Thin Telework".into(),
-        company: "Thin Telework Project".into(),
-        system: "Thin Telework System".into(),
+        app_id: thin_brand::DEFAULT_APP_ID.into(),
+        product: thin_brand::DEFAULT_PRODUCT_NAME.into(),
+        company: thin_brand::DEFAULT_COMPANY.into(),
+        system: thin_brand::DEFAULT_SYSTEM_NAME.into(),
         version: std::env::var("CARGO_PKG_VERSION").unwrap(),
-        rpc_port: 9826,
+        rpc_port: thin_brand::DEFAULT_RPC_PORT,
         entry_point: None,
         dir: default_dir,
     };
@@ -108,7 +108,7 @@ fn main() {
     let asset = |name: &str| format!("concat!(env!(\"OUT_DIR\"), \"/{name}\")");
     let code = format!(
         "/// The brand compiled into this app (see build.rs).\n\
-         pub static BRAND: thin_client::brand::Brand = thin_client::brand::Brand {{\n\
+         pub static BRAND: thin_tunnel::brand::Brand = thin_tunnel::brand::Brand {{\n\
          app_id: {:?},\nproduct_name: {:?},\ncompany: {:?},\nsystem_name: {:?},\nversion: {:?},\n\
          rpc_port: {},\nentry_point: {:?},\npatch_ja: include_str!({}),\npatch_en: include_str!({}),\n\
          header_bmp: include_bytes!({}),\nicon_bmp: include_bytes!({}),\n}};\n",

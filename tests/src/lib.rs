@@ -7,16 +7,15 @@ pub mod ocr;
 pub mod pki;
 pub mod procs;
 pub mod smtp;
-pub mod xvfb;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use thin_client::link::Link;
-use thin_client::settings::ConfigDir;
 use thin_protocol::entry_point::EntryPoint;
 use thin_protocol::secret::Secret;
+use thin_tunnel::link::Link;
+use thin_tunnel::settings::ConfigDir;
 use thingate::{Gateway, RunningGateway};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -125,9 +124,9 @@ pub struct OfficePc {
     /// Stops it.
     pub stop: CancellationToken,
     /// Its state.
-    pub state: tokio::sync::watch::Receiver<thin_client::server_agent::ServerState>,
+    pub state: tokio::sync::watch::Receiver<thin_tunnel::server_agent::ServerState>,
     /// The task.
-    pub task: tokio::task::JoinHandle<Result<(), thin_client::server_agent::AgentError>>,
+    pub task: tokio::task::JoinHandle<Result<(), thin_tunnel::server_agent::AgentError>>,
 }
 
 impl OfficePc {
@@ -135,13 +134,13 @@ impl OfficePc {
     pub async fn start(link: &Link, pcid: &str, password: &str, target: SocketAddr) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let cfg = ConfigDir(dir.path().to_path_buf());
-        thin_client::server_agent::register(link, &cfg, pcid, &Secret::new(password)).await.expect("register");
+        thin_tunnel::server_agent::register(link, &cfg, pcid, &Secret::new(password)).await.expect("register");
         Self::run(dir, link, target).await
     }
 
     /// Runs an already registered config folder.
     pub async fn run(dir: tempfile::TempDir, link: &Link, target: SocketAddr) -> Self {
-        Self::run_with(dir, link, target, thin_client::otp::OtpPolicy::default()).await
+        Self::run_with(dir, link, target, thin_tunnel::otp::OtpPolicy::default()).await
     }
 
     /// Runs an already registered config folder with a one-time-password policy
@@ -150,14 +149,14 @@ impl OfficePc {
         dir: tempfile::TempDir,
         link: &Link,
         target: SocketAddr,
-        otp: thin_client::otp::OtpPolicy,
+        otp: thin_tunnel::otp::OtpPolicy,
     ) -> Self {
         let cfg = ConfigDir(dir.path().to_path_buf());
         let stop = CancellationToken::new();
-        let (tx, state) = tokio::sync::watch::channel(thin_client::server_agent::ServerState::Connecting);
+        let (tx, state) = tokio::sync::watch::channel(thin_tunnel::server_agent::ServerState::Connecting);
         let opts =
-            thin_client::server_agent::ServeOptions { target: Some(target.to_string()), otp, ..Default::default() };
-        let task = tokio::spawn(thin_client::server_agent::run_with(link.clone(), cfg, opts, stop.clone(), tx));
+            thin_tunnel::server_agent::ServeOptions { target: Some(target.to_string()), otp, ..Default::default() };
+        let task = tokio::spawn(thin_tunnel::server_agent::run_with(link.clone(), cfg, opts, stop.clone(), tx));
         let pc = Self { dir, stop, state, task };
         pc.wait_online().await;
         pc
@@ -167,7 +166,7 @@ impl OfficePc {
     pub async fn wait_online(&self) {
         let st = self.state.clone();
         wait_for("office PC online", Duration::from_secs(20), || {
-            let online = matches!(*st.borrow(), thin_client::server_agent::ServerState::Online { .. });
+            let online = matches!(*st.borrow(), thin_tunnel::server_agent::ServerState::Online { .. });
             async move { online.then_some(()) }
         })
         .await;

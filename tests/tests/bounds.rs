@@ -33,7 +33,7 @@ async fn garbage_oversized_and_malformed_frames_close_only_that_connection() {
     let target = echo_server().await;
     let _pc = OfficePc::start(&link, "steady", "pw", target).await;
     let tunnel =
-        thin_client::client_agent::connect(&link, "steady", &thin_protocol::secret::Secret::new("pw")).await.unwrap();
+        thin_tunnel::client_agent::connect(&link, "steady", &thin_protocol::secret::Secret::new("pw")).await.unwrap();
 
     // Oversized length prefix.
     let mut s = upgraded(gw.addr, &g.pki.ca_pem).await;
@@ -113,9 +113,9 @@ async fn thinstat_lists_sessions_in_text_and_json() {
     let link = g.link(gw.addr);
     let target = echo_server().await;
     let pc = OfficePc::start(&link, "stat-pc", "pw", target).await;
-    let id = thin_client::settings::ConfigDir(pc.dir.path().to_path_buf()).identity().unwrap();
+    let id = thin_tunnel::settings::ConfigDir(pc.dir.path().to_path_buf()).identity().unwrap();
     let _t =
-        thin_client::client_agent::connect(&link, "stat-pc", &thin_protocol::secret::Secret::new("pw")).await.unwrap();
+        thin_tunnel::client_agent::connect(&link, "stat-pc", &thin_protocol::secret::Secret::new("pw")).await.unwrap();
     let (status, body) = https::get(gw.addr, &g.pki.ca_pem, "/thinstat/").await;
     assert_eq!(status, 200);
     let lines: Vec<&str> = body.lines().collect();
@@ -159,8 +159,8 @@ async fn a_silent_server_is_dropped_after_the_tunnel_timeout() {
     let gw = g.start().await;
     let link = g.link(gw.addr);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = thin_client::settings::ConfigDir(dir.path().to_path_buf());
-    thin_client::server_agent::register(&link, &cfg, "mute", &thin_protocol::secret::Secret::new("pw")).await.unwrap();
+    let cfg = thin_tunnel::settings::ConfigDir(dir.path().to_path_buf());
+    thin_tunnel::server_agent::register(&link, &cfg, "mute", &thin_protocol::secret::Secret::new("pw")).await.unwrap();
     let id = cfg.identity().unwrap();
     // A server that logs in, serves, then never answers again.
     let mut s = upgraded(gw.addr, &g.pki.ca_pem).await;
@@ -262,7 +262,7 @@ async fn a_flood_from_loopback_is_held_at_the_limits_and_sessions_carry_on() {
     let target = echo_server().await;
     let _pc = OfficePc::start(&link, "flooded", "pw", target).await;
     let pw = thin_protocol::secret::Secret::new("pw");
-    let tunnel = thin_client::client_agent::connect(&link, "flooded", &pw).await.unwrap();
+    let tunnel = thin_tunnel::client_agent::connect(&link, "flooded", &pw).await.unwrap();
 
     // Three attacking addresses (all of 127/8 is loopback), 300 connections each.
     let attackers: Vec<std::net::IpAddr> = (2..5).map(|i| format!("127.0.0.{i}").parse().unwrap()).collect();
@@ -307,7 +307,7 @@ async fn a_flood_from_loopback_is_held_at_the_limits_and_sessions_carry_on() {
     })
     .await;
     // A new client gets through afterwards, and the first tunnel still works.
-    let fresh = thin_client::client_agent::connect(&link, "flooded", &pw).await.unwrap();
+    let fresh = thin_tunnel::client_agent::connect(&link, "flooded", &pw).await.unwrap();
     let (a, b, n) = echo_check(fresh.open_stream().await.unwrap(), 1 << 20, 8).await;
     assert_eq!((a, n), (b, 1 << 20));
     let (a, b, n) = echo_check(tunnel.open_stream().await.unwrap(), 1 << 20, 9).await;

@@ -163,9 +163,9 @@ async fn kill_9_during_registrations_leaves_a_readable_database() {
             let link = link.clone();
             tasks.push(tokio::spawn(async move {
                 let dir = tempfile::tempdir().unwrap();
-                let cfg = thin_client::settings::ConfigDir(dir.path().to_path_buf());
+                let cfg = thin_tunnel::settings::ConfigDir(dir.path().to_path_buf());
                 let pw = thin_protocol::secret::Secret::new("pw");
-                thin_client::server_agent::register(&link, &cfg, &format!("k{round}-{i}"), &pw).await.is_ok()
+                thin_tunnel::server_agent::register(&link, &cfg, &format!("k{round}-{i}"), &pw).await.is_ok()
             }));
         }
         // Kill while registrations are in flight (after some have landed).

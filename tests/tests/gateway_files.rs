@@ -14,8 +14,8 @@ async fn an_admin_edit_made_while_stopped_is_honoured_at_start() {
     let link = g.link(gw.addr);
     let target = echo_server().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = thin_client::settings::ConfigDir(dir.path().to_path_buf());
-    thin_client::server_agent::register(&link, &cfg, "before", &Secret::new("pw")).await.unwrap();
+    let cfg = thin_tunnel::settings::ConfigDir(dir.path().to_path_buf());
+    thin_tunnel::server_agent::register(&link, &cfg, "before", &Secret::new("pw")).await.unwrap();
     gw.shutdown().await;
 
     let db = g.dir.path().join("MachineDatabase.config");
@@ -29,7 +29,7 @@ async fn an_admin_edit_made_while_stopped_is_honoured_at_start() {
     assert!(gw.gateway.registry.is_registered("renamed-by-admin"));
     assert!(!gw.gateway.registry.is_registered("before"));
     let _pc = OfficePc::run(dir, &link, target).await;
-    let t = thin_client::client_agent::connect(&link, "renamed-by-admin", &Secret::new("pw")).await.unwrap();
+    let t = thin_tunnel::client_agent::connect(&link, "renamed-by-admin", &Secret::new("pw")).await.unwrap();
     let (a, b, n) = echo_check(t.open_stream().await.unwrap(), 10_000, 1).await;
     assert_eq!((a, n), (b, 10_000));
     gw.shutdown().await;

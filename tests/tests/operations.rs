@@ -15,7 +15,7 @@ async fn metrics_count_sessions_registrations_and_bytes() {
     let link = g.link(gw.addr);
     let target = echo_server().await;
     let _pc = OfficePc::start(&link, "metered", "pw", target).await;
-    let t = thin_client::client_agent::connect(&link, "metered", &Secret::new("pw")).await.unwrap();
+    let t = thin_tunnel::client_agent::connect(&link, "metered", &Secret::new("pw")).await.unwrap();
     let (a, b, n) = echo_check(t.open_stream().await.unwrap(), 1_000_000, 5).await;
     assert_eq!((a, n), (b, 1_000_000));
     let (status, body) = https::get(gw.addr, &g.pki.ca_pem, "/metrics").await;
@@ -57,10 +57,10 @@ async fn sighup_reloads_the_certificate_without_dropping_sessions_and_refuses_a_
     let target = echo_server().await;
     let pc = OfficePc::start(&link, "rotating", "pw", target).await;
     let session_before = match &*pc.state.borrow() {
-        thin_client::server_agent::ServerState::Online { session_id, .. } => session_id.clone(),
+        thin_tunnel::server_agent::ServerState::Online { session_id, .. } => session_id.clone(),
         other => panic!("{other:?}"),
     };
-    let tunnel = thin_client::client_agent::connect(&link, "rotating", &Secret::new("pw")).await.unwrap();
+    let tunnel = thin_tunnel::client_agent::connect(&link, "rotating", &Secret::new("pw")).await.unwrap();
     let old = served_cert(addr, &g.pki.ca_pem).await;
     assert_eq!(old, thin_protocol::tls::load_certs(&g.dir.path().join("ThinGate.cer")).unwrap()[0].to_vec());
 
@@ -85,7 +85,7 @@ async fn sighup_reloads_the_certificate_without_dropping_sessions_and_refuses_a_
     let (a, b, n) = echo_check(tunnel.open_stream().await.unwrap(), 200_000, 7).await;
     assert_eq!((a, n), (b, 200_000));
     match &*pc.state.borrow() {
-        thin_client::server_agent::ServerState::Online { session_id, .. } => assert_eq!(session_id, &session_before),
+        thin_tunnel::server_agent::ServerState::Online { session_id, .. } => assert_eq!(session_id, &session_before),
         other => panic!("session dropped: {other:?}"),
     }
 
@@ -116,8 +116,8 @@ async fn logs_go_to_daily_files_and_syslog_and_never_hold_a_secret() {
     let target = echo_server().await;
     let password = "Pw-Very-Secret-4711";
     let pc = OfficePc::start(&link, "logged", password, target).await;
-    let _ok = thin_client::client_agent::connect(&link, "logged", &Secret::new(password)).await.unwrap();
-    let _bad = thin_client::client_agent::connect(&link, "logged", &Secret::new("Wrong-Guess-0815")).await;
+    let _ok = thin_tunnel::client_agent::connect(&link, "logged", &Secret::new(password)).await.unwrap();
+    let _bad = thin_tunnel::client_agent::connect(&link, "logged", &Secret::new("Wrong-Guess-0815")).await;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(gw.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
         .unwrap();
     let (_, stderr) = gw.finish(Duration::from_secs(15));

@@ -13,16 +13,16 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use thin_client::client_agent::{self, ClientError, ClientTunnel};
-use thin_client::e2e::LoginError;
-use thin_client::link::Link;
-use thin_client::otp::{OtpPolicy, OtpRequest};
-use thin_client::settings::ConfigDir;
 use thin_e2e::procs::{bin, Proc};
 use thin_e2e::smtp::{code_in, next_mail, SmtpServer, SmtpTls};
 use thin_e2e::*;
 use thin_protocol::messages::ErrorCode;
 use thin_protocol::secret::Secret;
+use thin_tunnel::client_agent::{self, ClientError, ClientTunnel};
+use thin_tunnel::e2e::LoginError;
+use thin_tunnel::link::Link;
+use thin_tunnel::otp::{OtpPolicy, OtpRequest};
+use thin_tunnel::settings::ConfigDir;
 
 const EMAIL: &str = "alice@example.org";
 const SMTP_PASSWORD: &str = "Smtp-Pa55-never-logged";
@@ -77,7 +77,7 @@ fn smtp_ini(port: u16, ssl: u8, extra: &str) -> String {
 async fn otp_pc(link: &Link, pcid: &str, target: SocketAddr, policy: OtpPolicy) -> OfficePc {
     let dir = tempfile::tempdir().unwrap();
     let cfg = ConfigDir(dir.path().to_path_buf());
-    thin_client::server_agent::register(link, &cfg, pcid, &Secret::new("pw")).await.unwrap();
+    thin_tunnel::server_agent::register(link, &cfg, pcid, &Secret::new("pw")).await.unwrap();
     let mut s = cfg.settings().unwrap();
     s.otp_email = Some(EMAIL.into());
     s.lockout_attempts = 1000;

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use thin_client::client_agent::{self, ClientError};
-use thin_client::e2e::LoginError;
-use thin_client::link::LinkError;
 use thin_e2e::*;
 use thin_protocol::messages::ErrorCode;
 use thin_protocol::secret::Secret;
+use thin_tunnel::client_agent::{self, ClientError};
+use thin_tunnel::e2e::LoginError;
+use thin_tunnel::link::LinkError;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_mib_each_way_with_sha256() {
@@ -66,8 +66,8 @@ async fn wrong_password_is_refused_and_repeated_failures_lock_out() {
     let link = g.link(gw.addr);
     let target = echo_server().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = thin_client::settings::ConfigDir(dir.path().to_path_buf());
-    thin_client::server_agent::register(&link, &cfg, "lock", &Secret::new("right")).await.unwrap();
+    let cfg = thin_tunnel::settings::ConfigDir(dir.path().to_path_buf());
+    thin_tunnel::server_agent::register(&link, &cfg, "lock", &Secret::new("right")).await.unwrap();
     let mut s = cfg.settings().unwrap();
     s.lockout_attempts = 3;
     s.lockout_seconds = 600;
@@ -102,27 +102,27 @@ async fn pcid_hijack_is_refused_owner_may_rename_and_disable_register() {
     let gw = g.start().await;
     let link = g.link(gw.addr);
     let owner = tempfile::tempdir().unwrap();
-    let owner_cfg = thin_client::settings::ConfigDir(owner.path().to_path_buf());
+    let owner_cfg = thin_tunnel::settings::ConfigDir(owner.path().to_path_buf());
     let thief = tempfile::tempdir().unwrap();
-    let thief_cfg = thin_client::settings::ConfigDir(thief.path().to_path_buf());
+    let thief_cfg = thin_tunnel::settings::ConfigDir(thief.path().to_path_buf());
     let pw = Secret::new("pw");
-    assert_eq!(thin_client::server_agent::register(&link, &owner_cfg, "Boss-PC", &pw).await.unwrap(), "boss-pc");
-    let r = thin_client::server_agent::register(&link, &thief_cfg, "BOSS-pc", &pw).await;
+    assert_eq!(thin_tunnel::server_agent::register(&link, &owner_cfg, "Boss-PC", &pw).await.unwrap(), "boss-pc");
+    let r = thin_tunnel::server_agent::register(&link, &thief_cfg, "BOSS-pc", &pw).await;
     let msg = r.unwrap_err().to_string();
     assert!(msg.contains("already registered by another computer"), "{msg}");
     // The owner renames; the old name becomes free, the new one is bound.
-    assert_eq!(thin_client::server_agent::register(&link, &owner_cfg, "boss-pc-2", &pw).await.unwrap(), "boss-pc-2");
+    assert_eq!(thin_tunnel::server_agent::register(&link, &owner_cfg, "boss-pc-2", &pw).await.unwrap(), "boss-pc-2");
     assert!(!gw.gateway.registry.is_registered("boss-pc"));
     assert_eq!(gw.gateway.registry.registered_count(), 1);
     // An invalid ID is refused with the rule.
-    let bad = thin_client::server_agent::register(&link, &thief_cfg, "no spaces", &pw).await.unwrap_err().to_string();
+    let bad = thin_tunnel::server_agent::register(&link, &thief_cfg, "no spaces", &pw).await.unwrap_err().to_string();
     assert!(bad.contains("letters"), "{bad}");
     gw.shutdown().await;
 
     let g2 = GateDir::new("DisableRegister 1");
     let gw2 = g2.start().await;
     let link2 = g2.link(gw2.addr);
-    let r = thin_client::server_agent::register(&link2, &thief_cfg, "newbie", &pw).await.unwrap_err().to_string();
+    let r = thin_tunnel::server_agent::register(&link2, &thief_cfg, "newbie", &pw).await.unwrap_err().to_string();
     assert!(r.contains("DisableRegister"), "{r}");
     gw2.shutdown().await;
 }
@@ -139,8 +139,8 @@ async fn unknown_pcid_and_offline_server_are_reported() {
         r.err()
     );
     let dir = tempfile::tempdir().unwrap();
-    let cfg = thin_client::settings::ConfigDir(dir.path().to_path_buf());
-    thin_client::server_agent::register(&link, &cfg, "sleepy", &Secret::new("x")).await.unwrap();
+    let cfg = thin_tunnel::settings::ConfigDir(dir.path().to_path_buf());
+    thin_tunnel::server_agent::register(&link, &cfg, "sleepy", &Secret::new("x")).await.unwrap();
     let r = client_agent::connect(&link, "sleepy", &Secret::new("x")).await;
     match r {
         Err(ClientError::Link(LinkError::Refused { code: ErrorCode::ServerOffline, message })) => {
@@ -163,7 +163,7 @@ async fn servers_are_back_within_five_seconds_of_a_gateway_restart() {
     for pc in &pcs {
         let st = pc.state.clone();
         wait_for("office PC notices the restart", Duration::from_secs(10), || {
-            let off = !matches!(*st.borrow(), thin_client::server_agent::ServerState::Online { .. });
+            let off = !matches!(*st.borrow(), thin_tunnel::server_agent::ServerState::Online { .. });
             async move { off.then_some(()) }
         })
         .await;
@@ -203,8 +203,8 @@ async fn certificates_from_another_ca_or_expired_are_refused() {
     std::fs::write(g.dir.path().join("ThinGate.key"), key).unwrap();
     let gw = g.start().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = thin_client::settings::ConfigDir(dir.path().to_path_buf());
-    let msg = thin_client::server_agent::register(&g.link(gw.addr), &cfg, "x", &Secret::new("x"))
+    let cfg = thin_tunnel::settings::ConfigDir(dir.path().to_path_buf());
+    let msg = thin_tunnel::server_agent::register(&g.link(gw.addr), &cfg, "x", &Secret::new("x"))
         .await
         .unwrap_err()
         .to_string();

@@ -9,11 +9,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use thin_client::admin_rpc::{AdminClient, AdminError, AdminReply, AdminRequest, AdminSecret, AdminStatus, LinkState};
-use thin_client::control::ControlError;
 use thin_e2e::procs::{bin, Proc};
 use thin_e2e::*;
 use thin_protocol::secret::Secret;
+use thin_tunnel::admin_rpc::{AdminClient, AdminError, AdminReply, AdminRequest, AdminSecret, AdminStatus, LinkState};
+use thin_tunnel::control::ControlError;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -83,13 +83,9 @@ impl Vars {
     /// Variables of a checked brand.
     pub fn new(b: &Brand) -> Self {
         let en = merged_table(b, Lang::En);
-        let title = |k: &str| {
-            en.get(k)
-                .unwrap_or(k)
-                .replace("%PRODUCT%", &b.product_name)
-                .replace("%SYSTEM%", &b.system_name)
-                .replace("%APPID%", &b.app_id)
-        };
+        let tokens =
+            thin_brand::Tokens { product_name: &b.product_name, system_name: &b.system_name, app_id: &b.app_id };
+        let title = |k: &str| tokens.substitute(en.get(k).unwrap_or(k)).into_owned();
         let g = |w: &str| brand_guid(&b.app_id, w);
         Vars {
             app_id: b.app_id.clone(),
@@ -102,7 +98,7 @@ impl Vars {
             rpc_port: b.rpc_port,
             gateway_url: b.gateway_url.clone(),
             listen_port: b.url.as_ref().map(|u| u.port).unwrap_or(443),
-            service_name: format!("{}ThinServer", b.app_id),
+            service_name: thin_brand::service_name(&b.app_id),
             service_args: SERVICE_ARGS,
             client_title: title("APP_TITLE_CLIENT"),
             server_title: title("APP_TITLE_SERVER"),

@@ -12,33 +12,7 @@ use thin_protocol::entry_point::GatewayUrl;
 /// File name of the manifest inside a brand folder.
 pub const MANIFEST: &str = "brand.toml";
 
-/// A language of the string tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
-    /// Japanese.
-    Ja,
-    /// English.
-    En,
-}
-
-impl Lang {
-    /// Both languages, in table order.
-    pub const ALL: [Lang; 2] = [Lang::Ja, Lang::En];
-
-    /// `ja` or `en`.
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::Ja => "ja",
-            Lang::En => "en",
-        }
-    }
-
-    /// Parses `ja` / `en`.
-    pub fn from_code(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|l| l.code() == s)
-    }
-}
+pub use thin_brand::Lang;
 
 /// Certificate and key files of a brand.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -216,19 +190,22 @@ fn resolve(
             "Invalid".to_string()
         }
     };
-    let product_name = r.field("product_name", &raw.product_name, &d.product_name, "Thin Telework".into(), |v| {
-        fields::display_text("product_name", v)
-    });
+    let product_name =
+        r.field("product_name", &raw.product_name, &d.product_name, thin_brand::DEFAULT_PRODUCT_NAME.into(), |v| {
+            fields::display_text("product_name", v)
+        });
     let company =
         r.field("company", &raw.company, &d.company, "Company".into(), |v| fields::display_text("company", v));
-    let system_name = r.field("system_name", &raw.system_name, &d.system_name, "Thin Telework System".into(), |v| {
-        fields::display_text("system_name", v)
-    });
+    let system_name =
+        r.field("system_name", &raw.system_name, &d.system_name, thin_brand::DEFAULT_SYSTEM_NAME.into(), |v| {
+            fields::display_text("system_name", v)
+        });
     let version_parts = r.field("version", &raw.version, &d.version, [1, 0, 0], |v| fields::version(v));
     let url = r.field("gateway_url", &raw.gateway_url, &d.gateway_url, None, |v| {
         fields::gateway_url(v).map(|u| Some((u, v.clone())))
     });
-    let rpc_port = r.field("rpc_port", &raw.rpc_port, &d.rpc_port, 9826, |v| fields::rpc_port(*v));
+    let rpc_port =
+        r.field("rpc_port", &raw.rpc_port, &d.rpc_port, thin_brand::DEFAULT_RPC_PORT, |v| fields::rpc_port(*v));
     let languages = r.field("languages", &raw.languages, &d.languages, Lang::ALL.to_vec(), |v| fields::languages(v));
     let strings = Lang::ALL
         .into_iter()

@@ -1,7 +1,7 @@
 //! `thinclient`: the home PC's app. Without a subcommand it opens ThinClient's
 //! window; see `thinclient --help`.
 #![forbid(unsafe_code)]
-// A double-click opens the window without a console; see `thin_client::console`.
+// A double-click opens the window without a console; see `thin_tunnel::platform::console`.
 #![cfg_attr(windows, windows_subsystem = "windows")]
 
 use std::io::Write;
@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use thin_client::{client_agent, entry, viewer};
+use thin_tunnel::{client_agent, entry};
+use thin_ui::{cli, viewer};
 
 #[derive(Parser)]
 #[command(
@@ -63,20 +64,20 @@ enum Cmd {
 include!(concat!(env!("OUT_DIR"), "/brand_gen.rs"));
 
 fn main() -> ExitCode {
-    thin_client::brand::set(&BRAND);
-    let cli: Cli = entry::parse();
+    thin_tunnel::brand::set(&BRAND);
+    let cli: Cli = cli::parse();
     match &cli.cmd {
         None => window(&cli, None, None),
         Some(Cmd::Window { pcid, viewer }) => window(&cli, pcid.as_deref(), viewer.clone()),
-        Some(_) => entry::block_on("thinclient", "warn", real_main(cli)),
+        Some(_) => cli::block_on("thinclient", "warn", real_main(cli)),
     }
 }
 
 fn window(cli: &Cli, pcid: Option<&str>, viewer: Option<String>) -> ExitCode {
     entry::init_logging("warn");
     let link = entry::link(cli.entry_point.as_deref(), cli.proxy.as_deref(), None).map_err(|e| format!("{e:#}"));
-    let r = thin_client::gui::open_client_app(link, viewer, pcid).map_err(anyhow::Error::msg);
-    entry::exit_code("thinclient", r)
+    let r = thin_ui::gui::open_client_app(link, viewer, pcid).map_err(anyhow::Error::msg);
+    cli::exit_code("thinclient", r)
 }
 
 async fn real_main(cli: Cli) -> anyhow::Result<()> {
@@ -85,10 +86,10 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cmd {
         Cmd::Connect { pcid, listen, no_launch, viewer: viewer_cmd, .. } => {
             let pw = entry::read_secret_line()?;
-            let tunnel = client_agent::connect_with_otp(&link, &pcid, &pw, &entry::otp_from_stdin).await?;
+            let tunnel = client_agent::connect_with_otp(&link, &pcid, &pw, &cli::otp_from_stdin).await?;
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let addr = listener.local_addr()?;
-            println!("{}", thin_client::strings::fmt("LISTENING_ON", &[&addr]));
+            println!("{}", thin_ui::strings::fmt("LISTENING_ON", &[&addr]));
             let _ = std::io::stdout().flush();
             let shutdown = tokio_util::sync::CancellationToken::new();
             let stop = shutdown.clone();
@@ -113,6 +114,6 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
 
 #[test]
 fn every_help_text_comes_from_the_string_tables() {
-    let missing = thin_client::cli_help::missing_keys(&<Cli as clap::CommandFactory>::command());
+    let missing = thin_ui::cli_help::missing_keys(&<Cli as clap::CommandFactory>::command());
     assert!(missing.is_empty(), "no table text for {missing:?}");
 }

@@ -1,15 +1,16 @@
 //! `thinsvr`: the office PC's app. Without a subcommand it opens ThinServer's
 //! window (a front end of the background service); see `thinsvr --help`.
 #![forbid(unsafe_code)]
-// A double-click opens the window without a console; see `thin_client::console`.
+// A double-click opens the window without a console; see `thin_tunnel::platform::console`.
 #![cfg_attr(windows, windows_subsystem = "windows")]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use thin_client::settings::ConfigDir;
-use thin_client::{entry, otp, server_agent, service, strings};
+use thin_tunnel::settings::ConfigDir;
+use thin_tunnel::{entry, otp, server_agent, service};
+use thin_ui::{cli, strings};
 
 #[derive(Parser)]
 #[command(
@@ -73,24 +74,24 @@ enum Cmd {
 fn default_dir() -> PathBuf {
     if cfg!(windows) {
         // The same folder for the service and the window, whatever their environments.
-        let base = thin_client::known_folder::program_data()
+        let base = thin_tunnel::platform::known_folder::program_data()
             .or_else(|| std::env::var_os("PROGRAMDATA").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
-        return base.join(thin_client::brand::get().app_id).join("ThinServer");
+        return thin_brand::server_config_dir_windows(&base, thin_tunnel::brand::get().app_id);
     }
     let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
-    PathBuf::from(home).join(".config").join(thin_client::brand::get().app_id.to_lowercase()).join("thinsvr")
+    thin_brand::server_config_dir_unix(std::path::Path::new(&home), thin_tunnel::brand::get().app_id)
 }
 
 include!(concat!(env!("OUT_DIR"), "/brand_gen.rs"));
 
 fn main() -> ExitCode {
-    thin_client::brand::set(&BRAND);
-    let cli: Cli = entry::parse();
+    thin_tunnel::brand::set(&BRAND);
+    let cli: Cli = cli::parse();
     match &cli.cmd {
         None | Some(Cmd::Window) => window(cli),
         Some(Cmd::Service) => service(cli),
-        Some(_) => entry::block_on("thinsvr", "info", real_main(cli)),
+        Some(_) => cli::block_on("thinsvr", "info", real_main(cli)),
     }
 }
 
@@ -99,7 +100,7 @@ fn config_dir(cli: &Cli) -> ConfigDir {
 }
 
 fn admin_port(cli: &Cli) -> u16 {
-    cli.rpc_port.unwrap_or(thin_client::brand::get().rpc_port)
+    cli.rpc_port.unwrap_or(thin_tunnel::brand::get().rpc_port)
 }
 
 fn window(cli: Cli) -> ExitCode {
@@ -107,8 +108,8 @@ fn window(cli: Cli) -> ExitCode {
     let dir = config_dir(&cli);
     let saved_proxy = dir.settings().ok().and_then(|s| s.proxy);
     let link = entry::link(cli.entry_point.as_deref(), cli.proxy.as_deref(), saved_proxy.as_deref()).ok();
-    let r = thin_client::gui::open_server_app(dir, link, admin_port(&cli)).map_err(anyhow::Error::msg);
-    entry::exit_code("thinsvr", r)
+    let r = thin_ui::gui::open_server_app(dir, link, admin_port(&cli)).map_err(anyhow::Error::msg);
+    cli::exit_code("thinsvr", r)
 }
 
 /// The service's body: until `stop`, on a runtime of its own.
@@ -139,10 +140,10 @@ fn service(cli: Cli) -> ExitCode {
                 serve(&cli, stop).map_err(|e| format!("{e:#}"))
             })
         };
-        match thin_client::winsvc::run_as_service(&thin_client::brand::service_name(), body) {
+        match thin_tunnel::platform::winsvc::run_as_service(&thin_tunnel::brand::service_name(), body) {
             Ok(true) => return ExitCode::SUCCESS,
             Ok(false) => {}
-            Err(e) => return entry::exit_code("thinsvr", Err(anyhow::Error::msg(e))),
+            Err(e) => return cli::exit_code("thinsvr", Err(anyhow::Error::msg(e))),
         }
         entry::init_logging("info");
         foreground(&cli)
@@ -164,7 +165,7 @@ fn foreground(cli: &Cli) -> ExitCode {
         }
         on_signal.cancel();
     });
-    entry::exit_code("thinsvr", serve(cli, stop))
+    cli::exit_code("thinsvr", serve(cli, stop))
 }
 
 async fn real_main(cli: Cli) -> anyhow::Result<()> {
@@ -232,6 +233,6 @@ async fn wait_signal() {
 
 #[test]
 fn every_help_text_comes_from_the_string_tables() {
-    let missing = thin_client::cli_help::missing_keys(&<Cli as clap::CommandFactory>::command());
+    let missing = thin_ui::cli_help::missing_keys(&<Cli as clap::CommandFactory>::command());
     assert!(missing.is_empty(), "no table text for {missing:?}");
 }

@@ -1,0 +1,167 @@
+//! Screenshots of both windows of the Linux build under Xvfb (software
+//! OpenGL), in English and Japanese, kept under `<target>/screenshots/`
+//! (`THIN_SCREENSHOT_DIR` overrides) for CI to keep as artifacts. Each window
+//! runs in a child process (this program again, with `THIN_GUI_CHILD`), with
+//! stand-in backends; one is also driven with `xdotool` as a user would (type
+//! an ID, Enter, a wrong password, Enter). Checks: every window reports its
+//! first frame, and each screenshot shows the brand's header and icon BMPs
+//! pixel for pixel, and ThinClient's English window shows the brand's patched
+//! welcome text (read back with Tesseract; the Japanese one must not, since
+//! the phrase is English). Prints the time from start to the first frame.
+//!
+//! Needs Xvfb, ImageMagick, xdotool and Tesseract (`scripts/setup.sh`);
+//! skipped when they are missing, except under CI.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use thin_e2e::ocr;
+use thin_e2e_gui::xvfb::{self, Window, Xvfb};
+
+fn main() {
+    xvfb::child_main();
+    // `cargo test NAME`: run only when the filter names this test.
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    if !filters.is_empty() && !filters.iter().any(|f| "gui_screenshots".contains(f.as_str())) {
+        return;
+    }
+    let tools = ["Xvfb", "xdotool", "/usr/bin/import", "/usr/bin/convert", "tesseract"];
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !xvfb::tool_exists(t)).collect();
+    if !missing.is_empty() {
+        assert!(std::env::var_os("CI").is_none(), "gui_screens: {missing:?} missing; run scripts/setup.sh");
+        println!("gui_screens: skipped ({missing:?} not installed; scripts/setup.sh installs them)");
+        println!("gui_screens: 0 passed, 0 failed, 1 skipped");
+        return;
+    }
+    let out = screenshot_dir();
+    std::fs::create_dir_all(&out).unwrap();
+    let x = Xvfb::start();
+    let brand = thin_ui::gui::brand();
+    let header = thin_ui::gui::artwork::decode_bmp(brand.header_bmp).unwrap();
+    let icon = thin_ui::gui::artwork::decode_bmp(brand.icon_bmp).unwrap();
+    // The brand's patched welcome text, as the English window must show it.
+    assert!(
+        thin_tunnel::brand::get().patch_en.contains("APP_WELCOME"),
+        "the default brand's English patch names APP_WELCOME"
+    );
+    let welcome = thin_ui::strings::text_in(thin_ui::strings::Lang::En, "APP_WELCOME").into_owned();
+    let mut passed = 0;
+    for (which, lang) in [("client", "en"), ("client", "ja"), ("server", "en"), ("server", "ja"), ("server-new", "ja")]
+    {
+        let w = Window::open(&x, which, lang);
+        // A few more frames after the first one.
+        std::thread::sleep(Duration::from_millis(500));
+        let png = out.join(format!("{which}-{lang}.png"));
+        w.shoot(&png);
+        check_artwork(&png, &header, &icon);
+        if which == "client" {
+            check_text(&png, &welcome, lang == "en");
+        }
+        println!("gui_screens: {} ({} ms to the first frame, debug build)", png.display(), w.ready_after.as_millis());
+        passed += 1;
+    }
+    // Driven by keyboard, as a user: ID, Enter, wrong password, Enter.
+    let w = Window::open(&x, "client-empty", "en");
+    w.focus();
+    std::thread::sleep(Duration::from_millis(300));
+    w.xdotool(&["type", "--delay", "30", "desk-01"]);
+    w.xdotool(&["key", "Return"]);
+    std::thread::sleep(Duration::from_millis(500));
+    w.xdotool(&["type", "--delay", "30", "not-the-password"]);
+    w.xdotool(&["key", "Return"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let png = out.join("client-wrong-password-en.png");
+    w.shoot(&png);
+    check_artwork(&png, &header, &icon);
+    let idle = load_rgb(&out.join("client-en.png"));
+    let typed = load_rgb(&png);
+    assert!(idle.px != typed.px, "typing changed the window");
+    println!("gui_screens: {}", png.display());
+    passed += 1;
+    println!("gui_screens: {passed} passed, 0 failed");
+}
+
+fn screenshot_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("THIN_SCREENSHOT_DIR") {
+        return PathBuf::from(d);
+    }
+    // <target>/debug/deps/gui_screens-HASH
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).expect("target folder").join("screenshots")
+}
+
+struct Rgb {
+    w: usize,
+    h: usize,
+    px: Vec<u8>,
+}
+
+fn load_rgb(png: &Path) -> Rgb {
+    let out = Command::new("/usr/bin/convert").arg(png).arg("ppm:-").output().unwrap();
+    assert!(out.status.success(), "convert {}", png.display());
+    let mut data = &out.stdout[..];
+    let mut fields = Vec::new();
+    // P6 <w> <h> <max>, separated by whitespace, then one whitespace byte.
+    while fields.len() < 4 {
+        while data[0].is_ascii_whitespace() {
+            data = &data[1..];
+        }
+        let end = data.iter().position(|b| b.is_ascii_whitespace()).unwrap();
+        fields.push(String::from_utf8_lossy(&data[..end]).to_string());
+        data = &data[end..];
+    }
+    data = &data[1..];
+    assert_eq!(fields[0], "P6");
+    let (w, h): (usize, usize) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    let mut px = Vec::new();
+    data.take((w * h * 3) as u64).read_to_end(&mut px).unwrap();
+    assert_eq!(px.len(), w * h * 3);
+    Rgb { w, h, px }
+}
+
+/// Where `art` appears in `img` pixel for pixel (a small tolerance for the
+/// OpenGL path), if it does.
+fn find(img: &Rgb, art: &thin_ui::gui::egui::ColorImage) -> Option<(usize, usize)> {
+    let [aw, ah] = art.size;
+    let close = |x: usize, y: usize, ax: usize, ay: usize| {
+        let p = &img.px[(y * img.w + x) * 3..][..3];
+        let a = art.pixels[ay * aw + ax];
+        p[0].abs_diff(a.r()) <= 6 && p[1].abs_diff(a.g()) <= 6 && p[2].abs_diff(a.b()) <= 6
+    };
+    if img.w < aw || img.h < ah {
+        return None;
+    }
+    for y in 0..=img.h - ah {
+        for x in 0..=img.w - aw {
+            if (0..aw).all(|ax| close(x + ax, y, ax, 0))
+                && (1..ah).all(|ay| (0..aw).all(|ax| close(x + ax, y + ay, ax, ay)))
+            {
+                return Some((x, y));
+            }
+        }
+    }
+    None
+}
+
+/// Reads `png` with Tesseract: `phrase` must be there (with an OCR misread
+/// per ten letters) when `shown`, and must not be there otherwise.
+fn check_text(png: &Path, phrase: &str, shown: bool) {
+    let text = ocr::read(png);
+    let edits = ocr::normalize(phrase).len() / 10;
+    assert_eq!(
+        ocr::contains_approx(&text, phrase, edits),
+        shown,
+        "{}: {phrase:?} {} in the window; Tesseract read:\n{text}",
+        png.display(),
+        if shown { "is not" } else { "unexpectedly is" }
+    );
+}
+
+fn check_artwork(png: &Path, header: &thin_ui::gui::egui::ColorImage, icon: &thin_ui::gui::egui::ColorImage) {
+    let img = load_rgb(png);
+    assert!(img.w >= 300 && img.h >= 300, "{}: {}x{}", png.display(), img.w, img.h);
+    assert!(find(&img, header).is_some(), "{}: the brand's header BMP is not in the window", png.display());
+    assert!(find(&img, icon).is_some(), "{}: the brand's icon BMP is not in the window", png.display());
+}
