@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The quick tier's test binaries (besides every crate's unit tests).
-QUICK_TESTS=(config_files module_graph relay bounds otp operations gateway_files proxy_e2e proxy cli check_fixtures)
+QUICK_TESTS=(config_files module_graph loopback proxy check_fixtures)
 
 quick=0
 case "${1:-}" in

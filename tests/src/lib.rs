@@ -12,6 +12,7 @@ pub mod ocr;
 pub mod office;
 pub mod pki;
 pub mod procs;
+pub mod proxies;
 pub mod smtp;
 
 use std::path::Path;
