@@ -203,6 +203,16 @@ impl TestGateway {
         .await;
     }
 
+    /// Waits (up to 5 s) until the gateway counts `n` connections from `ip`.
+    pub async fn wait_connections_from(&self, what: &str, ip: std::net::IpAddr, n: usize) {
+        let gw = self.state();
+        crate::wait_for(what, Duration::from_secs(5), || {
+            let now = gw.limits.connections_from(ip);
+            async move { (now == n).then_some(()) }
+        })
+        .await;
+    }
+
     /// An office PC registered as `pcid` with `password` and serving an echo
     /// target; options on the builder, then `.await`.
     pub fn office_pc(&self, pcid: &str, password: &str) -> OfficePcBuilder {

@@ -45,10 +45,7 @@ impl RegisteredPc {
 
     /// Changes its settings (e.g. the lockout) as the window would.
     pub fn edit_settings(&self, edit: impl FnOnce(&mut ServerSettings)) {
-        let cfg = self.cfg();
-        let mut s = cfg.settings().unwrap();
-        edit(&mut s);
-        cfg.save_settings(&s).unwrap();
+        edit_settings(&self.cfg(), edit);
     }
 
     /// Serves `target` through `link` with the default OTP policy; returns once online.
@@ -95,10 +92,7 @@ impl OfficePc {
 
     /// Changes its settings while it runs (they are read per session).
     pub fn edit_settings(&self, edit: impl FnOnce(&mut ServerSettings)) {
-        let cfg = self.cfg();
-        let mut s = cfg.settings().unwrap();
-        edit(&mut s);
-        cfg.save_settings(&s).unwrap();
+        edit_settings(&self.cfg(), edit);
     }
 
     /// The gateway's session id while online.
@@ -133,6 +127,12 @@ impl OfficePc {
     async fn wait_state(&self, what: &str, within: Duration, f: impl Fn(&ServerState) -> bool) {
         self.wait_for_state(what, within, |s| f(s).then_some(())).await
     }
+}
+
+fn edit_settings(cfg: &ConfigDir, edit: impl FnOnce(&mut ServerSettings)) {
+    let mut s = cfg.settings().unwrap();
+    edit(&mut s);
+    cfg.save_settings(&s).unwrap();
 }
 
 type Settings = Box<dyn FnOnce(&mut ServerSettings) + Send>;

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use thin_e2e::*;
+
+const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 use thin_protocol::frame::{read_frame, write_frame};
 use thin_protocol::messages::{GateToServer, GateToTunnel, Hello, ServerToGate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -68,12 +70,7 @@ async fn connections_per_ip_and_unestablished_connections_are_capped() {
     for _ in 0..4 {
         idle.push(tokio::net::TcpStream::connect(gw.addr).await.unwrap());
     }
-    let gwc = gw.state();
-    wait_for("4 connections admitted", Duration::from_secs(5), || {
-        let n = gwc.limits.connections_from("127.0.0.1".parse().unwrap());
-        async move { (n == 4).then_some(()) }
-    })
-    .await;
+    gw.wait_connections_from("4 connections admitted", LOCALHOST, 4).await;
     let mut fifth = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     assert!(closed_soon(&mut fifth).await, "the fifth connection from one address is dropped");
     // Silent connections are dropped after the handshake timeout, freeing the slots.
@@ -90,12 +87,7 @@ async fn connections_per_ip_and_unestablished_connections_are_capped() {
     for _ in 0..3 {
         idle.push(tokio::net::TcpStream::connect(gw.addr).await.unwrap());
     }
-    let gwc = gw.state();
-    wait_for("3 connections admitted", Duration::from_secs(5), || {
-        let n = gwc.limits.connections_from("127.0.0.1".parse().unwrap());
-        async move { (n == 3).then_some(()) }
-    })
-    .await;
+    gw.wait_connections_from("3 connections admitted", LOCALHOST, 3).await;
     let mut fourth = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     assert!(closed_soon(&mut fourth).await, "over the unestablished limit");
     gw.shutdown().await;
@@ -198,12 +190,7 @@ async fn proxy_protocol_gives_limits_and_thinstat_the_real_address() {
     for _ in 0..2 {
         held.push(tokio::net::TcpStream::connect(lb_far).await.unwrap());
     }
-    let gwc = gw.state();
-    wait_for("3 connections from the far address", Duration::from_secs(5), || {
-        let n = gwc.limits.connections_from(far.ip());
-        async move { (n == 3).then_some(()) }
-    })
-    .await;
+    gw.wait_connections_from("3 connections from the far address", far.ip(), 3).await;
     let mut extra = tokio::net::TcpStream::connect(lb_far).await.unwrap();
     assert!(closed_soon(&mut extra).await, "over the per-IP limit of the real address");
     // A connection without a header is dropped.
