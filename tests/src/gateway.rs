@@ -81,7 +81,10 @@ impl GateDir {
 
     /// The error `Gateway::load` reports for this folder (it must fail).
     pub fn load_error(&self) -> String {
-        Gateway::load(&self.ini()).err().expect("the gateway refuses to load").to_string()
+        match Gateway::load(&self.ini()) {
+            Ok(_) => panic!("the gateway loaded; it should have refused"),
+            Err(e) => e.to_string(),
+        }
     }
 
     /// Starts an in-process gateway on this folder.

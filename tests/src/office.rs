@@ -105,8 +105,7 @@ impl OfficePc {
 
     /// Waits until the gateway lists this PC as online.
     pub async fn wait_online(&self) {
-        self.wait_state("office PC online", Duration::from_secs(20), |s| matches!(s, ServerState::Online { .. }))
-            .await;
+        self.wait_state("office PC online", Duration::from_secs(20), |s| matches!(s, ServerState::Online { .. })).await;
     }
 
     /// Waits until it is no longer online (e.g. the gateway went away).

@@ -2,9 +2,9 @@
 //! CONNECT, needs `apt-get install tinyproxy`) and a fast-socks5 server,
 //! with an echo server as the target.
 
+use std::time::Duration;
 use thin_e2e::proxies::{round_trip, socks5, Tinyproxy, GATEWAY_NAME};
 use thin_e2e::{echo_server, free_port};
-use std::time::Duration;
 use thin_protocol::secret::Secret;
 use thin_tunnel::proxy::{connect, resolve_with, ProxyError, ProxyKind, ProxySetting};
 

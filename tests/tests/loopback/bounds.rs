@@ -82,7 +82,8 @@ async fn connections_per_ip_and_unestablished_connections_are_capped() {
     gw.shutdown().await;
 
     let gw =
-        TestGateway::with_ini("DosProtection_MaxConnectionsPerIp 100\nDosProtection_MaxUnestablishedConnections 3").await;
+        TestGateway::with_ini("DosProtection_MaxConnectionsPerIp 100\nDosProtection_MaxUnestablishedConnections 3")
+            .await;
     let mut idle = Vec::new();
     for _ in 0..3 {
         idle.push(tokio::net::TcpStream::connect(gw.addr).await.unwrap());
