@@ -3,10 +3,19 @@
 //! `gw.office_pc("pcid", "pw")`), connected clients (`gw.connect`), the
 //! binaries as child processes ([`procs`]), a private PKI, an SMTP server,
 //! and the loopback helpers ([`net`]). Each helper exists once here.
+//!
+//! ```ignore
+//! let gw = TestGateway::start().await; // or TestGateway::with_ini("DisableRegister 1")
+//! let _pc = gw.office_pc("desk-01", "pw").settings(|s| s.lockout_attempts = 3).await;
+//! let tunnel = gw.connect("desk-01", "pw").await;
+//! assert_tunnel_echo(&tunnel, 1 << 20, 1).await;
+//! gw.shutdown().await;
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod gateway;
 pub mod https;
+pub mod logs;
 pub mod net;
 pub mod ocr;
 pub mod office;
@@ -23,12 +32,10 @@ pub use net::{assert_echo, assert_tcp_echo, assert_tunnel_echo, echo_check, echo
 pub use office::{try_register, OfficePc, RegisteredPc};
 pub use pki::Pki;
 
-/// Logs to the test output when `RUST_LOG` is set.
+/// Logs to the test output when `RUST_LOG` is set (and captures every log
+/// line, see [`logs`]).
 pub fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    logs::init();
 }
 
 /// Polls `f` until it returns `Some` or the deadline passes.

@@ -9,7 +9,7 @@ use std::collections::{HashSet, VecDeque};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use thin_e2e::procs::{self, Proc};
@@ -26,41 +26,10 @@ use thin_tunnel::settings::ConfigDir;
 const EMAIL: &str = "alice@example.org";
 const SMTP_PASSWORD: &str = "Smtp-Pa55-never-logged";
 
-/// Every log line of this test binary (gateway and apps run in-process), at
-/// TRACE level, to check that no secret reaches a log.
-fn logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf: Arc<Mutex<Vec<u8>>> = Arc::default();
-        let w = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || LogWriter(w.clone()))
-            .try_init();
-        buf
-    })
-    .clone()
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn log_text() -> String {
-    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
-}
-
+/// Asserts that `secret` is in no log line of this test binary (every test in
+/// it logs into one capture at TRACE, see `thin_e2e::logs`).
 fn assert_not_logged(what: &str, secret: &str) {
-    let text = log_text();
+    let text = thin_e2e::logs::captured();
     assert!(text.contains("OTP mail sent") && text.contains("TRACE"), "the capture sees the gateway at TRACE");
     assert!(!text.contains(secret), "{what} {secret:?} is in the log:\n{text}");
 }
@@ -171,7 +140,7 @@ async fn echo_through(t: &ClientTunnel, seed: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_mailed_code_completes_a_session_that_relays_bytes() {
-    logs();
+    init_logging(); // captures every log line, see `assert_not_logged`
     let pki = Pki::new();
     let smtp = SmtpServer::start(SmtpTls::None, &pki.cert_pem, &pki.key_pem, None);
     let gw = TestGateway::with_ini(&smtp_ini(smtp.port, 0, "")).await;
@@ -215,7 +184,7 @@ async fn the_mailed_code_completes_a_session_that_relays_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wrong_codes_count_down_and_after_twenty_the_session_is_refused() {
-    logs();
+    init_logging(); // captures every log line, see `assert_not_logged`
     let pki = Pki::new();
     let smtp = SmtpServer::start(SmtpTls::None, &pki.cert_pem, &pki.key_pem, None);
     let gw = TestGateway::with_ini(&smtp_ini(smtp.port, 0, "")).await;
@@ -241,7 +210,7 @@ async fn wrong_codes_count_down_and_after_twenty_the_session_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_expired_code_is_refused() {
-    logs();
+    init_logging(); // captures every log line, see `assert_not_logged`
     let pki = Pki::new();
     let smtp = SmtpServer::start(SmtpTls::None, &pki.cert_pem, &pki.key_pem, None);
     let gw = TestGateway::with_ini(&smtp_ini(smtp.port, 0, "")).await;
@@ -259,7 +228,7 @@ async fn an_expired_code_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_reachable_or_configured_smtp_server_is_a_clear_error() {
-    logs();
+    init_logging(); // captures every log line, see `assert_not_logged`
     let port = free_port(); // nothing listens there
     let gw = TestGateway::with_ini(&smtp_ini(port, 0, "")).await;
     let _pc = otp_pc(&gw, "otp-nomail", OtpPolicy::default()).await;
@@ -292,7 +261,7 @@ async fn no_reachable_or_configured_smtp_server_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn starttls_and_smtps_with_a_test_ca_and_smtp_auth() {
-    logs();
+    init_logging(); // captures every log line, see `assert_not_logged`
     let pki = Pki::new();
     let ca = tempfile::tempdir().unwrap();
     let ca_file = ca.path().join("smtp-ca.pem");
