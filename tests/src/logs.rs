@@ -27,7 +27,10 @@ fn buffer() -> &'static Buffer {
     BUFFER.get_or_init(|| {
         let buf = Buffer::default();
         let w = buf.clone();
+        // No timestamps: their microseconds would match a six-digit code
+        // now and then among the many lines of a whole test binary.
         let captured = tracing_subscriber::fmt::layer()
+            .without_time()
             .with_ansi(false)
             .with_writer(move || LogWriter(w.clone()))
             .with_filter(LevelFilter::TRACE);
