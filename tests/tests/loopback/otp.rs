@@ -134,16 +134,22 @@ fn refusal(r: Result<ClientTunnel, ClientError>) -> (ErrorCode, String) {
 }
 
 async fn echo_through(t: &ClientTunnel, seed: u64) {
-    let (sent, got, n) = echo_check(t.open_stream().await.unwrap(), 256 * 1024, seed).await;
-    assert_eq!((sent, n), (got, 256 * 1024));
+    assert_tunnel_echo(t, 256 * 1024, seed).await;
+}
+
+/// A plain-text SMTP server and a gateway that mails through it; logs captured
+/// (see `assert_not_logged`).
+async fn plain_smtp_and_gateway() -> (SmtpServer, TestGateway) {
+    init_logging();
+    let pki = Pki::new();
+    let smtp = SmtpServer::start(SmtpTls::None, &pki.cert_pem, &pki.key_pem, None);
+    let gw = TestGateway::with_ini(&smtp_ini(smtp.port, 0, "")).await;
+    (smtp, gw)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_mailed_code_completes_a_session_that_relays_bytes() {
-    init_logging(); // captures every log line, see `assert_not_logged`
-    let pki = Pki::new();
-    let smtp = SmtpServer::start(SmtpTls::None, &pki.cert_pem, &pki.key_pem, None);
-    let gw = TestGateway::with_ini(&smtp_ini(smtp.port, 0, "")).await;
+    let (smtp, gw) = plain_smtp_and_gateway().await;
     let pc = otp_pc(&gw, "otp-desk", OtpPolicy::default()).await;
     let rows = thingate::thinstat::rows(&gw.gateway.sessions);
     assert_eq!(rows[0].server_mask64 & 64, 64, "ServerMask64 announces OTP");
@@ -184,10 +190,7 @@ async fn the_mailed_code_completes_a_session_that_relays_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wrong_codes_count_down_and_after_twenty_the_session_is_refused() {
-    init_logging(); // captures every log line, see `assert_not_logged`
-    let pki = Pki::new();
-    let smtp = SmtpServer::start(SmtpTls::None, &pki.cert_pem, &pki.key_pem, None);
-    let gw = TestGateway::with_ini(&smtp_ini(smtp.port, 0, "")).await;
+    let (smtp, gw) = plain_smtp_and_gateway().await;
     let _pc = otp_pc(&gw, "otp-tries", OtpPolicy::default()).await;
     let typist = Typist::new(&smtp);
 
@@ -210,10 +213,7 @@ async fn wrong_codes_count_down_and_after_twenty_the_session_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_expired_code_is_refused() {
-    init_logging(); // captures every log line, see `assert_not_logged`
-    let pki = Pki::new();
-    let smtp = SmtpServer::start(SmtpTls::None, &pki.cert_pem, &pki.key_pem, None);
-    let gw = TestGateway::with_ini(&smtp_ini(smtp.port, 0, "")).await;
+    let (smtp, gw) = plain_smtp_and_gateway().await;
     let policy = OtpPolicy { validity: Duration::from_millis(1500), max_tries: 20 };
     let _pc = otp_pc(&gw, "otp-late", policy).await;
     let typist = Typist::new(&smtp);
