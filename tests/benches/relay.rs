@@ -6,10 +6,9 @@
 //! Run: `cargo build --release --workspace --bins && cargo bench -p thin-e2e --bench relay`
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use thin_e2e::procs::{bin, Proc};
+use thin_e2e::procs::{thinclient_connect, thinsvr, Proc};
 use thin_e2e::GateDir;
 use thin_protocol::frame::{read_frame, write_frame};
 use thin_protocol::messages::{GateToServer, Hello, ServerToGate};
@@ -81,11 +80,7 @@ fn raise_nofile() {
 }
 
 fn start_gateway(g: &GateDir) -> (Proc, SocketAddr) {
-    let mut cmd = Command::new(bin("thingate"));
-    cmd.arg("run").arg("--config").arg(g.ini()).env("RUST_LOG", "warn");
-    let mut p = Proc::spawn(cmd, None);
-    let addr = p.wait_line("listening on ", Duration::from_secs(20)).parse().unwrap();
-    (p, addr)
+    g.spawn(&[("RUST_LOG", "warn")])
 }
 
 async fn throughput_and_latency() {
@@ -94,27 +89,14 @@ async fn throughput_and_latency() {
     let ep = g.entry_point(addr);
     let target = sink_server().await;
     let cfg = tempfile::tempdir().unwrap();
-    let mut reg = Command::new(bin("thinsvr"));
-    reg.arg("--entry-point").arg(&ep).arg("--config-dir").arg(cfg.path()).args([
-        "register",
-        "--pcid",
-        "bench",
-        "--password-stdin",
-    ]);
+    let reg = thinsvr(&ep, cfg.path(), &["register", "--pcid", "bench", "--password-stdin"]);
     let (st, err) = Proc::spawn(reg, Some("bench pw\n")).finish(Duration::from_secs(30));
     assert!(st.success(), "{err}");
-    let mut run = Command::new(bin("thinsvr"));
-    run.arg("--entry-point").arg(&ep).arg("--config-dir").arg(cfg.path()).args([
-        "run",
-        "--target",
-        &target.to_string(),
-    ]);
+    let mut run = thinsvr(&ep, cfg.path(), &["run", "--target", &target.to_string()]);
     run.env("RUST_LOG", "warn");
     let mut svr = Proc::spawn(run, None);
     svr.wait_line("online as bench", Duration::from_secs(20));
-    let mut conn = Command::new(bin("thinclient"));
-    conn.arg("--entry-point").arg(&ep).args(["connect", "bench", "--password-stdin", "--no-launch"]);
-    let mut cli = Proc::spawn(conn, Some("bench pw\n"));
+    let mut cli = Proc::spawn(thinclient_connect(&ep, "bench"), Some("bench pw\n"));
     let local: SocketAddr = cli.wait_line("listening on ", Duration::from_secs(30)).parse().unwrap();
 
     upload(local, 64 << 20).await; // warm-up

@@ -1,6 +1,6 @@
 //! Reading a screenshot's text with Tesseract, to check that a string is
-//! visibly in a window (not only in its accessibility tree). Standard library
-//! only: the builder's Wine tests use this file too (`#[path]`).
+//! visibly in a window (not only in its accessibility tree); the windows'
+//! screenshots and the builder's Wine tests use it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! same target folder as the tests (`cargo build --workspace --bins` first).
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -14,6 +14,20 @@ pub fn bin(name: &str) -> PathBuf {
     let p = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` before the tests", p.display());
     p
+}
+
+/// `thinsvr --entry-point EP --config-dir CFG ARGS`.
+pub fn thinsvr(ep: &Path, cfg: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin("thinsvr"));
+    c.arg("--entry-point").arg(ep).arg("--config-dir").arg(cfg).args(args);
+    c
+}
+
+/// `thinclient --entry-point EP connect PCID --password-stdin --no-launch`.
+pub fn thinclient_connect(ep: &Path, pcid: &str) -> Command {
+    let mut c = Command::new(bin("thinclient"));
+    c.arg("--entry-point").arg(ep).args(["connect", pcid, "--password-stdin", "--no-launch"]);
+    c
 }
 
 /// A child process whose stdout lines are collected in the background; killed on drop.
@@ -79,6 +93,11 @@ impl Proc {
             self.seen.push(l);
             self.seen.extend(self.lines.try_iter());
         }
+    }
+
+    /// Sends `sig` (SIGTERM, SIGHUP, SIGKILL, ...).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
     }
 
     /// Waits for exit; returns (status, stderr).

@@ -2,9 +2,9 @@
 //! private key is committed), fixture copies, the builder binary.
 #![allow(dead_code)]
 
-/// Tesseract OCR of screenshots: the same file as the e2e crate's.
-#[path = "../../../tests/src/ocr.rs"]
-pub mod ocr;
+/// Tesseract OCR of screenshots, from the end-to-end test harness.
+#[allow(unused_imports)] // only the e2e tests read screenshots
+pub use thin_e2e::ocr;
 pub mod wine;
 pub mod xvfb;
 

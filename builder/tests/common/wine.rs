@@ -351,9 +351,7 @@ impl Drop for Proc {
 }
 
 /// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use thin_e2e::free_port;
 
 /// An echo server on 127.0.0.1:0 (threads; lives as long as the test binary).
 pub fn echo_server() -> u16 {

@@ -2,11 +2,9 @@
 //! CONNECT, needs `apt-get install tinyproxy`) and a fast-socks5 server,
 //! with an echo server as the target.
 
-#[path = "fixtures/proxy/harness.rs"]
-mod harness;
-
-use harness::{echo_server, free_port, round_trip, socks5, Tinyproxy, GATEWAY_NAME};
 use std::time::Duration;
+use thin_e2e::proxies::{round_trip, socks5, Tinyproxy, GATEWAY_NAME};
+use thin_e2e::{echo_server, free_port};
 use thin_protocol::secret::Secret;
 use thin_tunnel::proxy::{connect, resolve_with, ProxyError, ProxyKind, ProxySetting};
 
@@ -31,7 +29,7 @@ async fn fails(host: &str, port: u16, via: Option<&ProxySetting>) -> (ProxyError
 
 #[tokio::test]
 async fn http_connect_without_auth() {
-    let (tiny, echo) = (Tinyproxy::start(""), echo_server().await);
+    let (tiny, echo) = (Tinyproxy::start(""), echo_server().await.port());
     let url = format!("http://127.0.0.1:{}", tiny.port);
     round_trip(via(&url, "127.0.0.1", echo).await).await;
     round_trip(via(&url, "localhost", echo).await).await;
@@ -39,7 +37,7 @@ async fn http_connect_without_auth() {
 
 #[tokio::test]
 async fn http_connect_with_basic_auth() {
-    let (tiny, echo) = (Tinyproxy::start(AUTH), echo_server().await);
+    let (tiny, echo) = (Tinyproxy::start(AUTH), echo_server().await.port());
     // %2D is '-': the password is percent-decoded before use.
     let url = format!("http://alice:s3cret%2Dpw@127.0.0.1:{}", tiny.port);
     round_trip(via(&url, "127.0.0.1", echo).await).await;
@@ -47,7 +45,7 @@ async fn http_connect_with_basic_auth() {
 
 #[tokio::test]
 async fn http_wrong_or_missing_password_is_explained() {
-    let (tiny, echo) = (Tinyproxy::start(AUTH), echo_server().await);
+    let (tiny, echo) = (Tinyproxy::start(AUTH), echo_server().await.port());
     let wrong = proxy(&format!("http://alice:hunter2@127.0.0.1:{}", tiny.port));
     let (err, text) = fails("127.0.0.1", echo, Some(&wrong)).await;
     let port = tiny.port;
@@ -62,7 +60,7 @@ async fn http_wrong_or_missing_password_is_explained() {
 
 #[tokio::test]
 async fn http_forbidden_port_shows_the_status_line() {
-    let (tiny, echo) = (Tinyproxy::start("ConnectPort 1"), echo_server().await);
+    let (tiny, echo) = (Tinyproxy::start("ConnectPort 1"), echo_server().await.port());
     let (port, via) = (tiny.port, proxy(&format!("http://127.0.0.1:{}", tiny.port)));
     let (err, text) = fails("127.0.0.1", echo, Some(&via)).await;
     let start = format!("the proxy 127.0.0.1:{port} refused to connect to 127.0.0.1:{echo}: HTTP/1.");
@@ -74,7 +72,7 @@ async fn http_forbidden_port_shows_the_status_line() {
 
 #[tokio::test]
 async fn socks5_sends_names_for_the_proxy_to_resolve() {
-    let (server, echo) = (socks5(None).await, echo_server().await);
+    let (server, echo) = (socks5(None).await, echo_server().await.port());
     let url = format!("socks5://127.0.0.1:{}", server.port);
     round_trip(via(&url, GATEWAY_NAME, echo).await).await;
     round_trip(via(&url.replace("socks5:", "socks5h:"), GATEWAY_NAME, echo).await).await;
@@ -87,14 +85,14 @@ async fn socks5_sends_names_for_the_proxy_to_resolve() {
 #[tokio::test]
 async fn socks5_with_user_and_password() {
     let server = socks5(Some(("alice", "p@ss word"))).await;
-    let echo = echo_server().await;
+    let echo = echo_server().await.port();
     let url = format!("socks5://alice:p%40ss%20word@127.0.0.1:{}", server.port);
     round_trip(via(&url, GATEWAY_NAME, echo).await).await;
 }
 
 #[tokio::test]
 async fn socks5_wrong_or_missing_password_is_explained() {
-    let (server, echo) = (socks5(Some(("alice", "right"))).await, echo_server().await);
+    let (server, echo) = (socks5(Some(("alice", "right"))).await, echo_server().await.port());
     let anonymous = ProxySetting::new(ProxyKind::Socks5, "127.0.0.1", server.port);
     let wrong = ProxySetting::with_credentials(anonymous.clone(), "alice", Secret::new("hunter2"));
     let (err, text) = fails(GATEWAY_NAME, echo, Some(&wrong)).await;
@@ -156,7 +154,7 @@ fn from_env(host: &str, env: impl Fn(&str) -> Option<String>) -> Option<ProxySet
 
 #[tokio::test]
 async fn environment_proxy_is_used_unless_no_proxy_matches() {
-    let (tiny, echo) = (Tinyproxy::start(""), echo_server().await);
+    let (tiny, echo) = (Tinyproxy::start(""), echo_server().await.port());
     let https = format!("http://127.0.0.1:{}", tiny.port);
     let chosen = from_env("127.0.0.1", |name| (name == "https_proxy").then(|| https.clone()));
     assert_eq!(chosen.as_ref().unwrap().to_string(), https);

@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use thin_e2e::{echo_server, GateDir, OfficePc};
+use thin_e2e::TestGateway;
 use thin_e2e_gui::xvfb::{self, Window, Xvfb};
 use thin_protocol::secret::Secret;
 use thin_ui::gui::{ClientEvent, Connector, RealConnector, Session};
@@ -51,13 +51,10 @@ fn cold_start(runs: usize) {
 
 fn connect(runs: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let gate = GateDir::new("");
-    let gw = rt.block_on(gate.start());
-    let link = gate.link(gw.addr);
-    let echo = rt.block_on(echo_server());
-    let pc = rt.block_on(OfficePc::start(&link, "bench-pc", "bench-password", echo));
+    let gw = rt.block_on(TestGateway::start());
+    let pc = rt.block_on(gw.office_pc("bench-pc", "bench-password").start());
     // `true` exits at once: the session ends right after the viewer started.
-    let conn = RealConnector::new(link).with_viewer(Some("true".into()));
+    let conn = RealConnector::new(gw.link.clone()).with_viewer(Some("true".into()));
     let mut v = Vec::new();
     for _ in 0..runs {
         let (tx, rx) = mpsc::channel();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
-use thin_e2e::{echo_server, GateDir, OfficePc};
+use thin_e2e::{echo_server, GateDir, TestGateway};
 use thin_tunnel::settings::ConfigDir;
 use thin_ui::gui::{egui, tr, trf, ClientWindow, History, PhaseKind, RealConnector, ServerWindow};
 use thin_ui::strings::Key;
@@ -81,9 +81,8 @@ fn echo_viewer(dir: &Path, out: &Path) -> String {
 fn register_in_the_server_window_then_connect_from_the_client_window() {
     thin_e2e::init_logging();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let gate = GateDir::new("");
-    let gw = rt.block_on(gate.start());
-    let link = gate.link(gw.addr);
+    let gw = rt.block_on(TestGateway::start());
+    let link = gw.link.clone();
     let echo = rt.block_on(echo_server());
 
     // The office PC: no service answers on its admin port, so the window runs
@@ -141,21 +140,11 @@ fn register_in_the_server_window_then_connect_from_the_client_window() {
 #[test]
 fn the_client_window_says_what_went_wrong_in_plain_words() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let gate = GateDir::new("");
-    let gw = rt.block_on(gate.start());
-    let link = gate.link(gw.addr);
-    let echo = rt.block_on(echo_server());
-    let pc = rt.block_on(OfficePc::start(&link, "desk-err", "right-pw", echo));
+    let gw = rt.block_on(TestGateway::start());
+    let link = gw.link.clone();
+    let pc = rt.block_on(gw.office_pc("desk-err", "right-pw").start());
     // Registered but not running: offline.
-    let idle = tempfile::tempdir().unwrap();
-    let idle_cfg = ConfigDir(idle.path().to_path_buf());
-    rt.block_on(thin_tunnel::server_agent::register(
-        &link,
-        &idle_cfg,
-        "sleepy",
-        &thin_protocol::secret::Secret::new("x"),
-    ))
-    .unwrap();
+    let _idle = rt.block_on(gw.register("sleepy", "x"));
 
     let cases: Vec<(thin_tunnel::link::Link, &str, &str, String)> = vec![
         (link.clone(), "desk-err", "wrong-pw", tr(Key::ERR_WRONG_PASSWORD)),
@@ -176,7 +165,7 @@ fn the_client_window_says_what_went_wrong_in_plain_words() {
     let addr = gw.addr;
     pc.stop.cancel();
     let _ = rt.block_on(pc.task);
-    rt.block_on(gw.shutdown());
+    let gate = rt.block_on(gw.shutdown());
     let mut h = client_window(gate.link(addr), Some("true".into()));
     connect(&mut h, "desk-err", "right-pw");
     wait(&mut h, "unreachable", Duration::from_secs(20), |w| w.error().is_some());

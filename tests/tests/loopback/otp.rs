@@ -9,11 +9,10 @@ use std::collections::{HashSet, VecDeque};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use thin_e2e::procs::{bin, Proc};
+use thin_e2e::procs::{self, Proc};
 use thin_e2e::smtp::{code_in, next_mail, SmtpServer, SmtpTls};
 use thin_e2e::*;
 use thin_protocol::messages::ErrorCode;
@@ -27,41 +26,10 @@ use thin_tunnel::settings::ConfigDir;
 const EMAIL: &str = "alice@example.org";
 const SMTP_PASSWORD: &str = "Smtp-Pa55-never-logged";
 
-/// Every log line of this test binary (gateway and apps run in-process), at
-/// TRACE level, to check that no secret reaches a log.
-fn logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf: Arc<Mutex<Vec<u8>>> = Arc::default();
-        let w = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || LogWriter(w.clone()))
-            .try_init();
-        buf
-    })
-    .clone()
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn log_text() -> String {
-    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
-}
-
+/// Asserts that `secret` is in no log line of this test binary (every test in
+/// it logs into one capture at TRACE, see `thin_e2e::logs`).
 fn assert_not_logged(what: &str, secret: &str) {
-    let text = log_text();
+    let text = thin_e2e::logs::captured();
     assert!(text.contains("OTP mail sent") && text.contains("TRACE"), "the capture sees the gateway at TRACE");
     assert!(!text.contains(secret), "{what} {secret:?} is in the log:\n{text}");
 }
@@ -73,16 +41,15 @@ fn smtp_ini(port: u16, ssl: u8, extra: &str) -> String {
     )
 }
 
-/// Registers an office PC, turns OTP on for [`EMAIL`], and runs it.
-async fn otp_pc(link: &Link, pcid: &str, target: SocketAddr, policy: OtpPolicy) -> OfficePc {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = ConfigDir(dir.path().to_path_buf());
-    thin_tunnel::server_agent::register(link, &cfg, pcid, &Secret::new("pw")).await.unwrap();
-    let mut s = cfg.settings().unwrap();
-    s.otp_email = Some(EMAIL.into());
-    s.lockout_attempts = 1000;
-    cfg.save_settings(&s).unwrap();
-    OfficePc::run_with(dir, link, target, policy).await
+/// Registers an office PC (password "pw"), turns OTP on for [`EMAIL`], and runs it.
+async fn otp_pc(gw: &TestGateway, pcid: &str, policy: OtpPolicy) -> OfficePc {
+    gw.office_pc(pcid, "pw")
+        .otp_policy(policy)
+        .settings(|s| {
+            s.otp_email = Some(EMAIL.into());
+            s.lockout_attempts = 1000;
+        })
+        .await
 }
 
 /// What the test user types at each question.
@@ -167,25 +134,28 @@ fn refusal(r: Result<ClientTunnel, ClientError>) -> (ErrorCode, String) {
 }
 
 async fn echo_through(t: &ClientTunnel, seed: u64) {
-    let (sent, got, n) = echo_check(t.open_stream().await.unwrap(), 256 * 1024, seed).await;
-    assert_eq!((sent, n), (got, 256 * 1024));
+    assert_tunnel_echo(t, 256 * 1024, seed).await;
+}
+
+/// A plain-text SMTP server and a gateway that mails through it; logs captured
+/// (see `assert_not_logged`).
+async fn plain_smtp_and_gateway() -> (SmtpServer, TestGateway) {
+    init_logging();
+    let pki = Pki::new();
+    let smtp = SmtpServer::start(SmtpTls::None, &pki.cert_pem, &pki.key_pem, None);
+    let gw = TestGateway::with_ini(&smtp_ini(smtp.port, 0, "")).await;
+    (smtp, gw)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_mailed_code_completes_a_session_that_relays_bytes() {
-    logs();
-    let pki = Pki::new();
-    let smtp = SmtpServer::start(SmtpTls::None, &pki.cert_pem, &pki.key_pem, None);
-    let g = GateDir::new(&smtp_ini(smtp.port, 0, ""));
-    let gw = g.start().await;
-    let link = g.link(gw.addr);
-    let target = echo_server().await;
-    let pc = otp_pc(&link, "otp-desk", target, OtpPolicy::default()).await;
+    let (smtp, gw) = plain_smtp_and_gateway().await;
+    let pc = otp_pc(&gw, "otp-desk", OtpPolicy::default()).await;
     let rows = thingate::thinstat::rows(&gw.gateway.sessions);
     assert_eq!(rows[0].server_mask64 & 64, 64, "ServerMask64 announces OTP");
 
     let typist = Typist::new(&smtp);
-    let tunnel = typist.connect(&link, "otp-desk", &[Type::Code]).await.unwrap();
+    let tunnel = typist.connect(&gw.link, "otp-desk", &[Type::Code]).await.unwrap();
     echo_through(&tunnel, 1).await;
     let q = typist.asked.lock().unwrap()[0].clone();
     assert_eq!((q.destination.as_str(), q.tries_left, q.valid_s, q.retry), ("a***@example.org", 20, 300, false));
@@ -202,7 +172,7 @@ async fn the_mailed_code_completes_a_session_that_relays_bytes() {
     assert!(mail.contains(&format!("\n    {code}")), "{mail}");
 
     // A caller that cannot ask for the code gets a clear error.
-    let r = client_agent::connect(&link, "otp-desk", &Secret::new("pw")).await;
+    let r = gw.try_connect("otp-desk", "pw").await;
     match r {
         Err(e @ ClientError::Login(LoginError::OtpNotGiven { .. })) => {
             assert!(e.to_string().contains("one-time password sent to a***@example.org"), "{e}")
@@ -210,11 +180,8 @@ async fn the_mailed_code_completes_a_session_that_relays_bytes() {
         other => panic!("{:?}", other.err()),
     }
     // The setting is read per session: off again, no code is asked for.
-    let cfg = ConfigDir(pc.dir.path().to_path_buf());
-    let mut s = cfg.settings().unwrap();
-    s.otp_email = None;
-    cfg.save_settings(&s).unwrap();
-    let plain = client_agent::connect(&link, "otp-desk", &Secret::new("pw")).await.unwrap();
+    pc.edit_settings(|s| s.otp_email = None);
+    let plain = gw.connect("otp-desk", "pw").await;
     echo_through(&plain, 2).await;
     drop(tunnel);
     gw.shutdown().await;
@@ -223,21 +190,16 @@ async fn the_mailed_code_completes_a_session_that_relays_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wrong_codes_count_down_and_after_twenty_the_session_is_refused() {
-    logs();
-    let pki = Pki::new();
-    let smtp = SmtpServer::start(SmtpTls::None, &pki.cert_pem, &pki.key_pem, None);
-    let g = GateDir::new(&smtp_ini(smtp.port, 0, ""));
-    let gw = g.start().await;
-    let link = g.link(gw.addr);
-    let _pc = otp_pc(&link, "otp-tries", echo_server().await, OtpPolicy::default()).await;
+    let (smtp, gw) = plain_smtp_and_gateway().await;
+    let _pc = otp_pc(&gw, "otp-tries", OtpPolicy::default()).await;
     let typist = Typist::new(&smtp);
 
-    let t = typist.connect(&link, "otp-tries", &[Type::Wrong, Type::Wrong, Type::Code]).await.unwrap();
+    let t = typist.connect(&gw.link, "otp-tries", &[Type::Wrong, Type::Wrong, Type::Code]).await.unwrap();
     echo_through(&t, 3).await;
     assert_eq!(typist.asked(), [(20, false), (19, true), (18, true)]);
     let first = typist.last_code();
 
-    let r = typist.connect(&link, "otp-tries", &[Type::Wrong; 21]).await;
+    let r = typist.connect(&gw.link, "otp-tries", &[Type::Wrong; 21]).await;
     let (code, message) = refusal(r);
     assert_eq!(code, ErrorCode::WrongOtp);
     assert!(message.contains("all 20 tries are used up") && message.contains("connect again"), "{message}");
@@ -251,17 +213,12 @@ async fn wrong_codes_count_down_and_after_twenty_the_session_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_expired_code_is_refused() {
-    logs();
-    let pki = Pki::new();
-    let smtp = SmtpServer::start(SmtpTls::None, &pki.cert_pem, &pki.key_pem, None);
-    let g = GateDir::new(&smtp_ini(smtp.port, 0, ""));
-    let gw = g.start().await;
-    let link = g.link(gw.addr);
+    let (smtp, gw) = plain_smtp_and_gateway().await;
     let policy = OtpPolicy { validity: Duration::from_millis(1500), max_tries: 20 };
-    let _pc = otp_pc(&link, "otp-late", echo_server().await, policy).await;
+    let _pc = otp_pc(&gw, "otp-late", policy).await;
     let typist = Typist::new(&smtp);
     let started = std::time::Instant::now();
-    let (code, message) = refusal(typist.connect(&link, "otp-late", &[Type::Nothing]).await);
+    let (code, message) = refusal(typist.connect(&gw.link, "otp-late", &[Type::Nothing]).await);
     assert_eq!(code, ErrorCode::OtpExpired);
     assert!(message.contains("has expired") && message.contains("connect again"), "{message}");
     assert!(started.elapsed() >= Duration::from_millis(1500), "not before the validity ends");
@@ -271,21 +228,17 @@ async fn an_expired_code_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_reachable_or_configured_smtp_server_is_a_clear_error() {
-    logs();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let g = GateDir::new(&smtp_ini(port, 0, ""));
-    let gw = g.start().await;
-    let link = g.link(gw.addr);
-    let _pc = otp_pc(&link, "otp-nomail", echo_server().await, OtpPolicy::default()).await;
+    init_logging(); // captures every log line, see `assert_not_logged`
+    let port = free_port(); // nothing listens there
+    let gw = TestGateway::with_ini(&smtp_ini(port, 0, "")).await;
+    let _pc = otp_pc(&gw, "otp-nomail", OtpPolicy::default()).await;
     let asked = Arc::new(Mutex::new(0));
     let a = asked.clone();
     let provider = move |_req: OtpRequest| {
         *a.lock().unwrap() += 1;
         async { Some(Secret::new("123456")) }
     };
-    let r = client_agent::connect_with_otp(&link, "otp-nomail", &Secret::new("pw"), &provider).await;
+    let r = client_agent::connect_with_otp(&gw.link, "otp-nomail", &Secret::new("pw"), &provider).await;
     let (code, message) = refusal(r);
     assert_eq!(code, ErrorCode::OtpMailFailed);
     assert!(message.contains("could not have the one-time password mailed"), "{message}");
@@ -293,11 +246,9 @@ async fn no_reachable_or_configured_smtp_server_is_a_clear_error() {
     assert!(message.to_lowercase().contains("connection refused"), "{message}");
     gw.shutdown().await;
 
-    let g = GateDir::new("");
-    let gw = g.start().await;
-    let link = g.link(gw.addr);
-    let _pc = otp_pc(&link, "otp-nosmtp", echo_server().await, OtpPolicy::default()).await;
-    let r = client_agent::connect_with_otp(&link, "otp-nosmtp", &Secret::new("pw"), &provider).await;
+    let gw = TestGateway::start().await;
+    let _pc = otp_pc(&gw, "otp-nosmtp", OtpPolicy::default()).await;
+    let r = client_agent::connect_with_otp(&gw.link, "otp-nosmtp", &Secret::new("pw"), &provider).await;
     let (code, message) = refusal(r);
     assert_eq!(code, ErrorCode::OtpMailFailed);
     assert!(
@@ -310,7 +261,7 @@ async fn no_reachable_or_configured_smtp_server_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn starttls_and_smtps_with_a_test_ca_and_smtp_auth() {
-    logs();
+    init_logging(); // captures every log line, see `assert_not_logged`
     let pki = Pki::new();
     let ca = tempfile::tempdir().unwrap();
     let ca_file = ca.path().join("smtp-ca.pem");
@@ -321,12 +272,10 @@ async fn starttls_and_smtps_with_a_test_ca_and_smtp_auth() {
     for (tls, ssl, auth_type, mech) in [(SmtpTls::StartTls, 2, 0, "LOGIN"), (SmtpTls::Smtps, 1, 1, "PLAIN")] {
         let mut smtp = SmtpServer::start(tls, &pki.cert_pem, &pki.key_pem, Some(("mailer", SMTP_PASSWORD)));
         let extra = format!("{auth}{ca_line}SmtpAuthType {auth_type}\n");
-        let g = GateDir::new(&smtp_ini(smtp.port, ssl, &extra));
-        let gw = g.start().await;
-        let link = g.link(gw.addr);
-        let _pc = otp_pc(&link, "otp-tls", echo_server().await, OtpPolicy::default()).await;
+        let gw = TestGateway::with_ini(&smtp_ini(smtp.port, ssl, &extra)).await;
+        let _pc = otp_pc(&gw, "otp-tls", OtpPolicy::default()).await;
         let typist = Typist::new(&smtp);
-        let t = typist.connect(&link, "otp-tls", &[Type::Code]).await.unwrap();
+        let t = typist.connect(&gw.link, "otp-tls", &[Type::Code]).await.unwrap();
         echo_through(&t, 4).await;
         codes.push(typist.last_code());
         tokio::task::block_in_place(|| smtp.wait_line(&format!("auth {mech} ok"), Duration::from_secs(10)));
@@ -334,11 +283,9 @@ async fn starttls_and_smtps_with_a_test_ca_and_smtp_auth() {
         gw.shutdown().await;
 
         // Without the test CA the mail server's certificate is not trusted.
-        let g = GateDir::new(&smtp_ini(smtp.port, ssl, &format!("{auth}SmtpAuthType {auth_type}\n")));
-        let gw = g.start().await;
-        let link = g.link(gw.addr);
-        let _pc = otp_pc(&link, "otp-tls", echo_server().await, OtpPolicy::default()).await;
-        let (code, message) = refusal(typist.connect(&link, "otp-tls", &[Type::Code]).await);
+        let gw = TestGateway::with_ini(&smtp_ini(smtp.port, ssl, &format!("{auth}SmtpAuthType {auth_type}\n"))).await;
+        let _pc = otp_pc(&gw, "otp-tls", OtpPolicy::default()).await;
+        let (code, message) = refusal(typist.connect(&gw.link, "otp-tls", &[Type::Code]).await);
         assert_eq!(code, ErrorCode::OtpMailFailed);
         assert!(message.to_lowercase().contains("certificate"), "{mech}: {message}");
         gw.shutdown().await;
@@ -346,11 +293,9 @@ async fn starttls_and_smtps_with_a_test_ca_and_smtp_auth() {
 
     // A wrong SMTP password: the mail server's refusal, and no password in it.
     let mut smtp = SmtpServer::start(SmtpTls::StartTls, &pki.cert_pem, &pki.key_pem, Some(("mailer", "other")));
-    let g = GateDir::new(&smtp_ini(smtp.port, 2, &format!("{auth}{ca_line}")));
-    let gw = g.start().await;
-    let link = g.link(gw.addr);
-    let _pc = otp_pc(&link, "otp-auth", echo_server().await, OtpPolicy::default()).await;
-    let (code, message) = refusal(Typist::new(&smtp).connect(&link, "otp-auth", &[Type::Code]).await);
+    let gw = TestGateway::with_ini(&smtp_ini(smtp.port, 2, &format!("{auth}{ca_line}"))).await;
+    let _pc = otp_pc(&gw, "otp-auth", OtpPolicy::default()).await;
+    let (code, message) = refusal(Typist::new(&smtp).connect(&gw.link, "otp-auth", &[Type::Code]).await);
     assert_eq!(code, ErrorCode::OtpMailFailed);
     assert!(message.contains("535") && !message.contains(SMTP_PASSWORD), "{message}");
     tokio::task::block_in_place(|| smtp.wait_line("auth LOGIN failed", Duration::from_secs(10)));
@@ -381,18 +326,16 @@ async fn the_binaries_read_the_code_from_stdin_and_log_neither_code_nor_smtp_pas
         2,
         &format!("SmtpUsername mailer\nSmtpPassword {SMTP_PASSWORD}\nSmtpCaFile ca.pem\nSaveLog 1\n"),
     ));
-    std::fs::write(g.dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
+    std::fs::write(g.path("ca.pem"), &pki.ca_pem).unwrap();
     let logs = tempfile::tempdir().unwrap();
     let log = |name: &str| logs.path().join(name);
-    let mut gate = Command::new(bin("thingate"));
-    gate.arg("run").arg("--config").arg(g.ini()).env("RUST_LOG", "trace");
-    let (mut gate, _) = Proc::spawn_interactive(gate, &log("thingate.err"));
+    let (mut gate, _) = Proc::spawn_interactive(g.run_command(&[("RUST_LOG", "trace")]), &log("thingate.err"));
     let addr: SocketAddr = gate.wait_line("listening on ", Duration::from_secs(20)).parse().unwrap();
     let ep = g.entry_point(addr);
     let cfg = tempfile::tempdir().unwrap();
     let thinsvr = |args: &[&str]| {
-        let mut c = Command::new(bin("thinsvr"));
-        c.arg("--entry-point").arg(&ep).arg("--config-dir").arg(cfg.path()).args(args).env("RUST_LOG", "trace");
+        let mut c = procs::thinsvr(&ep, cfg.path(), args);
+        c.env("RUST_LOG", "trace");
         c
     };
     let (st, err) = Proc::spawn(thinsvr(&["register", "--pcid", "cli-otp", "--password-stdin"]), Some("pw\n"))
@@ -407,8 +350,7 @@ async fn the_binaries_read_the_code_from_stdin_and_log_neither_code_nor_smtp_pas
     let (mut svr, _) = Proc::spawn_interactive(thinsvr(&["run", "--target", &target.to_string()]), &log("thinsvr.err"));
     tokio::task::block_in_place(|| svr.wait_line("online as cli-otp", Duration::from_secs(20)));
 
-    let mut conn = Command::new(bin("thinclient"));
-    conn.arg("--entry-point").arg(&ep).args(["connect", "cli-otp", "--password-stdin", "--no-launch"]);
+    let mut conn = procs::thinclient_connect(&ep, "cli-otp");
     conn.env("RUST_LOG", "trace");
     let (mut cli, mut stdin) = Proc::spawn_interactive(conn, &log("thinclient.err"));
     stdin.write_all(b"pw\n").unwrap();
@@ -429,9 +371,7 @@ async fn the_binaries_read_the_code_from_stdin_and_log_neither_code_nor_smtp_pas
     stdin.flush().unwrap();
     let local: SocketAddr =
         tokio::task::block_in_place(|| cli.wait_line("listening on ", Duration::from_secs(30))).parse().unwrap();
-    let s = tokio::net::TcpStream::connect(local).await.unwrap();
-    let (a, b, n) = echo_check(s, 1 << 20, 5).await;
-    assert_eq!((a, n), (b, 1 << 20));
+    assert_tcp_echo(local, 1 << 20, 5).await;
     let client_err = read(&prompts);
     assert!(client_err.contains("A one-time password was sent to b***@example.org."), "{client_err}");
     assert!(client_err.contains("One-time password (sent to your e-mail):"), "{client_err}");
@@ -440,7 +380,7 @@ async fn the_binaries_read_the_code_from_stdin_and_log_neither_code_nor_smtp_pas
         let _ = p.child.kill();
         let _ = p.child.wait();
     }
-    let gate_log = read_all(&g.dir.path().join("gate_log"));
+    let gate_log = read_all(&g.path("gate_log"));
     assert!(gate_log.contains("OTP mail sent"), "{gate_log}");
     let all = [gate_log, read(&log("thingate.err")), read(&log("thinsvr.err")), client_err, svr.seen.join("\n")];
     let all = all.join("\n");

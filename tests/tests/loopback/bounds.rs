@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use thin_e2e::*;
+
+const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 use thin_protocol::frame::{read_frame, write_frame};
 use thin_protocol::messages::{GateToServer, GateToTunnel, Hello, ServerToGate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,25 +29,21 @@ async fn closed_soon<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_oversized_and_malformed_frames_close_only_that_connection() {
-    let g = GateDir::new("");
-    let gw = g.start().await;
-    let link = g.link(gw.addr);
-    let target = echo_server().await;
-    let _pc = OfficePc::start(&link, "steady", "pw", target).await;
-    let tunnel =
-        thin_tunnel::client_agent::connect(&link, "steady", &thin_protocol::secret::Secret::new("pw")).await.unwrap();
+    let gw = TestGateway::start().await;
+    let _pc = gw.office_pc("steady", "pw").await;
+    let tunnel = gw.connect("steady", "pw").await;
 
     // Oversized length prefix.
-    let mut s = upgraded(gw.addr, &g.pki.ca_pem).await;
+    let mut s = upgraded(gw.addr, gw.ca()).await;
     s.write_all(&(1u32 << 30).to_be_bytes()).await.unwrap();
     assert!(closed_soon(&mut s).await, "oversized frame closes the connection");
     // Malformed JSON in a frame.
-    let mut s = upgraded(gw.addr, &g.pki.ca_pem).await;
+    let mut s = upgraded(gw.addr, gw.ca()).await;
     s.write_all(&7u32.to_be_bytes()).await.unwrap();
     s.write_all(b"{\"t\":1}").await.unwrap();
     assert!(closed_soon(&mut s).await, "malformed frame closes the connection");
     // An unexpected first message.
-    let mut s = upgraded(gw.addr, &g.pki.ca_pem).await;
+    let mut s = upgraded(gw.addr, gw.ca()).await;
     write_frame(&mut s, &ServerToGate::Pong).await.unwrap();
     assert!(matches!(read_frame::<GateToTunnel, _>(&mut s).await, Ok(GateToTunnel::Error { .. })));
     // Garbage instead of TLS.
@@ -53,54 +51,44 @@ async fn garbage_oversized_and_malformed_frames_close_only_that_connection() {
     raw.write_all(b"GET / HTTP/1.1\r\n\r\n\x00\x01garbage").await.unwrap();
     assert!(closed_soon(&mut raw).await, "plain-text garbage is dropped");
     // Garbage HTTP inside TLS.
-    let mut s = https::tls_connect(gw.addr, &g.pki.ca_pem).await;
+    let mut s = https::tls_connect(gw.addr, gw.ca()).await;
     s.write_all(b"\x01\x02\x03 nonsense\r\n\r\n").await.unwrap();
     assert!(closed_soon(&mut s).await);
 
     // The established session is unaffected.
-    let (a, b, n) = echo_check(tunnel.open_stream().await.unwrap(), 300_000, 3).await;
-    assert_eq!((a, n), (b, 300_000));
+    assert_tunnel_echo(&tunnel, 300_000, 3).await;
     gw.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_per_ip_and_unestablished_connections_are_capped() {
-    let g = GateDir::new(
+    let gw = TestGateway::with_ini(
         "DosProtection_MaxConnectionsPerIp 4\nDosProtection_MaxUnestablishedConnections 100\nHandshakeTimeout 3000",
-    );
-    let gw = g.start().await;
+    )
+    .await;
     let mut idle = Vec::new();
     for _ in 0..4 {
         idle.push(tokio::net::TcpStream::connect(gw.addr).await.unwrap());
     }
-    let gwc = gw.gateway.clone();
-    wait_for("4 connections admitted", Duration::from_secs(5), || {
-        let n = gwc.limits.connections_from("127.0.0.1".parse().unwrap());
-        async move { (n == 4).then_some(()) }
-    })
-    .await;
+    gw.wait_connections_from("4 connections admitted", LOCALHOST, 4).await;
     let mut fifth = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     assert!(closed_soon(&mut fifth).await, "the fifth connection from one address is dropped");
     // Silent connections are dropped after the handshake timeout, freeing the slots.
     for mut s in idle {
         assert!(closed_soon(&mut s).await, "a connection that never speaks TLS is closed");
     }
-    let (status, _) = https::get(gw.addr, &g.pki.ca_pem, "/thingate/").await;
+    let (status, _) = gw.get("/thingate/").await;
     assert_eq!(status, 200);
     gw.shutdown().await;
 
-    let g = GateDir::new("DosProtection_MaxConnectionsPerIp 100\nDosProtection_MaxUnestablishedConnections 3");
-    let gw = g.start().await;
+    let gw =
+        TestGateway::with_ini("DosProtection_MaxConnectionsPerIp 100\nDosProtection_MaxUnestablishedConnections 3")
+            .await;
     let mut idle = Vec::new();
     for _ in 0..3 {
         idle.push(tokio::net::TcpStream::connect(gw.addr).await.unwrap());
     }
-    let gwc = gw.gateway.clone();
-    wait_for("3 connections admitted", Duration::from_secs(5), || {
-        let n = gwc.limits.connections_from("127.0.0.1".parse().unwrap());
-        async move { (n == 3).then_some(()) }
-    })
-    .await;
+    gw.wait_connections_from("3 connections admitted", LOCALHOST, 3).await;
     let mut fourth = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     assert!(closed_soon(&mut fourth).await, "over the unestablished limit");
     gw.shutdown().await;
@@ -108,15 +96,11 @@ async fn connections_per_ip_and_unestablished_connections_are_capped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thinstat_lists_sessions_in_text_and_json() {
-    let g = GateDir::new("");
-    let gw = g.start().await;
-    let link = g.link(gw.addr);
-    let target = echo_server().await;
-    let pc = OfficePc::start(&link, "stat-pc", "pw", target).await;
-    let id = thin_tunnel::settings::ConfigDir(pc.dir.path().to_path_buf()).identity().unwrap();
-    let _t =
-        thin_tunnel::client_agent::connect(&link, "stat-pc", &thin_protocol::secret::Secret::new("pw")).await.unwrap();
-    let (status, body) = https::get(gw.addr, &g.pki.ca_pem, "/thinstat/").await;
+    let gw = TestGateway::start().await;
+    let pc = gw.office_pc("stat-pc", "pw").await;
+    let id = pc.cfg().identity().unwrap();
+    let _t = gw.connect("stat-pc", "pw").await;
+    let (status, body) = gw.get("/thinstat/").await;
     assert_eq!(status, 200);
     let lines: Vec<&str> = body.lines().collect();
     assert_eq!(lines[0], "NumSession 1");
@@ -130,7 +114,7 @@ async fn thinstat_lists_sessions_in_text_and_json() {
     let est: i64 = lines.iter().find_map(|l| l.strip_prefix("EstablishedDateTime[0] ")).unwrap().parse().unwrap();
     let now_orig = time::OffsetDateTime::now_utc().unix_timestamp() * 1000 - 32_400_000;
     assert!((now_orig - est).abs() < 120_000, "{est} vs {now_orig}");
-    let (status, json) = https::get(gw.addr, &g.pki.ca_pem, "/thinstat/?format=json").await;
+    let (status, json) = gw.get("/thinstat/?format=json").await;
     assert_eq!(status, 200);
     assert!(json.contains("\"NumSession\":1") && json.contains(&id.msid()), "{json}");
     gw.shutdown().await;
@@ -140,8 +124,7 @@ async fn thinstat_lists_sessions_in_text_and_json() {
 fn thinstat_refuses_peers_that_are_not_loopback() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let g = GateDir::new("");
-        let gw = g.start().await;
+        let gw = TestGateway::start().await;
         let req = thin_protocol::http::Request { method: "GET".into(), target: "/thinstat/".into(), headers: vec![] };
         let far: std::net::SocketAddr = "203.0.113.7:50000".parse().unwrap();
         let (status, ..) = thingate::thinstat::page(&gw.gateway.figures(), &req, far);
@@ -155,15 +138,10 @@ fn thinstat_refuses_peers_that_are_not_loopback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_server_is_dropped_after_the_tunnel_timeout() {
     // TunnelTimeout 5000 ms, keepalive 500 ms (see GateDir).
-    let g = GateDir::new("");
-    let gw = g.start().await;
-    let link = g.link(gw.addr);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = thin_tunnel::settings::ConfigDir(dir.path().to_path_buf());
-    thin_tunnel::server_agent::register(&link, &cfg, "mute", &thin_protocol::secret::Secret::new("pw")).await.unwrap();
-    let id = cfg.identity().unwrap();
+    let gw = TestGateway::start().await;
+    let id = gw.register("mute", "pw").await.cfg().identity().unwrap();
     // A server that logs in, serves, then never answers again.
-    let mut s = upgraded(gw.addr, &g.pki.ca_pem).await;
+    let mut s = upgraded(gw.addr, gw.ca()).await;
     let hello = Hello::ServerHello { version: 1, public_key: id.public_key_hex(), hostname: "mute".into() };
     write_frame(&mut s, &hello).await.unwrap();
     let GateToServer::Challenge { nonce } = read_frame(&mut s).await.unwrap() else { panic!() };
@@ -171,13 +149,8 @@ async fn a_silent_server_is_dropped_after_the_tunnel_timeout() {
     assert!(matches!(read_frame(&mut s).await.unwrap(), GateToServer::Welcome { .. }));
     write_frame(&mut s, &ServerToGate::Serve { server_mask: 0 }).await.unwrap();
     assert!(matches!(read_frame(&mut s).await.unwrap(), GateToServer::Serving { .. }));
-    assert_eq!(thingate::thinstat::rows(&gw.gateway.sessions).len(), 1);
-    let gwc = gw.gateway.clone();
-    wait_for("silent server dropped", Duration::from_secs(15), || {
-        let n = thingate::thinstat::rows(&gwc.sessions).len();
-        async move { (n == 0).then_some(()) }
-    })
-    .await;
+    assert_eq!(gw.sessions(), 1);
+    gw.wait_sessions("silent server dropped", 0, Duration::from_secs(15)).await;
     drop(s);
     gw.shutdown().await;
 }
@@ -201,32 +174,24 @@ async fn balancer(gateway: std::net::SocketAddr, claimed: std::net::SocketAddr) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_protocol_gives_limits_and_thinstat_the_real_address() {
-    let g = GateDir::new("AcceptProxyProtocol 1\nDosProtection_MaxConnectionsPerIp 3");
-    let gw = g.start().await;
+    let gw = TestGateway::with_ini("AcceptProxyProtocol 1\nDosProtection_MaxConnectionsPerIp 3").await;
     let far: std::net::SocketAddr = "198.51.100.23:40000".parse().unwrap();
     let lb_far = balancer(gw.addr, far).await;
     let lb_near = balancer(gw.addr, "127.0.0.1:40001".parse().unwrap()).await;
     // An office PC behind the balancer is listed with its real address.
-    let link = g.link(lb_far);
-    let target = echo_server().await;
-    let _pc = OfficePc::start(&link, "behind-lb", "pw", target).await;
-    let (status, body) = https::get(lb_near, &g.pki.ca_pem, "/thinstat/").await;
+    let _pc = gw.office_pc("behind-lb", "pw").via(gw.dir.link(lb_far)).await;
+    let (status, body) = https::get(lb_near, gw.ca(), "/thinstat/").await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("IpAddress[0] 198.51.100.23"), "{body}");
     // The loopback-only pages refuse a far client even though the TCP peer is loopback.
-    let (status, _) = https::get(lb_far, &g.pki.ca_pem, "/thinstat/").await;
+    let (status, _) = https::get(lb_far, gw.ca(), "/thinstat/").await;
     assert_eq!(status, 403);
     // Per-IP limits count the real address: the office PC holds 1 of 3 slots.
     let mut held = Vec::new();
     for _ in 0..2 {
         held.push(tokio::net::TcpStream::connect(lb_far).await.unwrap());
     }
-    let gwc = gw.gateway.clone();
-    wait_for("3 connections from the far address", Duration::from_secs(5), || {
-        let n = gwc.limits.connections_from(far.ip());
-        async move { (n == 3).then_some(()) }
-    })
-    .await;
+    gw.wait_connections_from("3 connections from the far address", far.ip(), 3).await;
     let mut extra = tokio::net::TcpStream::connect(lb_far).await.unwrap();
     assert!(closed_soon(&mut extra).await, "over the per-IP limit of the real address");
     // A connection without a header is dropped.
@@ -254,20 +219,17 @@ async fn flood(src: std::net::IpAddr, gw: std::net::SocketAddr, n: usize) -> Vec
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_from_loopback_is_held_at_the_limits_and_sessions_carry_on() {
     use std::sync::atomic::Ordering::Relaxed;
-    let g = GateDir::new(
+    let gw = TestGateway::with_ini(
         "DosProtection_MaxConnectionsPerIp 16\nDosProtection_MaxUnestablishedConnections 40\nHandshakeTimeout 60000",
-    );
-    let gw = g.start().await;
-    let link = g.link(gw.addr);
-    let target = echo_server().await;
-    let _pc = OfficePc::start(&link, "flooded", "pw", target).await;
-    let pw = thin_protocol::secret::Secret::new("pw");
-    let tunnel = thin_tunnel::client_agent::connect(&link, "flooded", &pw).await.unwrap();
+    )
+    .await;
+    let _pc = gw.office_pc("flooded", "pw").await;
+    let tunnel = gw.connect("flooded", "pw").await;
 
     // Three attacking addresses (all of 127/8 is loopback), 300 connections each.
     let attackers: Vec<std::net::IpAddr> = (2..5).map(|i| format!("127.0.0.{i}").parse().unwrap()).collect();
     let floods: Vec<_> = attackers.iter().map(|&ip| tokio::spawn(flood(ip, gw.addr, 300))).collect();
-    let gwc = gw.gateway.clone();
+    let gwc = gw.state();
     let ips = attackers.clone();
     let watcher = tokio::spawn(async move {
         // The most connections admitted from one attacker, and from all of them, at any sample.
@@ -281,8 +243,7 @@ async fn a_flood_from_loopback_is_held_at_the_limits_and_sessions_carry_on() {
         (per_ip, all)
     });
     // The established tunnel keeps relaying during the flood.
-    let (a, b, n) = echo_check(tunnel.open_stream().await.unwrap(), 2 << 20, 7).await;
-    assert_eq!((a, n), (b, 2 << 20));
+    assert_tunnel_echo(&tunnel, 2 << 20, 7).await;
     let mut held = Vec::new();
     for f in floods {
         held.extend(f.await.unwrap());
@@ -299,7 +260,7 @@ async fn a_flood_from_loopback_is_held_at_the_limits_and_sessions_carry_on() {
 
     // Attackers that go away release their slots.
     drop(held);
-    let gwc = gw.gateway.clone();
+    let gwc = gw.state();
     let attackers2 = attackers.clone();
     wait_for("the flood's slots to be released", Duration::from_secs(10), || {
         let n: usize = attackers2.iter().map(|&ip| gwc.limits.connections_from(ip)).sum();
@@ -307,10 +268,8 @@ async fn a_flood_from_loopback_is_held_at_the_limits_and_sessions_carry_on() {
     })
     .await;
     // A new client gets through afterwards, and the first tunnel still works.
-    let fresh = thin_tunnel::client_agent::connect(&link, "flooded", &pw).await.unwrap();
-    let (a, b, n) = echo_check(fresh.open_stream().await.unwrap(), 1 << 20, 8).await;
-    assert_eq!((a, n), (b, 1 << 20));
-    let (a, b, n) = echo_check(tunnel.open_stream().await.unwrap(), 1 << 20, 9).await;
-    assert_eq!((a, n), (b, 1 << 20));
+    let fresh = gw.connect("flooded", "pw").await;
+    assert_tunnel_echo(&fresh, 1 << 20, 8).await;
+    assert_tunnel_echo(&tunnel, 1 << 20, 9).await;
     gw.shutdown().await;
 }

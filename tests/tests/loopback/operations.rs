@@ -1,24 +1,18 @@
 //! Gateway operations: `/metrics`, and certificate rotation with SIGHUP.
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
-use thin_e2e::procs::{bin, Proc};
+use nix::sys::signal::Signal::{SIGHUP, SIGTERM};
 use thin_e2e::*;
-use thin_protocol::secret::Secret;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_sessions_registrations_and_bytes() {
-    let g = GateDir::new("");
-    let gw = g.start().await;
-    let link = g.link(gw.addr);
-    let target = echo_server().await;
-    let _pc = OfficePc::start(&link, "metered", "pw", target).await;
-    let t = thin_tunnel::client_agent::connect(&link, "metered", &Secret::new("pw")).await.unwrap();
-    let (a, b, n) = echo_check(t.open_stream().await.unwrap(), 1_000_000, 5).await;
-    assert_eq!((a, n), (b, 1_000_000));
-    let (status, body) = https::get(gw.addr, &g.pki.ca_pem, "/metrics").await;
+    let gw = TestGateway::start().await;
+    let _pc = gw.office_pc("metered", "pw").await;
+    let t = gw.connect("metered", "pw").await;
+    assert_tunnel_echo(&t, 1_000_000, 5).await;
+    let (status, body) = gw.get("/metrics").await;
     assert_eq!(status, 200);
     let value = |name: &str| -> u64 {
         body.lines()
@@ -49,28 +43,19 @@ async fn served_cert(addr: SocketAddr, ca: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_certificate_without_dropping_sessions_and_refuses_a_bad_one() {
     let g = GateDir::new("");
-    let mut cmd = Command::new(bin("thingate"));
-    cmd.arg("run").arg("--config").arg(g.ini());
-    let mut gw = Proc::spawn(cmd, None);
-    let addr: SocketAddr = gw.wait_line("listening on ", Duration::from_secs(20)).parse().unwrap();
+    let (gw, addr) = g.spawn(&[]);
     let link = g.link(addr);
-    let target = echo_server().await;
-    let pc = OfficePc::start(&link, "rotating", "pw", target).await;
-    let session_before = match &*pc.state.borrow() {
-        thin_tunnel::server_agent::ServerState::Online { session_id, .. } => session_id.clone(),
-        other => panic!("{other:?}"),
-    };
-    let tunnel = thin_tunnel::client_agent::connect(&link, "rotating", &Secret::new("pw")).await.unwrap();
+    let pc = OfficePc::start(&link, "rotating", "pw", echo_server().await).await;
+    let session_before = pc.session_id();
+    let tunnel = connect(&link, "rotating", "pw").await;
     let old = served_cert(addr, &g.pki.ca_pem).await;
-    assert_eq!(old, thin_protocol::tls::load_certs(&g.dir.path().join("ThinGate.cer")).unwrap()[0].to_vec());
+    assert_eq!(old, thin_protocol::tls::load_certs(&g.path("ThinGate.cer")).unwrap()[0].to_vec());
 
     // A renewal from the same CA.
     let other_key = thin_e2e::Pki::new().key_pem;
     let renewed = g.pki.renewed_leaf();
-    std::fs::write(g.dir.path().join("ThinGate.cer"), &renewed.0).unwrap();
-    std::fs::write(g.dir.path().join("ThinGate.key"), &renewed.1).unwrap();
-    let pid = nix::unistd::Pid::from_raw(gw.child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    g.set_cert(renewed);
+    gw.signal(SIGHUP);
     let ca = g.pki.ca_pem.clone();
     let new = wait_for("new certificate served", Duration::from_secs(10), || {
         let ca = ca.clone();
@@ -82,19 +67,15 @@ async fn sighup_reloads_the_certificate_without_dropping_sessions_and_refuses_a_
     })
     .await;
     // The established session and tunnel are untouched.
-    let (a, b, n) = echo_check(tunnel.open_stream().await.unwrap(), 200_000, 7).await;
-    assert_eq!((a, n), (b, 200_000));
-    match &*pc.state.borrow() {
-        thin_tunnel::server_agent::ServerState::Online { session_id, .. } => assert_eq!(session_id, &session_before),
-        other => panic!("session dropped: {other:?}"),
-    }
+    assert_tunnel_echo(&tunnel, 200_000, 7).await;
+    assert_eq!(pc.session_id(), session_before, "the session was not dropped");
 
     // A bad certificate (key of another certificate) is refused; the current one stays.
-    std::fs::write(g.dir.path().join("ThinGate.key"), &other_key).unwrap();
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    std::fs::write(g.path("ThinGate.key"), &other_key).unwrap();
+    gw.signal(SIGHUP);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(served_cert(addr, &g.pki.ca_pem).await, new, "the old (current) certificate stays in use");
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    gw.signal(SIGTERM);
     let (st, err) = gw.finish(Duration::from_secs(15));
     assert!(st.success());
     assert!(err.contains("new certificate refused, the old one stays in use"), "{err}");
@@ -108,21 +89,16 @@ async fn logs_go_to_daily_files_and_syslog_and_never_hold_a_secret() {
         "SaveLog 1\nSysLogHostname 127.0.0.1\nSysLogPort {}",
         syslog.local_addr().unwrap().port()
     ));
-    let mut cmd = Command::new(bin("thingate"));
-    cmd.arg("run").arg("--config").arg(g.ini()).env("RUST_LOG", "debug");
-    let mut gw = Proc::spawn(cmd, None);
-    let addr: SocketAddr = gw.wait_line("listening on ", Duration::from_secs(20)).parse().unwrap();
+    let (gw, addr) = g.spawn(&[("RUST_LOG", "debug")]);
     let link = g.link(addr);
-    let target = echo_server().await;
     let password = "Pw-Very-Secret-4711";
-    let pc = OfficePc::start(&link, "logged", password, target).await;
-    let _ok = thin_tunnel::client_agent::connect(&link, "logged", &Secret::new(password)).await.unwrap();
-    let _bad = thin_tunnel::client_agent::connect(&link, "logged", &Secret::new("Wrong-Guess-0815")).await;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(gw.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
-        .unwrap();
+    let pc = OfficePc::start(&link, "logged", password, echo_server().await).await;
+    let _ok = connect(&link, "logged", password).await;
+    let _bad = try_connect(&link, "logged", "Wrong-Guess-0815").await;
+    gw.signal(SIGTERM);
     let (_, stderr) = gw.finish(Duration::from_secs(15));
 
-    let logdir = g.dir.path().join("gate_log");
+    let logdir = g.path("gate_log");
     let files: Vec<_> = std::fs::read_dir(&logdir).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
@@ -137,7 +113,7 @@ async fn logs_go_to_daily_files_and_syslog_and_never_hold_a_secret() {
         sys.push('\n');
     }
     assert!(sys.contains("<134>thingate[") && sys.contains("registered"), "{sys}");
-    let key = std::fs::read_to_string(g.dir.path().join("ThinGate.key")).unwrap();
+    let key = std::fs::read_to_string(g.path("ThinGate.key")).unwrap();
     let key_body = key.lines().nth(1).unwrap();
     let server_key = std::fs::read_to_string(pc.dir.path().join("server.key")).unwrap();
     for (what, log) in [("file", &file_log), ("syslog", &sys), ("stderr", &stderr)] {
@@ -173,11 +149,8 @@ async fn statistics_are_posted_only_when_configured_with_backoff_and_no_personal
             let _ = tx.send((std::time::Instant::now(), String::from_utf8_lossy(&buf).into_owned())).await;
         }
     });
-    let g = GateDir::new(&format!("StatPostUrl http://127.0.0.1:{port}/stat\nStatPostInterval 1000"));
-    let gw = g.start().await;
-    let link = g.link(gw.addr);
-    let target = echo_server().await;
-    let _pc = OfficePc::start(&link, "secret-pcid", "pw", target).await;
+    let gw = TestGateway::with_ini(&format!("StatPostUrl http://127.0.0.1:{port}/stat\nStatPostInterval 1000")).await;
+    let _pc = gw.office_pc("secret-pcid", "pw").await;
     let (t1, first) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
     let (t2, second) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
     assert!(first.starts_with("POST /stat HTTP/1.1"), "{first}");
@@ -193,8 +166,7 @@ async fn statistics_are_posted_only_when_configured_with_backoff_and_no_personal
     gw.shutdown().await;
 
     // Without StatPostUrl nothing is posted.
-    let g = GateDir::new("StatPostInterval 1000");
-    let gw = g.start().await;
+    let gw = TestGateway::with_ini("StatPostInterval 1000").await;
     assert!(tokio::time::timeout(Duration::from_millis(2500), rx.recv()).await.is_err(), "nothing posted");
     gw.shutdown().await;
 }

@@ -5,20 +5,15 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use thin_e2e::procs::{bin, Proc};
+use nix::sys::signal::Signal::{SIGKILL, SIGTERM};
+use thin_e2e::procs::{bin, thinclient_connect, thinsvr, Proc};
 use thin_e2e::*;
 
+/// `thingate run` on `g`, checking that its first line says where it listens.
 fn gateway_proc(g: &GateDir) -> (Proc, SocketAddr) {
-    let mut cmd = Command::new(bin("thingate"));
-    cmd.arg("run").arg("--config").arg(g.ini());
-    let mut p = Proc::spawn(cmd, None);
-    let addr: SocketAddr = p.wait_line("listening on ", Duration::from_secs(20)).parse().unwrap();
+    let (p, addr) = g.spawn(&[]);
     assert!(p.seen[0].starts_with("listening on "), "first line: {:?}", p.seen);
     (p, addr)
-}
-
-fn sigterm(p: &Proc) {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
 }
 
 #[test]
@@ -41,15 +36,16 @@ fn every_binary_has_version_and_help() {
 async fn thingate_run_answers_pack_and_thinstat_and_stops_on_sigterm() {
     let g = GateDir::new("");
     let (p, addr) = gateway_proc(&g);
-    let (status, body) = https::get(addr, &g.pki.ca_pem, "/thingate/").await;
+    let get = |path| https::get(addr, &g.pki.ca_pem, path);
+    let (status, body) = get("/thingate/").await;
     assert_eq!(status, 200);
     assert!(body.starts_with("PACK"), "{body}");
     assert_eq!(body.lines().count(), 1);
-    let (status, body) = https::get(addr, &g.pki.ca_pem, "/thinstat/").await;
+    let (status, body) = get("/thinstat/").await;
     assert_eq!((status, body.lines().next()), (200, Some("NumSession 0")));
-    let (status, _) = https::get(addr, &g.pki.ca_pem, "/other").await;
+    let (status, _) = get("/other").await;
     assert_eq!(status, 404);
-    sigterm(&p);
+    p.signal(SIGTERM);
     let (st, _) = p.finish(Duration::from_secs(15));
     assert!(st.success(), "{st}");
 }
@@ -67,7 +63,7 @@ fn a_bad_ini_value_stops_the_start_and_names_the_line() {
 #[test]
 fn a_malformed_database_stops_the_start_and_is_not_overwritten() {
     let g = GateDir::new("");
-    let db = g.dir.path().join("MachineDatabase.config");
+    let db = g.path("MachineDatabase.config");
     let bad =
         "declare root\r\n{\r\n\tuint Revision 5\r\n\tdeclare Machines\r\n\t{\r\n\t\tbogus line here\r\n\t}\r\n}\r\n";
     std::fs::write(&db, bad).unwrap();
@@ -106,7 +102,7 @@ fn daemon_start_status_stop() {
     assert!(second > first, "live figures: {first} then {second}");
     let stop = run("stop");
     assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
-    assert!(!g.dir.path().join("thingate.pid").exists());
+    assert!(!g.path("thingate.pid").exists());
     assert_eq!(run("status").status.code(), Some(3));
 }
 
@@ -117,34 +113,23 @@ async fn the_three_binaries_carry_a_tcp_service_end_to_end() {
     let ep = g.entry_point(addr);
     let target = echo_server().await;
     let cfg = tempfile::tempdir().unwrap();
-    let mut reg = Command::new(bin("thinsvr"));
-    reg.arg("--entry-point").arg(&ep).arg("--config-dir").arg(cfg.path());
-    reg.args(["register", "--pcid", "CLI-Desk", "--password-stdin"]);
+    let reg = thinsvr(&ep, cfg.path(), &["register", "--pcid", "CLI-Desk", "--password-stdin"]);
     let (st, err) = Proc::spawn(reg, Some("open sesame\n")).finish(Duration::from_secs(30));
     assert!(st.success(), "{err}");
     let key = cfg.path().join("password.json");
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions()) & 0o777, 0o600);
     assert!(!std::fs::read_to_string(&key).unwrap().contains("open sesame"));
 
-    let mut run = Command::new(bin("thinsvr"));
-    run.arg("--entry-point").arg(&ep).arg("--config-dir").arg(cfg.path());
-    run.args(["run", "--target", &target.to_string()]);
-    let mut svr = Proc::spawn(run, None);
+    let mut svr = Proc::spawn(thinsvr(&ep, cfg.path(), &["run", "--target", &target.to_string()]), None);
     svr.wait_line("online as cli-desk", Duration::from_secs(20));
 
-    let mut conn = Command::new(bin("thinclient"));
-    conn.arg("--entry-point").arg(&ep).args(["connect", "cli-desk", "--password-stdin", "--no-launch"]);
-    let mut cli = Proc::spawn(conn, Some("open sesame\n"));
+    let mut cli = Proc::spawn(thinclient_connect(&ep, "cli-desk"), Some("open sesame\n"));
     let local: SocketAddr = cli.wait_line("listening on ", Duration::from_secs(30)).parse().unwrap();
     for seed in 0..3 {
-        let s = tokio::net::TcpStream::connect(local).await.unwrap();
-        let (a, b, n) = echo_check(s, 1 << 20, seed).await;
-        assert_eq!((a, n), (b, 1 << 20));
+        assert_tcp_echo(local, 1 << 20, seed).await;
     }
 
-    let mut bad = Command::new(bin("thinclient"));
-    bad.arg("--entry-point").arg(&ep).args(["connect", "cli-desk", "--password-stdin", "--no-launch"]);
-    let (st, err) = Proc::spawn(bad, Some("guess\n")).finish(Duration::from_secs(30));
+    let (st, err) = Proc::spawn(thinclient_connect(&ep, "cli-desk"), Some("guess\n")).finish(Duration::from_secs(30));
     assert!(!st.success());
     assert!(err.contains("wrong password"), "{err}");
     assert!(!err.contains("guess"), "the password is never echoed");
@@ -153,7 +138,7 @@ async fn the_three_binaries_carry_a_tcp_service_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_registrations_leaves_a_readable_database() {
     let g = GateDir::new("");
-    let db = g.dir.path().join("MachineDatabase.config");
+    let db = g.path("MachineDatabase.config");
     let mut registered_total = 0;
     for round in 0..4u64 {
         let (gw, addr) = gateway_proc(&g);
@@ -161,12 +146,7 @@ async fn kill_9_during_registrations_leaves_a_readable_database() {
         let mut tasks = Vec::new();
         for i in 0..12u64 {
             let link = link.clone();
-            tasks.push(tokio::spawn(async move {
-                let dir = tempfile::tempdir().unwrap();
-                let cfg = thin_tunnel::settings::ConfigDir(dir.path().to_path_buf());
-                let pw = thin_protocol::secret::Secret::new("pw");
-                thin_tunnel::server_agent::register(&link, &cfg, &format!("k{round}-{i}"), &pw).await.is_ok()
-            }));
+            tasks.push(tokio::spawn(async move { try_register(&link, &format!("k{round}-{i}"), "pw").await.is_ok() }));
         }
         // Kill while registrations are in flight (after some have landed).
         let dbc = db.clone();
@@ -175,8 +155,7 @@ async fn kill_9_during_registrations_leaves_a_readable_database() {
             async move { (n > registered_total).then_some(()) }
         })
         .await;
-        let pid = nix::unistd::Pid::from_raw(gw.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+        gw.signal(SIGKILL);
         drop(gw);
         for t in tasks {
             let _ = t.await;

@@ -9,15 +9,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use thin_e2e::procs::{bin, Proc};
+use thin_e2e::procs::{bin, thinclient_connect, Proc};
 use thin_e2e::*;
 use thin_protocol::secret::Secret;
 use thin_tunnel::admin_rpc::{AdminClient, AdminError, AdminReply, AdminRequest, AdminSecret, AdminStatus, LinkState};
 use thin_tunnel::control::ControlError;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 async fn call(admin: SocketAddr, secret: &Path, req: AdminRequest) -> Result<AdminStatus, ControlError> {
     let s = AdminSecret::load(secret).unwrap();
@@ -38,16 +34,11 @@ async fn wait_state(admin: SocketAddr, secret: &Path, want: LinkState) -> AdminS
 
 /// `thinclient connect` through the gateway; echoes 256 KiB through its local port.
 async fn reach(ep: &Path, pcid: &str, password: &str) -> Result<(), String> {
-    let mut conn = Command::new(bin("thinclient"));
-    conn.arg("--entry-point").arg(ep).args(["connect", pcid, "--password-stdin", "--no-launch"]);
-    let mut cli = Proc::spawn(conn, Some(&format!("{password}\n")));
+    let mut cli = Proc::spawn(thinclient_connect(ep, pcid), Some(&format!("{password}\n")));
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(l) = cli.seen.iter().find_map(|l| l.strip_prefix("listening on ")) {
-            let local: SocketAddr = l.trim().parse().unwrap();
-            let s = tokio::net::TcpStream::connect(local).await.unwrap();
-            let (a, b, n) = echo_check(s, 256 << 10, 7).await;
-            assert_eq!((a, n), (b, 256 << 10));
+            assert_tcp_echo(l.trim().parse().unwrap(), 256 << 10, 7).await;
             return Ok(());
         }
         if let Some(st) = cli.child.try_wait().unwrap() {
@@ -61,9 +52,8 @@ async fn reach(ep: &Path, pcid: &str, password: &str) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thinsvr_service_is_set_up_through_the_admin_port_and_serves_clients() {
-    let g = GateDir::new("");
-    let gw = g.start().await;
-    let ep = g.entry_point(gw.addr);
+    let gw = TestGateway::start().await;
+    let ep = gw.entry_point();
     let target = echo_server().await;
     let cfg = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -119,8 +109,7 @@ async fn thinsvr_service_is_set_up_through_the_admin_port_and_serves_clients() {
     assert_eq!(e, ControlError::EmailInvalid);
     assert_eq!(call(admin, &secret, AdminRequest::Status).await.unwrap().otp_email, None);
 
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(svc.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
-        .unwrap();
+    svc.signal(nix::sys::signal::Signal::SIGTERM);
     let (st, _) = svc.finish(Duration::from_secs(15));
     assert!(st.success(), "{st}");
     let text = std::fs::read_to_string(&log).unwrap();

@@ -4,34 +4,26 @@
 use std::process::Command;
 
 use thin_e2e::*;
-use thin_protocol::secret::Secret;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_edit_made_while_stopped_is_honoured_at_start() {
-    let g = GateDir::new("");
-    let gw = g.start().await;
+    let gw = TestGateway::start().await;
     let port = gw.addr.port();
-    let link = g.link(gw.addr);
-    let target = echo_server().await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = thin_tunnel::settings::ConfigDir(dir.path().to_path_buf());
-    thin_tunnel::server_agent::register(&link, &cfg, "before", &Secret::new("pw")).await.unwrap();
-    gw.shutdown().await;
+    let pc = gw.register("before", "pw").await;
+    let g = gw.shutdown().await;
 
-    let db = g.dir.path().join("MachineDatabase.config");
+    let db = g.path("MachineDatabase.config");
     let text = std::fs::read_to_string(&db).unwrap();
     assert!(text.contains("string Pcid before"), "{text}");
     assert!(text.contains("\r\n") && text.contains("declare Machines"));
     std::fs::write(&db, text.replace("string Pcid before", "string Pcid renamed-by-admin")).unwrap();
 
-    g.set_port(port);
-    let gw = g.start().await;
+    let gw = g.start_on(port).await;
     assert!(gw.gateway.registry.is_registered("renamed-by-admin"));
     assert!(!gw.gateway.registry.is_registered("before"));
-    let _pc = OfficePc::run(dir, &link, target).await;
-    let t = thin_tunnel::client_agent::connect(&link, "renamed-by-admin", &Secret::new("pw")).await.unwrap();
-    let (a, b, n) = echo_check(t.open_stream().await.unwrap(), 10_000, 1).await;
-    assert_eq!((a, n), (b, 10_000));
+    let _pc = pc.serve(&gw.link, echo_server().await).await;
+    let t = gw.connect("renamed-by-admin", "pw").await;
+    assert_tunnel_echo(&t, 10_000, 1).await;
     gw.shutdown().await;
 }
 
@@ -54,8 +46,8 @@ fn openssl_rsa_leaf(dir: &std::path::Path, bits: u32, pki: &Pki) -> bool {
 async fn rsa_2048_certificates_work_and_rsa_1024_is_refused() {
     let g = GateDir::new("");
     assert!(openssl_rsa_leaf(g.dir.path(), 2048, &g.pki), "openssl is needed for this test (apt-get install openssl)");
+    let ca = std::fs::read_to_string(g.path("ca.pem")).unwrap();
     let gw = g.start().await;
-    let ca = std::fs::read_to_string(g.dir.path().join("ca.pem")).unwrap();
     let (status, body) = https::get(gw.addr, &ca, "/thingate/").await;
     assert_eq!(status, 200);
     assert!(body.starts_with("PACK"));
@@ -63,7 +55,7 @@ async fn rsa_2048_certificates_work_and_rsa_1024_is_refused() {
 
     let g = GateDir::new("");
     assert!(openssl_rsa_leaf(g.dir.path(), 1024, &g.pki));
-    let err = thingate::Gateway::load(&g.ini()).unwrap_err().to_string();
+    let err = g.load_error();
     assert!(err.contains("ThinGate.cer") && err.contains("1024 bits") && err.contains("2048"), "{err}");
 }
 
@@ -71,10 +63,10 @@ async fn rsa_2048_certificates_work_and_rsa_1024_is_refused() {
 fn a_key_that_does_not_match_the_certificate_is_refused() {
     let g = GateDir::new("");
     let other = Pki::new();
-    std::fs::write(g.dir.path().join("ThinGate.key"), other.key_pem).unwrap();
-    let err = thingate::Gateway::load(&g.ini()).unwrap_err().to_string();
+    std::fs::write(g.path("ThinGate.key"), other.key_pem).unwrap();
+    let err = g.load_error();
     assert!(err.contains("ThinGate.key") && err.contains("does not belong"), "{err}");
-    std::fs::write(g.dir.path().join("ThinGate.cer"), "not a cert").unwrap();
-    let err = thingate::Gateway::load(&g.ini()).unwrap_err().to_string();
+    std::fs::write(g.path("ThinGate.cer"), "not a cert").unwrap();
+    let err = g.load_error();
     assert!(err.contains("ThinGate.cer") && err.contains("PEM"), "{err}");
 }

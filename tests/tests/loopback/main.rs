@@ -1,0 +1,14 @@
+//! The loopback end-to-end tests in one binary (one link, shared helpers in
+//! `thin_e2e`): the gateway, office PCs and home PCs on 127.0.0.1, in-process
+//! through the library entry points or as the real binaries. Run with
+//! `cargo test --workspace --test loopback` (the name `e2e` is the builder's
+//! packaging tests, which take much longer).
+
+mod bounds;
+mod cli;
+mod gateway_files;
+mod operations;
+mod otp;
+mod proxy_e2e;
+mod relay;
+mod service;
