@@ -148,3 +148,8 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+
+/// True when `tool` is a program on PATH.
+pub fn on_path(tool: &str) -> bool {
+    which::which(tool).is_ok()
+}

@@ -47,15 +47,14 @@ pub fn lock() -> MutexGuard<'static, ()> {
     L.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn which(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
-
 fn init() -> Wine {
     for (tool, pkg) in
         [("wine", "wine wine64"), ("wineserver", "wine wine64"), ("x86_64-w64-mingw32-gcc", "gcc-mingw-w64-x86-64")]
     {
-        assert!(which(tool), "{tool} is not on PATH; the Windows e2e tests need it: apt-get install {pkg}");
+        assert!(
+            thin_e2e::procs::on_path(tool),
+            "{tool} is not on PATH; the Windows e2e tests need it: apt-get install {pkg}"
+        );
     }
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-wine");
     let w = Wine { prefix: root.join("prefix"), xvfb: super::xvfb::Xvfb::start() };

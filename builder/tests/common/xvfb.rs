@@ -1,16 +1,12 @@
 //! A private X server (Xvfb) for the windows of the Windows build under Wine,
 //! screenshots of its whole screen (ImageMagick's `import`), and the search
-//! for the brand's artwork in them (as `tests/tests/gui_screens.rs` does for
+//! for the brand's artwork in them (as `tests/gui/tests/gui_screens.rs` does for
 //! the Linux build). Needs Xvfb and ImageMagick (`scripts/setup.sh`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
 
 /// A private X server (1024x768, 24 bits); stopped on drop.
 pub struct Xvfb {
@@ -22,7 +18,7 @@ pub struct Xvfb {
 impl Xvfb {
     /// Starts one on a free display and waits until it accepts clients.
     pub fn start() -> Self {
-        assert!(on_path("Xvfb"), "Xvfb is not on PATH; the screenshots need it: apt-get install xvfb");
+        assert!(thin_e2e::procs::on_path("Xvfb"), "Xvfb is not on PATH; the screenshots need it: apt-get install xvfb");
         assert!(
             Path::new("/usr/bin/import").exists() && Path::new("/usr/bin/convert").exists(),
             "ImageMagick's import and convert are missing: apt-get install imagemagick"

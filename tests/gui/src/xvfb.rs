@@ -26,7 +26,7 @@ pub fn tool_exists(t: &str) -> bool {
     if t.contains('/') {
         return Path::new(t).exists();
     }
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).exists()))
+    thin_e2e::procs::on_path(t)
 }
 
 /// A private X server; stopped on drop.
