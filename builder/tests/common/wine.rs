@@ -349,9 +349,6 @@ impl Drop for Proc {
     }
 }
 
-/// A loopback port that was free a moment ago.
-pub use thin_e2e::free_port;
-
 /// An echo server on 127.0.0.1:0 (threads; lives as long as the test binary).
 pub fn echo_server() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -381,71 +378,4 @@ pub fn echo_round_trip(addr: &str, n: usize, limit: Duration) {
     (&s).read_exact(&mut back).unwrap_or_else(|e| panic!("reading the echo through {addr}: {e}"));
     writer.join().unwrap().unwrap();
     assert!(back == data, "the echoed bytes differ");
-}
-
-/// Debian's tinyproxy as a child process on 127.0.0.1, killed on drop.
-pub struct Tinyproxy {
-    /// Where it listens.
-    pub port: u16,
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Tinyproxy {
-    /// Starts it on a free port and waits until it accepts connections.
-    pub fn start() -> Self {
-        let bin = ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .unwrap_or_else(|| {
-                panic!("tinyproxy is not installed; the proxy tests need it: apt-get install tinyproxy")
-            });
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let conf = dir.path().join("tinyproxy.conf");
-        let text = format!(
-            "Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 32\nAllow 127.0.0.1\nLogLevel Info\n\
-             LogFile \"{}\"\nPidFile \"{}\"\nDisableViaHeader Yes\n",
-            dir.path().join("log").display(),
-            dir.path().join("pid").display()
-        );
-        std::fs::write(&conf, text).unwrap();
-        let child = Command::new(bin)
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start tinyproxy");
-        let mut p = Self { port, child, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(s) = p.child.try_wait().unwrap() {
-                panic!("tinyproxy exited ({s}): {}", p.log());
-            }
-            assert!(Instant::now() < deadline, "tinyproxy did not listen within 10 s: {}", p.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        p
-    }
-
-    /// Its log so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-    }
-
-    /// Stops it.
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Tinyproxy {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }

@@ -66,7 +66,7 @@ fn make() -> Built {
     std::fs::create_dir_all(&root).unwrap();
     // The gateway URL is compiled into the apps, so its port is chosen now and
     // the gateway bundle listens there later.
-    let port = wine::free_port();
+    let port = thin_e2e::free_port();
     let url = format!("https://127.0.0.1:{port}/thingate/");
     let new_a = ["new", "--app-id", "E2eWin", "--dir", "a", "--rpc-port", "9911", "--system-name", SYSTEM];
     builder(&root, &[&new_a[..], &["--gateway-url", &url]].concat(), &[]);

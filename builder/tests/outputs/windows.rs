@@ -442,7 +442,7 @@ fn windows_internet_options_proxy_is_used_under_wine() {
     let t = Instant::now();
     let gw = start_gateway();
     let port = built().port;
-    let mut proxy = wine::Tinyproxy::start();
+    let mut proxy = thin_e2e::proxies::Tinyproxy::start("");
     let _setting = SystemProxy::set(w, &format!("127.0.0.1:{}", proxy.port));
     let o = register(w, "wine-proxied", &[]);
     assert!(o.status.success(), "register through the system proxy: {}", wine::text(&o));
