@@ -29,6 +29,29 @@ pub async fn echo_server() -> SocketAddr {
     addr
 }
 
+/// [`echo_server`] for tests without a tokio runtime (the Wine tests): it runs
+/// on a thread of its own as long as the test binary.
+pub fn echo_server_blocking() -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            let _ = tx.send(echo_server().await);
+            std::future::pending::<()>().await
+        })
+    });
+    rx.recv().expect("echo server")
+}
+
+/// [`assert_tcp_echo`] for tests without a tokio runtime, within `limit`.
+pub fn assert_tcp_echo_blocking(addr: SocketAddr, len: usize, seed: u64, limit: std::time::Duration) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let echo = tokio::time::timeout(limit, assert_tcp_echo(addr, len, seed)).await;
+        echo.unwrap_or_else(|_| panic!("the echo of {len} bytes through {addr} did not come back within {limit:?}"))
+    })
+}
+
 /// Sends `len` random bytes through `stream` while reading the echo; returns
 /// (SHA-256 sent, SHA-256 received, bytes received).
 pub async fn echo_check<S>(stream: S, len: usize, seed: u64) -> (String, String, usize)

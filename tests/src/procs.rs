@@ -1,11 +1,11 @@
 //! Running the real binaries (`thingate`, `thinsvr`, `thinclient`) built in the
 //! same target folder as the tests (`cargo build --workspace --bins` first).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Path of a workspace binary next to the test executable.
 pub fn bin(name: &str) -> PathBuf {
@@ -30,27 +30,52 @@ pub fn thinclient_connect(ep: &Path, pcid: &str) -> Command {
     c
 }
 
-/// A child process whose stdout lines are collected in the background; killed on drop.
+/// A long-running child (`thingate`, `thinsvr run`, `thinclient connect`, an
+/// app under Wine): stdout read line by line, stderr kept for messages;
+/// killed on drop. Every wait polls with a deadline and, when it fails, panics
+/// with what the child printed.
 pub struct Proc {
     /// The child.
     pub child: Child,
+    name: String,
     lines: mpsc::Receiver<String>,
     /// Lines read so far.
     pub seen: Vec<String>,
+    /// Stderr so far (empty when it goes elsewhere).
+    stderr: Arc<Mutex<Vec<u8>>>,
+    stderr_done: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Proc {
-    /// Spawns `cmd` with piped stdin/stdout; writes `stdin` and closes it.
-    pub fn spawn(mut cmd: Command, stdin: Option<&str>) -> Self {
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn");
-        let mut input = child.stdin.take().unwrap();
-        if let Some(s) = stdin {
-            input.write_all(s.as_bytes()).unwrap();
+    /// Starts `cmd` (named `name` in messages), writes `stdin` to it and closes it.
+    pub fn start(name: &str, cmd: &mut Command, stdin: Option<&[u8]>) -> Self {
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        if let Some(data) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            let _ = pipe.write_all(data);
         }
-        drop(input);
         let lines = stdout_lines(&mut child);
-        Self { child, lines, seen: Vec::new() }
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (mut err, keep) = (child.stderr.take().unwrap(), stderr.clone());
+        let stderr_done = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                keep.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Self { child, name: name.to_string(), lines, seen: Vec::new(), stderr, stderr_done: Some(stderr_done) }
+    }
+
+    /// Spawns `cmd`; writes `stdin` and closes it.
+    pub fn spawn(mut cmd: Command, stdin: Option<&str>) -> Self {
+        let name = cmd.get_program().to_string_lossy().into_owned();
+        Self::start(&name, &mut cmd, Some(stdin.unwrap_or("").as_bytes()))
     }
 
     /// Spawns `cmd` with stdout lines collected, stderr appended to
@@ -62,28 +87,71 @@ impl Proc {
         let mut child = cmd.spawn().expect("spawn");
         let input = child.stdin.take().unwrap();
         let lines = stdout_lines(&mut child);
-        (Self { child, lines, seen: Vec::new() }, input)
+        let name = cmd.get_program().to_string_lossy().into_owned();
+        let p = Self { child, name, lines, seen: Vec::new(), stderr: Default::default(), stderr_done: None };
+        (p, input)
     }
 
-    /// Waits for a stdout line starting with `prefix`; returns the rest.
+    /// Stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// What it printed so far and whether it still runs, for messages.
+    pub fn report(&mut self) -> String {
+        let state = match self.child.try_wait() {
+            Ok(Some(s)) => format!("exited ({s})"),
+            _ => "still running".into(),
+        };
+        self.seen.extend(self.lines.try_iter());
+        format!("{} {state}\nstdout:\n{}\nstderr:\n{}", self.name, self.seen.join("\n"), self.stderr())
+    }
+
+    /// Waits for a stdout line starting with `prefix` (also among the lines
+    /// already read); returns the rest of it.
     pub fn wait_line(&mut self, prefix: &str, within: Duration) -> String {
-        let deadline = std::time::Instant::now() + within;
+        let deadline = Instant::now() + within;
         loop {
             if let Some(l) = self.seen.iter().find(|l| l.starts_with(prefix)) {
                 return l[prefix.len()..].trim().to_string();
             }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(l) => self.seen.push(l),
-                Err(_) => {
-                    let _ = self.child.kill();
-                    let out = self.child.wait_with_output_lossy();
-                    panic!(
-                        "no line starting with {prefix:?} within {within:?}; stdout: {:?}; stderr: {out}",
-                        self.seen
-                    );
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("no `{prefix}` line within {} s: {}", within.as_secs(), self.report())
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    // Let stderr arrive before reporting.
+                    let end = Instant::now() + Duration::from_secs(2);
+                    while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < end {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    panic!("no `{prefix}` line before stdout closed: {}", self.report())
                 }
             }
+        }
+    }
+
+    /// Waits until its stderr contains `text` (a GUI app's `thin-gui: ready`);
+    /// panics with its output if it exits first or after `within`.
+    pub fn wait_stderr(&mut self, text: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.stderr().contains(text) {
+                return;
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                // Let the rest of stderr arrive before reporting.
+                std::thread::sleep(Duration::from_millis(200));
+                if self.stderr().contains(text) {
+                    return;
+                }
+                panic!("no `{text}` on stderr before it exited: {}", self.report());
+            }
+            if Instant::now() >= deadline {
+                panic!("no `{text}` on stderr within {} s: {}", within.as_secs(), self.report());
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -102,13 +170,19 @@ impl Proc {
 
     /// Waits for exit; returns (status, stderr).
     pub fn finish(mut self, within: Duration) -> (std::process::ExitStatus, String) {
-        let deadline = std::time::Instant::now() + within;
+        let deadline = Instant::now() + within;
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
-                let err = self.child.wait_with_output_lossy();
-                return (st, err);
+                // All of stderr, unless a grandchild still holds the pipe.
+                if let Some(h) = self.stderr_done.take() {
+                    let end = Instant::now() + Duration::from_secs(5);
+                    while !h.is_finished() && Instant::now() < end {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+                return (st, self.stderr());
             }
-            assert!(std::time::Instant::now() < deadline, "process did not exit within {within:?}");
+            assert!(Instant::now() < deadline, "process did not exit within {within:?}: {}", self.report());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -126,20 +200,6 @@ fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
         }
     });
     lines
-}
-
-trait StderrLossy {
-    fn wait_with_output_lossy(&mut self) -> String;
-}
-
-impl StderrLossy for Child {
-    fn wait_with_output_lossy(&mut self) -> String {
-        let mut s = String::new();
-        if let Some(mut e) = self.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut s);
-        }
-        s
-    }
 }
 
 impl Drop for Proc {

@@ -1,17 +1,15 @@
 //! Wine for the Windows end-to-end tests: one fresh test prefix per test
 //! binary (with a stand-in `bcryptprimitives.dll`, see
 //! `tests/fixtures/wine/bcryptprimitives.c`), child processes that are killed
-//! after a deadline, and small loopback helpers (free port, echo server,
-//! tinyproxy). Nothing here waits with a fixed sleep: every wait polls for
+//! after a deadline. The long-running children, the echo target and the proxy
+//! are the harness's (`thin_e2e::procs`, `thin_e2e::net`, `thin_e2e::proxies`). Nothing here waits with a fixed sleep: every wait polls for
 //! what it needs until a deadline.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Time allowed for one short Wine command (install, `reg`, `--version`).
@@ -225,157 +223,4 @@ pub fn output(cmd: &mut Command, stdin: Option<&[u8]>, limit: Duration) -> Outpu
         }
     };
     Output { status, stdout: take(out), stderr: take(err) }
-}
-
-/// A long-running child (gateway, `thinsvr run`, `thinclient connect`):
-/// stdout read line by line, stderr kept for messages; killed on drop.
-pub struct Proc {
-    name: String,
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Proc {
-    /// Starts `cmd`, writes `stdin` to it and closes it.
-    pub fn start(name: &str, cmd: &mut Command, stdin: Option<&[u8]>) -> Self {
-        let mut child = cmd
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        if let Some(data) = stdin {
-            let mut pipe = child.stdin.take().unwrap();
-            let _ = pipe.write_all(data);
-        }
-        let (tx, lines) = channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (mut err, keep) = (child.stderr.take().unwrap(), stderr.clone());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                keep.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Self { name: name.to_string(), child, lines, seen: Vec::new(), stderr }
-    }
-
-    /// What it printed so far and whether it still runs, for messages.
-    pub fn report(&mut self) -> String {
-        let state = match self.child.try_wait() {
-            Ok(Some(s)) => format!("exited ({s})"),
-            _ => "still running".into(),
-        };
-        while let Ok(l) = self.lines.try_recv() {
-            self.seen.push(l);
-        }
-        format!(
-            "{} {state}\nstdout:\n{}\nstderr:\n{}",
-            self.name,
-            self.seen.join("\n"),
-            String::from_utf8_lossy(&self.stderr.lock().unwrap())
-        )
-    }
-
-    /// Waits (polling every 10 ms) until its stderr contains `text` (a GUI
-    /// app's `thin-gui: ready`); panics with its output if it exits first or
-    /// after `limit`.
-    pub fn wait_stderr(&mut self, text: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            if String::from_utf8_lossy(&self.stderr.lock().unwrap()).contains(text) {
-                return;
-            }
-            if let Ok(Some(_)) = self.child.try_wait() {
-                // Let the rest of stderr arrive before reporting.
-                std::thread::sleep(Duration::from_millis(200));
-                if String::from_utf8_lossy(&self.stderr.lock().unwrap()).contains(text) {
-                    return;
-                }
-                panic!("no `{text}` on stderr before it exited: {}", self.report());
-            }
-            if Instant::now() >= deadline {
-                panic!("no `{text}` on stderr within {} s: {}", limit.as_secs(), self.report());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Waits for a stdout line starting with `prefix`; returns the rest of it.
-    pub fn wait_line(&mut self, prefix: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if let Some(rest) = l.strip_prefix(prefix) {
-                        return rest.trim().to_string();
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("no `{prefix}` line within {} s: {}", limit.as_secs(), self.report())
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    // Let stderr arrive before reporting.
-                    let end = Instant::now() + Duration::from_secs(2);
-                    while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < end {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    panic!("no `{prefix}` line before stdout closed: {}", self.report())
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An echo server on 127.0.0.1:0 (threads; lives as long as the test binary).
-pub fn echo_server() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            std::thread::spawn(move || {
-                let mut w = s.try_clone().unwrap();
-                let _ = std::io::copy(&mut s, &mut w);
-            });
-        }
-    });
-    port
-}
-
-/// Sends `n` bytes through `addr` while reading them back; asserts they
-/// come back in order within `limit`.
-pub fn echo_round_trip(addr: &str, n: usize, limit: Duration) {
-    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(limit)).unwrap();
-    let data: Vec<u8> = (0..n as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    let mut w = s.try_clone().unwrap();
-    let sent = data.clone();
-    let writer = std::thread::spawn(move || w.write_all(&sent));
-    let mut back = vec![0u8; n];
-    (&s).read_exact(&mut back).unwrap_or_else(|e| panic!("reading the echo through {addr}: {e}"));
-    writer.join().unwrap().unwrap();
-    assert!(back == data, "the echoed bytes differ");
 }

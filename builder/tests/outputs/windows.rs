@@ -8,12 +8,13 @@
 use super::built::{built, PATCHED_WELCOME, SYSTEM};
 use super::common::{
     self,
-    wine::{self, Proc, Wine},
+    wine::{self, Wine},
 };
 use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use thin_e2e::procs::Proc;
 
 fn msi_table(msi: &Path, table: &str) -> String {
     let o =
@@ -392,9 +393,9 @@ fn gateway_bundle_relays_between_the_installed_windows_apps() {
     assert!(o.status.success(), "register: {}", wine::text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "registered as wine-relay");
     assert!(gw.database().contains("wine-relay"), "the bundle's gateway keeps the registration: {}", gw.database());
-    let echo = wine::echo_server();
+    let echo = thin_e2e::net::echo_server_blocking();
     let svr = installed_exe("E2eWin", "thinsvr.exe");
-    let target = format!("127.0.0.1:{echo}");
+    let target = echo.to_string();
     let mut server = Proc::start(
         "thinsvr.exe run",
         &mut w.wine(&[&svr, "run", "--target", &target, "--config-dir", r"C:\e2e\wine-relay"]),
@@ -408,8 +409,9 @@ fn gateway_bundle_relays_between_the_installed_windows_apps() {
         Some(b"wine-e2e-pw\n"),
     );
     let addr = client.wait_line("listening on ", Duration::from_secs(60));
-    wine::echo_round_trip(&addr, 1 << 20, Duration::from_secs(60));
-    wine::echo_round_trip(&addr, 4096, Duration::from_secs(30));
+    let addr = addr.parse().expect("thinclient prints its local address");
+    thin_e2e::net::assert_tcp_echo_blocking(addr, 1 << 20, 1, Duration::from_secs(60));
+    thin_e2e::net::assert_tcp_echo_blocking(addr, 4096, 2, Duration::from_secs(30));
     drop(client);
     drop(server);
     eprintln!("relay through the gateway bundle under Wine: {:.1} s", t.elapsed().as_secs_f64());
