@@ -587,15 +587,5 @@ impl eframe::App for ClientWindow {
 
 /// Opens ThinClient's window and returns when it is closed.
 pub fn run_client_window(window: ClientWindow) -> Result<(), super::GuiError> {
-    let title = tr(Key::APP_TITLE_CLIENT);
-    let opts = super::native_options(&title, [460.0, 440.0]);
-    eframe::run_native(
-        &title,
-        opts,
-        Box::new(move |cc| {
-            let _ = super::setup(&cc.egui_ctx);
-            Ok(Box::new(window))
-        }),
-    )?;
-    Ok(())
+    super::run_window(&tr(Key::APP_TITLE_CLIENT), [460.0, 440.0], Box::new(window))
 }

@@ -130,6 +130,20 @@ pub(crate) fn labeled_field(
 }
 
 /// Options common to both windows: size, title, icon.
+/// Opens a window titled `title` of `size` showing `app`, and returns when it
+/// is closed.
+pub(crate) fn run_window(title: &str, size: [f32; 2], app: Box<dyn eframe::App>) -> Result<(), GuiError> {
+    eframe::run_native(
+        title,
+        native_options(title, size),
+        Box::new(move |cc| {
+            let _ = setup(&cc.egui_ctx);
+            Ok(app)
+        }),
+    )?;
+    Ok(())
+}
+
 pub(crate) fn native_options(title: &str, size: [f32; 2]) -> eframe::NativeOptions {
     let mut viewport = egui::ViewportBuilder::default().with_title(title).with_inner_size(size).with_resizable(true);
     if let Some(icon) = artwork::icon_data(brand().icon_bmp) {

@@ -465,17 +465,7 @@ impl eframe::App for ServerWindow {
 
 /// Opens ThinServer's window and returns when it is closed.
 pub fn run_server_window(window: ServerWindow) -> Result<(), super::GuiError> {
-    let title = tr(Key::APP_TITLE_SERVER);
-    let opts = super::native_options(&title, [480.0, 640.0]);
-    eframe::run_native(
-        &title,
-        opts,
-        Box::new(move |cc| {
-            let _ = super::setup(&cc.egui_ctx);
-            Ok(Box::new(window))
-        }),
-    )?;
-    Ok(())
+    super::run_window(&tr(Key::APP_TITLE_SERVER), [480.0, 640.0], Box::new(window))
 }
 
 #[cfg(test)]
