@@ -57,7 +57,7 @@ impl std::fmt::Debug for PasswordFile {
 }
 
 fn context(pcid: &str) -> Vec<u8> {
-    format!("thintelework/{} e2e pcid={pcid}", crate::PROTOCOL_VERSION).into_bytes()
+    format!("thintelework/{} e2e pcid={pcid}", crate::E2E_VERSION).into_bytes()
 }
 
 fn decode(s: &str, what: &str) -> Result<Vec<u8>, AuthError> {
@@ -149,6 +149,17 @@ impl ServerAuth {
 /// The key both ends share after a successful login.
 pub struct SessionKey(Vec<u8>);
 
+/// 32 bytes of key material that are wiped when dropped.
+pub type KeyBytes = zeroize::Zeroizing<[u8; 32]>;
+
+struct Len32;
+
+impl ring::hkdf::KeyType for Len32 {
+    fn len(&self) -> usize {
+        32
+    }
+}
+
 impl Drop for SessionKey {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.0);
@@ -156,6 +167,18 @@ impl Drop for SessionKey {
 }
 
 impl SessionKey {
+    /// Derives a 32-byte key for `label` from this key and `transcript` (a hash
+    /// of everything the login exchanged), with HKDF-SHA256: a key for one
+    /// purpose and one login, bound to what both ends saw.
+    pub fn expand(&self, transcript: &[u8], label: &str) -> KeyBytes {
+        let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, transcript).extract(&self.0);
+        let info = [label.as_bytes()];
+        let okm = prk.expand(&info, Len32).expect("32 bytes is a valid HKDF-SHA256 length");
+        let mut out = zeroize::Zeroizing::new([0u8; 32]);
+        okm.fill(&mut out[..]).expect("32 bytes is a valid HKDF-SHA256 length");
+        out
+    }
+
     /// MAC (hex) of a label under this key.
     pub fn confirm(&self, label: &str) -> String {
         let k = hmac::Key::new(hmac::HMAC_SHA256, &self.0);
@@ -184,6 +207,9 @@ mod tests {
         let sk = s.finish(&ke3).unwrap();
         assert!(ck.verify("ready", &sk.confirm("ready")));
         assert!(!ck.verify("ready", &sk.confirm("other")));
+        assert_eq!(*ck.expand(b"t", "c2s"), *sk.expand(b"t", "c2s"));
+        assert_ne!(*ck.expand(b"t", "c2s"), *sk.expand(b"t", "s2c"));
+        assert_ne!(*ck.expand(b"t", "c2s"), *sk.expand(b"u", "c2s"));
 
         let (c, ke1) = ClientAuth::start("wrong").unwrap();
         let (_s, ke2) = ServerAuth::start(&file, "desk", &ke1).unwrap();

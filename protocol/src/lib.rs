@@ -25,6 +25,10 @@ pub mod tls;
 /// major version are refused with a clear message.
 pub const PROTOCOL_VERSION: u16 = 1;
 
+/// Version of the end-to-end protocol between the apps (login, record layer),
+/// which the gateway never reads. Version 2 encrypts every tunnel end to end.
+pub const E2E_VERSION: u16 = 2;
+
 /// The `Upgrade:` token that switches an HTTP connection to the framed protocol.
 pub const UPGRADE_TOKEN: &str = "thintelework/1";
 

@@ -71,9 +71,9 @@ pub async fn connect_with_otp(
         };
     let pcid_norm = pcid.to_ascii_lowercase();
     let times = LoginTimes { answer: link.timeout, keepalive, idle: timeout };
-    crate::e2e::client_login(&mut s, password, &pcid_norm, otp, times).await?;
+    let keys = crate::e2e::client_login(&mut s, password, &pcid_norm, otp, times).await?;
     info!(pcid = %pcid_norm, "logged in");
-    let (opener, conn) = mux::client(crate::decouple::Decoupled::new(s).compat());
+    let (opener, conn) = mux::client(crate::decouple::Decoupled::sealed(s, keys).compat());
     let (dead_tx, dead) = tokio::sync::watch::channel(None);
     let ka = tokio::spawn({
         let opener = opener.clone();

@@ -1,22 +1,79 @@
 //! The end-to-end login inside a paired pipe: the client proves the password to
 //! the server with OPAQUE (the gateway only copies the bytes), the server
 //! enforces its lockout, asks for a one-time password sent by e-mail when it is
-//! set up to, and answers `Ready` with a MAC under the session key.
+//! set up to, and answers `Ready` with a MAC over the whole login transcript.
+//! Both ends then derive the tunnel's record keys ([`crate::seal::Keys`]) from
+//! the session key and that transcript.
 
 use std::time::Duration;
 
-use thin_protocol::auth::{AuthError, ClientAuth, PasswordFile, ServerAuth};
+use thin_protocol::auth::{AuthError, ClientAuth, PasswordFile, ServerAuth, SessionKey};
 use thin_protocol::frame::{read_frame, write_frame, FrameError, FrameReader};
 use thin_protocol::messages::{E2e, ErrorCode};
 use thin_protocol::secret::Secret;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use crate::lockout::Lockout;
+use crate::lockout::{Lockout, Refusal};
 use crate::otp::{Challenge, OtpPolicy, OtpProvider, OtpRequest, Verdict};
 use crate::otp_mail::{MailError, OtpSender};
+use crate::seal::{Keys, Role};
 
-const READY_LABEL: &str = "thintelework ready v1";
+const CONFIRM_LABEL: &str = "thintelework e2e v2 confirm";
+const READY_TEXT: &[u8] = b"the office PC completed this login";
+
+/// Every login message in both directions, each direction hashed on its own
+/// (so that `Wait` frames crossing in flight cannot make the ends disagree;
+/// `Wait` carries nothing and is left out). Both ends derive the record keys
+/// and the `Ready` MAC from it: a relay that altered, dropped or added any
+/// message of the login leaves the two ends with different keys.
+struct Transcript {
+    c2s: ring::digest::Context,
+    s2c: ring::digest::Context,
+}
+
+impl Transcript {
+    fn new() -> Self {
+        Self {
+            c2s: ring::digest::Context::new(&ring::digest::SHA256),
+            s2c: ring::digest::Context::new(&ring::digest::SHA256),
+        }
+    }
+
+    fn note(ctx: &mut ring::digest::Context, m: &E2e) {
+        if matches!(m, E2e::Wait) {
+            return;
+        }
+        let bytes = serde_json::to_vec(m).expect("E2e messages serialize");
+        ctx.update(&(bytes.len() as u32).to_be_bytes());
+        ctx.update(&bytes);
+    }
+
+    fn c2s(&mut self, m: &E2e) {
+        Self::note(&mut self.c2s, m)
+    }
+
+    fn s2c(&mut self, m: &E2e) {
+        Self::note(&mut self.s2c, m)
+    }
+
+    fn hash(&self) -> Vec<u8> {
+        let mut h = self.c2s.clone().finish().as_ref().to_vec();
+        h.extend_from_slice(self.s2c.clone().finish().as_ref());
+        h
+    }
+}
+
+fn ready_mac(key: &SessionKey, transcript: &[u8]) -> ring::hmac::Tag {
+    let k = key.expand(transcript, CONFIRM_LABEL);
+    ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &k[..]), READY_TEXT)
+}
+
+fn ready_ok(key: &SessionKey, transcript: &[u8], confirm_hex: &str) -> bool {
+    let Ok(mac) = hex::decode(confirm_hex) else { return false };
+    let k = key.expand(transcript, CONFIRM_LABEL);
+    ring::hmac::verify(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &k[..]), READY_TEXT, &mac).is_ok()
+}
 
 /// Longest wait for the gateway to confirm an OTP mail.
 pub const MAIL_WAIT: Duration = Duration::from_secs(60);
@@ -94,19 +151,22 @@ async fn recv<S: AsyncRead + Unpin>(s: &mut S, t: Duration) -> Result<E2e, Login
 }
 
 /// Client side of the login. `otp` is asked for the one-time password when the
-/// server wants one.
+/// server wants one. Returns the keys of the tunnel's record layer.
 pub async fn client_login<S>(
     s: &mut S,
     password: &Secret,
     pcid: &str,
     otp: &dyn OtpProvider,
     times: LoginTimes,
-) -> Result<(), LoginError>
+) -> Result<Keys, LoginError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut tr = Transcript::new();
     let (state, ke1) = ClientAuth::start(password.expose()).map_err(|e| LoginError::Protocol(e.to_string()))?;
-    write_frame(s, &E2e::LoginStart { version: thin_protocol::PROTOCOL_VERSION, ke1 }).await?;
+    let start = E2e::LoginStart { version: thin_protocol::E2E_VERSION, ke1 };
+    tr.c2s(&start);
+    write_frame(s, &start).await?;
     let ke2 = match recv(s, times.answer).await? {
         E2e::LoginResponse { ke2 } => ke2,
         E2e::Refused { code, message, retry_after_s } => {
@@ -114,6 +174,7 @@ where
         }
         other => return Err(LoginError::Protocol(format!("unexpected {other:?}"))),
     };
+    tr.s2c(&E2e::LoginResponse { ke2: ke2.clone() });
     let finished = tokio::task::block_in_place(|| state.finish(password.expose(), pcid, &ke2));
     let (ke3, key) = match finished {
         Ok(x) => x,
@@ -123,7 +184,9 @@ where
         }
         Err(e) => return Err(LoginError::Protocol(e.to_string())),
     };
-    write_frame(s, &E2e::LoginFinish { ke3 }).await?;
+    let finish = E2e::LoginFinish { ke3 };
+    tr.c2s(&finish);
+    write_frame(s, &finish).await?;
     // From here on the server may send `Wait` while a mail is on its way, and
     // frames may arrive while the user is typing: read cancel-safely.
     let mut reader = FrameReader::new();
@@ -134,21 +197,25 @@ where
             .map_err(|_| LoginError::Protocol("the other side did not answer in time".into()))??;
         match msg {
             E2e::Wait => {}
-            E2e::OtpRequired { destination, tries, valid_s } => {
-                let req = OtpRequest { destination, tries_left: tries, valid_s, retry: false };
-                answer_otp(s, &mut reader, otp, &req, times).await?;
+            E2e::OtpRequired { ref destination, tries, valid_s } => {
+                tr.s2c(&msg);
+                let req = OtpRequest { destination: destination.clone(), tries_left: tries, valid_s, retry: false };
+                answer_otp(s, &mut reader, otp, &req, times, &mut tr).await?;
                 question = Some(req);
             }
             E2e::OtpWrong { tries_left } => {
+                tr.s2c(&msg);
                 let Some(mut req) = question.take() else {
                     return Err(LoginError::Protocol("a wrong-code answer before any code was asked for".into()));
                 };
                 req.tries_left = tries_left;
                 req.retry = true;
-                answer_otp(s, &mut reader, otp, &req, times).await?;
+                answer_otp(s, &mut reader, otp, &req, times, &mut tr).await?;
                 question = Some(req);
             }
-            E2e::Ready { confirm } if key.verify(READY_LABEL, &confirm) => return Ok(()),
+            E2e::Ready { confirm } if ready_ok(&key, &tr.hash(), &confirm) => {
+                return Ok(Keys::derive(&key, &tr.hash(), Role::Client))
+            }
             E2e::Ready { .. } => return Err(LoginError::BadConfirm),
             E2e::Refused { code: ErrorCode::WrongPassword, .. } => return Err(LoginError::WrongPassword),
             E2e::Refused { code, message, retry_after_s } => {
@@ -167,6 +234,7 @@ async fn answer_otp<S>(
     otp: &dyn OtpProvider,
     req: &OtpRequest,
     times: LoginTimes,
+    tr: &mut Transcript,
 ) -> Result<(), LoginError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -192,7 +260,9 @@ where
     let Some(code) = code else {
         return Err(LoginError::OtpNotGiven { destination: req.destination.clone() });
     };
-    if let Err(e) = write_frame(s, &E2e::OtpAnswer { code }).await {
+    let answer = E2e::OtpAnswer { code };
+    tr.c2s(&answer);
+    if let Err(e) = write_frame(s, &answer).await {
         // The server may have refused (the code expired) just before.
         return match tokio::time::timeout(times.answer, reader.read::<E2e, _>(s)).await {
             Ok(Ok(E2e::Refused { code, message, retry_after_s })) => {
@@ -204,8 +274,12 @@ where
     Ok(())
 }
 
-/// Server side of the login; every started login that does not succeed (wrong
-/// password, or no right one-time password) counts as a failure for the lockout.
+/// Server side of the login. Every attempt counts for the lockout from the
+/// moment KE2 is sent (the client can test one password offline only once it
+/// has KE2), and at most [`crate::lockout::IN_FLIGHT`] run at once, so
+/// parallel attempts cannot get past the limit; a success clears the count.
+/// A first message that does not decode proves nothing and is not counted.
+/// Returns the keys of the tunnel's record layer.
 pub async fn server_login<S>(
     s: &mut S,
     file: &PasswordFile,
@@ -213,35 +287,54 @@ pub async fn server_login<S>(
     lockout: &Lockout,
     otp: Option<OtpCheck<'_>>,
     times: LoginTimes,
-) -> Result<(), LoginError>
+) -> Result<Keys, LoginError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let t = times.answer;
-    let ke1 = match recv(s, t).await? {
-        E2e::LoginStart { version, ke1 } if version == thin_protocol::PROTOCOL_VERSION => ke1,
+    let mut tr = Transcript::new();
+    let first = recv(s, t).await?;
+    let ke1 = match &first {
+        E2e::LoginStart { version, ke1 } if *version == thin_protocol::E2E_VERSION => ke1.clone(),
         E2e::LoginStart { version, .. } => {
-            let message = format!("the client speaks protocol {version}; update the app");
+            let message = format!(
+                "the app speaks end-to-end protocol {version} and this computer speaks {}; update the app",
+                thin_protocol::E2E_VERSION
+            );
             refuse(s, ErrorCode::Version, message.clone(), None).await;
             return Err(LoginError::Protocol(message));
         }
         other => return Err(LoginError::Protocol(format!("unexpected {other:?}"))),
     };
-    if let Err(secs) = lockout.check() {
-        let message = format!("too many wrong passwords; this computer refuses logins for {secs} more seconds");
-        refuse(s, ErrorCode::LockedOut, message.clone(), Some(secs)).await;
-        return Err(LoginError::Refused { code: ErrorCode::LockedOut, message, retry_after_s: Some(secs) });
-    }
+    tr.c2s(&first);
+    let attempt = match lockout.begin() {
+        Ok(a) => a,
+        Err(Refusal::Locked(secs)) => return Err(locked_out(s, secs).await),
+        Err(Refusal::Busy) => {
+            let message = "another login to this computer is in progress; try again in a moment".to_string();
+            refuse(s, ErrorCode::Busy, message.clone(), Some(5)).await;
+            return Err(LoginError::Refused { code: ErrorCode::Busy, message, retry_after_s: Some(5) });
+        }
+    };
     let (state, ke2) = match ServerAuth::start(file, pcid, &ke1) {
         Ok(x) => x,
         Err(e) => {
-            lockout.failed();
+            refuse(s, ErrorCode::Protocol, "the login message did not decode".into(), None).await;
             return Err(LoginError::Protocol(e.to_string()));
         }
     };
-    write_frame(s, &E2e::LoginResponse { ke2 }).await?;
+    if let Err(secs) = attempt.count() {
+        return Err(locked_out(s, secs).await);
+    }
+    let response = E2e::LoginResponse { ke2 };
+    tr.s2c(&response);
+    write_frame(s, &response).await?;
     let result = match recv(s, t).await {
-        Ok(E2e::LoginFinish { ke3 }) => state.finish(&ke3).map_err(|_| LoginError::WrongPassword),
+        Ok(m @ E2e::LoginFinish { .. }) => {
+            tr.c2s(&m);
+            let E2e::LoginFinish { ke3 } = m else { unreachable!() };
+            state.finish(&ke3).map_err(|_| LoginError::WrongPassword)
+        }
         Ok(E2e::LoginAbort) => Err(LoginError::WrongPassword),
         Ok(other) => Err(LoginError::Protocol(format!("unexpected {other:?}"))),
         Err(e) => Err(e),
@@ -249,27 +342,33 @@ where
     let key = match result {
         Ok(key) => key,
         Err(e) => {
-            let locked = lockout.failed();
-            let message =
-                if locked { "wrong password; too many failures, logins are now locked" } else { "wrong password" };
+            let message = if lockout.check().is_err() {
+                "wrong password; too many failures, logins are now locked"
+            } else {
+                "wrong password"
+            };
             refuse(s, ErrorCode::WrongPassword, message.into(), None).await;
             return Err(e);
         }
     };
     if let Some(otp) = otp {
-        if let Err(e) = otp_step(s, &otp, times).await {
-            lockout.failed();
-            return Err(e);
-        }
+        otp_step(s, &otp, times, &mut tr).await?;
     }
-    lockout.succeeded();
-    write_frame(s, &E2e::Ready { confirm: key.confirm(READY_LABEL) }).await?;
-    Ok(())
+    attempt.succeeded();
+    let hash = tr.hash();
+    write_frame(s, &E2e::Ready { confirm: hex::encode(ready_mac(&key, &hash).as_ref()) }).await?;
+    Ok(Keys::derive(&key, &hash, Role::Server))
+}
+
+async fn locked_out<S: AsyncWrite + Unpin>(s: &mut S, secs: u64) -> LoginError {
+    let message = format!("too many wrong passwords; this computer refuses logins for {secs} more seconds");
+    refuse(s, ErrorCode::LockedOut, message.clone(), Some(secs)).await;
+    LoginError::Refused { code: ErrorCode::LockedOut, message, retry_after_s: Some(secs) }
 }
 
 /// Has a fresh code mailed, asks for it, and checks the answers: at most
 /// `max_tries`, within `validity` of the mail.
-async fn otp_step<S>(s: &mut S, otp: &OtpCheck<'_>, times: LoginTimes) -> Result<(), LoginError>
+async fn otp_step<S>(s: &mut S, otp: &OtpCheck<'_>, times: LoginTimes, tr: &mut Transcript) -> Result<(), LoginError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -300,6 +399,7 @@ where
         tries: otp.policy.max_tries,
         valid_s: otp.policy.validity.as_secs(),
     };
+    tr.s2c(&asked);
     write_frame(s, &asked).await?;
     loop {
         let left = challenge.expires().saturating_duration_since(Instant::now());
@@ -312,12 +412,20 @@ where
             }
             Ok(Err(e)) => return Err(e.into()),
             Ok(Ok(E2e::Wait)) => continue,
-            Ok(Ok(E2e::OtpAnswer { code })) => code,
+            Ok(Ok(m @ E2e::OtpAnswer { .. })) => {
+                tr.c2s(&m);
+                let E2e::OtpAnswer { code } = m else { unreachable!() };
+                code
+            }
             Ok(Ok(other)) => return Err(LoginError::Protocol(format!("unexpected {other:?}"))),
         };
         match challenge.check(answer.expose()) {
             Verdict::Right => return Ok(()),
-            Verdict::Wrong { tries_left } => write_frame(s, &E2e::OtpWrong { tries_left }).await?,
+            Verdict::Wrong { tries_left } => {
+                let wrong = E2e::OtpWrong { tries_left };
+                tr.s2c(&wrong);
+                write_frame(s, &wrong).await?
+            }
             Verdict::NoTriesLeft => {
                 let message = format!(
                     "wrong one-time password; all {} tries are used up, connect again to receive a new one",
@@ -404,8 +512,8 @@ mod tests {
     }
 
     struct Run {
-        client: Result<(), LoginError>,
-        server: Result<(), LoginError>,
+        client: Result<Keys, LoginError>,
+        server: Result<Keys, LoginError>,
         asked: Vec<OtpRequest>,
     }
 

@@ -18,6 +18,7 @@ pub mod otp;
 pub mod otp_mail;
 pub mod platform;
 pub mod proxy;
+pub mod seal;
 pub mod server_agent;
 pub mod server_tunnel;
 pub mod service;

@@ -20,12 +20,17 @@ pub const KIND_KEEPALIVE: u8 = 2;
 /// Streams per tunnel (the original allows 256 tunnels per server session).
 pub const MAX_STREAMS: usize = 256;
 
-/// yamux settings: at most [`MAX_STREAMS`] streams and 64 MiB of receive
-/// window per tunnel, which also bounds what a peer can make us queue.
+/// Receive window of a whole tunnel (yamux wants at least its default 256
+/// KiB per stream): below `decouple::MAX_QUEUED`, so a well-behaved peer never
+/// makes the send queue wait.
+pub const MAX_WINDOW: usize = MAX_STREAMS * 256 * 1024;
+
+/// yamux settings: at most [`MAX_STREAMS`] streams and [`MAX_WINDOW`] of
+/// receive window per tunnel, which also bounds what a peer can make us queue.
 fn config() -> yamux::Config {
     let mut c = yamux::Config::default();
     c.set_max_num_streams(MAX_STREAMS);
-    c.set_max_connection_receive_window(Some(64 << 20));
+    c.set_max_connection_receive_window(Some(MAX_WINDOW));
     c.set_split_send_size(64 * 1024);
     c
 }

@@ -207,7 +207,11 @@ pub async fn run_with(
         link,
         target: opts.target.unwrap_or(settings.target.clone()),
         password,
-        lockout: Arc::new(Lockout::new(settings.lockout_attempts, settings.lockout_duration())),
+        lockout: Arc::new(Lockout::persistent(
+            settings.lockout_attempts,
+            settings.lockout_duration(),
+            dir.0.join("lockout.json"),
+        )),
         stats: opts.stats,
         dir,
         otp: opts.otp,

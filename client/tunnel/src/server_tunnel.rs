@@ -77,13 +77,15 @@ async fn serve_inner(
     };
     let otp = otp_email.as_deref().map(|to| OtpCheck { to, policy: ctx.otp, sender: &ctx.mailer });
     let times = LoginTimes { answer: ctx.link.timeout, keepalive, idle: timeout };
-    crate::e2e::server_login(&mut s, &ctx.password, pcid, &ctx.lockout, otp, times).await?;
+    let keys = crate::e2e::server_login(&mut s, &ctx.password, pcid, &ctx.lockout, otp, times).await?;
     info!("client authenticated");
     let _count = TunnelCount::new(ctx.stats.clone());
     let epoch = Instant::now();
     let heard = Arc::new(AtomicU64::new(0));
-    let (mut inbound, conn) =
-        mux::server(crate::decouple::Decoupled::new(mux::Touch::new(s, epoch, heard.clone())).compat());
+    // Only what opens under the client's key counts as hearing from it: the
+    // gateway cannot keep a tunnel alive after the user has left.
+    let sealed = crate::decouple::Decoupled::sealed(s, keys);
+    let (mut inbound, conn) = mux::server(mux::Touch::new(sealed, epoch, heard.clone()).compat());
     let _conn = AbortOnDropHandle::new(conn);
     let mut tick = tokio::time::interval(timeout / 4);
     let mut streams = tokio::task::JoinSet::new();
@@ -114,8 +116,9 @@ async fn serve_inner(
 
 async fn handle_stream(mut st: MuxStream, target: String, heard: Arc<AtomicU64>, epoch: Instant) {
     let mut kind = [0u8; 1];
-    if st.read_exact(&mut kind).await.is_err() {
-        return;
+    match tokio::time::timeout(Duration::from_secs(30), st.read_exact(&mut kind)).await {
+        Ok(Ok(_)) => {}
+        _ => return,
     }
     heard.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
     match kind[0] {
