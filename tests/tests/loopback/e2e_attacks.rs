@@ -313,3 +313,70 @@ async fn the_lockout_survives_a_restart_of_the_office_pc() {
     }
     gw.shutdown().await;
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// An authenticated home PC that floods the office PC's multiplexer with
+/// pings (each answered with a pong) and window updates, and never reads:
+/// the real `thinsvr`'s memory stays bounded, and it serves others after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_and_window_update_flood_leaves_the_office_pc_memory_flat() {
+    let gw = TestGateway::start().await;
+    let target = echo_server().await;
+    let pc = RegisteredPc::register(&gw.link, "flood-desk", "pw").await;
+    let ep = gw.entry_point();
+    let args = ["run", "--target", &target.to_string()];
+    let svc = procs::Proc::spawn(procs::thinsvr(&ep, pc.dir.path(), &args), None);
+    gw.wait_sessions("thinsvr online", 1, Duration::from_secs(20)).await;
+    let pid = svc.child.id();
+
+    let mut s = gw.link.open().await.unwrap();
+    let hello = Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: "flood-desk".into() };
+    write_frame(&mut s, &hello).await.unwrap();
+    let GateToTunnel::Paired { .. } = read_frame::<GateToTunnel, _>(&mut s).await.unwrap() else { panic!("not paired") };
+    let times = thin_tunnel::e2e::LoginTimes {
+        answer: Duration::from_secs(10),
+        keepalive: Duration::from_secs(1),
+        idle: Duration::from_secs(10),
+    };
+    let pw = thin_protocol::secret::Secret::new("pw");
+    let keys = thin_tunnel::e2e::client_login(&mut s, &pw, "flood-desk", &thin_tunnel::otp::NoOtp, times).await.unwrap();
+    let mut io = thin_tunnel::decouple::Decoupled::sealed(s, keys);
+    io.write_all(&yamux_header(1, 1, 1, 0)).await.unwrap();
+    let before = rss_kib(pid);
+
+    // Pings and window updates, 10,000 of each per write, until 8 million
+    // pings are sent or the writes stall (the office PC stopped reading).
+    let mut batch = Vec::new();
+    for i in 0..10_000u32 {
+        batch.extend(yamux_header(2, 1, 0, i));
+        batch.extend(yamux_header(1, 0, 1, 1));
+    }
+    let mut pings = 0u64;
+    while pings < 8_000_000 {
+        match tokio::time::timeout(Duration::from_secs(3), io.write_all(&batch)).await {
+            Ok(Ok(())) => pings += 10_000,
+            Ok(Err(e)) => panic!("the office PC closed the tunnel after {pings} pings: {e}"),
+            Err(_) => break,
+        }
+    }
+    let during = rss_kib(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(pid);
+    let grew_mib = (after.max(during) - before.min(after)) / 1024;
+    // Unbounded, every ping would leave a queued pong behind (~80 bytes each:
+    // over 600 MiB for 8 million); bounded, the queue stops at its limit.
+    assert!(grew_mib < 160, "thinsvr grew by {grew_mib} MiB during a flood of {pings} pings");
+    assert!(after.saturating_sub(during) / 1024 < 16, "thinsvr kept growing after the flood stalled");
+    drop(io);
+
+    let t = gw.connect("flood-desk", "pw").await;
+    assert_tunnel_echo(&t, 64 << 10, 9).await;
+    eprintln!("flood: {pings} pings sent; thinsvr RSS {before} -> {during} -> {after} KiB");
+    drop(svc);
+    gw.shutdown().await;
+}
