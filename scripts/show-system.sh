@@ -61,13 +61,13 @@ for _ in $(seq 100); do [ -s "$work/echo.port" ] && break; sleep 0.1; done
 echo_port=$(cat "$work/echo.port")
 
 echo "== thinsvr: register desk-01"
-echo "demo password" | "$BIN/thinsvr" --entry-point "$work/EntryPoint.dat" --config-dir "$work/office" register --pcid desk-01 --password-stdin
+echo "demo tram violet ledger" | "$BIN/thinsvr" --entry-point "$work/EntryPoint.dat" --config-dir "$work/office" register --pcid desk-01 --password-stdin
 "$BIN/thinsvr" --entry-point "$work/EntryPoint.dat" --config-dir "$work/office" run --target "127.0.0.1:$echo_port" > "$work/svr.out" 2> "$work/svr.log" & pids+=($!)
 for _ in $(seq 100); do grep -q "^online as" "$work/svr.out" 2>/dev/null && break; sleep 0.1; done
 cat "$work/svr.out"
 
 echo "== thinclient: connect desk-01"
-echo "demo password" | "$BIN/thinclient" --entry-point "$work/EntryPoint.dat" connect desk-01 --password-stdin --no-launch > "$work/cli.out" 2> "$work/cli.log" & pids+=($!)
+echo "demo tram violet ledger" | "$BIN/thinclient" --entry-point "$work/EntryPoint.dat" connect desk-01 --password-stdin --no-launch > "$work/cli.out" 2> "$work/cli.log" & pids+=($!)
 for _ in $(seq 100); do grep -q "^listening on" "$work/cli.out" 2>/dev/null && break; sleep 0.1; done
 local_addr=$(sed -n 's/^listening on //p' "$work/cli.out")
 echo "thinclient: listening on $local_addr (a viewer would be started against it)"

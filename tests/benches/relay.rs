@@ -90,13 +90,13 @@ async fn throughput_and_latency() {
     let target = sink_server().await;
     let cfg = tempfile::tempdir().unwrap();
     let reg = thinsvr(&ep, cfg.path(), &["register", "--pcid", "bench", "--password-stdin"]);
-    let (st, err) = Proc::spawn(reg, Some("bench pw\n")).finish(Duration::from_secs(30));
+    let (st, err) = Proc::spawn(reg, Some("bench copper lantern river\n")).finish(Duration::from_secs(30));
     assert!(st.success(), "{err}");
     let mut run = thinsvr(&ep, cfg.path(), &["run", "--target", &target.to_string()]);
     run.env("RUST_LOG", "warn");
     let mut svr = Proc::spawn(run, None);
     svr.wait_line("online as bench", Duration::from_secs(20));
-    let mut cli = Proc::spawn(thinclient_connect(&ep, "bench"), Some("bench pw\n"));
+    let mut cli = Proc::spawn(thinclient_connect(&ep, "bench"), Some("bench copper lantern river\n"));
     let local: SocketAddr = cli.wait_line("listening on ", Duration::from_secs(30)).parse().unwrap();
 
     upload(local, 64 << 20).await; // warm-up

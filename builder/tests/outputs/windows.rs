@@ -380,7 +380,7 @@ fn register(w: &Wine, pcid: &str, extra: &[&str]) -> std::process::Output {
     args.extend(["register", "--pcid", pcid, "--password-stdin", "--config-dir", &dir].map(String::from));
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    wine::output(&mut w.wine(&args), Some(b"wine-e2e-pw\n"), wine::SHORT)
+    wine::output(&mut w.wine(&args), Some(b"wine e2e copper lantern\n"), wine::SHORT)
 }
 
 #[test]
@@ -406,7 +406,7 @@ fn gateway_bundle_relays_between_the_installed_windows_apps() {
     let mut client = Proc::start(
         "thinclient.exe connect",
         &mut w.wine(&[&cli, "connect", "wine-relay", "--password-stdin", "--no-launch", "--listen", "127.0.0.1:0"]),
-        Some(b"wine-e2e-pw\n"),
+        Some(b"wine e2e copper lantern\n"),
     );
     let addr = client.wait_line("listening on ", Duration::from_secs(60));
     let addr = addr.parse().expect("thinclient prints its local address");

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use thin_tunnel::control::ControlError;
 use thin_tunnel::settings::ConfigDir;
 use thin_tunnel::{entry, otp, server_agent, service};
 use thin_ui::strings::Key;
@@ -190,6 +191,9 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cmd {
         Cmd::Register { pcid, .. } => {
             let pw = entry::read_secret_line()?;
+            if let Err(e) = thin_tunnel::password_policy::check(pw.expose(), &[&pcid]) {
+                anyhow::bail!("{}", thin_ui::wording::Wording::message(&ControlError::WeakPassword(e)));
+            }
             let stored = server_agent::register(&link, &dir, &pcid, &pw).await?;
             println!("{}", strings::fmt(Key::CLI_REGISTERED, &[&stored]));
             Ok(())

@@ -30,6 +30,8 @@ pub enum ControlError {
     EmailInvalid,
     /// A new computer ID needs a password first.
     PasswordFirst,
+    /// The new password is too short or too easy to guess.
+    WeakPassword(crate::password_policy::WeakPassword),
     /// Anything else (detail shown).
     Other(String),
 }

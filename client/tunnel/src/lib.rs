@@ -16,6 +16,7 @@ pub mod lockout;
 pub mod mux;
 pub mod otp;
 pub mod otp_mail;
+pub mod password_policy;
 pub mod platform;
 pub mod proxy;
 pub mod seal;

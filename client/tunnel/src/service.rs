@@ -23,6 +23,7 @@ use tracing::{info, warn};
 use crate::admin_rpc::{self, AdminHandler, AdminReply, AdminRequest, AdminSecret, AdminStatus, LinkState};
 use crate::control::{classify_agent, ControlError};
 use crate::link::Link;
+use crate::password_policy;
 use crate::server_agent::{self, ServeOptions, ServerState, ServerStats};
 use crate::settings::ConfigDir;
 
@@ -180,6 +181,10 @@ impl Shared {
             AdminRequest::Status => return Ok(()),
             AdminRequest::SetPcid { pcid, password } => {
                 let link = self.link.as_ref().ok_or(ControlError::NoEntryPoint)?;
+                if let Some(pw) = &password {
+                    thin_protocol::pcid::normalize(&pcid).map_err(|_| ControlError::PcidInvalid)?;
+                    password_policy::check(pw.expose(), &[&pcid]).map_err(ControlError::WeakPassword)?;
+                }
                 // Registering always stores a verifier; a rename puts the current one back.
                 let keep = match &password {
                     Some(_) => None,
@@ -194,6 +199,8 @@ impl Shared {
                 info!(pcid = %stored, "computer ID set through the admin port");
             }
             AdminRequest::SetPassword { password } => {
+                let pcid = self.dir.settings().map_err(other)?.pcid.unwrap_or_default();
+                password_policy::check(password.expose(), &[&pcid]).map_err(ControlError::WeakPassword)?;
                 let file = stretch(password).await?;
                 self.dir.save_password(&file).map_err(other)?;
                 info!("password changed through the admin port");

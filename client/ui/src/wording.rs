@@ -2,6 +2,7 @@
 //! here, once, from the string tables, in the user's language.
 
 use thin_tunnel::control::ControlError;
+use thin_tunnel::password_policy::{self, WeakPassword};
 
 use crate::strings::{fmt as trf, text, Key};
 
@@ -27,6 +28,13 @@ impl Wording for ControlError {
             Self::NoEntryPoint => tr(Key::ERR_NO_ENTRY_POINT),
             Self::EmailInvalid => tr(Key::ERR_EMAIL_INVALID),
             Self::PasswordFirst => trf(Key::ERR_INTERNAL, &[&tr(Key::THINSVR_PASSWORD_FIRST)]),
+            Self::WeakPassword(WeakPassword::TooShort { chars }) => {
+                trf(Key::ERR_PASSWORD_TOO_SHORT, &[&password_policy::MIN_CHARS.to_string(), &chars.to_string()])
+            }
+            Self::WeakPassword(WeakPassword::Guessable { hint, .. }) => {
+                let hint = hint.as_deref().map(|h| format!(" ({})", h.trim_end_matches('.'))).unwrap_or_default();
+                trf(Key::ERR_PASSWORD_GUESSABLE, &[&hint])
+            }
             Self::Other(e) => trf(Key::ERR_INTERNAL, &[e]),
         }
     }

@@ -228,11 +228,28 @@ fn server_suggests_an_id_and_registers_it_with_a_password() {
     assert!(shows(&h, &tr(Key::ERR_PASSWORD_MISMATCH)));
     assert!(control.calls.lock().unwrap().is_empty(), "nothing changed on bad input");
 
-    h.get_by_label(&tr(Key::PASSWORD_CONFIRM_PROMPT)).click();
-    h.run_steps(2);
-    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
-    h.get_by_label(&tr(Key::PASSWORD_CONFIRM_PROMPT)).type_text("pw-1");
-    h.run_steps(2);
+    let retype = |h: &mut Harness<'static, ServerWindow>, label: Key, text: &str| {
+        h.get_by_label(&tr(label)).click();
+        h.run_steps(2);
+        h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+        h.get_by_label(&tr(label)).type_text(text);
+        h.run_steps(2);
+    };
+    retype(&mut h, Key::PASSWORD_CONFIRM_PROMPT, "pw-1");
+    click(&mut h, &tr(Key::THINSVR_PCID_REGISTER));
+    assert!(shows(&h, &trf(Key::ERR_PASSWORD_TOO_SHORT, &[&"10", &"4"])), "a short password is refused");
+    for weak in ["taro-yamada-2024", "password1234"] {
+        retype(&mut h, Key::PASSWORD_PROMPT, weak);
+        retype(&mut h, Key::PASSWORD_CONFIRM_PROMPT, weak);
+        click(&mut h, &tr(Key::THINSVR_PCID_REGISTER));
+        let said = h.state().error().unwrap_or_default().to_string();
+        let template = trf(Key::ERR_PASSWORD_GUESSABLE, &[&"\u{0}"]);
+        let (head, tail) = template.split_once('\u{0}').unwrap();
+        assert!(said.starts_with(head) && said.ends_with(tail) && shows(&h, &said), "{weak}: {said}");
+    }
+    assert!(control.calls.lock().unwrap().is_empty(), "nothing changed on a weak password");
+    retype(&mut h, Key::PASSWORD_PROMPT, "window copper lantern");
+    retype(&mut h, Key::PASSWORD_CONFIRM_PROMPT, "window copper lantern");
     click(&mut h, &tr(Key::THINSVR_PCID_REGISTER));
     wait_idle(&mut h);
     assert_eq!(*control.calls.lock().unwrap(), ["register taro-yamada with password"]);
@@ -253,8 +270,8 @@ fn server_validates_the_id_and_the_port_and_moves_past_a_taken_suggestion() {
     assert!(shows(&h, &tr(Key::ERR_PCID_INVALID)), "said while typing");
     click(&mut h, &tr(Key::THINSVR_USE_SUGGESTION));
     assert!(!shows(&h, &tr(Key::ERR_PCID_INVALID)));
-    type_into(&mut h, &tr(Key::PASSWORD_PROMPT), "pw");
-    type_into(&mut h, &tr(Key::PASSWORD_CONFIRM_PROMPT), "pw");
+    type_into(&mut h, &tr(Key::PASSWORD_PROMPT), "window copper lantern");
+    type_into(&mut h, &tr(Key::PASSWORD_CONFIRM_PROMPT), "window copper lantern");
     click(&mut h, &tr(Key::THINSVR_PCID_REGISTER));
     wait_idle(&mut h);
     assert!(shows(&h, &trf(Key::ERR_PCID_TAKEN, &[&"taro-yamada"])));
@@ -324,8 +341,8 @@ fn server_shows_the_live_state_and_renames_keeping_the_password() {
     assert_eq!(*control.calls.lock().unwrap(), ["register desk-02 keeping password"]);
     assert!(shows(&h, &trf(Key::THINSVR_REGISTERED, &[&"desk-02"])));
 
-    type_into(&mut h, &tr(Key::PASSWORD_PROMPT), "new");
-    type_into(&mut h, &tr(Key::PASSWORD_CONFIRM_PROMPT), "new");
+    type_into(&mut h, &tr(Key::PASSWORD_PROMPT), "new tram violet ledger");
+    type_into(&mut h, &tr(Key::PASSWORD_CONFIRM_PROMPT), "new tram violet ledger");
     click(&mut h, &tr(Key::THINSVR_PASSWORD_SET));
     wait_idle(&mut h);
     assert!(shows(&h, &tr(Key::THINSVR_PASSWORD_CHANGED)));

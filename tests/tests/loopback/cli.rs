@@ -113,17 +113,24 @@ async fn the_three_binaries_carry_a_tcp_service_end_to_end() {
     let ep = g.entry_point(addr);
     let target = echo_server().await;
     let cfg = tempfile::tempdir().unwrap();
+    // A weak password is refused before anything is registered.
+    for (weak, says) in [("sesame", "at least 10 characters"), ("cli-desk-2024", "too easy to guess")] {
+        let reg = thinsvr(&ep, cfg.path(), &["register", "--pcid", "CLI-Desk", "--password-stdin"]);
+        let (st, err) = Proc::spawn(reg, Some(&format!("{weak}\n"))).finish(Duration::from_secs(30));
+        assert!(!st.success() && err.contains(says), "{weak}: {err}");
+        assert!(!cfg.path().join("password.json").exists());
+    }
     let reg = thinsvr(&ep, cfg.path(), &["register", "--pcid", "CLI-Desk", "--password-stdin"]);
-    let (st, err) = Proc::spawn(reg, Some("open sesame\n")).finish(Duration::from_secs(30));
+    let (st, err) = Proc::spawn(reg, Some("open sesame, kind tortoise\n")).finish(Duration::from_secs(30));
     assert!(st.success(), "{err}");
     let key = cfg.path().join("password.json");
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions()) & 0o777, 0o600);
-    assert!(!std::fs::read_to_string(&key).unwrap().contains("open sesame"));
+    assert!(!std::fs::read_to_string(&key).unwrap().contains("open sesame, kind tortoise"));
 
     let mut svr = Proc::spawn(thinsvr(&ep, cfg.path(), &["run", "--target", &target.to_string()]), None);
     svr.wait_line("online as cli-desk", Duration::from_secs(20));
 
-    let mut cli = Proc::spawn(thinclient_connect(&ep, "cli-desk"), Some("open sesame\n"));
+    let mut cli = Proc::spawn(thinclient_connect(&ep, "cli-desk"), Some("open sesame, kind tortoise\n"));
     let local: SocketAddr = cli.wait_line("listening on ", Duration::from_secs(30)).parse().unwrap();
     for seed in 0..3 {
         assert_tcp_echo(local, 1 << 20, seed).await;

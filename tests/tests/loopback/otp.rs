@@ -338,8 +338,9 @@ async fn the_binaries_read_the_code_from_stdin_and_log_neither_code_nor_smtp_pas
         c.env("RUST_LOG", "trace");
         c
     };
-    let (st, err) = Proc::spawn(thinsvr(&["register", "--pcid", "cli-otp", "--password-stdin"]), Some("pw\n"))
-        .finish(Duration::from_secs(30));
+    let (st, err) =
+        Proc::spawn(thinsvr(&["register", "--pcid", "cli-otp", "--password-stdin"]), Some("otp cli copper lantern\n"))
+            .finish(Duration::from_secs(30));
     assert!(st.success(), "{err}");
     let (st, err) = Proc::spawn(thinsvr(&["otp", "--email", "bob@"]), None).finish(Duration::from_secs(10));
     assert!(!st.success() && err.contains("\"bob@\" is not a mail address"), "{err}");
@@ -353,7 +354,7 @@ async fn the_binaries_read_the_code_from_stdin_and_log_neither_code_nor_smtp_pas
     let mut conn = procs::thinclient_connect(&ep, "cli-otp");
     conn.env("RUST_LOG", "trace");
     let (mut cli, mut stdin) = Proc::spawn_interactive(conn, &log("thinclient.err"));
-    stdin.write_all(b"pw\n").unwrap();
+    stdin.write_all(b"otp cli copper lantern\n").unwrap();
     stdin.flush().unwrap();
     let mail = next_mail(&smtp.new_mail_dir(), &mut HashSet::new(), Duration::from_secs(30)).await;
     let code = code_in(&mail);

@@ -14,6 +14,7 @@ use thin_e2e::*;
 use thin_protocol::secret::Secret;
 use thin_tunnel::admin_rpc::{AdminClient, AdminError, AdminReply, AdminRequest, AdminSecret, AdminStatus, LinkState};
 use thin_tunnel::control::ControlError;
+use thin_tunnel::password_policy::WeakPassword;
 
 async fn call(admin: SocketAddr, secret: &Path, req: AdminRequest) -> Result<AdminStatus, ControlError> {
     let s = AdminSecret::load(secret).unwrap();
@@ -85,24 +86,42 @@ async fn thinsvr_service_is_set_up_through_the_admin_port_and_serves_clients() {
     let bad =
         call(admin, &secret, AdminRequest::SetPcid { pcid: "no spaces".into(), password: Some(Secret::new("x")) });
     assert_eq!(bad.await.unwrap_err(), ControlError::PcidInvalid);
+    // A weak password is refused by the admin port itself, whatever the window checked.
+    for (weak, want) in [
+        ("short", WeakPassword::TooShort { chars: 5 }),
+        ("svc-desk-2024", WeakPassword::Guessable { score: 0, hint: None }),
+    ] {
+        let req = AdminRequest::SetPcid { pcid: "Svc-Desk".into(), password: Some(Secret::new(weak)) };
+        match call(admin, &secret, req).await.unwrap_err() {
+            ControlError::WeakPassword(got) => {
+                assert_eq!(std::mem::discriminant(&got), std::mem::discriminant(&want), "{weak}: {got:?}")
+            }
+            other => panic!("{weak}: {other:?}"),
+        }
+    }
+    assert!(!gw.gateway.registry.is_registered("svc-desk"), "a weak password registered nothing");
     let s = call(
         admin,
         &secret,
-        AdminRequest::SetPcid { pcid: "Svc-Desk".into(), password: Some(Secret::new("first pw")) },
+        AdminRequest::SetPcid { pcid: "Svc-Desk".into(), password: Some(Secret::new("first tram violet ledger")) },
     )
     .await
     .unwrap();
     assert_eq!(s.pcid.as_deref(), Some("svc-desk"));
     assert!(gw.gateway.registry.is_registered("svc-desk"));
     wait_state(admin, &secret, LinkState::Online).await;
-    reach(&ep, "svc-desk", "first pw").await.unwrap();
+    reach(&ep, "svc-desk", "first tram violet ledger").await.unwrap();
 
     // A new password takes effect without restarting the service.
-    call(admin, &secret, AdminRequest::SetPassword { password: Secret::new("second pw") }).await.unwrap();
+    let weak = call(admin, &secret, AdminRequest::SetPassword { password: Secret::new("password123") }).await;
+    assert!(matches!(weak, Err(ControlError::WeakPassword(WeakPassword::Guessable { .. }))), "{weak:?}");
+    call(admin, &secret, AdminRequest::SetPassword { password: Secret::new("second copper lantern river") })
+        .await
+        .unwrap();
     wait_state(admin, &secret, LinkState::Online).await;
-    let old = reach(&ep, "svc-desk", "first pw").await.unwrap_err();
+    let old = reach(&ep, "svc-desk", "first tram violet ledger").await.unwrap_err();
     assert!(old.contains("wrong password"), "{old}");
-    reach(&ep, "svc-desk", "second pw").await.unwrap();
+    reach(&ep, "svc-desk", "second copper lantern river").await.unwrap();
 
     // An address that is not one changes nothing.
     let e = call(admin, &secret, AdminRequest::SetOtpEmail { email: Some("nobody".into()) }).await.unwrap_err();
@@ -113,7 +132,9 @@ async fn thinsvr_service_is_set_up_through_the_admin_port_and_serves_clients() {
     let (st, _) = svc.finish(Duration::from_secs(15));
     assert!(st.success(), "{st}");
     let text = std::fs::read_to_string(&log).unwrap();
-    for secret_text in ["first pw", "second pw", std::fs::read_to_string(&secret).unwrap().trim()] {
+    for secret_text in
+        ["first tram violet ledger", "second copper lantern river", std::fs::read_to_string(&secret).unwrap().trim()]
+    {
         assert!(!text.contains(secret_text), "the log shows a secret");
     }
     assert!(text.contains("admin port open"), "{text}");

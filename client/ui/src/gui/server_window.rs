@@ -352,6 +352,11 @@ impl ServerWindow {
             self.error_msg(tr(Key::ERR_PASSWORD_MISMATCH));
             return None;
         }
+        let pcid = self.pcid.trim().to_string();
+        if let Err(e) = thin_tunnel::password_policy::check(&self.password, &[&pcid]) {
+            self.error_msg(ControlError::WeakPassword(e).message());
+            return None;
+        }
         Some(Secret::new(self.password.clone()))
     }
 
