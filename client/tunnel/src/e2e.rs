@@ -487,6 +487,102 @@ mod tests {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_first_message_that_does_not_decode_is_not_counted_and_an_old_app_is_told_to_update() {
+        let file = PasswordFile::create("pw").unwrap();
+        let lock = Lockout::new(1, Duration::from_secs(60));
+        for first in [
+            E2e::LoginStart { version: thin_protocol::E2E_VERSION, ke1: "bm90IGEga2Ux".into() },
+            E2e::LoginStart { version: 1, ke1: "bm90IGEga2Ux".into() },
+        ] {
+            let (mut a, mut b) = tokio::io::duplex(1 << 16);
+            write_frame(&mut a, &first).await.unwrap();
+            let r = server_login(&mut b, &file, "desk", &lock, None, times()).await;
+            assert!(matches!(r, Err(LoginError::Protocol(_))), "{r:?}");
+            match read_frame::<E2e, _>(&mut a).await.unwrap() {
+                E2e::Refused { code: ErrorCode::Version, message, .. } => {
+                    assert!(message.contains("update the app"), "{message}")
+                }
+                E2e::Refused { code: ErrorCode::Protocol, .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(lock.failures(), 0, "nothing was counted");
+        assert!(lock.check().is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_ends_derive_the_same_record_keys() {
+        let file = PasswordFile::create("pw").unwrap();
+        let lock = Lockout::new(5, Duration::from_secs(60));
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let srv = tokio::spawn(async move { server_login(&mut b, &file, "desk", &lock, None, times()).await });
+        let mut ck = client_login(&mut a, &Secret::new("pw"), "desk", &NoOtp, times()).await.unwrap();
+        let sk = srv.await.unwrap().unwrap();
+        let mut wire = Vec::new();
+        ck.send.seal(b"to the office", &mut wire).unwrap();
+        let mut r = crate::seal::OpenReader::new(&wire[..], sk.recv);
+        let mut got = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut r, &mut got).await.unwrap();
+        assert_eq!(got, b"to the office");
+    }
+
+    /// A relay that rewrites one login message on its way to the client.
+    async fn rewriting_relay(
+        client: tokio::io::DuplexStream,
+        server: tokio::io::DuplexStream,
+        rewrite: fn(E2e) -> E2e,
+    ) {
+        let (mut cr, mut cw) = tokio::io::split(client);
+        let (mut sr, mut sw) = tokio::io::split(server);
+        let up = async move {
+            while let Ok(m) = read_frame::<E2e, _>(&mut cr).await {
+                if write_frame(&mut sw, &m).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let down = async move {
+            while let Ok(m) = read_frame::<E2e, _>(&mut sr).await {
+                if write_frame(&mut cw, &rewrite(m)).await.is_err() {
+                    break;
+                }
+            }
+        };
+        tokio::join!(up, down);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_ready_mac_covers_the_transcript() {
+        // The relay shows the user another mail address (say, to make them
+        // read the code out to a caller): the client refuses the server's Ready.
+        let file = PasswordFile::create("pw").unwrap();
+        let lock = Arc::new(Lockout::new(5, Duration::from_secs(60)));
+        let mail = Arc::new(FakeMail::default());
+        let (mut a, a2) = tokio::io::duplex(1 << 16);
+        let (b2, mut b) = tokio::io::duplex(1 << 16);
+        tokio::spawn(rewriting_relay(a2, b2, |m| match m {
+            E2e::OtpRequired { tries, valid_s, .. } => {
+                E2e::OtpRequired { destination: "m***@attacker.example".into(), tries, valid_s }
+            }
+            other => other,
+        }));
+        let (m, l) = (mail.clone(), lock.clone());
+        let srv = tokio::spawn(async move {
+            let policy = OtpPolicy { validity: Duration::from_secs(60), max_tries: 3 };
+            let otp = OtpCheck { to: "alice@example.org", policy, sender: &*m };
+            server_login(&mut b, &file, "desk", &l, Some(otp), times()).await
+        });
+        let mail2 = mail.clone();
+        let provider = move |_req: OtpRequest| {
+            let code = mail2.codes.lock().unwrap()[0].clone();
+            async move { Some(Secret::new(code)) }
+        };
+        let r = client_login(&mut a, &Secret::new("pw"), "desk", &provider, times()).await;
+        assert!(matches!(r, Err(LoginError::BadConfirm)), "{r:?}");
+        assert!(srv.await.unwrap().is_ok(), "the server saw a good login; the client refused it");
+    }
+
     /// Records the mailed codes instead of mailing them, or fails.
     #[derive(Default)]
     struct FakeMail {
