@@ -10,5 +10,6 @@ mod gateway_files;
 mod operations;
 mod otp;
 mod proxy_e2e;
+mod registration;
 mod relay;
 mod service;
