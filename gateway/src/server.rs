@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
+use crate::config::GateConfig;
 use crate::conn::Routes;
 use crate::limits::Limits;
 use crate::metrics::{inc, Metrics};
@@ -40,20 +41,18 @@ pub async fn run(listener: TcpListener, state: Arc<Gateway>, shutdown: Cancellat
         let post = StatPost { url, interval: state.cfg.stat_post_interval, cert: state.cfg.server_cert.clone() };
         tokio::spawn(crate::stats_post::run(state.figures(), post, shutdown.clone()))
     });
-    let proxy_from = state.cfg.accept_proxy_protocol.then(|| match &state.cfg.proxy_protocol_from {
-        from if from.is_empty() => {
+    let proxy_from = proxy_peers(&state.cfg);
+    if let Some(from) = &proxy_from {
+        if state.cfg.proxy_protocol_from.is_empty() {
             warn!(
                 "AcceptProxyProtocol 1 without ProxyProtocolFrom: PROXY headers are trusted from loopback only \
                  (127.0.0.0/8, ::1) and connections from any other peer are closed; list the load balancers in \
                  ProxyProtocolFrom"
             );
-            Networks::loopback()
+        } else {
+            info!(%from, "PROXY headers are trusted from ProxyProtocolFrom only; other peers are closed");
         }
-        from => {
-            info!(from = %from, "PROXY headers are trusted from ProxyProtocolFrom only; other peers are closed");
-            from.clone()
-        }
-    });
+    }
     let accept = Accept {
         limits: state.limits.clone(),
         metrics: state.metrics.clone(),
@@ -72,6 +71,15 @@ pub async fn run(listener: TcpListener, state: Arc<Gateway>, shutdown: Cancellat
         warn!(error = %e, "final save of the machine database failed");
     }
     info!("stopped");
+}
+
+/// The peers allowed to send a PROXY header: `None` without
+/// `AcceptProxyProtocol`; else `ProxyProtocolFrom`, or loopback when unset.
+pub fn proxy_peers(cfg: &GateConfig) -> Option<Networks> {
+    cfg.accept_proxy_protocol.then(|| match &cfg.proxy_protocol_from {
+        from if from.is_empty() => Networks::loopback(),
+        from => from.clone(),
+    })
 }
 
 /// What the accept loop uses.

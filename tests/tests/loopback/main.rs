@@ -9,6 +9,7 @@ mod cli;
 mod gateway_files;
 mod operations;
 mod otp;
+mod otp_abuse;
 mod proxy_e2e;
 mod registration;
 mod relay;
