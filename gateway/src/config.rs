@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thin_protocol::secret::Secret;
 
+use crate::source::Networks;
+
 /// Why `ThinGate.ini` was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -70,13 +72,23 @@ pub struct SmtpSettings {
     pub password: Option<Secret>,
     /// `SmtpAuthType` (0 LOGIN).
     pub auth_type: SmtpAuth,
-    /// `SmtpSslType` (0 none).
+    /// `SmtpSslType` (2 STARTTLS; plain text only when set to 0).
     pub ssl: SmtpSsl,
     /// `SmtpTimeout` (10000 ms).
     pub timeout: Duration,
     /// `SmtpCaFile`: extra CA certificates (PEM) trusted for the mail server's
     /// TLS besides the system's; unset = the system's only.
     pub ca_file: Option<PathBuf>,
+    /// `SmtpAllowedDomains`: recipient domains (lower case) OTP mail may go
+    /// to; empty = any.
+    pub allowed_domains: Vec<String>,
+    /// `SmtpOtpSystemName`: the system name in the mail's subject; unset =
+    /// "Thin Telework". Never the office PC's choice.
+    pub system_name: Option<String>,
+    /// `SmtpMaxMailsPerMachine`: OTP mails per hour for one office PC.
+    pub max_mails_per_machine: u32,
+    /// `SmtpMaxMailsTotal`: OTP mails per hour for all office PCs together.
+    pub max_mails_total: u32,
 }
 
 /// The gateway's settings, read from `ThinGate.ini`. Paths are resolved against
@@ -107,12 +119,22 @@ pub struct GateConfig {
     pub disable_dos_protection: bool,
     /// `DisableRegister` (0): refuse new PCID registrations.
     pub disable_register: bool,
+    /// `RegisterToken` (unset): a new office PC must present it to register.
+    pub register_token: Option<Secret>,
+    /// `RegisterLimitPerSource` (10): registrations and renames per minute
+    /// from one IPv4 address or IPv6 /64.
+    pub register_limit_per_source: u32,
+    /// `RegisterLimitTotal` (100): registrations and renames per minute in total.
+    pub register_limit_total: u32,
     /// `MaxServerSessions` (512).
     pub max_sessions: usize,
     /// `MaxTunnelsPerSession` (256).
     pub max_tunnels_per_session: usize,
     /// `AcceptProxyProtocol` (0).
     pub accept_proxy_protocol: bool,
+    /// `ProxyProtocolFrom`: the load balancers whose PROXY headers are
+    /// trusted; empty = loopback only. Other peers are closed at once.
+    pub proxy_protocol_from: Networks,
     /// `NoLookupDnsHostname` (0).
     pub no_lookup_dns_hostname: bool,
     /// `SaveLog` (1).
@@ -154,7 +176,7 @@ impl Timing {
 }
 
 /// Every key as spelled in messages, its default (empty = unset) and what it does.
-pub const KEYS: [(&str, &str, &str); 31] = [
+pub const KEYS: [(&str, &str, &str); 39] = [
     ("ListenAddress", "0.0.0.0", "address to listen on: 0.0.0.0 all IPv4, :: all IPv6"),
     ("ListenPort", "443", "TLS port (0 picks a free port)"),
     ("ServerCert", "ThinGate.cer", "certificate chain of the gateway, PEM"),
@@ -167,9 +189,13 @@ pub const KEYS: [(&str, &str, &str); 31] = [
     ("DosProtection_MaxConnectionsPerIp", "256", "connections from one IP address"),
     ("DisableDoSProtection", "0", "1 turns the two limits above off"),
     ("DisableRegister", "0", "1 refuses new computer-ID registrations"),
+    ("RegisterToken", "", "a new office PC must present this token to register (register_token in its thinsvr.toml; empty: anyone may)"),
+    ("RegisterLimitPerSource", "10", "registrations and renames per minute from one IPv4 address or IPv6 /64"),
+    ("RegisterLimitTotal", "100", "registrations and renames per minute from all sources together"),
     ("MaxServerSessions", "512", "server sessions at once"),
     ("MaxTunnelsPerSession", "256", "client tunnels per server session"),
     ("AcceptProxyProtocol", "0", "1 expects a PROXY protocol header from a load balancer"),
+    ("ProxyProtocolFrom", "", "addresses or networks (CIDR) of the load balancers allowed to send PROXY headers; other peers are closed (empty: loopback only)"),
     ("NoLookupDnsHostname", "0", "1 skips the reverse DNS look-up of peers"),
     ("SaveLog", "1", "1 writes log files"),
     ("StandaloneMode", "1", "1 standalone: this gateway registers and looks up servers itself"),
@@ -181,9 +207,13 @@ pub const KEYS: [(&str, &str, &str); 31] = [
     ("SmtpUsername", "", "SMTP AUTH user name (empty: no AUTH)"),
     ("SmtpPassword", "", "SMTP AUTH password"),
     ("SmtpAuthType", "0", "0 LOGIN, 1 PLAIN"),
-    ("SmtpSslType", "0", "0 none, 1 SMTPS, 2 STARTTLS"),
+    ("SmtpSslType", "2", "2 STARTTLS, 1 SMTPS, 0 none (plain text: only on a trusted network)"),
     ("SmtpTimeout", "10000", "ms allowed for one mail"),
     ("SmtpCaFile", "", "extra CA certificates (PEM) to trust for the SMTP server's TLS, besides the system's"),
+    ("SmtpAllowedDomains", "", "recipient domains OTP mail may go to, e.g. example.org, example.com (empty: any)"),
+    ("SmtpOtpSystemName", "", "system name in the OTP mail's subject (empty: Thin Telework)"),
+    ("SmtpMaxMailsPerMachine", "10", "OTP mails per hour for one office PC"),
+    ("SmtpMaxMailsTotal", "1000", "OTP mails per hour for all office PCs together"),
     ("StatPostUrl", "", "URL that receives anonymous counters (empty: none)"),
     ("StatPostInterval", "1800000", "ms between statistics posts (randomised by +-20%)"),
 ];
@@ -244,6 +274,17 @@ impl GateConfig {
                 format!("{v:?} is not an http(s):// URL; fix it, or leave it empty to post nothing"),
             ));
         }
+        let nets = |key| {
+            let (line, v) = ini.raw(key);
+            Networks::parse(v).map_err(|e| {
+                ini.bad(
+                    key,
+                    line,
+                    format!("{e}; write addresses or networks separated by commas, e.g. 10.0.0.5, 192.0.2.0/24"),
+                )
+            })
+        };
+        let per = |key| ini.num(key, 1, 1_000_000, "a count").map(|v| v as u32);
         let c = GateConfig {
             listen_address,
             listen_port: port("ListenPort", 0)?,
@@ -257,9 +298,13 @@ impl GateConfig {
             max_connections_per_ip: count("DosProtection_MaxConnectionsPerIp")?,
             disable_dos_protection: ini.flag("DisableDoSProtection")?,
             disable_register: ini.flag("DisableRegister")?,
+            register_token: text("RegisterToken").map(Secret::new),
+            register_limit_per_source: per("RegisterLimitPerSource")?,
+            register_limit_total: per("RegisterLimitTotal")?,
             max_sessions: count("MaxServerSessions")?,
             max_tunnels_per_session: count("MaxTunnelsPerSession")?,
             accept_proxy_protocol: ini.flag("AcceptProxyProtocol")?,
+            proxy_protocol_from: nets("ProxyProtocolFrom")?,
             no_lookup_dns_hostname: ini.flag("NoLookupDnsHostname")?,
             save_log: ini.flag("SaveLog")?,
             standalone_mode: ini.flag("StandaloneMode")?,
@@ -277,12 +322,18 @@ impl GateConfig {
                     [ini.num("SmtpSslType", 0, 2, "0 (none), 1 (SMTPS) or 2 (STARTTLS)")? as usize],
                 timeout: ms("SmtpTimeout", 100)?,
                 ca_file: text("SmtpCaFile").map(|f| dir.join(f)),
+                allowed_domains: ini.domains("SmtpAllowedDomains")?,
+                system_name: text("SmtpOtpSystemName"),
+                max_mails_per_machine: per("SmtpMaxMailsPerMachine")?,
+                max_mails_total: per("SmtpMaxMailsTotal")?,
             },
             stat_post_url: text("StatPostUrl"),
             stat_post_interval: ms("StatPostInterval", 1_000)?,
             dir,
             warnings: ini.warnings.clone(),
         };
+        let mut c = c;
+        c.warnings.extend(ini.findings(&c));
         let (k, t) = (c.tunnel_keepalive.as_millis(), c.tunnel_timeout.as_millis());
         if k >= t {
             return Err(match ini.raw("TunnelKeepAlive") {
@@ -382,6 +433,52 @@ impl<'a> Ini<'a> {
                 format!("{v:?} is not {what} ({min}-{max}); write e.g. \"{key} {}\"", self.default(key)),
             )),
         }
+    }
+
+    /// Mail domains separated by commas or spaces, lower-cased.
+    fn domains(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        let (line, v) = self.raw(key);
+        let mut out = Vec::new();
+        for d in v.split([',', ' ', '\t']).filter(|d| !d.is_empty()) {
+            let d = d.strip_prefix('@').unwrap_or(d).to_ascii_lowercase();
+            let label_ok = |l: &str| {
+                !l.is_empty() && !l.starts_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            };
+            if !d.contains('.') || !d.split('.').all(label_ok) {
+                return Err(self.bad(
+                    key,
+                    line,
+                    format!(
+                        "{d:?} is not a mail domain; write domains separated by commas, e.g. example.org, example.com"
+                    ),
+                ));
+            }
+            out.push(d);
+        }
+        Ok(out)
+    }
+
+    /// Settings that work but that the admin should know about.
+    fn findings(&self, c: &GateConfig) -> Vec<String> {
+        let at = |key: &str| match self.raw(key).0 {
+            0 => format!("{} ({key} unset)", self.path.display()),
+            line => format!("{}:{line}", self.path.display()),
+        };
+        let mut out = Vec::new();
+        if c.smtp.hostname.is_some() && c.smtp.ssl == SmtpSsl::None && c.smtp.username.is_some() {
+            out.push(format!(
+                "{}: SmtpSslType 0: SMTP AUTH sends SmtpUsername and SmtpPassword to the mail server in clear text; \
+                 use SmtpSslType 2 (STARTTLS) or 1 (SMTPS)",
+                at("SmtpSslType")
+            ));
+        }
+        if !c.accept_proxy_protocol && !c.proxy_protocol_from.is_empty() {
+            out.push(format!(
+                "{}: ProxyProtocolFrom is ignored while AcceptProxyProtocol is 0; set AcceptProxyProtocol 1 or remove it",
+                at("ProxyProtocolFrom")
+            ));
+        }
+        out
     }
 
     fn flag(&self, key: &str) -> Result<bool, ConfigError> {

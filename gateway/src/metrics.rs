@@ -23,8 +23,15 @@ pub struct Metrics {
     pub handshake_errors: AtomicU64,
     /// Successful registrations (new or renamed).
     pub registrations: AtomicU64,
-    /// Refused registrations.
+    /// Refused registrations (limits, token, taken IDs, ...).
     pub registrations_refused: AtomicU64,
+    /// Server sessions refused because the gateway was full.
+    pub sessions_refused: AtomicU64,
+    /// Server sessions that gave their place to a machine of higher standing.
+    pub sessions_evicted: AtomicU64,
+    /// Connections closed because they came from a peer not allowed to send
+    /// a PROXY header (`ProxyProtocolFrom`).
+    pub proxy_untrusted: AtomicU64,
     /// Failed key proofs of servers.
     pub auth_failures: AtomicU64,
     /// Client tunnels paired.
@@ -99,10 +106,34 @@ pub fn snapshot(gw: &Figures) -> Vec<(&'static str, &'static str, &'static str, 
             "machines in MachineDatabase.config",
             gw.registry.registered_count() as u64,
         ),
+        (
+            "thingate_database_saves_total",
+            "counter",
+            "saves of MachineDatabase.config (a burst of registrations shares one)",
+            gw.registry.saves(),
+        ),
         ("thingate_client_sessions", "gauge", "client tunnels relaying now", g(&m.tunnels_open)),
         ("thingate_client_sessions_total", "counter", "client tunnels paired", g(&m.tunnels)),
         ("thingate_registrations_total", "counter", "registrations and renames accepted", g(&m.registrations)),
         ("thingate_registrations_refused_total", "counter", "registrations refused", g(&m.registrations_refused)),
+        (
+            "thingate_server_sessions_refused_total",
+            "counter",
+            "server sessions refused: MaxServerSessions reached",
+            g(&m.sessions_refused),
+        ),
+        (
+            "thingate_server_sessions_evicted_total",
+            "counter",
+            "server sessions that gave their place to a machine that served before",
+            g(&m.sessions_evicted),
+        ),
+        (
+            "thingate_proxy_untrusted_total",
+            "counter",
+            "connections closed: not from a load balancer listed in ProxyProtocolFrom",
+            g(&m.proxy_untrusted),
+        ),
         ("thingate_auth_failures_total", "counter", "failed key proofs of office PCs", g(&m.auth_failures)),
         (
             "thingate_relayed_bytes_client_to_server_total",

@@ -1,6 +1,12 @@
 //! The server: the accept loop over a listener, the periodic save, the
 //! statistics poster, and a graceful end. [`run`] is the library entry;
 //! [`Gateway::start`] binds the configured address and runs it on a task.
+//!
+//! With `AcceptProxyProtocol 1`, only the load balancers of
+//! `ProxyProtocolFrom` (loopback when unset) may connect; a connection from
+//! any other peer is closed before a byte is read or sent, so nobody can claim
+//! an address (loopback for `/thinstat/`, fresh ones against the limits) in a
+//! header of their own.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,10 +17,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
+use crate::config::GateConfig;
 use crate::conn::Routes;
 use crate::limits::Limits;
 use crate::metrics::{inc, Metrics};
 use crate::registry::MachineRegistry;
+use crate::source::Networks;
 use crate::state::{Gateway, StartError};
 use crate::stats_post::StatPost;
 
@@ -33,10 +41,22 @@ pub async fn run(listener: TcpListener, state: Arc<Gateway>, shutdown: Cancellat
         let post = StatPost { url, interval: state.cfg.stat_post_interval, cert: state.cfg.server_cert.clone() };
         tokio::spawn(crate::stats_post::run(state.figures(), post, shutdown.clone()))
     });
+    let proxy_from = proxy_peers(&state.cfg);
+    if let Some(from) = &proxy_from {
+        if state.cfg.proxy_protocol_from.is_empty() {
+            warn!(
+                "AcceptProxyProtocol 1 without ProxyProtocolFrom: PROXY headers are trusted from loopback only \
+                 (127.0.0.0/8, ::1) and connections from any other peer are closed; list the load balancers in \
+                 ProxyProtocolFrom"
+            );
+        } else {
+            info!(%from, "PROXY headers are trusted from ProxyProtocolFrom only; other peers are closed");
+        }
+    }
     let accept = Accept {
         limits: state.limits.clone(),
         metrics: state.metrics.clone(),
-        proxy_protocol: state.cfg.accept_proxy_protocol,
+        proxy_from,
         handshake: state.cfg.handshake_timeout,
         routes,
     };
@@ -53,11 +73,21 @@ pub async fn run(listener: TcpListener, state: Arc<Gateway>, shutdown: Cancellat
     info!("stopped");
 }
 
+/// The peers allowed to send a PROXY header: `None` without
+/// `AcceptProxyProtocol`; else `ProxyProtocolFrom`, or loopback when unset.
+pub fn proxy_peers(cfg: &GateConfig) -> Option<Networks> {
+    cfg.accept_proxy_protocol.then(|| match &cfg.proxy_protocol_from {
+        from if from.is_empty() => Networks::loopback(),
+        from => from.clone(),
+    })
+}
+
 /// What the accept loop uses.
 struct Accept {
     limits: Arc<Limits>,
     metrics: Arc<Metrics>,
-    proxy_protocol: bool,
+    /// With `AcceptProxyProtocol 1`: the peers allowed to send a header.
+    proxy_from: Option<Networks>,
     handshake: Duration,
     routes: Arc<Routes>,
 }
@@ -80,7 +110,19 @@ impl Accept {
             inc(&this.metrics.connections);
             let _ = tcp.set_nodelay(true);
             let this = this.clone();
-            if this.proxy_protocol {
+            if let Some(from) = &this.proxy_from {
+                if !from.contains(peer.ip()) {
+                    inc(&this.metrics.proxy_untrusted);
+                    tracing::debug!(%peer, "closed: not a load balancer of ProxyProtocolFrom");
+                    drop(tcp);
+                    continue;
+                }
+                // Waiting headers count as unestablished connections.
+                let Some(permit) = this.limits.unestablished() else {
+                    inc(&this.metrics.connections_refused);
+                    tracing::debug!(%peer, "connection refused by DoS protection");
+                    continue;
+                };
                 // The real peer is in the PROXY header; admit by that address.
                 tracker.spawn(async move {
                     let mut tcp = tcp;
@@ -91,7 +133,11 @@ impl Accept {
                         Ok(Err(e)) => return tracing::debug!(%peer, "closed: {e}"),
                         Err(_) => return tracing::debug!(%peer, "closed: no PROXY header"),
                     };
-                    this.admit_and_handle(tcp, real).await;
+                    let Some(slot) = this.limits.slot(real.ip()) else {
+                        inc(&this.metrics.connections_refused);
+                        return tracing::debug!(%peer, %real, "connection refused by DoS protection");
+                    };
+                    this.handle(tcp, real, (slot, permit)).await;
                 });
             } else {
                 tracker.spawn(async move { this.admit_and_handle(tcp, peer).await });
@@ -104,6 +150,10 @@ impl Accept {
             inc(&self.metrics.connections_refused);
             return tracing::debug!(%peer, "connection refused by DoS protection");
         };
+        self.handle(tcp, peer, admission).await;
+    }
+
+    async fn handle(&self, tcp: TcpStream, peer: SocketAddr, admission: crate::conn::Admission) {
         let span = tracing::info_span!("conn", %peer);
         crate::conn::handle(self.routes.clone(), tcp, peer, admission).instrument(span).await;
     }

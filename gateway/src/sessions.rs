@@ -1,4 +1,6 @@
 //! Who is online: the live control sessions of office PCs, by computer ID.
+//! When `MaxServerSessions` are online, a machine of higher [`Standing`]
+//! takes the place of the lowest one online; others are refused.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -8,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use thin_protocol::messages::GateToServer;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::registry::Standing;
 
 /// An office PC's live control session.
 #[derive(Debug)]
@@ -24,14 +28,20 @@ pub struct ServerSession {
     pub ip: IpAddr,
     /// When the session was established (Unix ms).
     pub established_ms: i64,
-    /// Clients currently relayed.
+    /// Client tunnels of this session: waiting for the data connection or
+    /// relaying. Changed only through [`ClientCount`].
     pub num_clients: AtomicU32,
+    /// How long the machine has been known (who stays when the gateway is full).
+    pub standing: Standing,
     /// ServerMask64 bits.
     pub server_mask: u64,
     /// Sends `Incoming` to the session's control connection.
     pub tx: mpsc::Sender<GateToServer>,
     /// Cancelled when a newer session of the same machine replaces this one.
     pub replaced: CancellationToken,
+    /// Cancelled when the gateway is full and a machine of higher standing
+    /// took this session's place.
+    pub evicted: CancellationToken,
 }
 
 /// The gateway serves at most this many sessions (`MaxServerSessions`).
@@ -51,16 +61,28 @@ impl Sessions {
     }
 
     /// Adds a session, replacing (and cancelling) an older one for the same
-    /// PCID; refused when `max` other PCIDs are online.
-    pub fn add(&self, s: Arc<ServerSession>, max: usize) -> Result<(), SessionsFull> {
+    /// PCID. When `max` other PCIDs are online, the session of the lowest
+    /// standing gives way (its `evicted` is cancelled, and it is returned) if
+    /// `s` outranks it; otherwise `s` is refused.
+    pub fn add(&self, s: Arc<ServerSession>, max: usize) -> Result<Option<Arc<ServerSession>>, SessionsFull> {
         let mut map = self.map();
+        let mut evicted = None;
         if let Some(old) = map.remove(&s.pcid) {
             old.replaced.cancel();
         } else if map.len() >= max {
-            return Err(SessionsFull(max));
+            let lowest = map.values().filter(|o| s.standing.outranks(&o.standing)).max_by(|a, b| {
+                let rank = |x: &ServerSession| (!x.standing.served, x.standing.registered_ms);
+                rank(a).cmp(&rank(b))
+            });
+            let Some(lowest) = lowest.cloned() else {
+                return Err(SessionsFull(max));
+            };
+            map.remove(&lowest.pcid);
+            lowest.evicted.cancel();
+            evicted = Some(lowest);
         }
         map.insert(s.pcid.clone(), s);
-        Ok(())
+        Ok(evicted)
     }
 
     /// Removes a session if it is still the current one.
@@ -112,20 +134,87 @@ impl Sessions {
     }
 }
 
-/// Counts a client on a session for as long as it lives.
+/// Counts a client tunnel on a session for as long as it lives.
 #[derive(Debug)]
 pub struct ClientCount(Arc<ServerSession>);
 
 impl ClientCount {
-    /// Increments the count.
-    pub fn new(s: Arc<ServerSession>) -> Self {
-        s.num_clients.fetch_add(1, Ordering::Relaxed);
-        Self(s)
+    /// Counts one more tunnel unless `max` are counted already; the check and
+    /// the increment are one atomic step, so concurrent clients cannot pass
+    /// the limit together.
+    pub fn try_new(s: Arc<ServerSession>, max: usize) -> Option<Self> {
+        let max = u32::try_from(max).unwrap_or(u32::MAX);
+        s.num_clients.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
+        Some(Self(s))
     }
 }
 
 impl Drop for ClientCount {
     fn drop(&mut self) {
         self.0.num_clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(pcid: &str, served: bool, registered_ms: i64) -> Arc<ServerSession> {
+        Arc::new(ServerSession {
+            session_id: pcid.to_uppercase(),
+            pcid: pcid.into(),
+            msid: format!("MSID-{pcid}"),
+            hostname: "h".into(),
+            ip: IpAddr::from([192, 0, 2, 1]),
+            established_ms: 0,
+            num_clients: AtomicU32::new(0),
+            standing: Standing { served, registered_ms },
+            server_mask: 0,
+            tx: mpsc::channel(1).0,
+            replaced: CancellationToken::new(),
+            evicted: CancellationToken::new(),
+        })
+    }
+
+    #[test]
+    fn when_full_machines_that_served_push_out_newcomers_and_newcomers_are_refused() {
+        let s = Sessions::default();
+        assert!(s.add(session("office-1", true, 100), 2).unwrap().is_none());
+        let fresh = session("fresh-1", false, 500);
+        assert!(s.add(fresh.clone(), 2).unwrap().is_none());
+        assert!(s.add(session("fresh-2", false, 600), 2).is_err(), "full: a later newcomer is refused");
+        let gone = s.add(session("office-2", true, 900), 2).unwrap().expect("a place was made");
+        assert!(Arc::ptr_eq(&gone, &fresh) && fresh.evicted.is_cancelled() && !fresh.replaced.is_cancelled());
+        assert_eq!(s.list().iter().map(|x| x.pcid.as_str()).collect::<Vec<_>>(), ["office-1", "office-2"]);
+        // Among machines that served, the one registered last gives way.
+        let gone = s.add(session("office-0", true, 50), 2).unwrap().unwrap();
+        assert_eq!(gone.pcid, "office-2");
+        assert!(s.add(session("office-3", true, 300), 2).is_err(), "registered after everyone online");
+        assert!(s.add(session("fresh-0", false, 1), 2).is_err(), "never served: below everyone who has");
+        // A reconnect of an online machine replaces its own session, full or not.
+        let again = session("office-1", true, 100);
+        assert!(s.add(again.clone(), 2).unwrap().is_none() && s.is_current(&again));
+    }
+
+    #[test]
+    fn tunnels_per_session_are_counted_in_one_atomic_step() {
+        let s = session("busy", true, 0);
+        for round in 0..200 {
+            let go = Arc::new(std::sync::Barrier::new(16));
+            let threads: Vec<_> = (0..16)
+                .map(|_| {
+                    let (s, go) = (s.clone(), go.clone());
+                    std::thread::spawn(move || {
+                        go.wait();
+                        ClientCount::try_new(s, 5)
+                    })
+                })
+                .collect();
+            let held: Vec<_> = threads.into_iter().filter_map(|t| t.join().unwrap()).collect();
+            assert_eq!(held.len(), 5, "round {round}: 16 clients at once, 5 allowed");
+            assert_eq!(s.num_clients.load(Ordering::Relaxed), 5);
+            drop(held);
+            assert_eq!(s.num_clients.load(Ordering::Relaxed), 0);
+        }
     }
 }

@@ -11,10 +11,10 @@ use tracing::warn;
 use crate::certs::Certs;
 use crate::config::GateConfig;
 use crate::conn::Routes;
-use crate::control::Control;
+use crate::control::{Control, Registration};
 use crate::limits::Limits;
 use crate::metrics::{Figures, Metrics};
-use crate::otp_mail::OtpMailer;
+use crate::otp_mail::{MailGate, OtpMailer};
 use crate::registry::{FileRegistry, MachineRegistry};
 use crate::relay::Traffic;
 use crate::sessions::Sessions;
@@ -66,6 +66,10 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// Mails one-time passwords; `None` without `SmtpServerHostname`.
     pub mailer: Option<OtpMailer>,
+    /// Whether an OTP mail may go out (client logging in, budgets, domains).
+    pub mail_gate: Arc<MailGate>,
+    /// Registration limits and token.
+    pub registration: Arc<Registration>,
     /// When the gateway started.
     pub started: Instant,
 }
@@ -79,6 +83,8 @@ impl Gateway {
         let mailer = OtpMailer::new(&cfg.smtp)?;
         Ok(Arc::new(Self {
             mailer,
+            mail_gate: MailGate::new(&cfg.smtp),
+            registration: Registration::new(&cfg),
             certs: Arc::new(certs),
             registry: Arc::new(registry),
             sessions: Arc::default(),
@@ -124,6 +130,8 @@ impl Gateway {
             sessions: self.sessions.clone(),
             metrics: self.metrics.clone(),
             mailer: self.mailer.clone(),
+            mail_gate: self.mail_gate.clone(),
+            registration: self.registration.clone(),
             timing: cfg.timing(),
             disable_register: cfg.disable_register,
             max_sessions: cfg.max_sessions,
@@ -135,6 +143,7 @@ impl Gateway {
             pending: self.pending.clone(),
             metrics: self.metrics.clone(),
             traffic: self.traffic.clone(),
+            mail_gate: self.mail_gate.clone(),
             max_per_session: cfg.max_tunnels_per_session,
             timing: cfg.timing(),
             shutdown: shutdown.clone(),

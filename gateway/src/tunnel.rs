@@ -1,8 +1,12 @@
 //! Tunnels: a client asks for a computer (`ClientConnect`), the gateway tells
 //! the office PC's session (`Incoming`), the office PC's data connection
 //! attaches (`Attach`), and the two are paired and relayed.
+//!
+//! A tunnel counts on its session from the client's request on (waiting or
+//! relaying, at most `MaxTunnelsPerSession`); a wait ends after
+//! `HandshakeTimeout`, and a paired tunnel in which neither side sends for
+//! `TunnelTimeout` is closed ([`crate::relay`]).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use thin_protocol::frame::write_frame;
@@ -14,6 +18,7 @@ use tracing::info;
 use crate::config::Timing;
 use crate::limits::IpSlot;
 use crate::metrics::{inc, Metrics, Open};
+use crate::otp_mail::MailGate;
 use crate::pairing::Pairing;
 use crate::registry::MachineRegistry;
 use crate::relay::Traffic;
@@ -39,6 +44,8 @@ pub struct Tunnels {
     pub metrics: Arc<Metrics>,
     /// Relayed bytes.
     pub traffic: Arc<Traffic>,
+    /// Each client tunnel may have one OTP mail sent for its login.
+    pub mail_gate: Arc<MailGate>,
     /// `MaxTunnelsPerSession`.
     pub max_per_session: usize,
     /// Handshake, keepalive and timeout.
@@ -67,15 +74,26 @@ pub async fn client_connect(t: &Tunnels, mut tls: GateStream, pcid: String, perm
         };
     };
     let max = t.max_per_session;
-    if session.num_clients.load(Ordering::Relaxed) as usize >= max {
+    let Some(_count) = ClientCount::try_new(session.clone(), max) else {
         let message = format!("the computer \"{pcid}\" already has {max} connections");
         return refuse_client(&mut tls, ErrorCode::Busy, message).await;
-    }
+    };
+    let _ticket = t.mail_gate.open_ticket(&pcid);
     let waiting = t.pending.expect();
-    if session.tx.send(GateToServer::Incoming { tunnel_id: waiting.id().to_string() }).await.is_err() {
+    // The session's queue is bounded; a session that does not read it is not
+    // waited for.
+    let incoming = GateToServer::Incoming { tunnel_id: waiting.id().to_string() };
+    if let Err(e) = session.tx.try_send(incoming) {
         drop(waiting);
-        let message = format!("the computer \"{pcid}\" just went offline");
-        return refuse_client(&mut tls, ErrorCode::ServerOffline, message).await;
+        let (code, message) = match e {
+            tokio::sync::mpsc::error::TrySendError::Full(_) => {
+                (ErrorCode::Busy, format!("the computer \"{pcid}\" is not taking new connections now; try again"))
+            }
+            tokio::sync::mpsc::error::TrySendError::Closed(_) => {
+                (ErrorCode::ServerOffline, format!("the computer \"{pcid}\" just went offline"))
+            }
+        };
+        return refuse_client(&mut tls, code, message).await;
     }
     let wait = t.timing.handshake;
     let Some((mut server, _server_slot)) = waiting.within(wait).await else {
@@ -83,7 +101,6 @@ pub async fn client_connect(t: &Tunnels, mut tls: GateStream, pcid: String, perm
         return refuse_client(&mut tls, ErrorCode::Timeout, message).await;
     };
     drop(permit);
-    let _count = ClientCount::new(session.clone());
     inc(&t.metrics.tunnels);
     let _open = Open::new(&t.metrics, |m| &m.tunnels_open);
     let (keepalive_ms, timeout_ms) = t.timing.millis();

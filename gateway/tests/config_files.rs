@@ -38,8 +38,13 @@ fn ini_defaults_and_default_text() {
     assert_eq!((d.smtp.hostname.as_deref(), d.smtp.port, d.smtp.password.as_ref()), (None, 587, None));
     assert_eq!(
         (d.smtp.auth_type, d.smtp.ssl, d.smtp.timeout),
-        (SmtpAuth::Login, SmtpSsl::None, Duration::from_secs(10))
+        (SmtpAuth::Login, SmtpSsl::StartTls, Duration::from_secs(10)),
+        "the code default is STARTTLS; plain text needs SmtpSslType 0"
     );
+    assert_eq!((d.smtp.allowed_domains.len(), d.smtp.system_name.as_deref()), (0, None));
+    assert_eq!((d.smtp.max_mails_per_machine, d.smtp.max_mails_total), (10, 1000));
+    assert_eq!((d.register_token.as_ref(), d.register_limit_per_source, d.register_limit_total), (None, 10, 100));
+    assert!(d.proxy_protocol_from.is_empty());
     assert_eq!(d.stat_post_url, None);
     assert_eq!(d.dir, Path::new("/etc/thingate"));
     assert!(d.warnings.is_empty());
@@ -78,9 +83,16 @@ fn ini_full_fixture() {
     assert_eq!(s.password.as_ref().map(|p| p.expose()), Some("s3cret with spaces"));
     assert_eq!((s.auth_type, s.ssl, s.timeout), (SmtpAuth::Plain, SmtpSsl::Smtps, Duration::from_secs(20)));
     assert_eq!(c.stat_post_url.as_deref(), Some("https://stat.example.org/post"));
+    assert_eq!(s.ca_file.as_deref(), Some(dir.join("certs/smtp-ca.pem").as_path()));
+    assert_eq!(s.allowed_domains, ["example.org", "example.com"]);
+    assert_eq!((s.system_name.as_deref(), s.max_mails_per_machine, s.max_mails_total), (Some("Acme Remote"), 3, 50));
+    assert_eq!(c.register_token.as_ref().map(|t| t.expose()), Some("Reg-Token-77"));
+    assert_eq!((c.register_limit_per_source, c.register_limit_total), (2, 20));
+    assert_eq!(c.proxy_protocol_from.to_string(), "10.0.0.5/32, 192.0.2.0/24, 2001:db8::/48");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let debug = format!("{c:?}");
     assert!(!debug.contains("s3cret") && debug.contains("MASKED"), "{debug}");
+    assert!(!debug.contains("Reg-Token-77"), "the registration token is masked: {debug}");
 }
 
 #[test]
@@ -109,6 +121,9 @@ fn ini_errors_name_file_line_key_and_fix() {
         ("zero_sessions.ini", 1, "MaxServerSessions: \"0\" is not a count (1-"),
         ("bad_mail.ini", 1, "SmtpOtpFrom: \"nobody\" is not a mail address"),
         ("bad_url.ini", 1, "StatPostUrl: \"ftp://x\" is not an http(s):// URL"),
+        ("bad_proxy_from.ini", 3, "ProxyProtocolFrom: \"lb.example.org\" is not an address or a network (CIDR)"),
+        ("bad_allowed_domain.ini", 1, "SmtpAllowedDomains: \"alice@example.com\" is not a mail domain"),
+        ("zero_register_limit.ini", 2, "RegisterLimitPerSource: \"0\" is not a count (1-1000000)"),
     ];
     for (file, line, text) in cases {
         let path = fixture(&format!("ini/{file}"));
@@ -123,6 +138,30 @@ fn ini_errors_name_file_line_key_and_fix() {
     assert!(e.to_string().starts_with("cannot read /nonexistent/ThinGate.ini"), "{e}");
     let c = GateConfig::parse("ListenAddress [::]\nListenPort 0\nHandshakeTimeout 100", Path::new("a.ini")).unwrap();
     assert_eq!((c.listen_address.to_string(), c.listen_port), ("::".to_owned(), 0));
+}
+
+#[test]
+fn ini_warns_of_plain_text_smtp_auth_and_an_unused_proxy_list() {
+    let p = Path::new("/x/ThinGate.ini");
+    let smtp = "SmtpServerHostname smtp.example.org\nSmtpOtpFrom o@example.org\nSmtpUsername mailer\n";
+    let plain = GateConfig::parse(&format!("{smtp}SmtpSslType 0\n"), p).unwrap();
+    assert_eq!(plain.smtp.ssl, SmtpSsl::None);
+    assert_eq!(
+        plain.warnings,
+        ["/x/ThinGate.ini:4: SmtpSslType 0: SMTP AUTH sends SmtpUsername and SmtpPassword to the mail server in \
+          clear text; use SmtpSslType 2 (STARTTLS) or 1 (SMTPS)"]
+    );
+    for safe in ["", "SmtpSslType 1\n", "SmtpSslType 2\n"] {
+        assert!(GateConfig::parse(&format!("{smtp}{safe}"), p).unwrap().warnings.is_empty(), "{safe:?}");
+    }
+    let no_auth = "SmtpServerHostname smtp.example.org\nSmtpOtpFrom o@example.org\nSmtpSslType 0\n";
+    assert!(GateConfig::parse(no_auth, p).unwrap().warnings.is_empty(), "no AUTH, nothing to leak");
+    let unused = GateConfig::parse("ProxyProtocolFrom 10.0.0.5", p).unwrap().warnings;
+    assert_eq!(
+        unused,
+        ["/x/ThinGate.ini:1: ProxyProtocolFrom is ignored while AcceptProxyProtocol is 0; set AcceptProxyProtocol 1 \
+          or remove it"]
+    );
 }
 
 // ------------------------------------------------------------ the text format
@@ -385,6 +424,31 @@ fn db_save_is_atomic_and_keeps_pruned_backups() {
     assert_eq!(names[0], "MachineDatabase_20010110_000000_000.config", "the 9 oldest of 41 are gone");
     assert!(names[31].as_str() > "MachineDatabase_2002", "the real backup is kept: {names:?}");
     assert_eq!(MachineDb::open(&path).unwrap().len(), 2);
+}
+
+#[test]
+fn backups_are_bounded_in_bytes_too() {
+    use thingate::machine_db::{MAX_BACKUPS, MAX_BACKUP_BYTES};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("MachineDatabase.config");
+    let mut db = MachineDb::open(&path).unwrap();
+    db.upsert(Machine::new("M1", "one"));
+    db.save().unwrap();
+    // 100 older backups of 10 MiB each (sparse files): 1,000 MiB.
+    let bdir = tmp.path().join("backup.MachineDatabase.config");
+    fs::create_dir_all(&bdir).unwrap();
+    for i in 0..100 {
+        let name = format!("MachineDatabase_2001{:02}{:02}_000000_000.config", 1 + i / 28, 1 + i % 28);
+        fs::File::create(bdir.join(name)).unwrap().set_len(10 << 20).unwrap();
+    }
+    db.upsert(Machine::new("M2", "two"));
+    db.save().unwrap();
+    let names = backups(tmp.path());
+    let bytes: u64 = names.iter().map(|n| fs::metadata(bdir.join(n)).unwrap().len()).sum();
+    assert!(bytes <= MAX_BACKUP_BYTES && names.len() <= MAX_BACKUPS, "{} backups, {bytes} bytes", names.len());
+    assert_eq!(names.len(), 26, "the new backup and the 25 newest old ones that fit in 256 MiB");
+    assert!(names[25].as_str() > "MachineDatabase_2002", "the newest (real) backup is kept: {names:?}");
+    assert_eq!(names[0], "MachineDatabase_20010320_000000_000.config", "the oldest went first");
 }
 
 #[test]

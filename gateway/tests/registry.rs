@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use thin_protocol::messages::ErrorCode;
-use thingate::machine_db::MachineDb;
+use thingate::machine_db::{Machine, MachineDb};
 use thingate::registry::{Claim, FileRegistry, MachineRegistry, RegisterError};
 
 fn claim<'a>(msid: &'a str, pcid: &'a str, allow_new: bool) -> Claim<'a> {
@@ -70,4 +70,39 @@ async fn a_claim_that_cannot_be_stored_changes_nothing() {
     assert_eq!(e.code(), ErrorCode::Internal);
     assert_eq!(e.to_string(), "the gateway cannot save its database; try again later");
     assert!(!reg.is_registered("desk") && reg.pcid_of("M1").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_claims_shares_a_few_saves_and_a_claim_is_on_disk_when_answered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("MachineDatabase.config");
+    // A database of some size, so that a save takes a while.
+    let mut db = MachineDb::open(&path).unwrap();
+    for i in 0..5000 {
+        db.upsert(Machine::new(format!("OLD-{i}"), format!("old-{i}")));
+    }
+    db.save().unwrap();
+    let reg = std::sync::Arc::new(FileRegistry::open(&path).unwrap());
+    assert_eq!(reg.register(claim("FIRST", "first", true)).await.unwrap(), "first");
+    assert_eq!(reg.saves(), 1);
+    let on_disk = MachineDb::open(&path).unwrap();
+    assert_eq!(on_disk.by_msid("FIRST").map(|m| m.pcid.as_str()), Some("first"), "stored before the answer");
+
+    let claims: Vec<_> = (0..500)
+        .map(|i| {
+            let reg = reg.clone();
+            tokio::spawn(async move {
+                let (m, p) = (format!("M{i}"), format!("pc-{i}"));
+                reg.register(claim(&m, &p, true)).await.unwrap()
+            })
+        })
+        .collect();
+    for c in claims {
+        c.await.unwrap();
+    }
+    let saves = reg.saves() - 1;
+    assert!(saves < 50, "500 claims at once took {saves} saves; they should share a few");
+    let db = MachineDb::open(&path).unwrap();
+    assert_eq!(db.len(), 5501);
+    assert_eq!(db.by_pcid("pc-499").map(|m| m.msid.as_str()), Some("M499"));
 }

@@ -102,6 +102,11 @@ pub enum ServerToGate {
     Register {
         /// Requested computer ID.
         pcid: String,
+        /// The gateway's registration token (`RegisterToken`), when the office
+        /// PC has one; masked in `Debug`. Absent on the wire when `None`, and
+        /// an absent field reads as `None`, so older peers speak as before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<Secret>,
     },
     /// Start serving tunnels for the registered PCID.
     Serve {
@@ -304,6 +309,8 @@ mod tests {
             E2e::OtpAnswer { code } => assert_eq!(code.expose(), "654321"),
             other => panic!("{other:?}"),
         }
+        let r = ServerToGate::Register { pcid: "p".into(), token: Some(Secret::new("Reg-Token-42")) };
+        assert!(!format!("{r:?}").contains("Reg-Token-42"), "the registration token is masked");
         let refused = serde_json::to_string(&ErrorCode::OtpMailFailed).unwrap();
         assert_eq!(refused, r#""otp_mail_failed""#);
     }
@@ -339,7 +346,11 @@ mod tests {
         ];
         let to_gate = [
             (ServerToGate::Proof { signature: "5151".into() }, r#"{"t":"proof","signature":"5151"}"#),
-            (ServerToGate::Register { pcid: "desk-01".into() }, r#"{"t":"register","pcid":"desk-01"}"#),
+            (ServerToGate::Register { pcid: "desk-01".into(), token: None }, r#"{"t":"register","pcid":"desk-01"}"#),
+            (
+                ServerToGate::Register { pcid: "desk-01".into(), token: Some(Secret::new("tok")) },
+                r#"{"t":"register","pcid":"desk-01","token":"tok"}"#,
+            ),
             (ServerToGate::Serve { server_mask: 18 }, r#"{"t":"serve","server_mask":18}"#),
             (
                 ServerToGate::OtpMail {

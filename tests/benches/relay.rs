@@ -145,7 +145,9 @@ async fn throughput_and_latency() {
 
 async fn idle_sessions(n: usize) {
     let g = GateDir::new(&format!(
-        "TunnelTimeout 60000\nTunnelKeepAlive 20000\nDosProtection_MaxConnectionsPerIp {}\nDosProtection_MaxUnestablishedConnections {}\nMaxServerSessions {}",
+        "TunnelTimeout 60000\nTunnelKeepAlive 20000\nDosProtection_MaxConnectionsPerIp {}\nDosProtection_MaxUnestablishedConnections {}\nMaxServerSessions {}\nRegisterLimitPerSource {}\nRegisterLimitTotal {}",
+        n * 2,
+        n * 2,
         n * 2,
         n * 2,
         n * 2
@@ -167,7 +169,7 @@ async fn idle_sessions(n: usize) {
         let GateToServer::Challenge { nonce } = read_frame(&mut s).await.unwrap() else { panic!() };
         write_frame(&mut s, &ServerToGate::Proof { signature: id.sign_challenge(&nonce).unwrap() }).await.unwrap();
         let _welcome: GateToServer = read_frame(&mut s).await.unwrap();
-        write_frame(&mut s, &ServerToGate::Register { pcid: format!("idle-{i}") }).await.unwrap();
+        write_frame(&mut s, &ServerToGate::Register { pcid: format!("idle-{i}"), token: None }).await.unwrap();
         assert!(matches!(read_frame::<GateToServer, _>(&mut s).await.unwrap(), GateToServer::Registered { .. }));
         write_frame(&mut s, &ServerToGate::Serve { server_mask: 18 }).await.unwrap();
         assert!(matches!(read_frame::<GateToServer, _>(&mut s).await.unwrap(), GateToServer::Serving { .. }));

@@ -7,9 +7,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Opens TLS to `addr` trusting `ca_pem`.
 pub async fn tls_connect(addr: SocketAddr, ca_pem: &str) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    tls_over(tokio::net::TcpStream::connect(addr).await.unwrap(), ca_pem).await
+}
+
+/// Opens TLS over `tcp` (a connection to the test gateway) trusting `ca_pem`.
+pub async fn tls_over(
+    tcp: tokio::net::TcpStream,
+    ca_pem: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let addr = tcp.peer_addr().unwrap();
     let ca = thin_protocol::entry_point::EntryPoint::parse(&format!("{ca_pem}\nhttps://{addr}/\n"), "ca").unwrap().ca;
     let cfg = thin_protocol::tls::client_config(&ca).unwrap();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from("127.0.0.1").unwrap();
     tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap()
 }

@@ -22,6 +22,7 @@ pub mod office;
 pub mod pki;
 pub mod procs;
 pub mod proxies;
+pub mod raw;
 pub mod smtp;
 
 use std::path::Path;

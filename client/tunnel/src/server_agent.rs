@@ -128,8 +128,10 @@ pub async fn register(link: &Link, dir: &ConfigDir, pcid: &str, password: &Secre
     .await
     .map_err(|e| LinkError::Lost(e.to_string()))?
     .map_err(|e| LinkError::Lost(e.to_string()))?;
+    // The gateway's registration token, when its admin handed one out.
+    let token = dir.settings()?.register_token;
     let (mut s, _, _, _) = login(link, &id).await?;
-    send(&mut s, &ServerToGate::Register { pcid: pcid.to_string() }).await?;
+    send(&mut s, &ServerToGate::Register { pcid: pcid.to_string(), token }).await?;
     let stored = match recv(&mut s, link.timeout).await? {
         GateToServer::Registered { pcid } => pcid,
         other => return Err(refused(other).into()),

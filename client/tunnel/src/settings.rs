@@ -45,6 +45,10 @@ pub struct ServerSettings {
     /// also type the code mailed there (`thinsvr otp --email ADDR`).
     #[serde(default)]
     pub otp_email: Option<String>,
+    /// The gateway's registration token (its `RegisterToken`), sent when
+    /// registering; unset = none. Masked in `Debug`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register_token: Option<thin_protocol::secret::Secret>,
 }
 
 fn default_target() -> String {
@@ -66,6 +70,7 @@ impl Default for ServerSettings {
             lockout_seconds: default_lockout_secs(),
             proxy: None,
             otp_email: None,
+            register_token: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod handlers;
 mod login;
+pub mod registration;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,10 +21,12 @@ use tracing::info;
 
 use crate::config::Timing;
 use crate::metrics::Metrics;
-use crate::otp_mail::{MailBudget, OtpMailer};
+use crate::otp_mail::{MailGate, OtpMailer};
 use crate::registry::MachineRegistry;
 use crate::sessions::{ServerSession, Sessions};
 use crate::stream::{send, GateStream};
+
+pub use registration::{RegisterRefusal, Registration};
 
 /// What control sessions use.
 #[derive(Debug, Clone)]
@@ -36,6 +39,10 @@ pub struct Control {
     pub metrics: Arc<Metrics>,
     /// Mails one-time passwords; `None` without `SmtpServerHostname`.
     pub mailer: Option<OtpMailer>,
+    /// Whether a mail may go out (tickets, budgets, domains).
+    pub mail_gate: Arc<MailGate>,
+    /// Registration limits and token.
+    pub registration: Arc<Registration>,
     /// Handshake, keepalive and timeout.
     pub timing: Timing,
     /// `DisableRegister`.
@@ -68,7 +75,8 @@ struct Conn {
     notify: mpsc::Sender<GateToServer>,
     /// Cancelled when a newer session replaces this one.
     replaced: CancellationToken,
-    mail_budget: MailBudget,
+    /// Cancelled when a machine of higher standing took this session's place.
+    evicted: CancellationToken,
 }
 
 /// What a handler tells the loop.
@@ -106,12 +114,12 @@ pub async fn run(
     let reader = AbortOnDropHandle::new(reader);
     let (notify, mut notices) = mpsc::channel::<GateToServer>(64);
     let mut conn =
-        Conn { wr, session: None, notify, replaced: CancellationToken::new(), mail_budget: MailBudget::default() };
+        Conn { wr, session: None, notify, replaced: CancellationToken::new(), evicted: CancellationToken::new() };
     let keepalive = ctl.timing.keepalive;
     let mut ping = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
-    let replaced = conn.replaced.clone();
+    let (replaced, evicted) = (conn.replaced.clone(), conn.evicted.clone());
     let end = loop {
         let flow = tokio::select! {
             f = frames.recv() => {
@@ -131,6 +139,15 @@ pub async fn run(
                 }
             }
             _ = replaced.cancelled() => Flow::End("replaced by a newer session".into()),
+            _ = evicted.cancelled() => {
+                let message = format!(
+                    "this gateway is full (MaxServerSessions {}) and gave this computer's place to one that served \
+                     here before it; ask the gateway admin",
+                    ctl.max_sessions
+                );
+                let _ = conn.reply(&GateToServer::Error { code: ErrorCode::Busy, message }).await;
+                Flow::End("gave its place to a machine of higher standing".into())
+            }
             _ = ctl.shutdown.cancelled() => Flow::End("gateway shutting down".into()),
         };
         if let Flow::End(reason) = flow {
@@ -150,9 +167,11 @@ async fn dispatch(ctl: &Control, peer: &Peer, conn: &mut Conn, m: ServerToGate) 
     match m {
         ServerToGate::Ping => conn.reply(&GateToServer::Pong).await,
         ServerToGate::Pong => Flow::Go,
-        ServerToGate::Register { pcid } => {
+        ServerToGate::Register { pcid, token } => {
             let allow_new = !ctl.disable_register;
-            let reply = handlers::register(&*ctl.registry, &ctl.sessions, &ctl.metrics, peer, &pcid, allow_new).await;
+            let rules = (&*ctl.registration, token.as_ref());
+            let reply =
+                handlers::register(&*ctl.registry, &ctl.sessions, &ctl.metrics, rules, peer, &pcid, allow_new).await;
             if let Flow::End(e) = conn.reply(&reply).await {
                 return Flow::End(e);
             }
@@ -164,7 +183,17 @@ async fn dispatch(ctl: &Control, peer: &Peer, conn: &mut Conn, m: ServerToGate) 
             }
         }
         ServerToGate::Serve { server_mask } => {
-            match handlers::serve(&*ctl.registry, &ctl.sessions, ctl.max_sessions, peer, conn, server_mask).await {
+            match handlers::serve(
+                &*ctl.registry,
+                &ctl.sessions,
+                &ctl.metrics,
+                ctl.max_sessions,
+                peer,
+                conn,
+                server_mask,
+            )
+            .await
+            {
                 Ok(serving) => conn.reply(&serving).await,
                 Err((refusal, reason)) => {
                     let _ = conn.reply(&refusal).await;
@@ -172,11 +201,11 @@ async fn dispatch(ctl: &Control, peer: &Peer, conn: &mut Conn, m: ServerToGate) 
                 }
             }
         }
-        ServerToGate::OtpMail { request_id, to, code, system, valid_s } => {
-            let pcid = conn.session.as_ref().map(|s| s.pcid.clone());
-            let job = crate::otp_mail::MailJob { request_id, to, code, system, valid_s };
-            let refusal =
-                crate::otp_mail::dispatch(ctl.mailer.as_ref(), pcid, &mut conn.mail_budget, job, conn.notify.clone());
+        ServerToGate::OtpMail { request_id, to, code, system: _, valid_s } => {
+            // The office PC's `system` text is ignored: the mail is the gateway's.
+            let who = crate::otp_mail::Requester { msid: &peer.msid, pcid: conn.session.as_ref().map(|s| &*s.pcid) };
+            let job = crate::otp_mail::MailJob { request_id, to, code, valid_s };
+            let refusal = crate::otp_mail::dispatch(ctl.mailer.as_ref(), &ctl.mail_gate, who, job, conn.notify.clone());
             match refusal {
                 Some(m) => conn.reply(&m).await,
                 None => Flow::Go,

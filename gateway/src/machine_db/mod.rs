@@ -8,7 +8,7 @@
 pub mod cfg_format;
 mod store;
 
-pub use store::{write, MachineDb};
+pub use store::{write, MachineDb, MAX_BACKUPS, MAX_BACKUP_BYTES};
 
 use cfg_format::{Folder, Item, Value};
 use std::path::PathBuf;

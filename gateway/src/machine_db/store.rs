@@ -12,6 +12,9 @@ use std::time::{Duration, SystemTime};
 
 /// Backups kept; older ones are deleted.
 pub const MAX_BACKUPS: usize = 32;
+/// Bytes the backups may take together; the oldest go first (the newest
+/// backup is kept whatever its size).
+pub const MAX_BACKUP_BYTES: u64 = 256 << 20;
 /// At most one backup is made per this interval.
 const BACKUP_INTERVAL: Duration = Duration::from_secs(60);
 /// Temp files of an earlier save older than this are deleted on open.
@@ -21,7 +24,7 @@ const TMP_MARK: &str = ".tmp.";
 
 /// The registered machines: by MSID, with a PCID index. All file work is
 /// blocking; call [`MachineDb::save`] from a blocking context.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MachineDb {
     path: PathBuf,
     machines: BTreeMap<String, Machine>,
@@ -242,8 +245,19 @@ fn backup(path: &Path) -> io::Result<()> {
         names.push(name);
         names.sort();
     }
-    let excess = names.len().saturating_sub(MAX_BACKUPS);
-    for old in &names[..excess] {
+    // Keep the newest MAX_BACKUPS, and of those only as many as fit in
+    // MAX_BACKUP_BYTES (the newest is always kept).
+    let mut kept_bytes = 0u64;
+    let mut keep = 0;
+    for name in names.iter().rev().take(MAX_BACKUPS) {
+        let len = fs::metadata(bdir.join(name)).map_or(0, |m| m.len());
+        if keep > 0 && kept_bytes + len > MAX_BACKUP_BYTES {
+            break;
+        }
+        kept_bytes += len;
+        keep += 1;
+    }
+    for old in &names[..names.len() - keep] {
         let _ = fs::remove_file(bdir.join(old));
     }
     Ok(())

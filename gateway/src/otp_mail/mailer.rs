@@ -107,7 +107,8 @@ pub struct OtpMailRequest<'a> {
     pub code: &'a Secret,
     /// Computer ID of the office PC (as the gateway knows it).
     pub pcid: &'a str,
-    /// System name for the subject (from the office PC's entry point).
+    /// System name for the subject: the gateway's `SmtpOtpSystemName`, never
+    /// text of the office PC.
     pub system: &'a str,
     /// How long the code is valid, in seconds.
     pub valid_s: u64,
@@ -136,6 +137,11 @@ impl OtpMailer {
             }
         };
         Ok(Some(Self { smtp: smtp.clone(), host, from, tls }))
+    }
+
+    /// The system name of the mail's subject (`SmtpOtpSystemName`).
+    pub fn system_name(&self) -> &str {
+        self.smtp.system_name.as_deref().unwrap_or(DEFAULT_SYSTEM)
     }
 
     /// `host:port` of the mail server, for messages.
@@ -200,12 +206,15 @@ pub fn check_request(to: &str, code: &Secret) -> Result<Mailbox, RequestError> {
     Ok(Mailbox::new(None, to.parse::<lettre::Address>()?))
 }
 
+/// The system name when `SmtpOtpSystemName` is unset.
+const DEFAULT_SYSTEM: &str = "Thin Telework";
+
 /// Printable, at most 64 characters; a default when nothing is left.
 fn clean_system(system: &str) -> String {
     let s: String = system.chars().filter(|c| !c.is_control()).take(64).collect();
     let s = s.trim();
     if s.is_empty() {
-        "Thin Telework".into()
+        DEFAULT_SYSTEM.into()
     } else {
         s.to_string()
     }

@@ -3,31 +3,33 @@
 //! `Smtp*` settings of `ThinGate.ini` and answers `OtpMailed`. The office PC,
 //! not the gateway, later checks the code the user types.
 //!
+//! The gateway, not the office PC, decides whether a mail goes out
+//! ([`MailGate`]: only for a client logging in, one per client tunnel, within
+//! hourly budgets per machine and in total, to allowed domains) and what it
+//! says (its own subject and text; `SmtpOtpSystemName` names the system).
+//!
 //! Neither the code nor `SmtpPassword` reaches a log: the code travels as a
 //! [`Secret`], the mail is built here and handed to `lettre` (compiled without
 //! its logging), and failures are logged with the computer ID and the mail
 //! server's reason only.
 
+mod gate;
 mod mailer;
-
-use std::collections::VecDeque;
-use std::time::Duration;
 
 use thin_protocol::messages::GateToServer;
 use thin_protocol::secret::Secret;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tracing::{info, warn};
 
+pub use gate::{MailDenied, MailGate, MailTicket, LOGIN_WINDOW};
 pub use mailer::{build_message, check_request, MailSetupError, OtpMailRequest, OtpMailer, RequestError, SendError};
-
-/// Mails one control session may ask for per [`MAIL_WINDOW`].
-pub const MAILS_PER_WINDOW: usize = 10;
-/// The window of [`MAILS_PER_WINDOW`].
-pub const MAIL_WINDOW: Duration = Duration::from_secs(60);
 
 /// The answer when `SmtpServerHostname` is unset.
 pub const NOT_CONFIGURED: &str = "this gateway has no SMTP server configured (SmtpServerHostname in ThinGate.ini)";
+
+/// Longest validity a mail may state (the office PC says how long its code is
+/// valid; the gateway keeps the wording within a day).
+pub const MAX_VALID_S: u64 = 86_400;
 
 /// Why `OtpMail` was refused at once.
 #[derive(Debug, thiserror::Error)]
@@ -36,14 +38,14 @@ enum Refusal {
     NotServing,
     #[error("{NOT_CONFIGURED}")]
     NotConfigured,
-    #[error(
-        "this computer asked for more than {MAILS_PER_WINDOW} one-time password mails within {} s; wait a minute",
-        MAIL_WINDOW.as_secs()
-    )]
-    OverBudget,
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Denied(#[from] MailDenied),
 }
 
-/// The fields of one `OtpMail` message.
+/// The fields of one `OtpMail` message. The office PC's `system` text is not
+/// taken: the subject and body are the gateway's.
 #[derive(Debug)]
 pub struct MailJob {
     /// To echo in `OtpMailed`.
@@ -52,36 +54,47 @@ pub struct MailJob {
     pub to: String,
     /// Six digits.
     pub code: Secret,
-    /// System name for the subject.
-    pub system: String,
-    /// Validity in seconds.
+    /// Validity in seconds (kept within 1 s to [`MAX_VALID_S`]).
     pub valid_s: u64,
 }
 
-/// Handles one `OtpMail` of a control session serving `pcid`: returns the
-/// `OtpMailed` refusal to send at once, or `None` when the mail is on its way
-/// (its `OtpMailed` then goes to `reply`, the session's outgoing queue).
+/// The office PC that asks: its MSID and, while serving, its computer ID.
+#[derive(Debug, Clone, Copy)]
+pub struct Requester<'a> {
+    /// Machine identity (the budget's key).
+    pub msid: &'a str,
+    /// Computer ID served now; `None` when not serving.
+    pub pcid: Option<&'a str>,
+}
+
+/// Handles one `OtpMail`: returns the `OtpMailed` refusal to send at once, or
+/// `None` when the mail is on its way (its `OtpMailed` then goes to `reply`,
+/// the session's outgoing queue).
 pub fn dispatch(
     mailer: Option<&OtpMailer>,
-    pcid: Option<String>,
-    budget: &mut MailBudget,
+    gate: &MailGate,
+    who: Requester<'_>,
     job: MailJob,
     reply: mpsc::Sender<GateToServer>,
 ) -> Option<GateToServer> {
     let request_id = job.request_id;
     let refuse = |error: Refusal| {
-        warn!(pcid = pcid.as_deref().unwrap_or("-"), %error, "OTP mail refused");
+        warn!(pcid = who.pcid.unwrap_or("-"), %error, "OTP mail refused");
         Some(GateToServer::OtpMailed { request_id, error: Some(error.to_string()) })
     };
-    let Some(p) = pcid.clone() else {
-        return refuse(Refusal::NotServing);
-    };
+    let Some(pcid) = who.pcid else { return refuse(Refusal::NotServing) };
     let Some(mailer) = mailer.cloned() else { return refuse(Refusal::NotConfigured) };
-    if !budget.allow() {
-        return refuse(Refusal::OverBudget);
+    if let Err(e) = check_request(&job.to, &job.code) {
+        return refuse(e.into());
     }
+    if let Err(e) = gate.allow(who.msid, pcid, &job.to) {
+        return refuse(e.into());
+    }
+    let p = pcid.to_string();
     tokio::spawn(async move {
-        let req = OtpMailRequest { to: &job.to, code: &job.code, pcid: &p, system: &job.system, valid_s: job.valid_s };
+        let system = mailer.system_name().to_string();
+        let valid_s = job.valid_s.clamp(1, MAX_VALID_S);
+        let req = OtpMailRequest { to: &job.to, code: &job.code, pcid: &p, system: &system, valid_s };
         let error = match mailer.send(&req).await {
             Ok(()) => {
                 info!(pcid = %p, server = %mailer.server(), "OTP mail sent");
@@ -95,28 +108,6 @@ pub fn dispatch(
         let _ = reply.send(GateToServer::OtpMailed { request_id, error }).await;
     });
     None
-}
-
-/// At most [`MAILS_PER_WINDOW`] mails per [`MAIL_WINDOW`] for one control
-/// session, so that a registered machine cannot make the gateway a mail cannon.
-#[derive(Debug, Default)]
-pub struct MailBudget {
-    sent: VecDeque<Instant>,
-}
-
-impl MailBudget {
-    /// Counts a mail if the budget allows it.
-    pub fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        while self.sent.front().is_some_and(|t| now.duration_since(*t) >= MAIL_WINDOW) {
-            self.sent.pop_front();
-        }
-        if self.sent.len() >= MAILS_PER_WINDOW {
-            return false;
-        }
-        self.sent.push_back(now);
-        true
-    }
 }
 
 #[cfg(test)]
@@ -175,16 +166,5 @@ mod tests {
         assert!(e.contains("SmtpCaFile") && e.contains("no PEM certificate"), "{e}");
         s.ca_file = Some(dir.path().join("missing.pem"));
         assert!(OtpMailer::new(&s).unwrap_err().to_string().contains("missing.pem"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_budget_refills_after_the_window() {
-        let mut b = MailBudget::default();
-        for _ in 0..MAILS_PER_WINDOW {
-            assert!(b.allow());
-        }
-        assert!(!b.allow());
-        tokio::time::advance(MAIL_WINDOW).await;
-        assert!(b.allow());
     }
 }

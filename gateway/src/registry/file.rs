@@ -1,21 +1,72 @@
 //! [`FileRegistry`]: the registry kept in `MachineDatabase.config`.
+//!
+//! Reads and changes work on the database in memory under a std mutex that is
+//! held only for work in memory (a map look-up or insert). The file is written
+//! by one writer thread of its own, never by the async workers: a change is
+//! noted in a journal (the newest record per machine), the writer takes the
+//! whole journal, applies it to its own copy of the database, renders and
+//! saves it (temp file, fsync, rename), and publishes how far it got. A burst
+//! of registrations therefore costs a few writes, not one each, and a slow
+//! disk delays only the registrations waiting for it.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::{BoxFuture, Claim, MachineRegistry, RegisterError, StorageError};
+use tokio::sync::watch;
+
+use super::{BoxFuture, Claim, MachineRegistry, RegisterError, Standing, StorageError};
 use crate::machine_db::{now_ms, DbError, Machine, MachineDb};
 
-/// The machine database in memory, written to its file on every claim and
-/// on [`MachineRegistry::flush`].
-///
-/// INVARIANT: the std mutex is held only for work in memory; file I/O runs on
-/// the blocking pool under `writer`, which orders the writes.
+/// A failed save, shared by every change it held.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(transparent)]
+pub struct SaveFailed(Arc<DbError>);
+
+/// How far the writer got: every change up to `upto` was in the save that
+/// gave `result`.
+#[derive(Debug, Clone)]
+struct Written {
+    upto: u64,
+    result: Result<(), SaveFailed>,
+}
+
+/// The database in memory and the changes the writer has not taken yet.
+#[derive(Debug)]
+struct State {
+    db: MachineDb,
+    /// INVARIANT: for each MSID, the record as it is now in `db` (`None`:
+    /// removed), for every change made since the writer last took the journal.
+    journal: HashMap<String, Option<Machine>>,
+    /// Number of the last change.
+    changed: u64,
+    /// The writer saves while `wanted` is above what it saved last.
+    wanted: u64,
+    stop: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    /// Saves made (tried) so far.
+    saves: AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("machine db lock")
+    }
+}
+
+/// The machine database in memory, saved to its file by a writer thread;
+/// a claim answers once the save that holds it is on disk.
 #[derive(Debug)]
 pub struct FileRegistry {
-    db: Mutex<MachineDb>,
-    writer: tokio::sync::Mutex<()>,
+    shared: Arc<Shared>,
+    written: watch::Receiver<Written>,
 }
 
 impl FileRegistry {
@@ -24,37 +75,54 @@ impl FileRegistry {
         Ok(Self::new(MachineDb::open(path)?))
     }
 
-    /// Wraps an opened database.
+    /// Wraps an opened database and starts its writer thread.
     pub fn new(db: MachineDb) -> Self {
-        Self { db: Mutex::new(db), writer: tokio::sync::Mutex::new(()) }
+        let copy = db.clone();
+        let state = State { db, journal: HashMap::new(), changed: 0, wanted: 0, stop: false };
+        let shared = Arc::new(Shared { state: Mutex::new(state), wake: Condvar::new(), saves: AtomicU64::new(0) });
+        let (tx, written) = watch::channel(Written { upto: 0, result: Ok(()) });
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("machine-db-writer".into())
+            .spawn(move || writer(&s, copy, &tx))
+            .expect("spawn the machine database writer");
+        Self { shared, written }
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, MachineDb> {
-        self.db.lock().expect("machine db lock")
+    /// Notes a change of `msid` (already made in `st.db`); returns its number.
+    /// With `save`, the writer is woken to store it.
+    fn note(&self, st: &mut State, msid: &str, save: bool) -> u64 {
+        st.journal.insert(msid.to_string(), st.db.by_msid(msid).cloned());
+        st.changed += 1;
+        if save {
+            st.wanted = st.changed;
+            self.shared.wake.notify_one();
+        }
+        st.changed
     }
 
-    /// Writes the database as it is now; the caller holds `writer`.
-    async fn write(&self) -> Result<(), DbError> {
-        let (path, text) = {
-            let db = self.db();
-            (db.path().to_owned(), db.render())
-        };
-        let p = path.clone();
-        tokio::task::spawn_blocking(move || crate::machine_db::write(&p, &text))
-            .await
-            .unwrap_or_else(|e| Err(DbError::Save { path, source: std::io::Error::other(e) }))
+    /// Waits until change `n` is on disk.
+    async fn saved(&self, n: u64) -> Result<(), SaveFailed> {
+        let mut rx = self.written.clone();
+        let w = rx.wait_for(|w| w.upto >= n).await.map(|w| w.clone());
+        match w {
+            Ok(w) => w.result,
+            Err(_) => Err(SaveFailed(Arc::new(DbError::Save {
+                path: self.shared.lock().db.path().to_owned(),
+                source: std::io::Error::other("the database writer stopped"),
+            }))),
+        }
     }
 
     async fn claim(&self, c: Claim<'_>) -> Result<String, RegisterError> {
         let pcid = thin_protocol::pcid::normalize(c.pcid)?;
-        let _writer = self.writer.lock().await;
-        let old = {
-            let mut db = self.db();
-            if db.by_pcid(&pcid).is_some_and(|owner| owner.msid != c.msid) {
+        let (old, new, n) = {
+            let mut st = self.shared.lock();
+            if st.db.by_pcid(&pcid).is_some_and(|owner| owner.msid != c.msid) {
                 return Err(RegisterError::Taken(pcid));
             }
             let now = now_ms();
-            let old = db.by_msid(c.msid).cloned();
+            let old = st.db.by_msid(c.msid).cloned();
             let machine = match &old {
                 Some(m) => Machine { pcid: pcid.clone(), update_date: now, last_ip: c.ip.to_string(), ..m.clone() },
                 None if !c.allow_new => return Err(RegisterError::Closed),
@@ -73,17 +141,26 @@ impl FileRegistry {
                     extra: Vec::new(),
                 },
             };
-            db.upsert(machine);
-            old
+            st.db.upsert(machine.clone());
+            let n = self.note(&mut st, c.msid, true);
+            (old, machine, n)
         };
-        if let Err(e) = self.write().await {
-            // Keep memory and disk in step: undo.
-            let mut db = self.db();
-            match old {
-                Some(m) => db.upsert(m),
-                None => {
-                    db.remove(c.msid);
+        if let Err(e) = self.saved(n).await {
+            // Keep memory and disk in step: undo, unless a newer change of
+            // this machine came since (it is then the one to keep).
+            let mut st = self.shared.lock();
+            if st.db.by_msid(c.msid) == Some(&new) {
+                match old {
+                    Some(m) => {
+                        if let Err(why) = st.db.try_upsert(m) {
+                            tracing::error!(error = %why, "cannot undo a claim that was not saved");
+                        }
+                    }
+                    None => {
+                        st.db.remove(c.msid);
+                    }
                 }
+                self.note(&mut st, c.msid, true);
             }
             tracing::error!(error = %e, "cannot save the machine database");
             return Err(RegisterError::Storage(e.into()));
@@ -92,17 +169,66 @@ impl FileRegistry {
     }
 }
 
+impl Drop for FileRegistry {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+/// The writer thread: saves its copy of the database each time a change is
+/// wanted on disk, with every change noted until then.
+fn writer(shared: &Shared, mut copy: MachineDb, written: &watch::Sender<Written>) {
+    let mut done = 0;
+    loop {
+        let (journal, upto) = {
+            let mut st = shared.lock();
+            while st.wanted <= done && !st.stop {
+                st = shared.wake.wait(st).expect("machine db lock");
+            }
+            if st.stop {
+                return;
+            }
+            (std::mem::take(&mut st.journal), st.changed)
+        };
+        apply(&mut copy, journal);
+        let result = copy.save().map_err(|e| SaveFailed(Arc::new(e)));
+        shared.saves.fetch_add(1, Ordering::Relaxed);
+        done = upto;
+        written.send_replace(Written { upto, result });
+    }
+}
+
+/// Brings `copy` to the records of `journal`. Every changed machine is taken
+/// out first, so that a rename and a claim of the freed ID apply in any order.
+fn apply(copy: &mut MachineDb, journal: HashMap<String, Option<Machine>>) {
+    for msid in journal.keys() {
+        copy.remove(msid);
+    }
+    for m in journal.into_values().flatten() {
+        copy.upsert(m);
+    }
+}
+
 impl MachineRegistry for FileRegistry {
     fn pcid_of(&self, msid: &str) -> Option<String> {
-        self.db().by_msid(msid).map(|m| m.pcid.clone())
+        self.shared.lock().db.by_msid(msid).map(|m| m.pcid.clone())
     }
 
     fn is_registered(&self, pcid: &str) -> bool {
-        self.db().by_pcid(pcid).is_some()
+        self.shared.lock().db.by_pcid(pcid).is_some()
     }
 
     fn registered_count(&self) -> usize {
-        self.db().len()
+        self.shared.lock().db.len()
+    }
+
+    fn saves(&self) -> u64 {
+        self.shared.saves.load(Ordering::Relaxed)
+    }
+
+    fn standing(&self, msid: &str) -> Option<Standing> {
+        self.shared.lock().db.by_msid(msid).map(Standing::of)
     }
 
     fn register<'a>(&'a self, claim: Claim<'a>) -> BoxFuture<'a, Result<String, RegisterError>> {
@@ -110,23 +236,41 @@ impl MachineRegistry for FileRegistry {
     }
 
     fn note_serving<'a>(&'a self, msid: &'a str, ip: IpAddr, server_mask: u64) -> BoxFuture<'a, ()> {
-        let mut db = self.db();
-        if let Some(m) = db.by_msid(msid).cloned() {
-            db.upsert(Machine {
+        let mut st = self.shared.lock();
+        if let Some(m) = st.db.by_msid(msid).cloned() {
+            st.db.upsert(Machine {
                 last_server_date: now_ms(),
                 last_ip: ip.to_string(),
                 server_mask64: server_mask,
                 num_server: m.num_server + 1,
                 ..m
             });
+            self.note(&mut st, msid, false);
         }
         Box::pin(std::future::ready(()))
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), StorageError>> {
         Box::pin(async move {
-            let _writer = self.writer.lock().await;
-            self.write().await.map_err(StorageError::from)
+            let n = {
+                let mut st = self.shared.lock();
+                let (upto, ok) = {
+                    let w = self.written.borrow();
+                    (w.upto, w.result.is_ok())
+                };
+                if st.journal.is_empty() && ok && upto >= st.wanted {
+                    return Ok(());
+                }
+                if !st.journal.is_empty() || !ok {
+                    // Noted changes, or a failed save to try again.
+                    st.changed += 1;
+                    st.wanted = st.changed;
+                    self.shared.wake.notify_one();
+                }
+                // Otherwise a save is under way: wait for it.
+                st.wanted
+            };
+            self.saved(n).await.map_err(StorageError::from)
         })
     }
 }

@@ -70,6 +70,31 @@ impl RegisterError {
     }
 }
 
+/// How long a machine has been known, for who keeps a session when the
+/// gateway is full (`MaxServerSessions`): a machine that has served before
+/// outranks one that never has, and among those alike the one registered
+/// earlier outranks the later. A flood of fresh keys therefore never pushes
+/// out the office PCs that were there before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// The machine had served (`NumServer` above 0) before this session.
+    pub served: bool,
+    /// When it registered, Unix ms (0 = unknown: an old entry, ranked first).
+    pub registered_ms: i64,
+}
+
+impl Standing {
+    /// The standing of a stored machine.
+    pub fn of(m: &crate::machine_db::Machine) -> Standing {
+        Standing { served: m.num_server > 0 || m.last_server_date != 0, registered_ms: m.create_date }
+    }
+
+    /// True when `self` keeps its session before `other` does.
+    pub fn outranks(&self, other: &Standing) -> bool {
+        (!self.served, self.registered_ms) < (!other.served, other.registered_ms)
+    }
+}
+
 /// The directory of registered machines.
 pub trait MachineRegistry: Send + Sync + std::fmt::Debug {
     /// The computer ID held by `msid`.
@@ -80,6 +105,12 @@ pub trait MachineRegistry: Send + Sync + std::fmt::Debug {
 
     /// Number of registered machines.
     fn registered_count(&self) -> usize;
+
+    /// Writes of the store so far (a burst of claims may share one).
+    fn saves(&self) -> u64;
+
+    /// How long `msid` has been known (`None`: not registered).
+    fn standing(&self, msid: &str) -> Option<Standing>;
 
     /// Claims or renames a computer ID for `claim.msid`, durably; returns
     /// the computer ID as stored (lower case). A refused claim changes nothing.

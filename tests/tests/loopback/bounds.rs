@@ -1,20 +1,17 @@
-//! Bounds on what peers control, `/thinstat/`, and dead-peer detection.
+//! Bounds on what peers control, `/thinstat/`, PROXY headers, and dead-peer
+//! detection.
 
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
+use thin_e2e::raw::{self, upgraded, RawServer};
 use thin_e2e::*;
 
 const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 use thin_protocol::frame::{read_frame, write_frame};
-use thin_protocol::messages::{GateToServer, GateToTunnel, Hello, ServerToGate};
+use thin_protocol::identity::Identity;
+use thin_protocol::messages::{ErrorCode, GateToServer, GateToTunnel, ServerToGate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn upgraded(addr: std::net::SocketAddr, ca: &str) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let mut s = https::tls_connect(addr, ca).await;
-    thin_protocol::http::write_upgrade_request(&mut s, "gw").await.unwrap();
-    assert_eq!(thin_protocol::http::read_response(&mut s).await.unwrap().status, 101);
-    s
-}
 
 async fn closed_soon<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> bool {
     let mut b = [0u8; 256];
@@ -141,14 +138,8 @@ async fn a_silent_server_is_dropped_after_the_tunnel_timeout() {
     let gw = TestGateway::start().await;
     let id = gw.register("mute", "pw").await.cfg().identity().unwrap();
     // A server that logs in, serves, then never answers again.
-    let mut s = upgraded(gw.addr, gw.ca()).await;
-    let hello = Hello::ServerHello { version: 1, public_key: id.public_key_hex(), hostname: "mute".into() };
-    write_frame(&mut s, &hello).await.unwrap();
-    let GateToServer::Challenge { nonce } = read_frame(&mut s).await.unwrap() else { panic!() };
-    write_frame(&mut s, &ServerToGate::Proof { signature: id.sign_challenge(&nonce).unwrap() }).await.unwrap();
-    assert!(matches!(read_frame(&mut s).await.unwrap(), GateToServer::Welcome { .. }));
-    write_frame(&mut s, &ServerToGate::Serve { server_mask: 0 }).await.unwrap();
-    assert!(matches!(read_frame(&mut s).await.unwrap(), GateToServer::Serving { .. }));
+    let mut s = RawServer::login(gw.addr, gw.ca(), id).await;
+    assert!(matches!(s.serve().await, GateToServer::Serving { .. }));
     assert_eq!(gw.sessions(), 1);
     gw.wait_sessions("silent server dropped", 0, Duration::from_secs(15)).await;
     drop(s);
@@ -156,14 +147,19 @@ async fn a_silent_server_is_dropped_after_the_tunnel_timeout() {
 }
 
 /// A load balancer on loopback that prepends a PROXY v2 header claiming `claimed` as the client.
-async fn balancer(gateway: std::net::SocketAddr, claimed: std::net::SocketAddr) -> std::net::SocketAddr {
+async fn balancer(gateway: SocketAddr, claimed: SocketAddr) -> SocketAddr {
+    balancer_from(LOCALHOST, gateway, claimed).await
+}
+
+/// [`balancer`] connecting to the gateway from `src`.
+async fn balancer_from(src: IpAddr, gateway: SocketAddr, claimed: SocketAddr) -> SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
             let Ok((mut inbound, _)) = l.accept().await else { return };
             tokio::spawn(async move {
-                let mut out = tokio::net::TcpStream::connect(gateway).await.unwrap();
+                let mut out = raw::tcp_from(src, gateway).await;
                 out.write_all(&thingate::proxy_protocol::v2_header(claimed, gateway)).await.unwrap();
                 let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
             });
@@ -271,5 +267,181 @@ async fn a_flood_from_loopback_is_held_at_the_limits_and_sessions_carry_on() {
     let fresh = gw.connect("flooded", "pw").await;
     assert_tunnel_echo(&fresh, 1 << 20, 8).await;
     assert_tunnel_echo(&tunnel, 1 << 20, 9).await;
+    gw.shutdown().await;
+}
+
+/// True when `s` ends (EOF or reset) within 5 s without a single byte.
+async fn closed_without_a_byte(s: &mut tokio::net::TcpStream) -> bool {
+    let mut b = [0u8; 64];
+    matches!(tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await, Ok(Ok(0) | Err(_)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_headers_are_taken_only_from_the_balancers_of_proxy_protocol_from() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let gw = TestGateway::with_ini("AcceptProxyProtocol 1\nProxyProtocolFrom 127.0.0.2").await;
+    let lo = |last: u8| IpAddr::from([127, 0, 0, last]);
+    // The listed balancer passes its clients' addresses on.
+    let near = balancer_from(lo(2), gw.addr, "127.0.0.1:40001".parse().unwrap()).await;
+    assert_eq!(https::get(near, gw.ca(), "/thinstat/").await.0, 200);
+    let far = balancer_from(lo(2), gw.addr, "198.51.100.23:40000".parse().unwrap()).await;
+    assert_eq!(https::get(far, gw.ca(), "/thinstat/").await.0, 403);
+    // Anyone else claiming loopback in a header of their own gets nothing back, not even TLS.
+    let header = thingate::proxy_protocol::v2_header("127.0.0.1:1".parse().unwrap(), gw.addr);
+    let mut s = raw::tcp_from(lo(1), gw.addr).await;
+    let _ = s.write_all(&header).await;
+    let _ = s.write_all(b"GET /thinstat/ HTTP/1.1\r\n\r\n").await;
+    assert!(closed_without_a_byte(&mut s).await, "a header from 127.0.0.1 (not listed) is not read");
+    // Nor can fresh addresses in headers get round the per-address limits.
+    let mut claims = Vec::new();
+    for i in 0..50u8 {
+        let mut s = raw::tcp_from(lo(3), gw.addr).await;
+        let claimed = SocketAddr::new(IpAddr::from([198, 51, 100, i]), 1000);
+        let _ = s.write_all(&thingate::proxy_protocol::v2_header(claimed, gw.addr)).await;
+        claims.push((claimed.ip(), s));
+    }
+    for (ip, s) in &mut claims {
+        assert!(closed_without_a_byte(s).await, "claimed {ip}");
+        assert_eq!(gw.gateway.limits.connections_from(*ip), 0);
+    }
+    assert_eq!(gw.gateway.metrics.proxy_untrusted.load(Relaxed), 51);
+    assert_eq!(https::get(near, gw.ca(), "/thingate/").await.0, 200, "the balancer still works");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_proxy_protocol_from_only_loopback_may_send_headers_and_the_start_says_so() {
+    init_logging();
+    let gw = TestGateway::with_ini("AcceptProxyProtocol 1").await;
+    let log = thin_e2e::logs::captured();
+    assert!(
+        log.contains("AcceptProxyProtocol 1 without ProxyProtocolFrom: PROXY headers are trusted from loopback only"),
+        "{log}"
+    );
+    let trusted = thingate::server::proxy_peers(&gw.gateway.cfg).expect("AcceptProxyProtocol 1");
+    for peer in ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"] {
+        assert!(trusted.contains(peer.parse().unwrap()), "{peer}");
+    }
+    for peer in ["192.0.2.7", "10.0.0.1", "fd00::2", "::ffff:192.0.2.7"] {
+        assert!(!trusted.contains(peer.parse().unwrap()), "{peer}");
+    }
+    // A balancer on loopback works.
+    let lb = balancer(gw.addr, "198.51.100.23:40000".parse().unwrap()).await;
+    assert_eq!(https::get(lb, gw.ca(), "/thinstat/").await.0, 403, "the real (far) client is seen");
+    assert_eq!(https::get(lb, gw.ca(), "/thingate/").await.0, 200);
+    let plain = TestGateway::start().await;
+    assert!(thingate::server::proxy_peers(&plain.gateway.cfg).is_none());
+    plain.shutdown().await;
+    gw.shutdown().await;
+}
+
+/// An office PC that serves `pcid` but never opens a data connection.
+async fn deaf_server(gw: &TestGateway, pcid: &str) -> RawServer {
+    let mut pc = RawServer::login(gw.addr, gw.ca(), Identity::generate()).await;
+    assert!(matches!(pc.register(pcid, None).await, GateToServer::Registered { .. }));
+    assert!(matches!(pc.serve().await, GateToServer::Serving { .. }));
+    pc
+}
+
+/// The first answer a client gets, and when.
+async fn first_answer(mut c: raw::Tls) -> (GateToTunnel, Instant) {
+    let m = tokio::time::timeout(Duration::from_secs(20), read_frame::<GateToTunnel, _>(&mut c)).await;
+    (m.expect("an answer within 20 s").expect("a frame"), Instant::now())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnels_per_session_are_counted_from_the_request_on_so_a_rush_cannot_pass_the_limit() {
+    let gw = TestGateway::with_ini("MaxTunnelsPerSession 3\nHandshakeTimeout 3000").await;
+    let mut pc = deaf_server(&gw, "rushed").await;
+    // 20 clients at once, while none of them is paired.
+    let clients: Vec<_> = (0..20)
+        .map(|_| {
+            let (addr, ca) = (gw.addr, gw.ca().to_string());
+            tokio::spawn(async move { first_answer(raw::client_connect(addr, &ca, "rushed").await).await })
+        })
+        .collect();
+    let mut incoming = 0;
+    while let Ok(m) = tokio::time::timeout(Duration::from_millis(1500), pc.recv()).await {
+        assert!(matches!(m, GateToServer::Incoming { .. }), "{m:?}");
+        incoming += 1;
+    }
+    assert_eq!(incoming, 3, "the office PC was asked for 3 data connections, not 20");
+    let (mut busy, mut timed_out) = (0, 0);
+    for c in clients {
+        match c.await.unwrap().0 {
+            GateToTunnel::Error { code: ErrorCode::Busy, message } => {
+                assert!(message.contains("already has 3 connections"), "{message}");
+                busy += 1;
+            }
+            GateToTunnel::Error { code: ErrorCode::Timeout, .. } => timed_out += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((busy, timed_out), (17, 3));
+    let session = gw.gateway.sessions.get("rushed").unwrap();
+    assert_eq!(session.num_clients.load(std::sync::atomic::Ordering::Relaxed), 0, "every count released");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_waiting_for_a_data_connection_that_never_comes_times_out() {
+    let gw = TestGateway::with_ini("HandshakeTimeout 1500").await;
+    let mut pc = deaf_server(&gw, "deaf").await;
+    let started = Instant::now();
+    let client = raw::client_connect(gw.addr, gw.ca(), "deaf").await;
+    assert!(matches!(pc.recv().await, GateToServer::Incoming { .. }));
+    assert_eq!(gw.gateway.pending.len(), 1);
+    let (answer, at) = first_answer(client).await;
+    let GateToTunnel::Error { code: ErrorCode::Timeout, message } = answer else { panic!("{answer:?}") };
+    assert!(message.contains("did not answer within 1 s"), "{message}");
+    let waited = at - started;
+    assert!(waited >= Duration::from_millis(1500) && waited < Duration::from_secs(5), "{waited:?}");
+    assert!(gw.gateway.pending.is_empty(), "the wait is withdrawn");
+    assert_eq!(gw.gateway.mail_gate.open_tickets(), 0, "and its mail ticket");
+    gw.shutdown().await;
+}
+
+/// A client of `pcid` paired by hand with a data connection of `pc`.
+async fn pair(gw: &TestGateway, pc: &mut RawServer, pcid: &str) -> (raw::Tls, raw::Tls) {
+    let mut client = raw::client_connect(gw.addr, gw.ca(), pcid).await;
+    let GateToServer::Incoming { tunnel_id } = pc.recv().await else { panic!("no Incoming") };
+    let mut data = raw::attach(gw.addr, gw.ca(), &tunnel_id).await;
+    for s in [&mut client, &mut data] {
+        assert!(matches!(read_frame::<GateToTunnel, _>(s).await.unwrap(), GateToTunnel::Paired { .. }));
+    }
+    (client, data)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paired_tunnel_where_neither_side_sends_is_closed_after_the_tunnel_timeout() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let gw = TestGateway::with_ini("TunnelTimeout 2000\nTunnelKeepAlive 500").await;
+    let mut pc = deaf_server(&gw, "quiet").await;
+    let (mut silent_c, mut silent_d) = pair(&gw, &mut pc, "quiet").await;
+    let (mut busy_c, mut busy_d) = pair(&gw, &mut pc, "quiet").await;
+    let paired = Instant::now();
+    assert_eq!(gw.gateway.metrics.tunnels_open.load(Relaxed), 2);
+    // One pair stays silent; the other sends a byte every 400 ms for 4 s.
+    let talker = tokio::spawn(async move {
+        for _ in 0..10 {
+            busy_c.write_all(b"k").await.unwrap();
+            let mut b = [0u8; 1];
+            busy_d.read_exact(&mut b).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        (busy_c, busy_d)
+    });
+    for s in [&mut silent_c, &mut silent_d] {
+        assert!(closed_soon(s).await, "a silent tunnel is closed");
+    }
+    let closed = paired.elapsed();
+    assert!(closed >= Duration::from_millis(2000) && closed < Duration::from_secs(5), "closed after {closed:?}");
+    let (mut busy_c, _busy_d) = talker.await.unwrap();
+    busy_c.write_all(b"still open").await.expect("a tunnel with traffic stays open past the timeout");
+    wait_for("one tunnel left", Duration::from_secs(5), || {
+        let n = gw.gateway.metrics.tunnels_open.load(Relaxed);
+        async move { (n == 1).then_some(()) }
+    })
+    .await;
     gw.shutdown().await;
 }

@@ -10,6 +10,8 @@ mod e2e_attacks;
 mod gateway_files;
 mod operations;
 mod otp;
+mod otp_abuse;
 mod proxy_e2e;
+mod registration;
 mod relay;
 mod service;

@@ -35,9 +35,9 @@ fn assert_not_logged(what: &str, secret: &str) {
 }
 
 /// `ThinGate.ini` lines for the test SMTP server.
-fn smtp_ini(port: u16, ssl: u8, extra: &str) -> String {
+pub(crate) fn smtp_ini(port: u16, ssl: u8, extra: &str) -> String {
     format!(
-        "SmtpServerHostname 127.0.0.1\nSmtpServerPort {port}\nSmtpOtpFrom otp@example.org\nSmtpSslType {ssl}\nSmtpTimeout 5000\n{extra}"
+        "SmtpServerHostname 127.0.0.1\nSmtpServerPort {port}\nSmtpOtpFrom otp@example.org\nSmtpOtpSystemName Test System\nSmtpSslType {ssl}\nSmtpTimeout 5000\n{extra}"
     )
 }
 
