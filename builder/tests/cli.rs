@@ -106,6 +106,36 @@ fn ca_regen_keeps_a_dated_backup_and_gateway_cert_keeps_the_ca() {
     assert!(builder(&["check", "--brand", "b"], tmp.path()).status.success());
 }
 
+/// `new` (with a test code-signing identity), `ca gateway-cert` and `ca regen`
+/// under the umask 000: every key, PKCS#12 and password file they write (and
+/// the backups of the old ones) is 0600 in a folder only its owner may enter,
+/// and the public files are exactly 0644.
+#[cfg(unix)]
+#[test]
+fn keys_are_private_whatever_the_umask() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let o = common::builder_umask_000(args, tmp.path());
+        assert!(o.status.success(), "builder {args:?}: {}", text(&o));
+    };
+    run(&["new", "--app-id", "Um", "--dir", "b", "--self-signed-codesign"]);
+    run(&["ca", "gateway-cert", "--brand", "b", "--host", "gw2.example.org"]);
+    run(&["ca", "regen", "--brand", "b"]);
+    let secrets: Vec<_> = walkdir::WalkDir::new(tmp.path())
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file() && common::holds_secret(e.path()))
+        .map(|e| e.path().strip_prefix(tmp.path()).unwrap().display().to_string())
+        .collect();
+    // ca.key, ThinGate.key, codesign.key/.p12/.password, and the backed-up
+    // ThinGate.key (gateway-cert), ca.key and ThinGate.key (regen).
+    assert_eq!(secrets.len(), 8, "{secrets:?}");
+    let exposed = common::key_exposures(tmp.path());
+    assert!(exposed.is_empty(), "readable by others:\n{}", exposed.join("\n"));
+    assert_eq!(mode(&tmp.path().join("b/brand.toml")), 0o644);
+    assert_eq!(mode(&tmp.path().join("b/certs/ca.cer")), 0o644);
+}
+
 #[test]
 fn check_json_lists_problems_and_exits_non_zero() {
     let tmp = tempfile::tempdir().unwrap();

@@ -107,3 +107,83 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn builder_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_builder"))
 }
+
+/// Whether a file holds a private key or a password: by name (`*.key`,
+/// `*.p12`, `*.pass`, `*.password`) or by a PEM private key inside.
+#[cfg(unix)]
+pub fn holds_secret(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if [".key", ".p12", ".pass", ".password"].iter().any(|s| name.ends_with(s)) {
+        return true;
+    }
+    let small = std::fs::symlink_metadata(path).is_ok_and(|m| m.len() <= 1 << 20);
+    small && std::fs::read(path).is_ok_and(|d| d.windows(11).any(|w| w == b"PRIVATE KEY"))
+}
+
+/// Every way a private key or password under `root` can be read by others
+/// than its owner: a file holding one ([`holds_secret`]) whose mode is not
+/// 0600 or whose folder others may enter, a `.tar.gz` holding a PEM key whose
+/// own mode lets others read it or whose member is not 0600. Files that vanish
+/// while looked at (a build is running) are skipped. Empty: nothing exposed.
+#[cfg(unix)]
+pub fn key_exposures(root: &Path) -> Vec<String> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::symlink_metadata(p).ok().map(|m| m.permissions().mode() & 0o7777);
+    let mut found = Vec::new();
+    for e in walkdir::WalkDir::new(root).into_iter().filter_map(|e| e.ok()) {
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let p = e.path();
+        if p.to_string_lossy().ends_with(".tar.gz") {
+            let Ok(f) = std::fs::File::open(p) else { continue };
+            let Some(archive_mode) = mode(p) else { continue };
+            let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+            let Ok(entries) = tar.entries() else { continue };
+            for m in entries.filter_map(|m| m.ok()) {
+                let mut m = m;
+                let member_mode = m.header().mode().unwrap_or(0o777);
+                let name = m.path().map(|n| n.display().to_string()).unwrap_or_default();
+                let mut data = Vec::new();
+                if m.read_to_end(&mut data).is_err() || !data.windows(11).any(|w| w == b"PRIVATE KEY") {
+                    continue;
+                }
+                if member_mode != 0o600 {
+                    found.push(format!("{} member {name}: mode {member_mode:o}", p.display()));
+                }
+                if archive_mode & 0o077 != 0 {
+                    found.push(format!("{}: holds {name} but is mode {archive_mode:o}", p.display()));
+                }
+            }
+            continue;
+        }
+        if !holds_secret(p) {
+            continue;
+        }
+        match mode(p) {
+            Some(m) if m != 0o600 => found.push(format!("{}: mode {m:o}", p.display())),
+            _ => {}
+        }
+        let dir = p.parent().unwrap();
+        match mode(dir) {
+            Some(m) if m & 0o077 != 0 => found.push(format!("{}: in {} of mode {m:o}", p.display(), dir.display())),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// `builder ARGS` in `cwd` under the umask 000, so that a file the builder
+/// does not create with its mode from the start comes out readable by all.
+#[cfg(unix)]
+pub fn builder_umask_000(args: &[&str], cwd: &Path) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 000 && exec \"$0\" \"$@\"")
+        .arg(builder_bin())
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
