@@ -108,8 +108,15 @@ pub fn builder_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_builder"))
 }
 
+/// Whether `data` is a PEM private key: it starts with `-----BEGIN` and
+/// holds `PRIVATE KEY-----` (a program that merely parses PEM, and names the
+/// label somewhere in its bytes, is not one).
+pub fn is_pem_key(data: &[u8]) -> bool {
+    data.trim_ascii_start().starts_with(b"-----BEGIN ") && data.windows(16).any(|w| w == b"PRIVATE KEY-----")
+}
+
 /// Whether a file holds a private key or a password: by name (`*.key`,
-/// `*.p12`, `*.pass`, `*.password`) or by a PEM private key inside.
+/// `*.p12`, `*.pass`, `*.password`) or a PEM private key ([`is_pem_key`]).
 #[cfg(unix)]
 pub fn holds_secret(path: &Path) -> bool {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -117,7 +124,7 @@ pub fn holds_secret(path: &Path) -> bool {
         return true;
     }
     let small = std::fs::symlink_metadata(path).is_ok_and(|m| m.len() <= 1 << 20);
-    small && std::fs::read(path).is_ok_and(|d| d.windows(11).any(|w| w == b"PRIVATE KEY"))
+    small && std::fs::read(path).is_ok_and(|d| is_pem_key(&d))
 }
 
 /// Every way a private key or password under `root` can be read by others
@@ -146,7 +153,7 @@ pub fn key_exposures(root: &Path) -> Vec<String> {
                 let member_mode = m.header().mode().unwrap_or(0o777);
                 let name = m.path().map(|n| n.display().to_string()).unwrap_or_default();
                 let mut data = Vec::new();
-                if m.read_to_end(&mut data).is_err() || !data.windows(11).any(|w| w == b"PRIVATE KEY") {
+                if m.read_to_end(&mut data).is_err() || !is_pem_key(&data) {
                     continue;
                 }
                 if member_mode != 0o600 {

@@ -26,8 +26,8 @@ use windows_sys::Win32::Security::{
 };
 use windows_sys::Win32::Storage::FileSystem::{
     CreateDirectoryW, CreateFileW, GetFileInformationByHandle, BY_HANDLE_FILE_INFORMATION, FILE_ATTRIBUTE_DIRECTORY,
-    FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_DELETE,
-    FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING, READ_CONTROL, WRITE_DAC, WRITE_OWNER,
+    FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_LIST_DIRECTORY,
+    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING, READ_CONTROL, WRITE_DAC, WRITE_OWNER,
 };
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
@@ -99,7 +99,8 @@ impl Drop for Handle {
 #[derive(Debug, Clone, Copy)]
 pub enum Share {
     /// Others may read and write, not rename or delete it while it is open
-    /// (renaming a folder with an open entry in it fails too).
+    /// (an open that asks to fails; a program already holding it open so
+    /// that it could makes this open fail instead).
     Pin,
     /// Everything (the service renames or deletes it afterwards).
     All,
@@ -118,19 +119,23 @@ pub struct Info {
 
 impl Handle {
     /// Opens `path` (a folder or file; a link itself, not where it leads) to
-    /// read and change its owner and access list. None of these rights take
-    /// part in sharing, so the open conflicts with no other program.
+    /// read and change its owner and access list. With [`Share::All`] none of
+    /// the rights asked take part in sharing, so the open conflicts with no
+    /// other program; a [`Share::Pin`] (folders only) also lists the folder.
     pub fn open(path: &Path, share: Share) -> io::Result<Self> {
         let name = wide(path.as_os_str());
-        let share = match share {
-            Share::Pin => FILE_SHARE_READ | FILE_SHARE_WRITE,
-            Share::All => FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+        // Windows records a handle's sharing only when it reads, writes or
+        // deletes: a pin lists the folder, so that its refusal to share
+        // deletion holds.
+        let (share, data) = match share {
+            Share::Pin => (FILE_SHARE_READ | FILE_SHARE_WRITE, FILE_LIST_DIRECTORY),
+            Share::All => (FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, 0),
         };
         // SAFETY: `name` is NUL-terminated; the returned handle is owned by `Handle`.
         let h = unsafe {
             CreateFileW(
                 name.as_ptr(),
-                READ_CONTROL | WRITE_DAC | WRITE_OWNER,
+                READ_CONTROL | WRITE_DAC | WRITE_OWNER | data,
                 share,
                 std::ptr::null(),
                 OPEN_EXISTING,
