@@ -81,27 +81,22 @@ pub fn make_codesign_identity(dir: &Path, company: &str) -> Result<(Vec<PathBuf>
     fsutil::write_new(&cer, cert.as_bytes())?;
     fsutil::write_secret(&keyf, key.as_bytes())?;
     fsutil::write_secret(&pwf, password.as_bytes())?;
+    // The PKCS#12 (it holds the key) comes back on stdout and is written 0600
+    // from the start, not by openssl with the umask's mode.
     let out = Command::new("openssl")
         .args(["pkcs12", "-export", "-name", "codesign", "-passout", "env:THIN_P12_PASSWORD", "-in"])
         .arg(&cer)
         .arg("-inkey")
         .arg(&keyf)
-        .arg("-out")
-        .arg(&p12)
         .env("THIN_P12_PASSWORD", &password)
         .output()
         .map_err(|e| Error::Tool {
             tool: "openssl".into(),
             msg: format!("cannot run it ({e}); install it with `apt-get install openssl`"),
         })?;
-    if !out.status.success() {
+    if !out.status.success() || out.stdout.is_empty() {
         return Err(Error::Tool { tool: "openssl pkcs12".into(), msg: String::from_utf8_lossy(&out.stderr).into() });
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&p12, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| Error::Io { path: p12.clone(), source: e })?;
-    }
+    fsutil::write_secret(&p12, &out.stdout)?;
     Ok((vec![cer, keyf, p12, pwf.clone()], pwf))
 }

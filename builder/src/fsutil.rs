@@ -1,48 +1,92 @@
-//! File writing rules: private keys 0600, nothing replaced without a dated backup.
+//! File writing rules: private keys 0600 in folders only their owner may
+//! enter, every file written atomically with its final mode from the start
+//! (whatever the umask), nothing replaced without a dated backup.
 
 use crate::error::{Error, IoContext, Result};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// Mode of files anyone may read.
+pub const PUBLIC: u32 = 0o644;
+/// Mode of private keys, passwords and archives holding them.
+pub const PRIVATE: u32 = 0o600;
 
 /// Writes a new file; fails if it exists.
 pub fn write_new(path: &Path, data: &[u8]) -> Result<()> {
-    if path.exists() {
-        return Err(Error::Exists(path.to_path_buf()));
-    }
-    write(path, data, false)
-}
-
-/// Writes a private key (mode 0600 from the start, never world-readable).
-pub fn write_secret(path: &Path, data: &[u8]) -> Result<()> {
-    if path.exists() {
-        return Err(Error::Exists(path.to_path_buf()));
-    }
-    write(path, data, true)
-}
-
-fn write(path: &Path, data: &[u8], secret: bool) -> Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).at(dir)?;
     }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(if secret { 0o600 } else { 0o644 });
+    write_atomic(path, PUBLIC, false, |f| f.write_all(data))
+}
+
+/// Writes a new private key or password: mode 0600 from the start, in a
+/// folder made 0700 when this creates it. Fails if it exists.
+pub fn write_secret(path: &Path, data: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir)?;
     }
-    let _ = secret;
-    let mut f = opts.open(path).at(path)?;
-    f.write_all(data).at(path)?;
-    f.sync_all().at(path)
+    write_atomic(path, PRIVATE, false, |f| f.write_all(data))
 }
 
 /// Writes (or replaces) a generated, non-secret file.
 pub fn write_generated(path: &Path, data: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).at(dir)?;
     }
-    std::fs::write(path, data).at(path)
+    write_atomic(path, PUBLIC, true, |f| f.write_all(data))
+}
+
+/// Creates `dir` and its missing parents with mode 0700 from the start (a
+/// folder that will hold private keys); an existing folder is left as it is.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).at(dir)
+}
+
+/// Writes `path` atomically with exactly `mode` (Unix): `fill` writes into a
+/// temporary file beside it, created with at most `mode` whatever the umask
+/// and set to `mode` while still empty, then the file is fsynced and renamed
+/// over `path`. With `replace` false an existing `path` is an error
+/// ([`Error::Exists`]) and is left alone.
+pub fn write_atomic(
+    path: &Path,
+    mode: u32,
+    replace: bool,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
+    if !replace && std::fs::symlink_metadata(path).is_ok() {
+        return Err(Error::Exists(path.to_path_buf()));
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut b = tempfile::Builder::new();
+    b.prefix(".tmp-builder-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(std::fs::Permissions::from_mode(mode & 0o600));
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut tmp = b.tempfile_in(dir).at(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode)).at(path)?;
+    }
+    fill(tmp.as_file_mut()).at(path)?;
+    tmp.as_file().sync_all().at(path)?;
+    if replace {
+        tmp.persist(path).map_err(|e| e.error).at(path)?;
+    } else {
+        tmp.persist_noclobber(path).map_err(|e| match e.error.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::Exists(path.to_path_buf()),
+            _ => Error::Io { path: path.to_path_buf(), source: e.error },
+        })?;
+    }
+    Ok(())
 }
 
 /// Moves `files` (those that exist) into `<dir>/backup-<UTC date-time>/`, keeping
@@ -61,25 +105,15 @@ pub fn backup(dir: &Path, files: &[PathBuf]) -> Result<Option<PathBuf>> {
         target = dir.join(format!("backup-{stamp}-{n}"));
         n += 1;
     }
-    std::fs::create_dir_all(&target).at(&target)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).at(&target)?;
-    }
+    // Private from the start: the old keys go in here.
+    create_private_dir(&target)?;
     for f in present {
         let name = f.file_name().expect("file name");
         let to = target.join(name);
-        std::fs::copy(f, &to).at(&to)?;
-        copy_mode(f, &to)?;
-        std::fs::remove_file(f).at(f)?;
+        // A rename keeps the file as it was (mode included) and is atomic.
+        std::fs::rename(f, &to).at(&to)?;
     }
     Ok(Some(target))
-}
-
-fn copy_mode(from: &Path, to: &Path) -> Result<()> {
-    let perm = std::fs::metadata(from).at(from)?.permissions();
-    std::fs::set_permissions(to, perm).at(to)
 }
 
 /// Copies a folder tree (files only), refusing to replace existing files.

@@ -26,11 +26,12 @@ template!(LIMITS, "limits.conf.hbs");
 template!(INSTALL_SH, "install.sh.hbs");
 template!(APPS_SYSTEMD_UNIT, "thinsvr.service.hbs");
 template!(APPS_INSTALL_SH, "install-apps.sh.hbs");
+template!(SYSUSERS, "sysusers.conf.hbs");
 template!(NSIS, "setup.nsi.hbs");
 template!(WIX, "product.wxs.hbs");
 
 /// Every template, for the test that loads them all.
-pub const ALL: [Template; 11] = [
+pub const ALL: [Template; 12] = [
     BRAND_TOML,
     ENTRY_POINT,
     THINGATE_INI,
@@ -40,6 +41,7 @@ pub const ALL: [Template; 11] = [
     INSTALL_SH,
     APPS_SYSTEMD_UNIT,
     APPS_INSTALL_SH,
+    SYSUSERS,
     NSIS,
     WIX,
 ];

@@ -1,5 +1,6 @@
 //! The commands that need no compilation: `new`, `check`, `ca`, `doctor`,
-//! the `--toolchain msvc` preflight, `--help`.
+//! the `--toolchain msvc` preflight, `--help`; and the Linux units and the
+//! gateway's `install.sh` as rendered, on a stand-in bundle.
 
 mod common;
 use std::path::Path;
@@ -104,6 +105,190 @@ fn ca_regen_keeps_a_dated_backup_and_gateway_cert_keeps_the_ca() {
         assert_eq!(mode(&b.path().join("ThinGate.key")), 0o600);
     }
     assert!(builder(&["check", "--brand", "b"], tmp.path()).status.success());
+}
+
+/// `new` (with a test code-signing identity), `ca gateway-cert` and `ca regen`
+/// under the umask 000: every key, PKCS#12 and password file they write (and
+/// the backups of the old ones) is 0600 in a folder only its owner may enter,
+/// and the public files are exactly 0644.
+#[cfg(unix)]
+#[test]
+fn keys_are_private_whatever_the_umask() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let o = common::builder_umask_000(args, tmp.path());
+        assert!(o.status.success(), "builder {args:?}: {}", text(&o));
+    };
+    run(&["new", "--app-id", "Um", "--dir", "b", "--self-signed-codesign"]);
+    run(&["ca", "gateway-cert", "--brand", "b", "--host", "gw2.example.org"]);
+    run(&["ca", "regen", "--brand", "b"]);
+    let secrets: Vec<_> = walkdir::WalkDir::new(tmp.path())
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file() && common::holds_secret(e.path()))
+        .map(|e| e.path().strip_prefix(tmp.path()).unwrap().display().to_string())
+        .collect();
+    // ca.key, ThinGate.key, codesign.key/.p12/.password, and the backed-up
+    // ThinGate.key (gateway-cert), ca.key and ThinGate.key (regen).
+    assert_eq!(secrets.len(), 8, "{secrets:?}");
+    let exposed = common::key_exposures(tmp.path());
+    assert!(exposed.is_empty(), "readable by others:\n{}", exposed.join("\n"));
+    assert_eq!(mode(&tmp.path().join("b/brand.toml")), 0o644);
+    assert_eq!(mode(&tmp.path().join("b/certs/ca.cer")), 0o644);
+}
+
+/// The systemd units as rendered (no build needed): each service runs as its
+/// own user, the gateway with `CAP_NET_BIND_SERVICE` alone and `thinsvr` with
+/// no capability, ProtectSystem=strict and the rest of the sandbox, and
+/// `systemd-analyze security` rates both at most [`common::MAX_EXPOSURE`].
+/// The end-to-end tests check the built bundles' units the same way and run
+/// `systemd-analyze verify` on them.
+#[test]
+fn rendered_units_run_as_their_own_users_in_a_sandbox() {
+    let vars = serde_json::json!({"app_id": "Mikaka", "app_id_lower": "mikaka", "system_name": "Mikaka Remote",
+        "install_dir": "/opt/thingate-mikaka", "gate_user": "thingate-mikaka", "gate_state_dir": "/var/lib/thingate-mikaka",
+        "apps_dir": "/opt/thinapps-mikaka", "apps_state_dir": "/var/lib/thinapps-mikaka", "apps_user": "thinsvr-mikaka",
+        "service_args": "service"});
+    let tmp = tempfile::tempdir().unwrap();
+    let units = tmp.path().join("etc/systemd/system");
+    std::fs::create_dir_all(&units).unwrap();
+    for (template, unit, user, caps, writable) in [
+        (
+            builder::render::SYSTEMD_UNIT,
+            "thingate-mikaka.service",
+            "thingate-mikaka",
+            "CAP_NET_BIND_SERVICE",
+            "ReadWritePaths=/opt/thingate-mikaka/gate_log",
+        ),
+        (builder::render::APPS_SYSTEMD_UNIT, "thinsvr-mikaka.service", "thinsvr-mikaka", "", "StateDirectoryMode=0700"),
+    ] {
+        let text = builder::render::render(template, &vars).unwrap();
+        for line in [
+            format!("User={user}"),
+            format!("Group={user}"),
+            format!("CapabilityBoundingSet={caps}"),
+            format!("AmbientCapabilities={caps}"),
+            "NoNewPrivileges=yes".into(),
+            "ProtectSystem=strict".into(),
+            "ProtectHome=yes".into(),
+            "PrivateTmp=yes".into(),
+            "SystemCallFilter=@system-service".into(),
+            "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK".into(),
+            writable.into(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{unit}: no {line}:\n{text}");
+        }
+        std::fs::write(units.join(unit), &text).unwrap();
+        let Some((level, report)) = common::systemd_exposure(tmp.path(), unit) else {
+            assert!(std::env::var_os("CI").is_none(), "systemd-analyze is missing: apt-get install systemd");
+            eprintln!("skipped the rating: systemd-analyze is missing (apt-get install systemd)");
+            continue;
+        };
+        println!("{unit}: exposure {level} of 10");
+        assert!(level <= common::MAX_EXPOSURE, "{unit} rates {level}:\n{report}");
+        common::assert_runs_unprivileged(unit, &report, &[caps]);
+    }
+}
+
+/// The gateway's `install.sh --root` on a stand-in bundle (rendered
+/// templates, a fake binary and key): it makes the system user with
+/// systemd-sysusers (no login shell), installs ThinGate.ini and ThinGate.key
+/// 0640 and, as root, owned by root and that user's group; the state and log
+/// folders 0750 and the user's. Upgrading an install whose ThinGate.ini keeps
+/// the database beside it moves the database to the state folder and points
+/// the (kept, edited) ini there; a run after that changes nothing.
+#[cfg(unix)]
+#[test]
+fn gateway_install_sh_runs_the_gateway_as_its_own_user() {
+    use std::os::unix::fs::MetadataExt;
+    let vars = serde_json::json!({"app_id": "Mikaka", "app_id_lower": "mikaka", "system_name": "Mikaka Remote",
+        "version": "1.2.3", "listen_port": 443, "install_dir": "/opt/thingate-mikaka", "gate_user": "thingate-mikaka",
+        "gate_state_dir": "/var/lib/thingate-mikaka", "user": "thingate-mikaka", "description": "ThinGate gateway, AppId Mikaka",
+        "home": "/var/lib/thingate-mikaka"});
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, image) = (tmp.path().join("bundle"), tmp.path().join("image"));
+    let conf = "90-thingate-mikaka.conf";
+    let r = |t| builder::render::render(t, &vars).unwrap().into_bytes();
+    for (name, data) in [
+        ("install.sh".to_string(), r(builder::render::INSTALL_SH)),
+        ("ThinGate.ini".into(), r(builder::render::THINGATE_INI)),
+        ("thingate-mikaka.service".into(), r(builder::render::SYSTEMD_UNIT)),
+        ("sysusers.d/thingate-mikaka.conf".into(), r(builder::render::SYSUSERS)),
+        (format!("sysctl.d/{conf}"), b"# sysctl\n".to_vec()),
+        (format!("limits.d/{conf}"), b"# limits\n".to_vec()),
+        ("thingate".into(), b"#!/bin/sh\n".to_vec()),
+        ("ThinGate.cer".into(), b"certificate\n".to_vec()),
+        ("ThinGate.key".into(), b"-----BEGIN PRIVATE KEY-----\n".to_vec()),
+    ] {
+        let p = bundle.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    let bin = tmp.path().join("bin");
+    common::install_tool_stand_ins(&bin, &tmp.path().join("calls"));
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let install = || {
+        let o = Command::new("sh")
+            .arg(bundle.join("install.sh"))
+            .arg("--root")
+            .arg(&image)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "install.sh: {}", text(&o));
+        text(&o)
+    };
+    let first = install();
+    let user = common::passwd_entry(&image, "thingate-mikaka").unwrap_or_else(|| panic!("no user: {first}"));
+    assert_eq!(user[6], "/usr/sbin/nologin", "{user:?}");
+    let (uid, gid): (u32, u32) = (user[2].parse().unwrap(), user[3].parse().unwrap());
+    assert!(uid != 0 && gid != 0, "{user:?}");
+    let dest = image.join("opt/thingate-mikaka");
+    let state = image.join("var/lib/thingate-mikaka");
+    let as_root = std::fs::metadata(&image).unwrap().uid() == 0;
+    for (path, want_mode, owner) in [
+        (dest.join("ThinGate.ini"), 0o640, (0, gid)),
+        (dest.join("ThinGate.key"), 0o640, (0, gid)),
+        (dest.join("ThinGate.cer"), 0o644, (0, 0)),
+        (dest.join("thingate"), 0o755, (0, 0)),
+        (dest.join("gate_log"), 0o750, (uid, gid)),
+        (state.clone(), 0o750, (uid, gid)),
+        (dest.clone(), 0o755, (0, 0)),
+    ] {
+        let m = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}\n{first}", path.display()));
+        assert_eq!(mode(&path), want_mode, "{}", path.display());
+        if as_root {
+            assert_eq!((m.uid(), m.gid()), owner, "{}", path.display());
+        }
+    }
+    if !as_root {
+        assert!(first.contains("not root"), "{first}");
+    }
+    let ini = std::fs::read_to_string(dest.join("ThinGate.ini")).unwrap();
+    assert!(ini.lines().any(|l| l == "DatabaseFile /var/lib/thingate-mikaka/MachineDatabase.config"), "{ini}");
+
+    // An older install: the database beside an edited ini that does not name it.
+    let old_ini: String = ini.lines().filter(|l| !l.starts_with("DatabaseFile")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dest.join("ThinGate.ini"), format!("{old_ini}SysLogHostname 127.0.0.1\n")).unwrap();
+    std::fs::write(dest.join("MachineDatabase.config"), b"machines").unwrap();
+    std::fs::create_dir_all(dest.join("backup.MachineDatabase.config")).unwrap();
+    std::fs::write(dest.join("backup.MachineDatabase.config/MachineDatabase_1.config"), b"older").unwrap();
+    let upgrade = install();
+    assert!(upgrade.contains("moved ") && upgrade.contains("added "), "{upgrade}");
+    assert_eq!(std::fs::read(state.join("MachineDatabase.config")).unwrap(), b"machines");
+    assert_eq!(std::fs::read(state.join("backup.MachineDatabase.config/MachineDatabase_1.config")).unwrap(), b"older");
+    assert!(!dest.join("MachineDatabase.config").exists());
+    let kept = std::fs::read_to_string(dest.join("ThinGate.ini")).unwrap();
+    assert!(kept.contains("SysLogHostname 127.0.0.1\n"), "the edit is kept: {kept}");
+    assert!(kept.ends_with("DatabaseFile /var/lib/thingate-mikaka/MachineDatabase.config\n"), "{kept}");
+    assert_eq!(mode(&dest.join("ThinGate.ini")), 0o640);
+    if as_root {
+        assert_eq!(std::fs::metadata(state.join("MachineDatabase.config")).unwrap().uid(), uid);
+    }
+    let again = install();
+    for word in ["installed ", "moved ", "added "] {
+        assert!(!again.contains(word), "{again}");
+    }
 }
 
 #[test]

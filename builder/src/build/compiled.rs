@@ -44,10 +44,16 @@ pub struct Vars {
     pub server_title: String,
     /// Linux install folder of the gateway.
     pub install_dir: String,
+    /// Linux system user (and group) the gateway runs as.
+    pub gate_user: String,
+    /// Linux state folder of the gateway (systemd `StateDirectory`, the machine database).
+    pub gate_state_dir: String,
     /// Linux install folder of the office-PC apps.
     pub apps_dir: String,
     /// Linux config folder of the office-PC service (systemd `StateDirectory`).
     pub apps_state_dir: String,
+    /// Linux system user (and group) the office-PC service runs as.
+    pub apps_user: String,
     /// MSI UpgradeCode (UUIDv5 of the AppId).
     pub upgrade_code: String,
     /// MSI component GUIDs.
@@ -103,8 +109,11 @@ impl Vars {
             client_title: title("APP_TITLE_CLIENT"),
             server_title: title("APP_TITLE_SERVER"),
             install_dir: format!("/opt/thingate-{}", b.app_id.to_ascii_lowercase()),
+            gate_user: format!("thingate-{}", b.app_id.to_ascii_lowercase()),
+            gate_state_dir: format!("/var/lib/thingate-{}", b.app_id.to_ascii_lowercase()),
             apps_dir: format!("/opt/thinapps-{}", b.app_id.to_ascii_lowercase()),
             apps_state_dir: format!("/var/lib/thinapps-{}", b.app_id.to_ascii_lowercase()),
+            apps_user: format!("thinsvr-{}", b.app_id.to_ascii_lowercase()),
             upgrade_code: g("upgrade"),
             guid_client: g("client"),
             guid_server: g("server"),

@@ -52,6 +52,11 @@ pub fn build(b: &Brand, v: &Vars, bin_dir: &Path, arch: Arch, stage: &Path, out:
     let files: archive::Files = vec![
         ("thingate".into(), std::fs::read(bin_dir.join("thingate")).at(bin_dir.join("thingate"))?, 0o755),
         ("ThinGate.ini".into(), render::render(render::THINGATE_INI, v)?.into_bytes(), 0o644),
+        (
+            format!("sysusers.d/{}.conf", v.gate_user),
+            sysusers(&v.gate_user, "ThinGate gateway", v, &v.gate_state_dir)?,
+            0o644,
+        ),
         ("ThinGate.cer".into(), std::fs::read(&b.certs.gateway_cert).at(&b.certs.gateway_cert)?, 0o644),
         ("ThinGate.key".into(), std::fs::read(&b.certs.gateway_key).at(&b.certs.gateway_key)?, 0o600),
         (unit, render::render(render::SYSTEMD_UNIT, v)?.into_bytes(), 0o644),
@@ -61,4 +66,10 @@ pub fn build(b: &Brand, v: &Vars, bin_dir: &Path, arch: Arch, stage: &Path, out:
     ];
     // The bundle carries the gateway's private key.
     archive::bundle(&bundle_name(b, arch), files, stage, out, epoch, 0o600)
+}
+
+/// The `sysusers.d` file that makes the system user `user` of a service.
+pub fn sysusers(user: &str, what: &str, v: &Vars, home: &str) -> Result<Vec<u8>> {
+    let data = serde_json::json!({"user": user, "description": format!("{what}, AppId {}", v.app_id), "home": home});
+    Ok(render::render(render::SYSUSERS, &data)?.into_bytes())
 }

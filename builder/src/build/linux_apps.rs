@@ -29,6 +29,11 @@ pub fn build(b: &Brand, v: &Vars, bin_dir: &Path, stage: &Path, out: &Path, epoc
             0o644,
         ),
         ("install.sh".into(), render::render(render::APPS_INSTALL_SH, v)?.into_bytes(), 0o755),
+        (
+            format!("sysusers.d/{}.conf", v.apps_user),
+            super::linux::sysusers(&v.apps_user, "ThinServer office PC service", v, &v.apps_state_dir)?,
+            0o644,
+        ),
     ];
     // No key inside: readable like any other download.
     archive::bundle(&bundle_name(b), files, stage, out, epoch, 0o644)
@@ -41,7 +46,7 @@ mod tests {
     fn vars() -> serde_json::Value {
         serde_json::json!({"app_id": "Mikaka", "app_id_lower": "mikaka", "system_name": "Mikaka Remote",
             "version": "1.2.3", "apps_dir": "/opt/thinapps-mikaka", "apps_state_dir": "/var/lib/thinapps-mikaka",
-            "service_args": "service"})
+            "service_args": "service", "apps_user": "thinsvr-mikaka"})
     }
 
     #[test]
@@ -50,8 +55,13 @@ mod tests {
         for line in [
             "Description=Mikaka Remote office PC service (thinsvr, AppId Mikaka)",
             "ExecStart=/opt/thinapps-mikaka/thinsvr --config-dir /var/lib/thinapps-mikaka service",
+            "User=thinsvr-mikaka",
+            "Group=thinsvr-mikaka",
             "StateDirectory=thinapps-mikaka",
             "StateDirectoryMode=0700",
+            "CapabilityBoundingSet=",
+            "AmbientCapabilities=",
+            "PrivateUsers=yes",
             "Restart=always",
             "After=network-online.target",
             "NoNewPrivileges=yes",
@@ -71,6 +81,7 @@ mod tests {
         assert!(sh.contains("set -euo pipefail"));
         assert!(sh.contains(r#"dest="$root/opt/thinapps-mikaka""#), "{sh}");
         assert!(sh.contains("unit=thinsvr-mikaka.service"), "{sh}");
+        assert!(sh.contains("user=thinsvr-mikaka"), "{sh}");
         assert!(!sh.contains("{{"), "{sh}");
     }
 }

@@ -30,7 +30,8 @@ fn tool(cmd: &mut Command, name: &str) -> Result<String> {
 
 impl Signer {
     /// Prepares signing for `b` (its `[codesign]` section and password variable);
-    /// `scratch` receives a 0600 password file and, if needed, the certificate.
+    /// `scratch/codesign/` (0700) receives a 0600 password file and, if needed,
+    /// the certificate.
     pub fn new(b: &Brand, scratch: &Path) -> Result<Self> {
         let cs = b.codesign.as_ref().ok_or_else(|| Error::Usage(format!(
             "--sign: {}/brand.toml has no [codesign] section; add pkcs12 and password_env (see brand/default/brand.toml), or make a test identity with `builder new --self-signed-codesign`",
@@ -52,6 +53,8 @@ impl Signer {
             }
         };
         let pkcs12 = abs(&cs.pkcs12)?;
+        let scratch = scratch.join("codesign");
+        crate::fsutil::create_private_dir(&scratch)?;
         let pass_file = abs(&scratch.join("codesign.pass"))?;
         let given_cert = cs.cert.as_deref().map(abs).transpose()?;
         let scratch_cert = abs(&scratch.join("codesign.cer"))?;
@@ -69,7 +72,7 @@ impl Signer {
                         .arg(&pkcs12),
                     "openssl",
                 )?;
-                std::fs::write(&c, text).at(&c)?;
+                crate::fsutil::write_generated(&c, text.as_bytes())?;
                 c
             }
         };

@@ -116,7 +116,7 @@ pub fn portable_zip(b: &Brand, stage: &Path, out: &Path, epoch: i64) -> Result<P
         .chain(["app.ico"].iter())
         .map(|f| Entry {
             name: format!("{}/{f}", b.app_id),
-            source: stage.join(f),
+            source: archive::Source::File(stage.join(f)),
             mode: if f.ends_with(".exe") { 0o755 } else { 0o644 },
         })
         .collect();

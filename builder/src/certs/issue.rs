@@ -77,7 +77,8 @@ pub fn write_new_ca(c: &CertPaths, system_name: &str, hosts: &[String]) -> Resul
     let (gw_pem, gw_key) = make_gateway(&ca_pem, &ca_key, hosts)?;
     let all = [c.ca_cert.clone(), c.ca_key.clone(), c.gateway_cert.clone(), c.gateway_key.clone()];
     let dir = c.ca_cert.parent().expect("certificate path has a folder").to_path_buf();
-    std::fs::create_dir_all(&dir).at(&dir)?;
+    // The keys go in here: only their owner may enter it (when this creates it).
+    fsutil::create_private_dir(&dir)?;
     let backup = fsutil::backup(&dir, &all)?;
     fsutil::write_new(&c.ca_cert, ca_pem.as_bytes())?;
     fsutil::write_secret(&c.ca_key, ca_key.as_bytes())?;

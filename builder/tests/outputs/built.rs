@@ -3,7 +3,9 @@
 //! the Linux gateway and apps bundles) of E2eWin; a warm, signed rebrand
 //! (E2eSig, `--target windows --sign`); and E2eWin built again, which must give
 //! the same bytes. The Linux packaging tests reuse E2eWin's outputs instead of
-//! compiling a brand of their own.
+//! compiling a brand of their own. The brands are made, and the last two
+//! builds run, under the permissive umask 002, and a watcher scans every folder
+//! the builder writes while they run, for a private key others could read.
 
 use super::common::{self, wine};
 use std::path::{Path, PathBuf};
@@ -27,6 +29,12 @@ pub struct Built {
     pub port: u16,
     /// What `builder --json build` printed for E2eWin.
     pub json: serde_json::Value,
+    /// Folders the builds wrote: the brands and outputs, and the builder's stage.
+    pub written: Vec<PathBuf>,
+    /// Private keys others could read, seen while the builds ran (see `common::key_exposures`).
+    pub exposed_during: Vec<String>,
+    /// How many scans the watcher made while the builds ran.
+    pub scans: usize,
 }
 
 /// The texts the E2eWin brand's English patch gives `APP_WELCOME` (shown in
@@ -37,8 +45,21 @@ pub const SYSTEM: &str = "E2E Wine System";
 const PATCHED_VERSION: &str = "APP_VERSION_LINE\tE2E-PATCHED %PRODUCT% {0} [%APPID% / %SYSTEM%]\n";
 
 fn builder(root: &Path, args: &[&str], envs: &[(&str, String)]) -> std::process::Output {
-    let o =
-        Command::new(common::builder_bin()).args(args).current_dir(root).envs(envs.iter().cloned()).output().unwrap();
+    builder_umask(root, args, envs, None)
+}
+
+/// `builder ARGS`, under `umask` when given (a file the builder does not
+/// create with its mode from the start then comes out readable by others).
+fn builder_umask(root: &Path, args: &[&str], envs: &[(&str, String)], umask: Option<&str>) -> std::process::Output {
+    let mut cmd = match umask {
+        Some(u) => {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(format!("umask {u} && exec \"$0\" \"$@\"")).arg(common::builder_bin());
+            c
+        }
+        None => Command::new(common::builder_bin()),
+    };
+    let o = cmd.args(args).current_dir(root).envs(envs.iter().cloned()).output().unwrap();
     assert!(
         o.status.success(),
         "builder {args:?}:\n{}{}",
@@ -58,18 +79,58 @@ pub fn built() -> &'static Built {
     r.as_ref().unwrap_or_else(|e| panic!("shared build failed: {e}"))
 }
 
+/// Scans `dirs` for exposed private keys until dropped; keeps what it saw.
+struct Watcher {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(Vec<String>, usize)>>,
+}
+
+impl Watcher {
+    fn start(dirs: Vec<PathBuf>) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut seen, mut scans) = (std::collections::BTreeSet::new(), 0);
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                for d in &dirs {
+                    seen.extend(common::key_exposures(d));
+                }
+                scans += 1;
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            (seen.into_iter().collect(), scans)
+        });
+        Self { stop, thread: Some(thread) }
+    }
+
+    fn finish(mut self) -> (Vec<String>, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().expect("running").join().expect("the watcher does not panic")
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        // A failed build: stop scanning.
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 fn make() -> Built {
     // The Wine prefix boots while the apps compile.
     std::thread::spawn(|| std::panic::catch_unwind(wine::wine));
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-windows");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
+    let builder_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("builder");
+    let written = vec![root.clone(), builder_dir.join("stage"), builder_dir.join("codesign")];
+    let watcher = Watcher::start(written.clone());
     // The gateway URL is compiled into the apps, so its port is chosen now and
     // the gateway bundle listens there later.
     let port = thin_e2e::free_port();
     let url = format!("https://127.0.0.1:{port}/thingate/");
     let new_a = ["new", "--app-id", "E2eWin", "--dir", "a", "--rpc-port", "9911", "--system-name", SYSTEM];
-    builder(&root, &[&new_a[..], &["--gateway-url", &url]].concat(), &[]);
+    builder_umask(&root, &[&new_a[..], &["--gateway-url", &url]].concat(), &[], Some("002"));
     std::fs::write(
         root.join("a/strtable_en.patch.stb"),
         format!("# e2e patch\nAPP_TITLE_CLIENT\t%PRODUCT% Home\nAPP_WELCOME\t{PATCHED_WELCOME}\n{PATCHED_VERSION}"),
@@ -80,16 +141,19 @@ fn make() -> Built {
     let o = builder(&root, &[&["--json"][..], &all, &["out-a"]].concat(), &[]);
     let json = serde_json::from_slice(&o.stdout).expect("builder --json prints JSON");
     eprintln!("build --target all (E2eWin): {:.0} s", t.elapsed().as_secs_f64());
-    builder(&root, &["new", "--app-id", "E2eSig", "--dir", "s", "--rpc-port", "9912", "--self-signed-codesign"], &[]);
+    let new_s = ["new", "--app-id", "E2eSig", "--dir", "s", "--rpc-port", "9912", "--self-signed-codesign"];
+    builder_umask(&root, &new_s, &[], Some("002"));
     let pw = std::fs::read_to_string(root.join("s/certs/codesign.password")).unwrap();
     let t = Instant::now();
-    builder(
+    builder_umask(
         &root,
         &["build", "--brand", "s", "--target", "windows", "--sign", "--out", "out-s"],
         &[("THIN_CODESIGN_PASSWORD_E2ESIG", pw)],
+        Some("002"),
     );
     eprintln!("warm rebrand, signed (E2eSig): {:.0} s", t.elapsed().as_secs_f64());
-    builder(&root, &[&all[..], &["out-a2"]].concat(), &[]);
+    builder_umask(&root, &[&all[..], &["out-a2"]].concat(), &[], Some("002"));
+    let (exposed_during, scans) = watcher.finish();
     Built {
         brand: root.join("a"),
         a: root.join("out-a"),
@@ -98,5 +162,8 @@ fn make() -> Built {
         signed_brand: root.join("s"),
         port,
         json,
+        written,
+        exposed_during,
+        scans,
     }
 }

@@ -3,6 +3,7 @@
 //! scripts, systemd units and reproducibility.
 
 use super::built::built;
+use super::common;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::Command;
@@ -51,11 +52,22 @@ fn bundle_holds_the_gateway_and_its_rendered_files() {
     let ini = String::from_utf8(ini).unwrap();
     assert!(ini.contains(&format!("ListenPort {}\n", built().port)), "{ini}");
     assert!(ini.contains("ServerCert ThinGate.cer"));
+    assert!(ini.contains("\nDatabaseFile /var/lib/thingate-e2ewin/MachineDatabase.config\n"), "{ini}");
     assert_eq!(file("ThinGate.key").0, 0o600);
     let unit = String::from_utf8(file("thingate-e2ewin.service").1).unwrap();
     assert!(
         unit.contains("ExecStart=/opt/thingate-e2ewin/thingate run --config /opt/thingate-e2ewin/ThinGate.ini"),
         "{unit}"
+    );
+    assert!(unit.lines().any(|l| l == "User=thingate-e2ewin"), "{unit}");
+    let (mode, users) = file("sysusers.d/thingate-e2ewin.conf");
+    assert_eq!(mode, 0o644);
+    let users = String::from_utf8(users).unwrap();
+    assert!(
+        users.contains(
+            "\nu thingate-e2ewin - \"ThinGate gateway, AppId E2eWin\" /var/lib/thingate-e2ewin /usr/sbin/nologin\n"
+        ),
+        "{users}"
     );
     let sysctl = String::from_utf8(file("sysctl.d/90-thingate-e2ewin.conf").1).unwrap();
     for line in [
@@ -111,6 +123,49 @@ fn two_builds_give_identical_bundles() {
     }
 }
 
+/// No private key or password the builds wrote (the brands' keys, the test
+/// code-signing identity, the gateway bundles) was readable by anyone but its
+/// owner, neither while the builds ran (most under the umask 002) nor after;
+/// none was ever staged.
+#[test]
+fn no_private_key_is_readable_by_others_during_or_after_the_builds() {
+    let b = built();
+    assert!(b.scans >= 2, "the watcher scanned {} times", b.scans);
+    assert!(b.exposed_during.is_empty(), "while building:\n{}", b.exposed_during.join("\n"));
+    let after: Vec<String> = b.written.iter().flat_map(|d| common::key_exposures(d)).collect();
+    assert!(after.is_empty(), "after building:\n{}", after.join("\n"));
+    // What the scans must have looked at.
+    for f in [
+        "a/certs/ca.key",
+        "a/certs/ThinGate.key",
+        "s/certs/codesign.key",
+        "s/certs/codesign.p12",
+        "s/certs/codesign.password",
+    ] {
+        assert!(common::holds_secret(&b.brand.parent().unwrap().join(f)), "{f}");
+    }
+    for out in [&b.a, &b.a_again] {
+        let f = std::fs::File::open(out.join(TGZ)).unwrap();
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+        let mut keys = 0;
+        for e in tar.entries().unwrap() {
+            let mut data = Vec::new();
+            e.unwrap().read_to_end(&mut data).unwrap();
+            keys += usize::from(common::is_pem_key(&data));
+        }
+        assert_eq!(keys, 1, "{}: the gateway key", out.join(TGZ).display());
+    }
+    let stage = &b.written[1];
+    let staged: Vec<_> = walkdir::WalkDir::new(stage)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file() && common::holds_secret(e.path()))
+        .map(|e| e.path().display().to_string())
+        .collect();
+    assert!(stage.join("E2eWin/linux").is_dir(), "the gateway bundle was staged in {}", stage.display());
+    assert!(staged.is_empty(), "keys staged: {staged:?}");
+}
+
 /// Extracts the gateway bundle into a fresh folder; returns the bundle's folder.
 fn extract(into: &std::path::Path) -> PathBuf {
     extract_of(TGZ, into)
@@ -139,34 +194,33 @@ fn tree(root: &std::path::Path) -> Vec<(String, u32, Vec<u8>)> {
     out
 }
 
+/// The image's files the system user made by systemd-sysusers lives in.
+const USER_DB: [&str; 5] = ["etc/.pwd.lock", "etc/group", "etc/gshadow", "etc/passwd", "etc/shadow"];
+
 #[test]
 fn install_sh_fills_a_system_image_and_is_idempotent() {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let tmp = tempfile::tempdir().unwrap();
     let bundle = extract(&tmp.path().join("x"));
     let image = tmp.path().join("image");
     // `systemctl --root` works offline; a recording stand-in keeps the test
     // independent of whether this machine has systemd.
     let fake = tmp.path().join("bin");
-    std::fs::create_dir_all(&fake).unwrap();
     let calls = tmp.path().join("calls");
-    for tool in ["systemctl", "sysctl"] {
-        let p = fake.join(tool);
-        std::fs::write(&p, format!("#!/bin/sh\necho \"{tool} $*\" >> '{}'\n", calls.display())).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    common::install_tool_stand_ins(&fake, &calls);
     let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
     let install = || install_root("sh", &bundle.join("install.sh"), &image, &path);
     let first = install();
     let dest = image.join("opt/thingate-e2ewin");
     let t1 = tree(&image);
-    let names: Vec<&str> = t1.iter().map(|(n, _, _)| n.as_str()).collect();
+    let names: Vec<&str> = t1.iter().map(|(n, _, _)| n.as_str()).filter(|n| !USER_DB.contains(n)).collect();
     assert_eq!(
         names,
         [
             "etc/security/limits.d/90-thingate-e2ewin.conf",
             "etc/sysctl.d/90-thingate-e2ewin.conf",
             "etc/systemd/system/thingate-e2ewin.service",
+            "etc/sysusers.d/thingate-e2ewin.conf",
             "opt/thingate-e2ewin/ThinGate.cer",
             "opt/thingate-e2ewin/ThinGate.ini",
             "opt/thingate-e2ewin/ThinGate.key",
@@ -174,7 +228,26 @@ fn install_sh_fills_a_system_image_and_is_idempotent() {
         ],
         "{first}"
     );
-    assert_eq!(std::fs::metadata(dest.join("ThinGate.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    // The gateway's own user, group and writable folders; the key and the
+    // ini (SmtpPassword) readable by that group only, as root has it.
+    let user = common::passwd_entry(&image, "thingate-e2ewin").unwrap_or_else(|| panic!("no user: {first}"));
+    assert_eq!(user[6], "/usr/sbin/nologin", "{user:?}");
+    let (uid, gid): (u32, u32) = (user[2].parse().unwrap(), user[3].parse().unwrap());
+    let as_root = std::fs::metadata(&image).unwrap().uid() == 0;
+    for (rel, want, owner) in [
+        ("opt/thingate-e2ewin/ThinGate.key", 0o640, (0, gid)),
+        ("opt/thingate-e2ewin/ThinGate.ini", 0o640, (0, gid)),
+        ("opt/thingate-e2ewin/ThinGate.cer", 0o644, (0, 0)),
+        ("opt/thingate-e2ewin/thingate", 0o755, (0, 0)),
+        ("opt/thingate-e2ewin/gate_log", 0o750, (uid, gid)),
+        ("var/lib/thingate-e2ewin", 0o750, (uid, gid)),
+    ] {
+        let m = std::fs::metadata(image.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}\n{first}"));
+        assert_eq!(m.permissions().mode() & 0o7777, want, "{rel}");
+        if as_root {
+            assert_eq!((m.uid(), m.gid()), owner, "{rel}");
+        }
+    }
     assert_eq!(std::fs::read(dest.join("thingate")).unwrap(), file("thingate").1);
     let log = std::fs::read_to_string(&calls).unwrap();
     assert_eq!(log, format!("systemctl --root={} enable thingate-e2ewin.service\n", image.display()));
@@ -195,6 +268,7 @@ fn install_sh_fills_a_system_image_and_is_idempotent() {
     let t3 = tree(&image);
     install();
     assert_eq!(tree(&image), t3, "a fourth run changes nothing either");
+    assert_eq!(std::fs::metadata(dest.join("ThinGate.ini.new")).unwrap().permissions().mode() & 0o777, 0o640);
 
     // A new key in the bundle replaces the installed one and keeps the old as a backup.
     std::fs::write(dest.join("ThinGate.key"), b"old key\n").unwrap();
@@ -207,6 +281,8 @@ fn install_sh_fills_a_system_image_and_is_idempotent() {
         .collect();
     assert_eq!(backups.len(), 1, "{backups:?}");
     assert_eq!(std::fs::read(dest.join(&backups[0])).unwrap(), b"old key\n");
+    let kept_mode = std::fs::metadata(dest.join(&backups[0])).unwrap().permissions().mode();
+    assert_eq!(kept_mode & 0o007, 0, "the old key stays unreadable to others: {kept_mode:o}");
     assert_eq!(std::fs::read(dest.join("ThinGate.key")).unwrap(), file("ThinGate.key").1);
 
     let bad = Command::new("sh").arg(bundle.join("install.sh")).arg("--bogus").output().unwrap();
@@ -224,7 +300,9 @@ fn apps_bundle_holds_the_apps_unit_and_installer() {
     let listed: Vec<(String, u32)> = all.iter().map(|(n, m, _)| (n.clone(), *m)).collect();
     let want: Vec<(String, u32)> = [
         ("/", 0o755),
+        ("/sysusers.d/", 0o755),
         ("/install.sh", 0o755),
+        ("/sysusers.d/thinsvr-e2ewin.conf", 0o644),
         ("/thinclient", 0o755),
         ("/thinsvr", 0o755),
         ("/thinsvr-e2ewin.service", 0o644),
@@ -244,6 +322,7 @@ fn apps_bundle_holds_the_apps_unit_and_installer() {
         "ExecStart=/opt/thinapps-e2ewin/thinsvr --config-dir /var/lib/thinapps-e2ewin service",
         "StateDirectory=thinapps-e2ewin",
         "StateDirectoryMode=0700",
+        "User=thinsvr-e2ewin",
         "Restart=always",
         "WantedBy=multi-user.target",
     ] {
@@ -343,10 +422,11 @@ fn apps_install_sh_fills_a_system_image_and_is_idempotent() {
     let bundle = extract_of(APPS, &tmp.path().join("x"));
     let image = tmp.path().join("image");
     // The real `systemctl --root` works offline; without systemd, a stand-in
-    // makes the same symlink.
+    // makes the same symlink (and one makes the user, see install_tool_stand_ins).
     let real = Command::new("systemctl").arg("--version").output().is_ok_and(|o| o.status.success());
     let fake = tmp.path().join("bin");
-    std::fs::create_dir_all(&fake).unwrap();
+    common::install_tool_stand_ins(&fake, &tmp.path().join("calls"));
+    std::fs::remove_file(fake.join("systemctl")).unwrap();
     if !real {
         let p = fake.join("systemctl");
         let script = "#!/bin/sh\nr=${1#--root=}; w=\"$r/etc/systemd/system/multi-user.target.wants\"\n\
@@ -370,11 +450,16 @@ fn apps_install_sh_fills_a_system_image_and_is_idempotent() {
     };
     let first = install();
     let t1 = tree(&image);
-    let names: Vec<(&str, u32)> = t1.iter().map(|(n, m, _)| (n.as_str(), *m)).collect();
+    let names: Vec<(&str, u32)> =
+        t1.iter().filter(|(n, _, _)| !USER_DB.contains(&n.as_str())).map(|(n, m, _)| (n.as_str(), *m)).collect();
+    let user = common::passwd_entry(&image, "thinsvr-e2ewin").unwrap_or_else(|| panic!("no user: {first}"));
+    assert_eq!((user[5].as_str(), user[6].as_str()), ("/var/lib/thinapps-e2ewin", "/usr/sbin/nologin"));
+    assert_ne!(user[2], "0");
     assert_eq!(
         names,
         [
             ("etc/systemd/system/thinsvr-e2ewin.service", 0o644),
+            ("etc/sysusers.d/thinsvr-e2ewin.conf", 0o644),
             ("opt/thinapps-e2ewin/thinclient", 0o755),
             ("opt/thinapps-e2ewin/thinsvr", 0o755),
         ],
@@ -419,9 +504,11 @@ fn install_root(shell: &str, script: &std::path::Path, image: &std::path::Path, 
 
 /// Both systemd units pass `systemd-analyze verify` without a warning inside a
 /// system image holding the bundles' binaries where the units run them, and
-/// `systemd-analyze security` rates their sandboxes OK: exposure at most 2.5
-/// of 10 (an unsandboxed root service rates 9.6). No test starts them under a
-/// live systemd: CI machines have none running.
+/// `systemd-analyze security` rates their sandboxes OK: exposure at most
+/// [`common::MAX_EXPOSURE`] of 10 (an unsandboxed root service rates 9.6),
+/// each service as its own user with no capability but the gateway's
+/// `CAP_NET_BIND_SERVICE`. No test starts them under a live systemd: CI
+/// machines have none running.
 #[test]
 fn systemd_units_verify_and_are_sandboxed() {
     let has = Command::new("systemd-analyze").arg("--version").output().is_ok_and(|o| o.status.success());
@@ -431,9 +518,9 @@ fn systemd_units_verify_and_are_sandboxed() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    for (archive, unit, bin, dest) in [
-        (TGZ, "thingate-e2ewin.service", "thingate", "opt/thingate-e2ewin/thingate"),
-        (APPS, "thinsvr-e2ewin.service", "thinsvr", "opt/thinapps-e2ewin/thinsvr"),
+    for (archive, unit, bin, dest, caps) in [
+        (TGZ, "thingate-e2ewin.service", "thingate", "opt/thingate-e2ewin/thingate", "CAP_NET_BIND_SERVICE"),
+        (APPS, "thinsvr-e2ewin.service", "thinsvr", "opt/thinapps-e2ewin/thinsvr", ""),
     ] {
         let bundle = extract_of(archive, &tmp.path().join(format!("x-{unit}")));
         let image = tmp.path().join(unit);
@@ -452,15 +539,9 @@ fn systemd_units_verify_and_are_sandboxed() {
         let v = Command::new("systemd-analyze").args(["verify", "--man=no", &root, &path]).output().unwrap();
         let said = String::from_utf8_lossy(&v.stdout).into_owned() + &String::from_utf8_lossy(&v.stderr);
         assert!(v.status.success() && said.trim().is_empty(), "systemd-analyze verify {unit}:\n{said}");
-        let s = Command::new("systemd-analyze").args(["security", "--offline=yes", &root, &path]).output().unwrap();
-        let text = String::from_utf8_lossy(&s.stdout).into_owned() + &String::from_utf8_lossy(&s.stderr);
-        let marker = format!("Overall exposure level for {unit}:");
-        let level: f64 = text
-            .lines()
-            .find_map(|l| l.split_once(&marker).map(|(_, r)| r.split_whitespace().next().unwrap_or("").to_string()))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
+        let (level, report) = common::systemd_exposure(&image, unit).expect("systemd-analyze");
         println!("{unit}: exposure {level} of 10");
-        assert!(level <= 2.5, "{unit} rates {level} (want at most 2.5):\n{text}");
+        assert!(level <= common::MAX_EXPOSURE, "{unit} rates {level}:\n{report}");
+        common::assert_runs_unprivileged(unit, &report, &[caps]);
     }
 }

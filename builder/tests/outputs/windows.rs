@@ -356,6 +356,10 @@ fn start_gateway() -> Gateway {
     let ini = home.join("ThinGate.ini");
     let mut text = std::fs::read_to_string(&ini).unwrap();
     assert!(text.contains(&format!("ListenPort {}", b.port)), "{text}");
+    // Installed, the database is in the gateway user's state folder; here, beside the ini.
+    let installed_db = "DatabaseFile /var/lib/thingate-e2ewin/MachineDatabase.config";
+    assert!(text.contains(installed_db), "{text}");
+    text = text.replace(installed_db, "DatabaseFile MachineDatabase.config");
     text.push_str("\nListenAddress 127.0.0.1\n");
     std::fs::write(&ini, text).unwrap();
     let mut cmd = Command::new(home.join("thingate"));
@@ -517,6 +521,89 @@ fn the_installed_service_runs_under_the_service_manager_and_serves_the_admin_por
     assert!(o.status.success(), "sc start: {}", wine::text(&o));
     w.wait_until("the service running again", Duration::from_secs(60), || admin_challenge(9911).is_some());
     eprintln!("Windows service stop/start under Wine: {:.1} s", t.elapsed().as_secs_f64());
+}
+
+/// Unix mode bits of a path under the prefix: Wine keeps no Windows access
+/// list, it maps the one a program sets onto the file's mode.
+fn unix_mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777
+}
+
+/// Entries of `dir` whose name holds `.untrusted-` (moved aside by the service).
+fn set_aside_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".untrusted-"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The config folder attack, as far as Wine shows it (one Unix user for
+/// everything, so owners cannot differ; Wine renders an access list as the
+/// file's mode and a world-readable mode as an access list that lets
+/// Everyone in). Someone else makes `ProgramData\E2eWin\ThinServer` before
+/// the service first runs, readable by all, with their own admin.secret and
+/// password.json in it: the service moves that folder aside and uses nothing
+/// in it, makes a new one only it and administrators may enter, a new
+/// admin.secret, and serves nobody until the password is set again (its log
+/// says so). Restarted, it trusts its own folder and files: nothing more is
+/// moved aside.
+#[test]
+fn the_service_moves_aside_a_config_folder_it_did_not_make() {
+    let w = installed();
+    let _l = wine::lock();
+    let name = "E2eWinThinServer";
+    let brand = w.c("ProgramData/E2eWin");
+    let dir = brand.join("ThinServer");
+    w.wait_until("the service answering", Duration::from_secs(60), || admin_challenge(9911).is_some());
+    // The folders the service made: nobody else may enter (Wine: no bits for others).
+    for d in [&brand, &dir] {
+        assert_eq!(unix_mode(d) & 0o007, 0, "{}: {:o}", d.display(), unix_mode(d));
+    }
+    assert_eq!(unix_mode(&dir.join("admin.secret")) & 0o007, 0);
+    let stop = |what: &str| {
+        let o = w.run(&["net", "stop", name]);
+        assert!(o.status.success(), "net stop ({what}): {}", wine::text(&o));
+        w.wait_until("the service stopped", Duration::from_secs(30), || service_state(w, name) == "STOPPED");
+    };
+    let start = |what: &str| {
+        let o = w.run(&["sc", "start", name]);
+        assert!(o.status.success(), "sc start ({what}): {}", wine::text(&o));
+        w.wait_until(what, Duration::from_secs(60), || admin_challenge(9911).is_some());
+    };
+    stop("before planting");
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    let planted = "11".repeat(32);
+    std::fs::write(dir.join("admin.secret"), &planted).unwrap();
+    std::fs::write(dir.join("password.json"), b"{\"planted\": true}").unwrap();
+    for (p, m) in [(dir.clone(), 0o755), (dir.join("admin.secret"), 0o644), (dir.join("password.json"), 0o644)] {
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap();
+    }
+    start("the service after the planting");
+    let aside = set_aside_in(&brand);
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let moved = brand.join(&aside[0]);
+    assert_eq!(std::fs::read_to_string(moved.join("admin.secret")).unwrap(), planted, "moved whole");
+    let secret = std::fs::read_to_string(dir.join("admin.secret")).unwrap();
+    assert_eq!(secret.trim().len(), 64);
+    assert_ne!(secret.trim(), planted, "the planted admin secret is not used");
+    assert!(!dir.join("password.json").exists(), "the planted password verifier is not used");
+    assert_eq!(unix_mode(&dir) & 0o007, 0, "{:o}", unix_mode(&dir));
+    assert_eq!(unix_mode(&dir.join("admin.secret")) & 0o007, 0);
+    let log = std::fs::read_to_string(dir.join("thinsvr.log")).unwrap_or_default();
+    assert!(log.contains("was not made by this service") && log.contains("its access list lets WD in"), "{log}");
+    assert!(log.contains("nobody can connect until the computer's owner sets the password again"), "{log}");
+
+    // Its own folder and files it keeps across a restart.
+    stop("after the planting");
+    start("the service again");
+    assert_eq!(set_aside_in(&brand), aside, "nothing more moved aside");
+    assert!(set_aside_in(&dir).is_empty(), "{:?}", set_aside_in(&dir));
+    assert_eq!(std::fs::read_to_string(dir.join("admin.secret")).unwrap(), secret, "its own secret is kept");
 }
 
 /// Both windows of the installed apps (started without arguments) under Wine

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use thin_tunnel::control::ControlError;
+use thin_tunnel::platform::acl::{secure_config_dir, PrivateDir};
 use thin_tunnel::settings::ConfigDir;
 use thin_tunnel::{entry, otp, server_agent, service};
 use thin_ui::strings::Key;
@@ -114,8 +115,16 @@ fn window(cli: Cli) -> ExitCode {
     cli::exit_code("thinsvr", r)
 }
 
-/// The service's body: until `stop`, on a runtime of its own.
-fn serve(cli: &Cli, stop: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+/// Makes the config folder the service's own before anything in it is read
+/// (see `thin_tunnel::platform::acl`); keep the value while using it.
+fn private_dir(dir: &ConfigDir) -> anyhow::Result<PrivateDir> {
+    Ok(secure_config_dir(&dir.0)?)
+}
+
+/// The service's body: until `stop`, on a runtime of its own, with the config
+/// folder made private (and what was moved aside logged) by the caller.
+fn serve(cli: &Cli, stop: tokio_util::sync::CancellationToken, private: PrivateDir) -> anyhow::Result<()> {
+    private.report();
     let dir = config_dir(cli);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
@@ -136,10 +145,12 @@ fn service(cli: Cli) -> ExitCode {
             let cli = cli.clone();
             Box::new(move |stop: tokio_util::sync::CancellationToken| {
                 // Under the service manager nobody reads stderr: log to a file
-                // in the config folder (readable by administrators only).
-                let log = config_dir(&cli).0.join("thinsvr.log");
-                entry::init_logging_to_file("info", &log);
-                serve(&cli, stop).map_err(|e| format!("{e:#}").into())
+                // in the config folder (readable by administrators only), once
+                // that folder is the service's own.
+                let dir = config_dir(&cli);
+                let private = private_dir(&dir);
+                entry::init_logging_to_file("info", &dir.0.join("thinsvr.log"));
+                private.and_then(|p| serve(&cli, stop, p)).map_err(|e| format!("{e:#}").into())
             })
         };
         match thin_tunnel::platform::winsvc::run_as_service(&thin_tunnel::brand::service_name(), body) {
@@ -167,11 +178,13 @@ fn foreground(cli: &Cli) -> ExitCode {
         }
         on_signal.cancel();
     });
-    cli::exit_code("thinsvr", serve(cli, stop))
+    cli::exit_code("thinsvr", private_dir(&config_dir(cli)).and_then(|p| serve(cli, stop, p)))
 }
 
 async fn real_main(cli: Cli) -> anyhow::Result<()> {
     let dir = config_dir(&cli);
+    let private = private_dir(&dir)?;
+    private.report();
     let saved = dir.settings()?;
     let Some(cmd) = cli.cmd else { unreachable!("the window has no runtime") };
     if let Cmd::Otp { email, .. } = &cmd {

@@ -180,8 +180,9 @@ pub trait AdminHandler: Send + Sync + 'static {
 }
 
 /// The admin secret: 32 random bytes, hex in a file only administrators and
-/// the service can read (0600 on Unix; on Windows the installer puts it in the
-/// service's ProgramData folder, which only Administrators and SYSTEM may read).
+/// the service can read (0600 on Unix; on Windows it is in the service's
+/// ProgramData folder, which only Administrators and SYSTEM may read, see
+/// `crate::platform::acl`).
 pub struct AdminSecret(hmac::Key);
 
 impl std::fmt::Debug for AdminSecret {
@@ -213,7 +214,7 @@ impl AdminSecret {
         if !path.exists() {
             let mut bytes = [0u8; SECRET_LEN];
             SystemRandom::new().fill(&mut bytes).map_err(|_| AdminError::Protocol("no system randomness".into()))?;
-            crate::settings::write_secret(path, hex::encode(bytes).as_bytes())
+            crate::settings::write_config_file(path, hex::encode(bytes).as_bytes())
                 .map_err(|e| AdminError::SecretFile { path: path.display().to_string(), msg: e.to_string() })?;
         }
         Self::load(path)

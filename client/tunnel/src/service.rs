@@ -47,6 +47,9 @@ pub enum ServiceError {
     /// The config folder cannot be read.
     #[error(transparent)]
     Settings(#[from] crate::settings::SettingsError),
+    /// The config folder cannot be made the service's own.
+    #[error(transparent)]
+    Private(#[from] crate::platform::acl::AclError),
 }
 
 /// How to run the service.
@@ -70,7 +73,9 @@ pub async fn run(
     shutdown: CancellationToken,
     ready: Option<Ready>,
 ) -> Result<(), ServiceError> {
-    crate::platform::acl::protect_dir(&dir.0);
+    // Before anything in the folder is read; held while serving (see platform::acl).
+    let private = crate::platform::acl::secure_config_dir(&dir.0)?;
+    private.report();
     let secret = Arc::new(AdminSecret::load_or_create(&dir.0.join(ADMIN_SECRET_FILE))?);
     let _ = dir.identity()?;
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, opts.admin_port))

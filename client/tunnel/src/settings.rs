@@ -1,6 +1,7 @@
 //! The office PC's files in its config folder: key pair (`server.key`),
 //! password verifier (`password.json`, an OPAQUE record), and settings
-//! (`thinsvr.toml`). Secrets are written with mode 0600, atomically.
+//! (`thinsvr.toml`). Secrets are written with mode 0600, atomically; who may
+//! use the folder itself is `crate::platform::acl`'s business.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -98,7 +99,7 @@ impl ConfigDir {
             Ok(pem) => Identity::from_pem(&pem).map_err(|e| SettingsError::Bad(p.display().to_string(), e.to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let id = Identity::generate();
-                write_secret(&p, id.to_pem().as_bytes())?;
+                write_config_file(&p, id.to_pem().as_bytes())?;
                 Ok(id)
             }
             Err(e) => Err(SettingsError::Io(p.display().to_string(), e)),
@@ -118,7 +119,7 @@ impl ConfigDir {
     /// Saves the settings.
     pub fn save_settings(&self, s: &ServerSettings) -> Result<(), SettingsError> {
         let text = toml::to_string_pretty(s).map_err(|e| SettingsError::Bad("thinsvr.toml".into(), e.to_string()))?;
-        write_secret(&self.file("thinsvr.toml"), text.as_bytes())
+        write_config_file(&self.file("thinsvr.toml"), text.as_bytes())
     }
 
     /// Loads the password verifier.
@@ -135,18 +136,40 @@ impl ConfigDir {
     pub fn save_password(&self, f: &PasswordFile) -> Result<(), SettingsError> {
         let text =
             serde_json::to_vec_pretty(f).map_err(|e| SettingsError::Bad("password.json".into(), e.to_string()))?;
-        write_secret(&self.file("password.json"), &text)
+        write_config_file(&self.file("password.json"), &text)
     }
 }
 
 /// Writes `data` to `path` atomically with mode 0600 (a temporary file in the
 /// same folder, created 0600, fsynced, then renamed over `path`).
 pub fn write_secret(path: &Path, data: &[u8]) -> Result<(), SettingsError> {
+    write_atomic(path, data, false)
+}
+
+/// Writes a file of the service's config folder: as [`write_secret`], and the
+/// new file is prepared before its data goes in
+/// ([`crate::platform::acl::prepare_new_file`]: on Windows it is made
+/// Administrators' own, SYSTEM and Administrators alone allowed in; on Unix,
+/// root writing into the service user's folder hands the file to that user).
+/// A missing folder is created as [`crate::platform::acl::secure_config_dir`] does.
+pub fn write_config_file(path: &Path, data: &[u8]) -> Result<(), SettingsError> {
+    write_atomic(path, data, true)
+}
+
+fn write_atomic(path: &Path, data: &[u8], config: bool) -> Result<(), SettingsError> {
     use std::io::Write;
     let err = |e| SettingsError::Io(path.display().to_string(), e);
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(err)?;
+    if !config {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    } else if !dir.exists() {
+        crate::platform::acl::secure_config_dir(dir)
+            .map_err(|e| SettingsError::Io(dir.display().to_string(), std::io::Error::other(e.to_string())))?;
+    }
     let mut f = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    if config {
+        crate::platform::acl::prepare_new_file(f.as_file(), f.path()).map_err(err)?;
+    }
     f.write_all(data).map_err(err)?;
     f.as_file().sync_all().map_err(err)?;
     f.persist(path).map_err(|e| err(e.error))?;
