@@ -5,7 +5,11 @@
 #                             prerequisites, builds every binary and test once,
 #                             then runs every test of the workspace, including
 #                             the builder's real cold build, the Windows apps
-#                             under Wine and the windows' screenshots.
+#                             under Wine and the windows' screenshots; then the
+#                             supply-chain check (cargo deny: licences, bans,
+#                             sources) and the fuzz smoke (fuzz/run.sh --smoke:
+#                             every fuzz target built once, run on its seeds
+#                             and 20,000 more inputs).
 #   scripts/test.sh --quick   the quick tier, for a developer after a warm
 #                             build: unit tests and the in-process loopback
 #                             tests (no builder build, no Wine, no Xvfb).
@@ -39,11 +43,17 @@ fi
 
 ./scripts/setup.sh
 start=$(date +%s)
+status=0
+# Licences, banned crates and sources of the dependency tree (deny.toml);
+# offline. `cargo deny check advisories` needs a network database: README.md.
+cargo deny --locked check licenses bans sources || status=$?
 cargo build --workspace --bins --tests --locked
 echo "test.sh: build took $(( $(date +%s) - start )) s"
-status=0
 cargo test --workspace --locked --no-fail-fast || status=$?
 echo "test.sh: build and tests took $(( $(date +%s) - start )) s"
+fuzz_start=$(date +%s)
+./fuzz/run.sh --smoke || status=$?
+echo "test.sh: fuzz smoke (build and runs) took $(( $(date +%s) - fuzz_start )) s"
 shots="${THIN_SCREENSHOT_DIR:-target/screenshots}"
 if [ -d "$shots" ]; then
     echo "screenshots in $shots:"
