@@ -17,7 +17,8 @@ use thin_protocol::entry_point::{EntryPoint, EntryPointError, GatewayUrl};
 
 fn url_round_trip(u: &GatewayUrl) {
     let shown = u.to_string();
-    let back = GatewayUrl::parse(&shown).unwrap_or_else(|e| panic!("{u:?} prints as {shown:?}, which does not parse: {e}"));
+    let back =
+        GatewayUrl::parse(&shown).unwrap_or_else(|e| panic!("{u:?} prints as {shown:?}, which does not parse: {e}"));
     assert_eq!(&back, u, "{shown:?}");
     assert!(u.port != 0 && !u.host.is_empty() && u.path.starts_with('/'));
 }

@@ -46,8 +46,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(req.headers.iter().all(|(k, _)| *k == k.to_ascii_lowercase()), "header names are lower case");
         let again = write(req);
         if again.len() <= MAX_HEAD {
-            let back = run(read_request(&mut again.as_slice()))
-                .unwrap_or_else(|e| panic!("{req:?} written out as {:?} does not parse: {e}", String::from_utf8_lossy(&again)));
+            let back = run(read_request(&mut again.as_slice())).unwrap_or_else(|e| {
+                panic!("{req:?} written out as {:?} does not parse: {e}", String::from_utf8_lossy(&again))
+            });
             assert_eq!((&back.method, &back.target, &back.headers), (&req.method, &req.target, &req.headers));
             assert_eq!(back.is_upgrade(), req.is_upgrade());
         }

@@ -23,7 +23,8 @@ fuzz_target!(|data: &[u8]| {
         match cfg_format::parse(text) {
             Ok(root) => {
                 let out = cfg_format::write(&root);
-                let back = cfg_format::parse(&out).unwrap_or_else(|e| panic!("written text does not parse: {e}\n{out}"));
+                let back =
+                    cfg_format::parse(&out).unwrap_or_else(|e| panic!("written text does not parse: {e}\n{out}"));
                 let again = cfg_format::write(&back);
                 assert_eq!(out, again, "write(parse(write(t))) != write(t)");
                 // Same tree, up to the order that writing sorts.

@@ -85,7 +85,11 @@ impl Budget {
     /// Fails the input if it ever held more than its budget.
     pub fn check(self, what: &str) {
         let used = PEAK.load(Relaxed).saturating_sub(self.base);
-        assert!(used <= self.limit, "{what}: one input held {used} bytes at once, more than its budget of {}", self.limit);
+        assert!(
+            used <= self.limit,
+            "{what}: one input held {used} bytes at once, more than its budget of {}",
+            self.limit
+        );
     }
 }
 
@@ -222,8 +226,13 @@ pub fn round_trip<T: Wire>(m: &T) -> Option<Vec<u8>> {
         }
         Ok(bytes) => {
             assert!(!m.unexpected(), "{}: the catch-all variant encoded", T::NAME);
-            let back: T = serde_json::from_slice(&bytes)
-                .unwrap_or_else(|e| panic!("{}: {m:?} encodes to {:?}, which does not decode: {e}", T::NAME, String::from_utf8_lossy(&bytes)));
+            let back: T = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {m:?} encodes to {:?}, which does not decode: {e}",
+                    T::NAME,
+                    String::from_utf8_lossy(&bytes)
+                )
+            });
             let again = serde_json::to_vec(&back).expect("encodes");
             assert_eq!(bytes, again, "{}: encode(decode(encode(m))) differs", T::NAME);
             Some(bytes)
