@@ -5,9 +5,10 @@
 # is in artifacts/TARGET/.
 #
 #   fuzz/run.sh --smoke [TARGET...]      the CI smoke (scripts/test.sh): every
-#                                        seed, then 20,000 executions each
+#                                        seed, then 50,000 executions each
 #   fuzz/run.sh --time S [TARGET...]     S seconds each
-#   fuzz/run.sh --runs N [TARGET...]     N executions each (the figures in BENCHMARKS.md)
+#   fuzz/run.sh --runs N [TARGET...]     N executions each (the figures in BENCHMARKS.md);
+#                                        with --time too, whichever comes first
 #   fuzz/run.sh --no-build ...           reuse the last build
 #   fuzz/run.sh --list                   the targets
 #
@@ -20,13 +21,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 TARGETS=(frame messages http_head proxy_protocol thingate_ini machine_db stb brand_toml entry_point auth)
-limit=(-runs=20000)
+limit=()
 build=1
 while [ $# -gt 0 ]; do
     case "$1" in
-        --smoke) limit=(-runs=20000); shift ;;
-        --time) limit=(-max_total_time="$2"); shift 2 ;;
-        --runs) limit=(-runs="$2"); shift 2 ;;
+        --smoke) limit+=(-runs=50000); shift ;;
+        --time) limit+=(-max_total_time="$2"); shift 2 ;;
+        --runs) limit+=(-runs="$2"); shift 2 ;;
         --no-build) build=0; shift ;;
         --list) printf '%s\n' "${TARGETS[@]}"; exit 0 ;;
         -*) echo "usage: $0 [--no-build] [--smoke | --time S | --runs N] [TARGET...]" >&2; exit 2 ;;
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ $# -gt 0 ] && TARGETS=("$@")
+[ ${#limit[@]} -gt 0 ] || limit=(-runs=50000)
 
 # Release with debug assertions and overflow checks, the whole crate once.
 # Without AddressSanitizer: the parsers are safe Rust (#![forbid(unsafe_code)]),

@@ -9,7 +9,7 @@
 #                             supply-chain check (cargo deny: licences, bans,
 #                             sources) and the fuzz smoke (fuzz/run.sh --smoke:
 #                             every fuzz target built once, run on its seeds
-#                             and 20,000 more inputs).
+#                             then on mutations: 50,000 executions each).
 #   scripts/test.sh --quick   the quick tier, for a developer after a warm
 #                             build: the supply-chain check (when cargo-deny
 #                             is installed; about a second), unit tests and the
