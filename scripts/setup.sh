@@ -12,6 +12,7 @@ APT_PACKAGES=(
   xvfb xauth imagemagick xdotool tesseract-ocr tesseract-ocr-eng libgl1-mesa-dri libegl1 libegl-mesa0 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
 )
 RUST_TARGETS=(x86_64-pc-windows-gnu aarch64-unknown-linux-gnu)
+CARGO_TOOLS=(cargo-fuzz@0.13.2 cargo-deny@0.20.2)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -40,5 +41,15 @@ fi
 installed=$(rustup target list --installed)
 for t in "${RUST_TARGETS[@]}"; do
   grep -qx "$t" <<<"$installed" || rustup target add "$t"
+done
+# Fuzzing (fuzz/README.md) and the supply-chain check (deny.toml). The fuzz
+# targets prefer nightly (sanitizers) and build on stable without one.
+if ! rustup toolchain list | grep -q '^nightly'; then
+  rustup toolchain install nightly --profile minimal ||
+    echo "setup: no nightly toolchain to be had; the fuzz targets build on stable, without a sanitizer" >&2
+fi
+for tool in "${CARGO_TOOLS[@]}"; do
+  name=${tool%@*}
+  command -v "$name" >/dev/null 2>&1 || cargo install --locked "$tool"
 done
 echo "setup: all prerequisites present"

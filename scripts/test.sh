@@ -5,10 +5,16 @@
 #                             prerequisites, builds every binary and test once,
 #                             then runs every test of the workspace, including
 #                             the builder's real cold build, the Windows apps
-#                             under Wine and the windows' screenshots.
+#                             under Wine and the windows' screenshots; then the
+#                             supply-chain check (cargo deny: licences, bans,
+#                             sources) and the fuzz smoke (fuzz/run.sh --smoke:
+#                             every fuzz target built once, run on its seeds
+#                             then on mutations: 50,000 executions each).
 #   scripts/test.sh --quick   the quick tier, for a developer after a warm
-#                             build: unit tests and the in-process loopback
-#                             tests (no builder build, no Wine, no Xvfb).
+#                             build: the supply-chain check (when cargo-deny
+#                             is installed; about a second), unit tests and the
+#                             in-process loopback tests (no builder build, no
+#                             Wine, no Xvfb, no fuzzing).
 #
 # Both build with one feature resolution (`--bins --tests` over the whole
 # workspace): `cargo build --bins` alone resolves dependencies without the
@@ -33,17 +39,35 @@ esac
 if [ "$quick" = 1 ]; then
     args=(--lib --bins)
     for t in "${QUICK_TESTS[@]}"; do args+=(--test "$t"); done
+    if command -v cargo-deny >/dev/null 2>&1; then
+        cargo deny --locked check --hide-inclusion-graph licenses bans sources
+    else
+        echo "test.sh: cargo-deny is not installed (scripts/setup.sh installs it): supply-chain check skipped"
+    fi
     cargo build --workspace --bins --tests --locked
     exec cargo test --workspace --locked --no-fail-fast "${args[@]}"
 fi
 
 ./scripts/setup.sh
 start=$(date +%s)
+status=0
+# Licences, banned crates and sources of the dependency tree (deny.toml);
+# offline. `cargo deny check advisories` needs a network database: README.md.
+cargo deny --locked check --hide-inclusion-graph licenses bans sources || status=$?
 cargo build --workspace --bins --tests --locked
 echo "test.sh: build took $(( $(date +%s) - start )) s"
-status=0
 cargo test --workspace --locked --no-fail-fast || status=$?
 echo "test.sh: build and tests took $(( $(date +%s) - start )) s"
+fuzz_start=$(date +%s)
+if ! ./fuzz/run.sh --smoke; then
+    status=1
+    if [ -n "${CI_ARTIFACTS_DIR:-}" ]; then
+        mkdir -p "$CI_ARTIFACTS_DIR"
+        cp -r fuzz/artifacts "$CI_ARTIFACTS_DIR/fuzz-artifacts"
+        echo "fuzz crash inputs copied to $CI_ARTIFACTS_DIR/fuzz-artifacts"
+    fi
+fi
+echo "test.sh: fuzz smoke (build and runs) took $(( $(date +%s) - fuzz_start )) s"
 shots="${THIN_SCREENSHOT_DIR:-target/screenshots}"
 if [ -d "$shots" ]; then
     echo "screenshots in $shots:"

@@ -106,13 +106,53 @@ impl ClientAuth {
     /// Opens the server's KE2; returns KE3 (base64) and the session key.
     /// [`AuthError::WrongPassword`] when the password does not match.
     pub fn finish(self, password: &str, pcid: &str, ke2: &str) -> Result<(String, SessionKey), AuthError> {
-        let msg = CredentialResponse::<Suite>::deserialize(&decode(ke2, "ke2")?)
-            .map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let msg = decode_ke2(ke2)?;
         let ctx = context(pcid);
         let params = ClientLoginFinishParameters::new(Some(&ctx), Default::default(), None);
         let fin =
             self.state.finish(&mut OsRng, password.as_bytes(), msg, params).map_err(|_| AuthError::WrongPassword)?;
         Ok((B64.encode(fin.message.serialize()), SessionKey(fin.session_key.to_vec())))
+    }
+}
+
+/// Decodes one login message (base64) with `de`, which must use every byte:
+/// opaque-ke reads a message from the front of its input and ignores the rest,
+/// and a message with bytes after it is refused here (found by fuzzing).
+fn decode_exact<T, E: std::fmt::Display>(
+    s: &str,
+    what: &str,
+    de: impl Fn(&[u8]) -> Result<T, E>,
+    len: impl Fn(&T) -> usize,
+) -> Result<T, AuthError> {
+    let bytes = decode(s, what)?;
+    let msg = de(&bytes).map_err(|e| AuthError::Malformed(format!("{what}: {e}")))?;
+    if len(&msg) != bytes.len() {
+        return Err(AuthError::Malformed(format!("{what}: {} bytes after the message", bytes.len() - len(&msg))));
+    }
+    Ok(msg)
+}
+
+fn decode_ke1(ke1: &str) -> Result<CredentialRequest<Suite>, AuthError> {
+    decode_exact(ke1, "ke1", CredentialRequest::<Suite>::deserialize, |m| m.serialize().len())
+}
+
+/// KE2 as the client reads it, before any password work (which runs the KSF).
+fn decode_ke2(ke2: &str) -> Result<CredentialResponse<Suite>, AuthError> {
+    decode_exact(ke2, "ke2", CredentialResponse::<Suite>::deserialize, |m| m.serialize().len())
+}
+
+fn decode_ke3(ke3: &str) -> Result<CredentialFinalization<Suite>, AuthError> {
+    decode_exact(ke3, "ke3", CredentialFinalization::<Suite>::deserialize, |m| m.serialize().len())
+}
+
+/// Entry points for the fuzz targets (`fuzz/`): the decoding steps that the
+/// public API only reaches after expensive work. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decodes a KE2 (base64) as [`super::ClientAuth::finish`] does, without
+    /// running the key-stretching function.
+    pub fn client_decode_ke2(ke2: &str) -> Result<(), super::AuthError> {
+        super::decode_ke2(ke2).map(drop)
     }
 }
 
@@ -126,8 +166,7 @@ impl ServerAuth {
     /// Answers KE1 with KE2 (base64).
     pub fn start(file: &PasswordFile, pcid: &str, ke1: &str) -> Result<(Self, String), AuthError> {
         let (setup, record) = file.parts()?;
-        let req = CredentialRequest::<Suite>::deserialize(&decode(ke1, "ke1")?)
-            .map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let req = decode_ke1(ke1)?;
         let ctx = context(pcid);
         let params = ServerLoginParameters { context: Some(&ctx), identifiers: Default::default() };
         let start = ServerLogin::start(&mut OsRng, &setup, Some(record), req, CREDENTIAL_ID, params)
@@ -137,8 +176,7 @@ impl ServerAuth {
 
     /// Checks KE3; returns the session key, or [`AuthError::WrongPassword`].
     pub fn finish(self, ke3: &str) -> Result<SessionKey, AuthError> {
-        let msg = CredentialFinalization::<Suite>::deserialize(&decode(ke3, "ke3")?)
-            .map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let msg = decode_ke3(ke3)?;
         let ctx = context(&self.pcid);
         let params = ServerLoginParameters { context: Some(&ctx), identifiers: Default::default() };
         let fin = self.state.finish(msg, params).map_err(|_| AuthError::WrongPassword)?;
@@ -218,5 +256,30 @@ mod tests {
         let (c, ke1) = ClientAuth::start("correct horse").unwrap();
         let (_s, ke2) = ServerAuth::start(&file, "desk", &ke1).unwrap();
         assert!(c.finish("correct horse", "other", &ke2).is_err());
+    }
+
+    fn with_trailing_byte(msg: &str) -> String {
+        let mut b = B64.decode(msg).unwrap();
+        b.push(0);
+        B64.encode(b)
+    }
+
+    /// Found by fuzzing (fuzz target `auth`): opaque-ke ignores bytes after a
+    /// message, so a KE3 with a byte appended logged in, and a 65-byte KE3
+    /// counted as a wrong password instead of a malformed message.
+    #[test]
+    fn login_messages_with_bytes_after_them_are_malformed() {
+        let file = PasswordFile::create("pw").unwrap();
+        let (c, ke1) = ClientAuth::start("pw").unwrap();
+        assert!(matches!(ServerAuth::start(&file, "desk", &with_trailing_byte(&ke1)), Err(AuthError::Malformed(_))));
+        let (s, ke2) = ServerAuth::start(&file, "desk", &ke1).unwrap();
+        assert!(matches!(fuzzing::client_decode_ke2(&with_trailing_byte(&ke2)), Err(AuthError::Malformed(_))));
+        let (ke3, _) = c.finish("pw", "desk", &ke2).unwrap();
+        assert!(matches!(s.finish(&with_trailing_byte(&ke3)), Err(AuthError::Malformed(_))));
+        // The fuzzer's input: 65 bytes as a KE3.
+        let (_, ke1) = ClientAuth::start("pw").unwrap();
+        let (s, _) = ServerAuth::start(&file, "desk", &ke1).unwrap();
+        let crash = "XsgJW4Kqas/SNS6T1Oi5H3xcQ86kYrXD1M3CCG+CY2beb2M3YTljZTc3MGRhMzdhYTVjNWI1N2IyYjI1ODXHFAY=";
+        assert!(matches!(s.finish(crash), Err(AuthError::Malformed(_))));
     }
 }

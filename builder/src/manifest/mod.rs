@@ -78,26 +78,32 @@ pub struct Brand {
 /// (the default brand keeps them in `.brand-cache/`). Returns the brand (with
 /// defaults standing in for bad fields) and every problem found.
 pub fn load(dir: &Path, cert_dir: Option<&Path>) -> (Brand, Vec<Problem>) {
+    let path = dir.join(MANIFEST);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse(&text, dir, cert_dir),
+        Err(e) => {
+            // When the file cannot be read, that is the only problem reported.
+            let problem = Problem::file(
+                MANIFEST,
+                format!("cannot read {}: {e}", path.display()),
+                "run `builder new --app-id ID` to make a brand folder, or pass --brand DIR",
+            );
+            (parse("", dir, cert_dir).0, vec![problem])
+        }
+    }
+}
+
+/// Checks the text of the `brand.toml` of the brand folder `dir`, as [`load`]
+/// does after reading it (brand-relative files are looked up, not read).
+pub fn parse(text: &str, dir: &Path, cert_dir: Option<&Path>) -> (Brand, Vec<Problem>) {
     let default_dir = crate::paths::default_brand_dir();
     let default_text = std::fs::read_to_string(default_dir.join(MANIFEST)).unwrap_or_default();
     let default: RawManifest = toml::from_str(&default_text).unwrap_or_default();
     let mut problems = Vec::new();
-    let path = dir.join(MANIFEST);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            problems.push(Problem::file(
-                MANIFEST,
-                format!("cannot read {}: {e}", path.display()),
-                "run `builder new --app-id ID` to make a brand folder, or pass --brand DIR",
-            ));
-            String::new()
-        }
-    };
-    let raw: RawManifest = match toml::from_str(&text) {
+    let raw: RawManifest = match toml::from_str(text) {
         Ok(r) => r,
         Err(e) => {
-            let line = e.span().map(|s| line_of(&text, s.start));
+            let line = e.span().map(|s| line_of(text, s.start));
             let msg = e.message().trim().replace('\n', "; ");
             problems.push(
                 Problem::file(
@@ -110,9 +116,9 @@ pub fn load(dir: &Path, cert_dir: Option<&Path>) -> (Brand, Vec<Problem>) {
             RawManifest::default()
         }
     };
-    // When the file cannot be read or parsed, that is the only problem reported.
+    // When the file cannot be parsed, that is the only problem reported.
     let unreadable = problems.len();
-    let r = Resolver { text: &text, problems: &mut problems };
+    let r = Resolver { text, problems: &mut problems };
     let brand = resolve(r, &raw, &default, dir, &default_dir, cert_dir);
     if unreadable > 0 {
         problems.truncate(unreadable);

@@ -39,19 +39,32 @@ impl MachineDb {
     /// malformed one gives [`DbError::Invalid`] (`PATH:LINE: what to fix`) and is
     /// left untouched. Temp files left by a crashed save are deleted.
     pub fn open(path: &Path) -> Result<MachineDb, DbError> {
-        let mut db = MachineDb {
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::empty(path)),
+            Err(source) => return Err(DbError::Read { path: path.to_owned(), source }),
+        };
+        let db = Self::parse(path, &bytes)?;
+        remove_stale_temps(path);
+        Ok(db)
+    }
+
+    fn empty(path: &Path) -> MachineDb {
+        MachineDb {
             path: path.to_owned(),
             machines: BTreeMap::new(),
             pcids: HashMap::new(),
             other: Folder::new("root"),
-        };
-        let bytes = match fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(db),
-            Err(source) => return Err(DbError::Read { path: path.to_owned(), source }),
-        };
+        }
+    }
+
+    /// Checks the bytes of a database file as [`MachineDb::open`] does, without
+    /// touching the file system; `path` names the file in messages and is where
+    /// [`MachineDb::save`] writes.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<MachineDb, DbError> {
+        let mut db = Self::empty(path);
         let invalid = |line: usize, msg: String| DbError::Invalid { path: path.to_owned(), line, msg };
-        let text = std::str::from_utf8(&bytes).map_err(|e| {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
             let line = 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count();
             invalid(line, "this line is not UTF-8 text; save the file as UTF-8".into())
         })?;
@@ -91,7 +104,6 @@ impl MachineDb {
                 db.machines.insert(m.msid.clone(), m);
             }
         }
-        remove_stale_temps(path);
         Ok(db)
     }
 
