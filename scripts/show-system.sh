@@ -33,8 +33,8 @@ else
   gate="$BIN/thingate"
 fi
 # Demo on loopback with a free port instead of 443.
-sed -i -e '/^ListenPort/d' -e '/^ListenAddress/d' -e '/^SaveLog/d' "$gdir/ThinGate.ini"
-printf 'ListenAddress 127.0.0.1\nListenPort 0\n' >> "$gdir/ThinGate.ini"
+sed -i -e '/^ListenPort/d' -e '/^ListenAddress/d' -e '/^SaveLog/d' -e '/^DatabaseFile/d' "$gdir/ThinGate.ini"
+printf 'ListenAddress 127.0.0.1\nListenPort 0\nDatabaseFile %s/MachineDatabase.config\n' "$gdir" >> "$gdir/ThinGate.ini"
 
 "$gate" run --config "$gdir/ThinGate.ini" > "$work/gate.out" 2> "$work/gate.log" & pids+=($!)
 for _ in $(seq 100); do grep -q "^listening on" "$work/gate.out" 2>/dev/null && break; sleep 0.1; done
