@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use thin_e2e::procs::{thinclient_connect, thinsvr, Proc};
+use thin_e2e::procs::{rss_kib, thinclient_connect, thinsvr, Proc};
 use thin_e2e::GateDir;
 use thin_protocol::frame::{read_frame, write_frame};
 use thin_protocol::messages::{GateToServer, Hello, ServerToGate};
@@ -66,11 +66,6 @@ async fn upload(local: SocketAddr, bytes: u64) -> u64 {
 
 fn gbit(bytes: u64, d: Duration) -> f64 {
     bytes as f64 * 8.0 / d.as_secs_f64() / 1e9
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap()
 }
 
 fn raise_nofile() {

@@ -14,11 +14,20 @@ pub fn free_port() -> u16 {
 
 /// A TCP echo service on loopback (stands in for the remote desktop).
 pub async fn echo_server() -> SocketAddr {
+    echo_server_counting().await.0
+}
+
+/// [`echo_server`] that also counts the connections it accepted (to show
+/// that nothing reached the target).
+pub async fn echo_server_counting() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepted = count.clone();
     tokio::spawn(async move {
         loop {
             let Ok((mut s, _)) = l.accept().await else { return };
+            accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             tokio::spawn(async move {
                 let (mut r, mut w) = s.split();
                 let _ = tokio::io::copy(&mut r, &mut w).await;
@@ -26,7 +35,7 @@ pub async fn echo_server() -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, count)
 }
 
 /// [`echo_server`] for tests without a tokio runtime (the Wine tests): it runs

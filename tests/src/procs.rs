@@ -16,6 +16,13 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// Resident memory of process `pid`, in KiB (Linux).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap();
+    line.trim().trim_end_matches("kB").trim().parse().unwrap()
+}
+
 /// `thinsvr --entry-point EP --config-dir CFG ARGS`.
 pub fn thinsvr(ep: &Path, cfg: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(bin("thinsvr"));

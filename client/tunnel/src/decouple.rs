@@ -60,12 +60,9 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Decoupled<T> {
         let sh = shared.clone();
         let mut sealer = keys.send;
         tokio::spawn(async move {
-            let mut batch = Vec::new();
             let mut out = Vec::new();
-            while let Some(chunk) = rx.recv().await {
-                batch.clear();
-                batch.extend_from_slice(&chunk);
-                let mut cost = chunk.len() + PER_WRITE;
+            while let Some(mut batch) = rx.recv().await {
+                let mut cost = batch.len() + PER_WRITE;
                 // Coalesce what is already queued into one write.
                 while batch.len() < 256 * 1024 {
                     match rx.try_recv() {

@@ -67,17 +67,15 @@ impl Lockout {
     /// else) locks for `duration`: failing closed is the safe side.
     pub fn persistent(attempts: u32, duration: Duration, file: PathBuf) -> Self {
         let mut me = Self::new(attempts, duration);
-        let state = match std::fs::read(&file) {
-            Ok(bytes) => serde_json::from_slice::<State>(&bytes).unwrap_or_else(|e| {
-                warn!("{}: not a lockout state ({e}); logins are locked for {} s", file.display(), duration.as_secs());
-                State { failures: me.attempts, locked_until: Some(now() + duration.as_secs()) }
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
-            Err(e) => {
-                warn!("{}: {e}; logins are locked for {} s", file.display(), duration.as_secs());
-                State { failures: me.attempts, locked_until: Some(now() + duration.as_secs()) }
-            }
+        let read = match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice::<State>(&bytes).map_err(|e| format!("not a lockout state ({e})")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(e.to_string()),
         };
+        let state = read.unwrap_or_else(|why| {
+            warn!("{}: {why}; logins are locked for {} s", file.display(), duration.as_secs());
+            State { failures: me.attempts, locked_until: Some(now() + duration.as_secs()) }
+        });
         me.state = Mutex::new(state);
         me.file = Some(file);
         me

@@ -7,7 +7,7 @@
 //! the login through, records what the home PC sends, then attacks.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,24 +19,6 @@ use thin_tunnel::client_agent::ClientError;
 use thin_tunnel::e2e::LoginError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-
-/// An echo server that counts the connections it accepted.
-async fn counting_echo() -> (SocketAddr, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let count = Arc::new(AtomicUsize::new(0));
-    let c = count.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            c.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    (addr, count)
-}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Attack {
@@ -164,7 +146,7 @@ async fn echo_works(t: &thin_tunnel::client_agent::ClientTunnel) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_that_alters_injects_or_replays_fails_closed_and_the_target_sees_nothing() {
     let gw = TestGateway::start().await;
-    let (target, accepted) = counting_echo().await;
+    let (target, accepted) = thin_e2e::net::echo_server_counting().await;
     let _pc = gw.office_pc("e2e-desk", "pw").target(target).await;
 
     // Through the man in the middle, untouched: it works, and it sees no plaintext.
@@ -314,12 +296,6 @@ async fn the_lockout_survives_a_restart_of_the_office_pc() {
     gw.shutdown().await;
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// An authenticated home PC that floods the office PC's multiplexer with
 /// pings (each answered with a pong) and window updates, and never reads:
 /// the real `thinsvr`'s memory stays bounded, and it serves others after.
@@ -350,7 +326,7 @@ async fn a_ping_and_window_update_flood_leaves_the_office_pc_memory_flat() {
         thin_tunnel::e2e::client_login(&mut s, &pw, "flood-desk", &thin_tunnel::otp::NoOtp, times).await.unwrap();
     let mut io = thin_tunnel::decouple::Decoupled::sealed(s, keys);
     io.write_all(&yamux_header(1, 1, 1, 0)).await.unwrap();
-    let before = rss_kib(pid);
+    let before = procs::rss_kib(pid);
 
     // Pings and window updates, 10,000 of each per write, until 8 million
     // pings are sent or the writes stall (the office PC stopped reading).
@@ -367,9 +343,9 @@ async fn a_ping_and_window_update_flood_leaves_the_office_pc_memory_flat() {
             Err(_) => break,
         }
     }
-    let during = rss_kib(pid);
+    let during = procs::rss_kib(pid);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss_kib(pid);
+    let after = procs::rss_kib(pid);
     let grew_mib = (after.max(during) - before.min(after)) / 1024;
     // Unbounded, every ping would leave a queued pong behind (~80 bytes each:
     // over 600 MiB for 8 million); bounded, the queue stops at its limit.
