@@ -66,6 +66,7 @@ include!(concat!(env!("OUT_DIR"), "/brand_gen.rs"));
 
 fn main() -> ExitCode {
     thin_tunnel::brand::set(&BRAND);
+    thin_tunnel::platform::limits::raise_open_files();
     let cli: Cli = cli::parse();
     match &cli.cmd {
         None => window(&cli, None, None),

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::e2e::{LoginError, LoginTimes};
 use crate::link::{Link, LinkError};
@@ -106,7 +106,10 @@ impl ClientTunnel {
                     debug!(%peer, "local connection");
                     let opener = self.opener.clone();
                     conns.spawn(async move {
-                        let Ok(mut st) = opener.open().await else { return };
+                        let mut st = match opener.open().await {
+                            Ok(st) => st,
+                            Err(e) => return warn!(%peer, "local connection refused: {e}"),
+                        };
                         if st.write_all(&[KIND_TCP]).await.is_err() { return }
                         let _ = tokio::io::copy_bidirectional_with_sizes(&mut tcp, &mut st, 64 * 1024, 64 * 1024).await;
                     });

@@ -6,10 +6,16 @@
 //! ways) neither reads again. Here writes are queued and drained by a separate
 //! task, which also seals them into records ([`crate::seal`]), so the socket's
 //! read side is always serviced and the encryption runs beside the
-//! multiplexer. The queue is bounded ([`MAX_QUEUED`]): yamux's flow control
-//! keeps data far below the bound (see `mux::config`), so only a peer that
-//! floods frames the multiplexer answers without flow control (pings) while
-//! never reading reaches it; then writes wait, yamux stops reading, and the
+//! multiplexer.
+//!
+//! The queue is bounded twice, by what kind of yamux bytes it holds
+//! ([`FrameCounter`]): stream data may fill [`MAX_QUEUED_DATA`], above the
+//! largest receive window a well-behaved peer grants (`mux::MAX_WINDOW`), so
+//! flow control, not this bound, paces data and the two ends can never both
+//! wait on full queues; everything else (frame headers, pongs, window
+//! updates) may fill [`MAX_QUEUED_CONTROL`]. Only a peer that floods frames
+//! the multiplexer answers without flow control (pings) while never reading
+//! reaches the second bound; then writes wait, yamux stops reading, and the
 //! peer's own sends stall instead of this side's memory growing.
 
 use std::pin::Pin;
@@ -23,17 +29,67 @@ use tokio::sync::mpsc;
 
 use crate::seal::{Keys, OpenReader};
 
-/// Most bytes queued for sending before writes wait: above the largest
-/// receive window a well-behaved peer grants (`mux::MAX_WINDOW`), with room
-/// for the frames yamux sends outside flow control. Each write is counted
-/// with [`PER_WRITE`] more for its allocation, so the bound holds for memory
-/// and not only for payload, even when a flood is answered in 12-byte pongs.
-pub const MAX_QUEUED: usize = crate::mux::MAX_WINDOW + (8 << 20);
+/// Most bytes of stream data queued for sending before writes wait: above
+/// the largest receive window a well-behaved peer grants (`mux::MAX_WINDOW`).
+pub const MAX_QUEUED_DATA: usize = crate::mux::MAX_WINDOW + (1 << 20);
+/// Most other bytes (frame headers, pongs, window updates) queued before
+/// writes wait. Each write is counted here with [`PER_WRITE`] more for its
+/// allocation, so the bound holds for memory and not only for payload, even
+/// when a flood is answered in 12-byte pongs.
+pub const MAX_QUEUED_CONTROL: usize = 8 << 20;
 /// What one queued write costs beyond its bytes (allocation and queue slot).
 const PER_WRITE: usize = 64;
 
+/// Follows the yamux frames in the bytes written, to tell stream data (the
+/// body of a data frame) from the rest. yamux frames are a 12-byte header
+/// (version, type, flags, stream, length); only a data frame (type 0) has a
+/// body, of `length` bytes.
+#[derive(Default)]
+struct FrameCounter {
+    header: [u8; 12],
+    header_len: usize,
+    body_left: u32,
+}
+
+impl FrameCounter {
+    /// Splits `buf` into (stream data bytes, other bytes).
+    fn count(&mut self, mut buf: &[u8]) -> (usize, usize) {
+        let (mut data, mut other) = (0, 0);
+        while !buf.is_empty() {
+            if self.body_left > 0 {
+                let n = buf.len().min(self.body_left as usize);
+                self.body_left -= n as u32;
+                data += n;
+                buf = &buf[n..];
+                continue;
+            }
+            let n = buf.len().min(12 - self.header_len);
+            self.header[self.header_len..self.header_len + n].copy_from_slice(&buf[..n]);
+            self.header_len += n;
+            other += n;
+            buf = &buf[n..];
+            if self.header_len == 12 {
+                self.header_len = 0;
+                if self.header[1] == 0 {
+                    self.body_left =
+                        u32::from_be_bytes([self.header[8], self.header[9], self.header[10], self.header[11]]);
+                }
+            }
+        }
+        (data, other)
+    }
+}
+
+/// A write's share of the two bounds.
+#[derive(Clone, Copy)]
+struct Cost {
+    data: usize,
+    control: usize,
+}
+
 struct Shared {
-    queued: AtomicUsize,
+    queued_data: AtomicUsize,
+    queued_control: AtomicUsize,
     failed: AtomicBool,
     drained: AtomicWaker,
 }
@@ -42,8 +98,9 @@ struct Shared {
 /// for a writer task).
 pub struct Decoupled<T> {
     rd: OpenReader<ReadHalf<T>>,
-    tx: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    tx: Option<mpsc::UnboundedSender<(Vec<u8>, Cost)>>,
     shared: Arc<Shared>,
+    frames: FrameCounter,
 }
 
 impl<T: AsyncRead + AsyncWrite + Send + 'static> Decoupled<T> {
@@ -51,9 +108,10 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Decoupled<T> {
     /// writer task that seals with `keys.send`.
     pub fn sealed(io: T, keys: Keys) -> Self {
         let (rd, mut wr) = tokio::io::split(io);
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Vec<u8>, Cost)>();
         let shared = Arc::new(Shared {
-            queued: AtomicUsize::new(0),
+            queued_data: AtomicUsize::new(0),
+            queued_control: AtomicUsize::new(0),
             failed: AtomicBool::new(false),
             drained: AtomicWaker::new(),
         });
@@ -61,14 +119,14 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Decoupled<T> {
         let mut sealer = keys.send;
         tokio::spawn(async move {
             let mut out = Vec::new();
-            while let Some(mut batch) = rx.recv().await {
-                let mut cost = batch.len() + PER_WRITE;
+            while let Some((mut batch, mut cost)) = rx.recv().await {
                 // Coalesce what is already queued into one write.
                 while batch.len() < 256 * 1024 {
                     match rx.try_recv() {
-                        Ok(more) => {
+                        Ok((more, c)) => {
                             batch.extend_from_slice(&more);
-                            cost += more.len() + PER_WRITE;
+                            cost.data += c.data;
+                            cost.control += c.control;
                         }
                         Err(_) => break,
                     }
@@ -77,7 +135,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Decoupled<T> {
                 let ok = sealer.seal(&batch, &mut out).is_ok()
                     && wr.write_all(&out).await.is_ok()
                     && wr.flush().await.is_ok();
-                sh.queued.fetch_sub(cost, Ordering::AcqRel);
+                sh.queued_data.fetch_sub(cost.data, Ordering::AcqRel);
+                sh.queued_control.fetch_sub(cost.control, Ordering::AcqRel);
                 sh.drained.wake();
                 if !ok {
                     sh.failed.store(true, Ordering::Release);
@@ -86,7 +145,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Decoupled<T> {
             }
             let _ = wr.shutdown().await;
         });
-        Self { rd: OpenReader::new(rd, keys.recv), tx: Some(tx), shared }
+        Self { rd: OpenReader::new(rd, keys.recv), tx: Some(tx), shared, frames: FrameCounter::default() }
     }
 }
 
@@ -97,22 +156,30 @@ impl<T: AsyncRead> AsyncRead for Decoupled<T> {
 }
 
 impl<T> AsyncWrite for Decoupled<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         let broken = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "connection closed");
         if self.shared.failed.load(Ordering::Acquire) {
             return Poll::Ready(Err(broken()));
         }
-        if self.shared.queued.load(Ordering::Acquire) >= MAX_QUEUED {
+        let full = |sh: &Shared| {
+            sh.queued_data.load(Ordering::Acquire) >= MAX_QUEUED_DATA
+                || sh.queued_control.load(Ordering::Acquire) >= MAX_QUEUED_CONTROL
+        };
+        if full(&self.shared) {
             self.shared.drained.register(cx.waker());
             // The writer may have drained between the check and the registration.
-            if self.shared.queued.load(Ordering::Acquire) >= MAX_QUEUED {
+            if full(&self.shared) {
                 return Poll::Pending;
             }
         }
-        let Some(tx) = &self.tx else { return Poll::Ready(Err(broken())) };
+        let this = &mut *self;
+        let Some(tx) = &this.tx else { return Poll::Ready(Err(broken())) };
+        let (data, other) = this.frames.count(buf);
+        let cost = Cost { data, control: other + PER_WRITE };
         // Counted before it is queued, so the writer never subtracts first.
-        self.shared.queued.fetch_add(buf.len() + PER_WRITE, Ordering::AcqRel);
-        match tx.send(buf.to_vec()) {
+        this.shared.queued_data.fetch_add(cost.data, Ordering::AcqRel);
+        this.shared.queued_control.fetch_add(cost.control, Ordering::AcqRel);
+        match tx.send((buf.to_vec(), cost)) {
             Ok(()) => Poll::Ready(Ok(buf.len())),
             Err(_) => Poll::Ready(Err(broken())),
         }
@@ -126,4 +193,36 @@ impl<T> AsyncWrite for Decoupled<T> {
     }
 }
 
-const _: () = assert!(crate::mux::MAX_WINDOW < MAX_QUEUED);
+const _: () = assert!(crate::mux::MAX_WINDOW < MAX_QUEUED_DATA);
+
+#[cfg(test)]
+mod tests {
+    use super::FrameCounter;
+
+    fn header(kind: u8, len: u32) -> Vec<u8> {
+        let mut h = vec![0, kind, 0, 0, 0, 0, 0, 1];
+        h.extend(len.to_be_bytes());
+        h
+    }
+
+    #[test]
+    fn data_frame_bodies_count_as_data_and_everything_else_as_control() {
+        let mut f = FrameCounter::default();
+        let mut bytes = header(0, 5);
+        bytes.extend(b"hello");
+        bytes.extend(header(2, 0xffff_ffff)); // a ping: its length field is no body
+        bytes.extend(header(1, 1 << 20)); // a window update, likewise
+        bytes.extend(header(0, 3));
+        bytes.extend(b"abc");
+        assert_eq!(f.count(&bytes), (8, 48));
+        // Split anywhere, the same.
+        let mut f = FrameCounter::default();
+        let (mut data, mut other) = (0, 0);
+        for piece in bytes.chunks(5) {
+            let (d, o) = f.count(piece);
+            data += d;
+            other += o;
+        }
+        assert_eq!((data, other), (8, 48));
+    }
+}

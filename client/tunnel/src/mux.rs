@@ -3,36 +3,92 @@
 //! it is for.
 
 use std::future::poll_fn;
-use std::task::Poll;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
-
-/// A multiplexed stream, usable with tokio's I/O traits.
-pub type MuxStream = Compat<yamux::Stream>;
 
 /// Stream kind: forward to the server's target service.
 pub const KIND_TCP: u8 = 1;
 /// Stream kind: keepalive echo.
 pub const KIND_KEEPALIVE: u8 = 2;
 
-/// Streams per tunnel (the original allows 256 tunnels per server session).
-pub const MAX_STREAMS: usize = 256;
+/// Forwarded connections one tunnel carries at once. A local connection past
+/// it is refused on its own (thinclient closes it; an office PC resets a
+/// stream past it); the tunnel and its other connections stay up.
+pub const MAX_CONNECTIONS: usize = 1024;
 
-/// Receive window of a whole tunnel (yamux wants at least its default 256
-/// KiB per stream): below `decouple::MAX_QUEUED`, so a well-behaved peer never
+/// Streams the opening side (thinclient) has open at most: the connections
+/// and the keepalive stream. [`Opener::open`] refuses the next one itself:
+/// yamux 0.13 would end the whole connection if asked for a stream past its
+/// limit.
+const CLIENT_STREAMS: usize = MAX_CONNECTIONS + 1;
+
+/// Streams the office PC serves at once: what the client may have open plus
+/// room for the lag between the two sides' tables (a stream leaves a side's
+/// table when that side has dropped it and yamux has noticed, so one side
+/// can count a stream the other has already let go). Past it the office PC
+/// resets new streams one by one.
+pub const SERVER_ACTIVE: usize = CLIENT_STREAMS + 128;
+
+/// Streams yamux tracks on either side. yamux ends the whole connection when
+/// a peer opens one past it, or when asked to open one past it, so it sits
+/// above both sides' own limits, with room for the lag.
+pub const MAX_STREAMS: usize = SERVER_ACTIVE + 128;
+
+/// Receive window of a whole tunnel: yamux wants at least its default 256 KiB
+/// per stream it may track. Flow control keeps a peer's unread data below
+/// it; it is also below `decouple::MAX_QUEUED_DATA`, so a well-behaved peer never
 /// makes the send queue wait.
 pub const MAX_WINDOW: usize = MAX_STREAMS * 256 * 1024;
 
 /// yamux settings: at most [`MAX_STREAMS`] streams and [`MAX_WINDOW`] of
-/// receive window per tunnel, which also bounds what a peer can make us queue.
+/// receive window per tunnel, which also bounds what a peer can make us
+/// queue.
 fn config() -> yamux::Config {
     let mut c = yamux::Config::default();
-    c.set_max_num_streams(MAX_STREAMS);
     c.set_max_connection_receive_window(Some(MAX_WINDOW));
+    c.set_max_num_streams(MAX_STREAMS);
     c.set_split_send_size(64 * 1024);
     c
+}
+
+/// A multiplexed stream, usable with tokio's I/O traits. A stream the client
+/// opened holds one of its places until it is dropped.
+pub struct MuxStream {
+    inner: Compat<yamux::Stream>,
+    _place: Option<OwnedSemaphorePermit>,
+}
+
+impl MuxStream {
+    fn new(s: yamux::Stream, place: Option<OwnedSemaphorePermit>) -> Self {
+        Self { inner: s.compat(), _place: place }
+    }
+}
+
+impl tokio::io::AsyncRead for MuxStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for MuxStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, b)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 type OpenReq = oneshot::Sender<Result<yamux::Stream, yamux::ConnectionError>>;
@@ -41,16 +97,23 @@ type OpenReq = oneshot::Sender<Result<yamux::Stream, yamux::ConnectionError>>;
 #[derive(Clone, Debug)]
 pub struct Opener {
     tx: mpsc::Sender<OpenReq>,
+    places: Arc<Semaphore>,
 }
 
 impl Opener {
-    /// Opens a new stream.
+    /// Opens a new stream, or refuses when the tunnel already has
+    /// [`MAX_CONNECTIONS`] connections (and its keepalive) open.
     pub async fn open(&self) -> std::io::Result<MuxStream> {
+        let place = self.places.clone().try_acquire_owned().map_err(|_| {
+            std::io::Error::other(format!(
+                "the tunnel already carries {MAX_CONNECTIONS} connections (the most one tunnel carries at once)"
+            ))
+        })?;
         let (tx, rx) = oneshot::channel();
         let gone = || std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "tunnel closed");
         self.tx.send(tx).await.map_err(|_| gone())?;
         let s = rx.await.map_err(|_| gone())?.map_err(std::io::Error::other)?;
-        Ok(s.compat())
+        Ok(MuxStream::new(s, Some(place)))
     }
 }
 
@@ -66,29 +129,38 @@ where
         let mut requests_open = true;
         poll_fn(|cx| {
             loop {
-                if waiting.is_none() && requests_open {
-                    match rx.poll_recv(cx) {
-                        Poll::Ready(Some(r)) => waiting = Some(r),
-                        Poll::Ready(None) => requests_open = false,
-                        Poll::Pending => {}
+                // Drive the connection first: that is also where yamux takes
+                // dropped streams out of its table, before it counts them.
+                loop {
+                    match conn.poll_next_inbound(cx) {
+                        Poll::Ready(Some(Ok(_unexpected))) => continue,
+                        Poll::Ready(Some(Err(_))) | Poll::Ready(None) => return Poll::Ready(()),
+                        Poll::Pending => break,
                     }
                 }
-                let Some(req) = waiting.take() else { break };
-                match conn.poll_new_outbound(cx) {
-                    Poll::Ready(r) => {
-                        let _ = req.send(r);
+                let mut opened = false;
+                loop {
+                    if waiting.is_none() && requests_open {
+                        match rx.poll_recv(cx) {
+                            Poll::Ready(Some(r)) => waiting = Some(r),
+                            Poll::Ready(None) => requests_open = false,
+                            Poll::Pending => {}
+                        }
                     }
-                    Poll::Pending => {
-                        waiting = Some(req);
-                        break;
+                    let Some(req) = waiting.take() else { break };
+                    match conn.poll_new_outbound(cx) {
+                        Poll::Ready(r) => {
+                            opened = true;
+                            let _ = req.send(r);
+                        }
+                        Poll::Pending => {
+                            waiting = Some(req);
+                            break;
+                        }
                     }
                 }
-            }
-            loop {
-                match conn.poll_next_inbound(cx) {
-                    Poll::Ready(Some(Ok(_unexpected))) => continue,
-                    Poll::Ready(Some(Err(_))) | Poll::Ready(None) => return Poll::Ready(()),
-                    Poll::Pending => break,
+                if !opened {
+                    break;
                 }
             }
             if !requests_open {
@@ -98,26 +170,29 @@ where
         })
         .await;
     });
-    (Opener { tx }, task)
+    (Opener { tx, places: Arc::new(Semaphore::new(CLIENT_STREAMS)) }, task)
 }
 
 /// Starts the server side; inbound streams arrive on the receiver, which
 /// closes when the connection ends. Abort the task to drop the connection.
-pub fn server<T>(io: T) -> (mpsc::Receiver<MuxStream>, tokio::task::JoinHandle<()>)
+///
+/// The hand-over queue is unbounded because yamux bounds it: a stream waiting
+/// in it is one of the at most [`MAX_STREAMS`] yamux tracks. (A bounded queue
+/// would have to drop streams when full, since yamux only moves any data
+/// while its inbound streams are taken.)
+pub fn server<T>(io: T) -> (mpsc::UnboundedReceiver<MuxStream>, tokio::task::JoinHandle<()>)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut conn = yamux::Connection::new(io, config(), yamux::Mode::Server);
-    let (tx, rx) = mpsc::channel::<MuxStream>(512);
+    let (tx, rx) = mpsc::unbounded_channel::<MuxStream>();
     let task = tokio::spawn(async move {
         poll_fn(|cx| loop {
             match conn.poll_next_inbound(cx) {
                 Poll::Ready(Some(Ok(s))) => {
-                    if tx.try_send(s.compat()).is_err() {
-                        // Receiver gone or flooded: drop the stream (the peer sees a reset).
-                        if tx.is_closed() {
-                            return Poll::Ready(());
-                        }
+                    if tx.send(MuxStream::new(s, None)).is_err() {
+                        // The tunnel's loop is gone.
+                        return Poll::Ready(());
                     }
                 }
                 Poll::Ready(Some(Err(_))) | Poll::Ready(None) => return Poll::Ready(()),

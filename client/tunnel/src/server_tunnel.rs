@@ -92,6 +92,11 @@ async fn serve_inner(
     loop {
         tokio::select! {
             st = inbound.recv() => match st {
+                Some(st) if streams.len() >= mux::SERVER_ACTIVE => {
+                    // Dropping it resets this stream only.
+                    drop(st);
+                    warn!("the client has {} connections open; refusing another", streams.len());
+                }
                 Some(st) => {
                     let target = ctx.target.clone();
                     let heard = heard.clone();

@@ -14,4 +14,5 @@ mod otp_abuse;
 mod proxy_e2e;
 mod registration;
 mod relay;
+mod scale;
 mod service;

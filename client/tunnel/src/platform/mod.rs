@@ -1,13 +1,15 @@
 //! The Windows glue, the only place with `unsafe` code: attaching to the
 //! parent's console, the ProgramData known folder, the config folder's owner
 //! and access list (with the rule that judges them, plain code in `sddl`) and
-//! the service control manager; on Unix, the process's user. Elsewhere each
+//! the service control manager; on Unix, the process's user and its
+//! open-file limit. Elsewhere each
 //! call does the portable thing (or nothing).
 #![allow(unsafe_code)]
 
 pub mod acl;
 pub mod console;
 pub mod known_folder;
+pub mod limits;
 pub mod sddl;
 #[cfg(windows)]
 mod win_security;
