@@ -21,6 +21,7 @@ pub fn raise_open_files() -> Option<u64> {
             }
         }
     }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every Unix
     Some(lim.rlim_cur as u64)
 }
 
@@ -39,7 +40,9 @@ mod tests {
         let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         // SAFETY: reads the limit into the struct.
         assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-        assert_eq!(got, lim.rlim_cur as u64);
+        #[allow(clippy::unnecessary_cast)]
+        let cur = lim.rlim_cur as u64;
+        assert_eq!(got, cur);
         assert_eq!(lim.rlim_cur, lim.rlim_max);
     }
 }
