@@ -8,71 +8,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use thin_e2e::bench::{gbit, quantile_ms, raise_nofile, setup_times, sink_server, upload};
 use thin_e2e::procs::{rss_kib, thinclient_connect, thinsvr, Proc};
 use thin_e2e::GateDir;
 use thin_protocol::frame::{read_frame, write_frame};
 use thin_protocol::messages::{GateToServer, Hello, ServerToGate};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A sink: reads to EOF, answers the byte count (8 bytes BE), closes.
-async fn sink_server() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
-            tokio::spawn(async move {
-                let mut first = [0u8; 1];
-                if s.read_exact(&mut first).await.is_err() {
-                    return;
-                }
-                if first[0] == b'E' {
-                    // Echo mode for latency probes.
-                    let _ = s.write_all(b"E").await;
-                    let (mut r, mut w) = s.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                    return;
-                }
-                let mut buf = vec![0u8; 256 * 1024];
-                let mut n = 1u64;
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(k) => n += k as u64,
-                    }
-                }
-                let _ = s.write_all(&n.to_be_bytes()).await;
-            });
-        }
-    });
-    addr
-}
-
-async fn upload(local: SocketAddr, bytes: u64) -> u64 {
-    let mut s = tokio::net::TcpStream::connect(local).await.unwrap();
-    s.set_nodelay(true).unwrap();
-    let buf = vec![0x5au8; 256 * 1024];
-    let mut left = bytes;
-    while left > 0 {
-        let k = left.min(buf.len() as u64) as usize;
-        s.write_all(&buf[..k]).await.unwrap();
-        left -= k as u64;
-    }
-    s.shutdown().await.unwrap();
-    let mut n = [0u8; 8];
-    s.read_exact(&mut n).await.unwrap();
-    u64::from_be_bytes(n)
-}
-
-fn gbit(bytes: u64, d: Duration) -> f64 {
-    bytes as f64 * 8.0 / d.as_secs_f64() / 1e9
-}
-
-fn raise_nofile() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
-}
 
 fn start_gateway(g: &GateDir) -> (Proc, SocketAddr) {
     g.spawn(&[("RUST_LOG", "warn")])
@@ -116,20 +56,8 @@ async fn throughput_and_latency() {
         four.as_secs_f64()
     );
 
-    let mut lat = Vec::new();
-    for i in 0..1100 {
-        let t = Instant::now();
-        let mut s = tokio::net::TcpStream::connect(local).await.unwrap();
-        s.set_nodelay(true).unwrap();
-        s.write_all(b"E").await.unwrap();
-        let mut b = [0u8; 1];
-        s.read_exact(&mut b).await.unwrap();
-        if i >= 100 {
-            lat.push(t.elapsed());
-        }
-    }
-    lat.sort();
-    let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
+    let lat = setup_times(local, 100, 1000).await;
+    let p = |q: f64| quantile_ms(&lat, q);
     println!(
         "new stream set-up (connect + first byte round trip), {} samples: p50 {:.2} ms, p99 {:.2} ms",
         lat.len(),

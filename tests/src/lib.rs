@@ -13,6 +13,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod gateway;
 pub mod https;
 pub mod logs;

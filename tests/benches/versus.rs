@@ -1,0 +1,272 @@
+//! The whole chain against the tunnels it is compared with, in one run on one
+//! machine: thinclient -> thingate -> thinsvr (TLS legs, end-to-end records,
+//! yamux) against rathole with its TLS transport (visitor -> server -> client
+//! -> service, the same job) and bore (a plain-TCP tunnel, the set-up
+//! latency reference). Each chain carries the same uploads to the same sink.
+//!
+//! For each chain, three repetitions (the chains take turns, so the noise of
+//! a shared machine spreads over all of them): single-stream and 4-stream
+//! throughput, new-connection set-up p50/p99 over 1,000 connections, the CPU
+//! seconds the relay process (thingate, rathole's server, bore's server)
+//! used per GiB carried, and how busy the whole machine was.
+//!
+//! Run: `cargo build --release --workspace --bins && cargo bench -p thin-e2e --bench versus`.
+//! rathole and bore are built once into `target/anchors` (crates.io; rathole
+//! without `--locked`, as its lock file pins a `time` release that no longer
+//! compiles). `VERSUS_MIB` sets the bytes per throughput run (1024).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use thin_e2e::bench::{
+    cpu_seconds, gbit, machine_ticks, probe, quantile_ms, raise_nofile, setup_times, sink_server, timed_upload, upload,
+};
+use thin_e2e::procs::{thinclient_connect, thinsvr, Proc};
+use thin_e2e::{free_port, GateDir, Pki};
+
+const PASSWORD: &str = "versus copper lantern river";
+
+/// One running tunnel: the port a visitor connects to, and its relay process.
+struct Chain {
+    name: &'static str,
+    local: SocketAddr,
+    relay_pid: u32,
+    _procs: Vec<Proc>,
+    _dirs: Vec<tempfile::TempDir>,
+    _gate: Option<GateDir>,
+}
+
+fn anchors_dir() -> PathBuf {
+    // target/release/deps/versus-... -> target/anchors
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).unwrap().join("anchors")
+}
+
+/// rathole and bore, built from crates.io the first time.
+fn anchors() -> (PathBuf, PathBuf) {
+    let root = anchors_dir();
+    let (rathole, bore) = (root.join("bin/rathole"), root.join("bin/bore"));
+    let install = |args: &[&str]| {
+        eprintln!("building {args:?} into {}", root.display());
+        let st = Command::new(env!("CARGO")).arg("install").args(args).arg("--root").arg(&root).status().unwrap();
+        assert!(st.success(), "cargo install {args:?} failed");
+    };
+    if !rathole.exists() {
+        install(&["rathole@0.5.0"]);
+    }
+    if !bore.exists() {
+        install(&["--locked", "bore-cli@0.6.0"]);
+    }
+    (rathole, bore)
+}
+
+async fn wait_ready(name: &str, local: SocketAddr, procs: &mut [Proc]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), probe(local)).await {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let report: Vec<String> = procs.iter_mut().map(|p| p.report()).collect();
+            panic!("{name} did not carry a connection within 30 s:\n{}", report.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn start_thin(sink: SocketAddr) -> Chain {
+    let g = GateDir::new("TunnelTimeout 30000\nTunnelKeepAlive 10000");
+    let (gw, addr) = g.spawn(&[("RUST_LOG", "warn")]);
+    let relay_pid = gw.child.id();
+    let ep = g.entry_point(addr);
+    let cfg = tempfile::tempdir().unwrap();
+    let reg = thinsvr(&ep, cfg.path(), &["register", "--pcid", "versus", "--password-stdin"]);
+    let (st, err) = Proc::spawn(reg, Some(&format!("{PASSWORD}\n"))).finish(Duration::from_secs(30));
+    assert!(st.success(), "{err}");
+    let mut run = thinsvr(&ep, cfg.path(), &["run", "--target", &sink.to_string()]);
+    run.env("RUST_LOG", "warn");
+    let mut svr = Proc::spawn(run, None);
+    svr.wait_line("online as versus", Duration::from_secs(20));
+    let mut cli = Proc::spawn(thinclient_connect(&ep, "versus"), Some(&format!("{PASSWORD}\n")));
+    let local: SocketAddr = cli.wait_line("listening on ", Duration::from_secs(30)).parse().unwrap();
+    let mut procs = vec![gw, svr, cli];
+    wait_ready("thin", local, &mut procs).await;
+    Chain { name: "thin", local, relay_pid, _procs: procs, _dirs: vec![cfg], _gate: Some(g) }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+async fn start_rathole(bin: &Path, sink: SocketAddr) -> Chain {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let cert = write(dir.path(), "cert.pem", &pki.cert_pem);
+    let key = write(dir.path(), "key.pem", &pki.key_pem);
+    let ca = write(dir.path(), "ca.pem", &pki.ca_pem);
+    let pfx = dir.path().join("identity.pfx");
+    let st = Command::new("openssl")
+        .args(["pkcs12", "-export", "-passout", "pass:versus", "-out"])
+        .arg(&pfx)
+        .arg("-inkey")
+        .arg(&key)
+        .arg("-in")
+        .arg(&cert)
+        .status()
+        .expect("openssl");
+    assert!(st.success(), "openssl pkcs12 failed");
+    let (control, visitor) = (free_port(), free_port());
+    let server = write(
+        dir.path(),
+        "server.toml",
+        &format!(
+            "[server]\nbind_addr = \"127.0.0.1:{control}\"\n[server.transport]\ntype = \"tls\"\n\
+             [server.transport.tls]\npkcs12 = \"{}\"\npkcs12_password = \"versus\"\n\
+             [server.services.bench]\ntoken = \"versus-token\"\nbind_addr = \"127.0.0.1:{visitor}\"\n",
+            pfx.display()
+        ),
+    );
+    let client = write(
+        dir.path(),
+        "client.toml",
+        &format!(
+            "[client]\nremote_addr = \"localhost:{control}\"\n[client.transport]\ntype = \"tls\"\n\
+             [client.transport.tls]\ntrusted_root = \"{}\"\nhostname = \"localhost\"\n\
+             [client.services.bench]\ntoken = \"versus-token\"\nlocal_addr = \"{sink}\"\n",
+            ca.display()
+        ),
+    );
+    let mut s = Command::new(bin);
+    s.env("RUST_LOG", "warn").arg("--server").arg(&server);
+    let srv = Proc::spawn(s, None);
+    let relay_pid = srv.child.id();
+    let mut c = Command::new(bin);
+    c.env("RUST_LOG", "warn").arg("--client").arg(&client);
+    let cli = Proc::spawn(c, None);
+    let local: SocketAddr = format!("127.0.0.1:{visitor}").parse().unwrap();
+    let mut procs = vec![srv, cli];
+    wait_ready("rathole", local, &mut procs).await;
+    Chain { name: "rathole", local, relay_pid, _procs: procs, _dirs: vec![dir], _gate: None }
+}
+
+async fn start_bore(bin: &Path, sink: SocketAddr) -> Chain {
+    // bore's control port is fixed (7835).
+    let mut s = Command::new(bin);
+    s.env("RUST_LOG", "warn").args(["server", "--bind-addr", "127.0.0.1", "--min-port", "1024"]);
+    let srv = Proc::spawn(s, None);
+    let relay_pid = srv.child.id();
+    let remote = free_port();
+    let mut procs = vec![srv];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect("127.0.0.1:7835").await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "bore server did not listen on 7835 within 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut c = Command::new(bin);
+    c.env("RUST_LOG", "warn").args(["local", &sink.port().to_string(), "--local-host", "127.0.0.1"]);
+    c.args(["--to", "127.0.0.1", "--port", &remote.to_string()]);
+    procs.push(Proc::spawn(c, None));
+    let local: SocketAddr = format!("127.0.0.1:{remote}").parse().unwrap();
+    wait_ready("bore", local, &mut procs).await;
+    Chain { name: "bore", local, relay_pid, _procs: procs, _dirs: vec![], _gate: None }
+}
+
+/// One repetition's figures for one chain.
+#[derive(Clone, Copy, Debug)]
+struct Figures {
+    single: f64,
+    four: f64,
+    p50: f64,
+    p99: f64,
+    relay_cpu_per_gib: f64,
+    machine_busy: f64,
+}
+
+async fn measure(c: &Chain, bytes: u64) -> Figures {
+    upload(c.local, 64 << 20).await; // warm-up
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    let cpu0 = cpu_seconds(c.relay_pid);
+    let (busy0, total0) = machine_ticks();
+    let single = timed_upload(c.local, bytes, 1).await;
+    let four = timed_upload(c.local, bytes, 4).await;
+    let cpu = cpu_seconds(c.relay_pid) - cpu0;
+    let (busy1, total1) = machine_ticks();
+    let lat = setup_times(c.local, 100, 1000).await;
+    Figures {
+        single: gbit(bytes, single),
+        four: gbit(bytes, four),
+        p50: quantile_ms(&lat, 0.50),
+        p99: quantile_ms(&lat, 0.99),
+        relay_cpu_per_gib: cpu / (2.0 * bytes as f64 / (1u64 << 30) as f64),
+        machine_busy: (busy1 - busy0) as f64 / (total1 - total0).max(1) as f64 * cores * 100.0,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    raise_nofile();
+    let mib: u64 = std::env::var("VERSUS_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let bytes = mib << 20;
+    let (rathole, bore) = anchors();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let sink = sink_server().await;
+        let chains = vec![start_thin(sink).await, start_rathole(&rathole, sink).await, start_bore(&bore, sink).await];
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+        println!("versus: {cores} cores, {mib} MiB per throughput run, 3 repetitions, chains taking turns");
+        let mut all: Vec<Vec<Figures>> = vec![Vec::new(); chains.len()];
+        for rep in 0..3 {
+            for k in 0..chains.len() {
+                let i = (k + rep) % chains.len();
+                let f = measure(&chains[i], bytes).await;
+                println!(
+                    "rep {} {:8}: single {:.2} Gbit/s, 4 streams {:.2} Gbit/s, set-up p50 {:.2} ms p99 {:.2} ms, \
+                     relay CPU {:.3} s/GiB, machine {:.0} % busy",
+                    rep + 1,
+                    chains[i].name,
+                    f.single,
+                    f.four,
+                    f.p50,
+                    f.p99,
+                    f.relay_cpu_per_gib,
+                    f.machine_busy
+                );
+                all[i].push(f);
+            }
+        }
+        let med = |i: usize, g: fn(&Figures) -> f64| median(all[i].iter().map(g).collect());
+        println!();
+        println!(
+            "| medians of 3 | single stream | 4 streams | set-up p50 | set-up p99 | relay CPU per GiB | machine busy |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for (i, c) in chains.iter().enumerate() {
+            println!(
+                "| {} | {:.2} Gbit/s | {:.2} Gbit/s | {:.2} ms | {:.2} ms | {:.3} s | {:.0} % |",
+                c.name,
+                med(i, |f| f.single),
+                med(i, |f| f.four),
+                med(i, |f| f.p50),
+                med(i, |f| f.p99),
+                med(i, |f| f.relay_cpu_per_gib),
+                med(i, |f| f.machine_busy)
+            );
+        }
+        println!();
+        println!("thin / rathole, single stream: {:.2}x (goal >= 1.0)", med(0, |f| f.single) / med(1, |f| f.single));
+        println!("thin / rathole, 4 streams:     {:.2}x (goal >= 1.0)", med(0, |f| f.four) / med(1, |f| f.four));
+        println!("thin / bore, set-up p99:       {:.2}x (goal <= 1.0)", med(0, |f| f.p99) / med(2, |f| f.p99));
+        println!(
+            "thingate / rathole server, CPU per GiB: {:.2}x (goal <= 0.5)",
+            med(0, |f| f.relay_cpu_per_gib) / med(1, |f| f.relay_cpu_per_gib)
+        );
+    });
+}
