@@ -120,6 +120,10 @@ pub trait MachineRegistry: Send + Sync + std::fmt::Debug {
     /// mask, count); stored with the next [`MachineRegistry::flush`] at the latest.
     fn note_serving<'a>(&'a self, msid: &'a str, ip: IpAddr, server_mask: u64) -> BoxFuture<'a, ()>;
 
+    /// Notes that a client was relayed to `msid` (client count, first and
+    /// last client dates); stored like [`MachineRegistry::note_serving`].
+    fn note_client<'a>(&'a self, msid: &'a str) -> BoxFuture<'a, ()>;
+
     /// Stores what is noted but not yet stored.
     fn flush(&self) -> BoxFuture<'_, Result<(), StorageError>>;
 }
