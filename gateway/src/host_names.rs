@@ -10,9 +10,10 @@
 //! system's resolver (`getnameinfo`: `/etc/hosts`, then DNS, as nsswitch
 //! says), which blocks: it runs on tokio's blocking pool, at most
 //! [`MAX_LOOKUPS`] at once (a look-up that outlives its caller's timeout
-//! keeps its slot until it returns), and a caller waits at most
-//! [`LOOKUP_TIMEOUT`] in all. Answers, failures included, are cached for
-//! [`CACHE_TTL`], at most [`CACHE_ENTRIES`] addresses.
+//! keeps its slot until it returns; while every slot is taken an address is
+//! shown as itself at once, and asked again next time), and a caller waits
+//! at most [`LOOKUP_TIMEOUT`]. Answers, failures and timeouts included, are
+//! cached for [`CACHE_TTL`], at most [`CACHE_ENTRIES`] addresses.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -93,7 +94,9 @@ impl HostNames {
         if let Some(name) = self.cached(ip) {
             return name;
         }
-        let name = self.resolve(lookup.clone(), ip).await.unwrap_or_else(|| ip.to_string());
+        // No free slot: the address now, without remembering it.
+        let Ok(slot) = self.running.clone().try_acquire_owned() else { return ip.to_string() };
+        let name = self.resolve(lookup.clone(), ip, slot).await.unwrap_or_else(|| ip.to_string());
         self.remember(ip, name.clone());
         name
     }
@@ -125,15 +128,19 @@ impl HostNames {
         cache.insert(ip, (name, Instant::now()));
     }
 
-    /// Looks `ip` up on the blocking pool within the timeout.
-    async fn resolve(&self, lookup: Arc<dyn ReverseLookup>, ip: IpAddr) -> Option<String> {
-        let deadline = tokio::time::Instant::now() + self.bounds.timeout;
-        let permit = tokio::time::timeout_at(deadline, self.running.clone().acquire_owned()).await.ok()?.ok()?;
+    /// Looks `ip` up on the blocking pool within the timeout; the thread
+    /// keeps `slot` until the look-up returns.
+    async fn resolve(
+        &self,
+        lookup: Arc<dyn ReverseLookup>,
+        ip: IpAddr,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) -> Option<String> {
         let task = tokio::task::spawn_blocking(move || {
-            let _slot = permit;
+            let _slot = slot;
             lookup.name_of(ip)
         });
-        let name = tokio::time::timeout_at(deadline, task).await.ok()?.ok()??;
+        let name = tokio::time::timeout(self.bounds.timeout, task).await.ok()?.ok()??;
         host_name(&name)
     }
 }
@@ -236,10 +243,13 @@ mod tests {
         let took = started.elapsed();
         assert!(took >= timeout && took < timeout * 5, "{took:?}");
         assert!(ticks.load(Ordering::SeqCst) >= 5, "the worker was blocked: {} ticks", ticks.load(Ordering::SeqCst));
-        // The hung look-up still holds the only slot: another address waits at
-        // most the timeout and does not start a second thread.
+        // The hung look-up still holds the only slot: another address is shown
+        // as itself at once, without a second thread, and is not remembered.
+        let started = Instant::now();
         assert_eq!(names.name_of(ip("192.0.2.9")).await, "192.0.2.9");
+        assert!(started.elapsed() < timeout, "no wait for a slot");
         assert_eq!(stuck.1.load(Ordering::SeqCst), 1, "one blocked thread at most");
+        assert_eq!(names.cached_len(), 1);
         // Failures are remembered too: no new wait for the same address.
         let started = Instant::now();
         assert_eq!(names.name_of(ip("192.0.2.1")).await, "192.0.2.1");

@@ -108,13 +108,18 @@ pub async fn run(
     hostname: String,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    // The name is looked up while the key is proven.
-    let (proven, shown) = tokio::join!(login::prove(&ctl, tls, addr, public_key), ctl.host_names.name_of(addr.ip()));
-    let Some((tls, mut peer)) = proven else { return };
+    // The name is looked up while the key is proven; a failed proof ends
+    // the connection at once (the look-up is dropped; its thread, if any,
+    // ends on its own and keeps its slot until then).
+    let names = ctl.host_names.clone();
+    let ip = addr.ip();
+    let lookup = AbortOnDropHandle::new(tokio::spawn(async move { names.name_of(ip).await }));
+    let Some((tls, mut peer)) = login::prove(&ctl, tls, addr, public_key).await else { return };
+    drop(permit);
+    let shown = lookup.await.unwrap_or_else(|_| ip.to_string());
     let reported: String = hostname.chars().filter(|c| !c.is_control()).take(255).collect();
     tracing::debug!(reported_host = %reported, host = %shown, "office PC proven");
     peer.hostname = shown;
-    drop(permit);
 
     let (rd, wr) = tokio::io::split(tls);
     let (mut frames, reader) = thin_protocol::frame::spawn_reader::<ServerToGate, _>(rd);
