@@ -32,7 +32,7 @@ pub struct Claim<'a> {
     pub cert_hash: &'a str,
     /// The computer ID asked for, as typed.
     pub pcid: &'a str,
-    /// Host name it reported.
+    /// DNS name of its address, or the address (`crate::host_names`).
     pub host: &'a str,
     /// Address it connects from.
     pub ip: IpAddr,
