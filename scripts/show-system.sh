@@ -9,7 +9,21 @@ cd "$(dirname "$0")/.."
 BIN=${1:-target/release}
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# Stops what it started and waits until each has exited (the gateway saves its
+# database and closes its log on SIGTERM) before removing their folder; one
+# still running after 15 s is killed.
+cleanup() {
+  local p i
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for i in $(seq 150); do
+    for p in "${pids[@]}"; do
+      case "$(ps -o stat= -p "$p" 2>/dev/null)" in "" | Z*) ;; *) sleep 0.1; continue 2 ;; esac
+    done
+    break
+  done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 bundle=$(ls dist/*/thingate-*-linux-x86_64.tar.gz 2>/dev/null | head -n1 || true)

@@ -14,11 +14,14 @@ use thin_protocol::secret::Secret;
 
 use crate::source::Networks;
 
+/// The file name of the settings, looked for beside the `thingate` binary.
+pub const INI_NAME: &str = "ThinGate.ini";
+
 /// Why `ThinGate.ini` was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {source}; put ThinGate.ini there, or name it with --config FILE", path.display())]
     Read {
         /// The ini file.
         path: PathBuf,
@@ -139,7 +142,8 @@ pub struct GateConfig {
     pub no_lookup_dns_hostname: bool,
     /// `SaveLog` (1).
     pub save_log: bool,
-    /// `StandaloneMode` (1).
+    /// `StandaloneMode` (1); 0 (the cluster edition) is refused until this
+    /// gateway has the cluster edition's keys ([`CLUSTER_KEYS`]).
     pub standalone_mode: bool,
     /// `SysLogHostname` (unset).
     pub syslog_hostname: Option<String>,
@@ -175,6 +179,10 @@ impl Timing {
     }
 }
 
+/// The keys a cluster-edition gateway (`StandaloneMode 0`) needs: where its
+/// etcd cluster is, the URL clients reach this member at, and the cluster's name.
+pub const CLUSTER_KEYS: [&str; 3] = ["ClusterEtcdEndpoints", "ClusterPublicUrl", "ClusterName"];
+
 /// Every key as spelled in messages, its default (empty = unset) and what it does.
 pub const KEYS: [(&str, &str, &str); 39] = [
     ("ListenAddress", "0.0.0.0", "address to listen on: 0.0.0.0 all IPv4, :: all IPv6"),
@@ -198,7 +206,7 @@ pub const KEYS: [(&str, &str, &str); 39] = [
     ("ProxyProtocolFrom", "", "addresses or networks (CIDR) of the load balancers allowed to send PROXY headers; other peers are closed (empty: loopback only)"),
     ("NoLookupDnsHostname", "0", "1 skips the reverse DNS look-up of peers"),
     ("SaveLog", "1", "1 writes log files"),
-    ("StandaloneMode", "1", "1 standalone: this gateway registers and looks up servers itself"),
+    ("StandaloneMode", "1", "1 standalone: this gateway registers and looks up servers itself (0, the cluster edition, needs ClusterEtcdEndpoints, ClusterPublicUrl and ClusterName)"),
     ("SysLogHostname", "", "syslog server (empty: none)"),
     ("SysLogPort", "514", "syslog port"),
     ("SmtpServerHostname", "", "SMTP server for OTP mail (empty: no OTP mail)"),
@@ -262,6 +270,18 @@ impl GateConfig {
                 format!(
                     "unset, but SmtpServerHostname is set and OTP mail needs a From: address; {}",
                     "write e.g. \"SmtpOtpFrom otp@example.org\""
+                ),
+            ));
+        }
+        if !ini.flag("StandaloneMode")? {
+            return Err(ini.bad(
+                "StandaloneMode",
+                ini.raw("StandaloneMode").0,
+                format!(
+                    "0 asks for the cluster edition, which needs the keys {} and this gateway does not have them \
+                     (it is the standalone edition); set \"StandaloneMode 1\", or run a cluster-edition thingate \
+                     with those keys",
+                    CLUSTER_KEYS.join(", ")
                 ),
             ));
         }
@@ -519,5 +539,18 @@ mod tests {
                 .unwrap();
         assert_eq!(c.smtp.ca_file.as_deref(), Some(Path::new("/x/ca.pem")));
         assert_eq!(GateConfig::parse("", p).unwrap().smtp.ca_file, None);
+    }
+
+    #[test]
+    fn standalone_mode_0_is_refused_naming_the_cluster_keys() {
+        let p = Path::new("/x/ThinGate.ini");
+        let e = GateConfig::parse("ListenPort 443\nStandaloneMode 0\n", p).unwrap_err().to_string();
+        assert!(e.starts_with("/x/ThinGate.ini:2: StandaloneMode: 0 asks for the cluster edition"), "{e}");
+        for key in CLUSTER_KEYS {
+            assert!(e.contains(key), "{key} is not named: {e}");
+        }
+        assert!(e.contains("set \"StandaloneMode 1\""), "{e}");
+        assert!(GateConfig::parse("StandaloneMode 1\n", p).unwrap().standalone_mode);
+        assert!(GateConfig::parse("", p).unwrap().standalone_mode);
     }
 }

@@ -27,6 +27,15 @@ pub enum DaemonError {
     Io(String, std::io::Error),
 }
 
+/// `ThinGate.ini` beside the running `thingate` (symbolic links resolved), as
+/// the original finds it: `sudo /opt/thingate/thingate start` works from any
+/// folder, and so does an rc.local line.
+pub fn config_beside_exe() -> Result<PathBuf, DaemonError> {
+    let exe = std::env::current_exe().map_err(|e| DaemonError::Io("the path of this program".into(), e))?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    Ok(exe.parent().unwrap_or(Path::new("/")).join(crate::config::INI_NAME))
+}
+
 /// Files the daemon uses, next to `ThinGate.ini` unless given.
 #[derive(Debug, Clone)]
 pub struct DaemonFiles {

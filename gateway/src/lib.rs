@@ -19,6 +19,7 @@ pub mod conn;
 pub mod control;
 pub mod daemon;
 pub mod doctor;
+pub mod host_names;
 pub mod limits;
 pub mod logging;
 pub mod machine_db;

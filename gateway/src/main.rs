@@ -16,35 +16,36 @@ use thingate::Gateway;
     about = "Thin Telework relay gateway: TLS on one port, registration of office PCs, relay"
 )]
 struct Cli {
+    /// Without a command: the banner and the usage, as the original prints them.
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
     /// Run in the foreground; prints `listening on ADDR:PORT` first.
     Run {
-        /// Path of ThinGate.ini.
-        #[arg(long, default_value = "ThinGate.ini")]
-        config: PathBuf,
+        /// Path of ThinGate.ini (default: ThinGate.ini beside this program).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Write the process id here (removed on exit).
         #[arg(long)]
         pid_file: Option<PathBuf>,
     },
     /// Start in the background (pid file next to the config).
     Start {
-        /// Path of ThinGate.ini.
-        #[arg(long, default_value = "ThinGate.ini")]
-        config: PathBuf,
+        /// Path of ThinGate.ini (default: ThinGate.ini beside this program).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Pid file (default: thingate.pid next to the config).
         #[arg(long)]
         pid_file: Option<PathBuf>,
     },
     /// Stop the background gateway gracefully (SIGTERM).
     Stop {
-        /// Path of ThinGate.ini.
-        #[arg(long, default_value = "ThinGate.ini")]
-        config: PathBuf,
+        /// Path of ThinGate.ini (default: ThinGate.ini beside this program).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Pid file (default: thingate.pid next to the config).
         #[arg(long)]
         pid_file: Option<PathBuf>,
@@ -53,9 +54,9 @@ enum Cmd {
     Doctor,
     /// Tell whether the background gateway runs.
     Status {
-        /// Path of ThinGate.ini.
-        #[arg(long, default_value = "ThinGate.ini")]
-        config: PathBuf,
+        /// Path of ThinGate.ini (default: ThinGate.ini beside this program).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Pid file (default: thingate.pid next to the config).
         #[arg(long)]
         pid_file: Option<PathBuf>,
@@ -64,23 +65,36 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.cmd {
-        Cmd::Run { config, pid_file } => run(config, pid_file),
-        Cmd::Start { config, pid_file } => match daemon::start(&config, &DaemonFiles::for_config(&config, pid_file)) {
+    let Some(cmd) = cli.cmd else {
+        print!("{}", banner());
+        return ExitCode::SUCCESS;
+    };
+    let config = |given: Option<PathBuf>| given.map_or_else(daemon::config_beside_exe, Ok);
+    match cmd {
+        Cmd::Run { config: c, pid_file } => match config(c) {
+            Ok(c) => run(c, pid_file),
+            Err(e) => fail(e),
+        },
+        Cmd::Start { config: c, pid_file } => match config(c).and_then(|c| {
+            let files = DaemonFiles::for_config(&c, pid_file);
+            daemon::start(&c, &files)
+        }) {
             Ok(line) => {
                 println!("{line}");
-                println!("ThinGate service has been started.");
+                println!("The ThinGate service has been started.");
                 ExitCode::SUCCESS
             }
             Err(e) => fail(e),
         },
-        Cmd::Stop { config, pid_file } => match daemon::stop(&DaemonFiles::for_config(&config, pid_file)) {
-            Ok(_) => {
-                println!("ThinGate service has been stopped.");
-                ExitCode::SUCCESS
+        Cmd::Stop { config: c, pid_file } => {
+            match config(c).and_then(|c| daemon::stop(&DaemonFiles::for_config(&c, pid_file))) {
+                Ok(_) => {
+                    println!("ThinGate service has been stopped.");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
             }
-            Err(e) => fail(e),
-        },
+        }
         Cmd::Doctor => {
             let (text, bad) = thingate::doctor::report(&thingate::doctor::check());
             print!("{text}");
@@ -90,8 +104,33 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Cmd::Status { config, pid_file } => status(&config, pid_file),
+        Cmd::Status { config: c, pid_file } => match config(c) {
+            Ok(c) => status(&c, pid_file),
+            Err(e) => fail(e),
+        },
     }
+}
+
+/// What `thingate` alone prints: name, version and usage, like the original's
+/// `thingate` without arguments.
+fn banner() -> String {
+    let ini = daemon::config_beside_exe().map_or_else(|e| e.to_string(), |p| p.display().to_string());
+    format!(
+        "ThinGate service program, version {version}\n\
+         Thin Telework relay gateway: TLS on one port, registration of office PCs, relay\n\
+         \n\
+         thingate command usage:\n\
+         \n\
+         thingate start  - Start the ThinGate service.\n\
+         thingate stop   - Stop the ThinGate service if the service has been already started.\n\
+         thingate status - Tell whether the ThinGate service runs, with its live figures.\n\
+         thingate run    - Run in the foreground (for systemd and containers).\n\
+         thingate doctor - Compare this host with the recommended kernel and limits settings.\n\
+         \n\
+         Settings: {ini}\n\
+         (ThinGate.ini beside this program; another with --config FILE). Details: thingate --help\n",
+        version = env!("CARGO_PKG_VERSION"),
+    )
 }
 
 /// Exit codes of `status`, as LSB init scripts use them: 0 running, 1 running

@@ -22,7 +22,7 @@ pub struct ServerSession {
     pub pcid: String,
     /// Machine identity.
     pub msid: String,
-    /// Host name the server reported.
+    /// DNS name of its address, or the address (`crate::host_names`).
     pub hostname: String,
     /// Source address of the control connection.
     pub ip: IpAddr,

@@ -12,6 +12,7 @@ use crate::certs::Certs;
 use crate::config::GateConfig;
 use crate::conn::Routes;
 use crate::control::{Control, Registration};
+use crate::host_names::HostNames;
 use crate::limits::Limits;
 use crate::metrics::{Figures, Metrics};
 use crate::otp_mail::{MailGate, OtpMailer};
@@ -70,6 +71,8 @@ pub struct Gateway {
     pub mail_gate: Arc<MailGate>,
     /// Registration limits and token.
     pub registration: Arc<Registration>,
+    /// Names of connecting addresses (`NoLookupDnsHostname`).
+    pub host_names: Arc<HostNames>,
     /// When the gateway started.
     pub started: Instant,
 }
@@ -85,6 +88,7 @@ impl Gateway {
             mailer,
             mail_gate: MailGate::new(&cfg.smtp),
             registration: Registration::new(&cfg),
+            host_names: HostNames::from_config(cfg.no_lookup_dns_hostname),
             certs: Arc::new(certs),
             registry: Arc::new(registry),
             sessions: Arc::default(),
@@ -132,6 +136,7 @@ impl Gateway {
             mailer: self.mailer.clone(),
             mail_gate: self.mail_gate.clone(),
             registration: self.registration.clone(),
+            host_names: self.host_names.clone(),
             timing: cfg.timing(),
             disable_register: cfg.disable_register,
             max_sessions: cfg.max_sessions,

@@ -1,7 +1,9 @@
 //! Anonymous statistics, off unless `StatPostUrl` is set: every
 //! `StatPostInterval` (30 min by default, randomised by +-20 %, doubling after
-//! errors up to 4 h) the gateway POSTs JSON counters. Never a PCID, an address
-//! of a user, a credential or payload.
+//! errors up to 4 h) the gateway POSTs JSON with the fields the original's
+//! manual lists ([`FIELDS`]): the gateway's own id, IP address, host name, OS
+//! and version, and counters of sessions, machines and traffic. Never a PCID,
+//! an MSID, a user's or office PC's address or name, a credential or payload.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -53,15 +55,53 @@ pub struct StatPost {
     pub cert: PathBuf,
 }
 
-/// The JSON body posted.
-pub fn body(gw: &Figures, cert: &Path) -> serde_json::Value {
+/// Every field of the body, and nothing else.
+pub const FIELDS: [&str; 13] = [
+    "gateway_id",
+    "ip_address",
+    "host_name",
+    "os",
+    "os_version",
+    "version",
+    "uptime_seconds",
+    "server_sessions",
+    "registered_machines",
+    "client_sessions",
+    "client_sessions_total",
+    "bytes_client_to_server",
+    "bytes_server_to_client",
+];
+
+/// This host's name and OS version, as Linux tells them (at most 255
+/// characters each; empty when unknown).
+pub fn host_facts() -> (String, String) {
+    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+    let bounded = |s: String| s.chars().filter(|c| !c.is_control()).take(255).collect::<String>();
+    let host = read("/proc/sys/kernel/hostname");
+    let kernel = format!("{} {}", read("/proc/sys/kernel/ostype"), read("/proc/sys/kernel/osrelease"));
+    let distro = std::fs::read_to_string("/etc/os-release").ok().and_then(|t| {
+        t.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=")).map(|v| v.trim().trim_matches('"').to_string())
+    });
+    let os = match distro {
+        Some(d) if !d.is_empty() => format!("{d}; {}", kernel.trim()),
+        _ => kernel.trim().to_string(),
+    };
+    (bounded(host), bounded(os))
+}
+
+/// The JSON body posted from the local address `ip`.
+pub fn body(gw: &Figures, cert: &Path, ip: IpAddr) -> serde_json::Value {
     // A stable, anonymous id: hash of the gateway certificate.
     let id = std::fs::read(cert).map(|c| hex::encode(&Sha256::digest(c)[..8])).unwrap_or_default();
+    let (host_name, os_version) = host_facts();
     let m = &gw.metrics;
     serde_json::json!({
         "gateway_id": id,
-        "version": env!("CARGO_PKG_VERSION"),
+        "ip_address": ip.to_string(),
+        "host_name": host_name,
         "os": std::env::consts::OS,
+        "os_version": os_version,
+        "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": gw.started.elapsed().as_secs(),
         "server_sessions": gw.sessions.len(),
         "registered_machines": gw.registry.registered_count(),
@@ -82,8 +122,8 @@ pub async fn run(figures: Figures, post_to: StatPost, shutdown: CancellationToke
             _ = tokio::time::sleep(jittered) => {}
             _ = shutdown.cancelled() => return,
         }
-        let payload = body(&figures, &cert).to_string();
-        match tokio::time::timeout(Duration::from_secs(30), post(&url, &payload)).await {
+        let payload = |ip| body(&figures, &cert, ip).to_string();
+        match tokio::time::timeout(Duration::from_secs(30), post(&url, payload)).await {
             Ok(Ok(())) => {
                 debug!("statistics posted");
                 wait = base;
@@ -100,8 +140,9 @@ pub async fn run(figures: Figures, post_to: StatPost, shutdown: CancellationToke
     }
 }
 
-/// POSTs `json` to an http:// or https:// URL; Ok on a 2xx answer.
-pub async fn post(url: &str, json: &str) -> Result<(), PostError> {
+/// POSTs the JSON that `json` makes from the connection's local address to an
+/// http:// or https:// URL; Ok on a 2xx answer.
+pub async fn post(url: &str, json: impl FnOnce(IpAddr) -> String) -> Result<(), PostError> {
     let url = Url::parse(url)?;
     let tls = match url.scheme() {
         "https" => true,
@@ -115,6 +156,7 @@ pub async fn post(url: &str, json: &str) -> Result<(), PostError> {
         Host::Ipv4(a) => tokio::net::TcpStream::connect((IpAddr::V4(*a), port)).await?,
         Host::Ipv6(a) => tokio::net::TcpStream::connect((IpAddr::V6(*a), port)).await?,
     };
+    let json = json(tcp.local_addr()?.ip());
     let req = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: thingate/{}\r\n\r\n{json}",
         &url[Position::BeforePath..Position::AfterQuery],
@@ -167,11 +209,13 @@ mod tests {
             s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await.unwrap();
             String::from_utf8_lossy(&got[..n]).into_owned()
         });
-        post(&format!("http://127.0.0.1:{port}/stat?x=1"), "{}").await.unwrap();
+        post(&format!("http://127.0.0.1:{port}/stat?x=1"), |ip| format!("{{\"ip\":\"{ip}\"}}")).await.unwrap();
         let req = server.await.unwrap();
         assert!(req.starts_with("POST /stat?x=1 HTTP/1.1\r\n"), "{req}");
         assert!(req.contains(&format!("\r\nHost: 127.0.0.1:{port}\r\n")), "{req}");
-        assert!(matches!(post("ftp://x/", "{}").await, Err(PostError::NotHttp)));
-        assert!(matches!(post("no url", "{}").await, Err(PostError::Url(_))));
+        assert!(req.ends_with("\r\n\r\n{\"ip\":\"127.0.0.1\"}"), "{req}");
+        let json = |_| String::from("{}");
+        assert!(matches!(post("ftp://x/", json).await, Err(PostError::NotHttp)));
+        assert!(matches!(post("no url", json).await, Err(PostError::Url(_))));
     }
 }

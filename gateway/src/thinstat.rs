@@ -16,7 +16,7 @@ use crate::sessions::Sessions;
 pub struct SessionRow {
     /// When the session was established, in the original's epoch.
     pub established_date_time: i64,
-    /// Host name the server reported.
+    /// DNS name of the source address, or the address (`NoLookupDnsHostname`).
     pub hostname: String,
     /// Source address.
     pub ip_address: String,

@@ -36,7 +36,7 @@ pub type PendingTunnels = Pairing<DataEnd>;
 pub struct Tunnels {
     /// Office PCs online.
     pub sessions: Arc<Sessions>,
-    /// Registered machines (to word a refusal).
+    /// Registered machines (to word a refusal, to count clients).
     pub registry: Arc<dyn MachineRegistry>,
     /// Waiting tunnels.
     pub pending: Arc<PendingTunnels>,
@@ -109,6 +109,7 @@ pub async fn client_connect(t: &Tunnels, mut tls: GateStream, pcid: String, perm
         return;
     }
     info!(%pcid, "tunnel paired");
+    t.registry.note_client(&session.msid).await;
     let end = crate::relay::relay(tls, server, t.timing.timeout, t.traffic.clone(), t.shutdown.clone()).await;
     info!(%pcid, ?end, "tunnel closed");
 }

@@ -56,6 +56,12 @@ where
     }
 }
 
+/// Runs `f` to its end on a two-worker runtime, for test crates that do not
+/// depend on tokio themselves (the builder's).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime").block_on(f)
+}
+
 /// Reads a whole file as text, or empty.
 pub fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()

@@ -110,3 +110,41 @@ pub fn code_in(mail: &str) -> String {
         .unwrap_or_else(|| panic!("no six-digit line in the mail:\n{mail}"))
         .to_string()
 }
+
+/// An office PC on `gw` (computer ID `pcid`, password "pw") that asks for a
+/// one-time password by mail to `email`, and a client that logs in to it
+/// typing the code from the mail that `smtp` received: the office PC, the
+/// client's tunnel and the mail.
+pub async fn login_with_mailed_code(
+    gw: &crate::TestGateway,
+    smtp: &SmtpServer,
+    pcid: &str,
+    email: &str,
+) -> (crate::OfficePc, thin_tunnel::client_agent::ClientTunnel, String) {
+    use std::sync::{Arc, Mutex};
+    use thin_protocol::secret::Secret;
+    let email = email.to_string();
+    let pc = gw
+        .office_pc(pcid, "pw")
+        .otp_policy(thin_tunnel::otp::OtpPolicy::default())
+        .settings(move |s| s.otp_email = Some(email))
+        .await;
+    let new_dir = smtp.new_mail_dir();
+    let mail = Arc::new(Mutex::new(None::<String>));
+    let got = mail.clone();
+    let provider = move |req: thin_tunnel::otp::OtpRequest| {
+        let (new_dir, got) = (new_dir.clone(), got.clone());
+        async move {
+            assert!(!req.retry, "the mailed code was refused");
+            let text = next_mail(&new_dir, &mut HashSet::new(), Duration::from_secs(20)).await;
+            let code = code_in(&text);
+            *got.lock().unwrap() = Some(text);
+            Some(Secret::new(code))
+        }
+    };
+    let tunnel = thin_tunnel::client_agent::connect_with_otp(&gw.link, pcid, &Secret::new("pw"), &provider)
+        .await
+        .unwrap_or_else(|e| panic!("login with the mailed code: {e}\nSMTP server: {}", smtp.log()));
+    let text = mail.lock().unwrap().take().expect("a mail was read");
+    (pc, tunnel, text)
+}

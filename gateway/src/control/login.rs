@@ -17,7 +17,6 @@ pub(super) async fn prove(
     mut tls: GateStream,
     addr: SocketAddr,
     public_key: String,
-    hostname: String,
 ) -> Option<(GateStream, Peer)> {
     let mut nonce = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut nonce);
@@ -44,11 +43,10 @@ pub(super) async fn prove(
             return None;
         }
     };
-    let hostname: String = hostname.chars().filter(|c| !c.is_control()).take(255).collect();
     let cert_hash = msid.trim_start_matches("MSID-DESK-").to_string();
     let (keepalive_ms, timeout_ms) = ctl.timing.millis();
     let welcome =
         GateToServer::Welcome { msid: msid.clone(), pcid: ctl.registry.pcid_of(&msid), keepalive_ms, timeout_ms };
     write_frame(&mut tls, &welcome).await.ok()?;
-    Some((tls, Peer { msid, cert_hash, hostname, addr }))
+    Some((tls, Peer { msid, cert_hash, hostname: addr.ip().to_string(), addr }))
 }

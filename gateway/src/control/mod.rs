@@ -43,6 +43,8 @@ pub struct Control {
     pub mail_gate: Arc<MailGate>,
     /// Registration limits and token.
     pub registration: Arc<Registration>,
+    /// Names of connecting addresses, shown in `/thinstat/` and `CreateHost`.
+    pub host_names: Arc<crate::host_names::HostNames>,
     /// Handshake, keepalive and timeout.
     pub timing: Timing,
     /// `DisableRegister`.
@@ -60,7 +62,7 @@ pub struct Peer {
     pub msid: String,
     /// The key hash part of the MSID.
     pub cert_hash: String,
-    /// Host name it reported (printable, at most 255 characters).
+    /// The DNS name of its address, or the address (see [`crate::host_names`]).
     pub hostname: String,
     /// Address of the connection.
     pub addr: SocketAddr,
@@ -106,8 +108,18 @@ pub async fn run(
     hostname: String,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    let Some((tls, peer)) = login::prove(&ctl, tls, addr, public_key, hostname).await else { return };
+    // The name is looked up while the key is proven; a failed proof ends
+    // the connection at once (the look-up is dropped; its thread, if any,
+    // ends on its own and keeps its slot until then).
+    let names = ctl.host_names.clone();
+    let ip = addr.ip();
+    let lookup = AbortOnDropHandle::new(tokio::spawn(async move { names.name_of(ip).await }));
+    let Some((tls, mut peer)) = login::prove(&ctl, tls, addr, public_key).await else { return };
     drop(permit);
+    let shown = lookup.await.unwrap_or_else(|_| ip.to_string());
+    let reported: String = hostname.chars().filter(|c| !c.is_control()).take(255).collect();
+    tracing::debug!(reported_host = %reported, host = %shown, "office PC proven");
+    peer.hostname = shown;
 
     let (rd, wr) = tokio::io::split(tls);
     let (mut frames, reader) = thin_protocol::frame::spawn_reader::<ServerToGate, _>(rd);

@@ -46,6 +46,12 @@ pub struct Machine {
     pub server_mask64: u64,
     /// Number of server connections so far.
     pub num_server: u64,
+    /// Number of client connections relayed to this server so far.
+    pub num_client: u64,
+    /// First client connection, Unix ms (0 = never).
+    pub first_client_date: i64,
+    /// Last client connection, Unix ms (0 = never).
+    pub last_client_date: i64,
     /// Fields this version does not know (e.g. `WolMacList`), kept verbatim.
     pub extra: Vec<Item>,
 }
@@ -108,14 +114,17 @@ enum Kind {
 }
 
 /// Known fields, in file order.
-const FIELDS: [(&str, Kind); 11] = [
+const FIELDS: [(&str, Kind); 14] = [
     ("CertHash", Kind::Str),
     ("CreateDate", Kind::Date),
     ("CreateHost", Kind::Str),
     ("CreateIp", Kind::Str),
+    ("FirstClientDate", Kind::Date),
+    ("LastClientDate", Kind::Date),
     ("LastIp", Kind::Str),
     ("LastServerDate", Kind::Date),
     ("Msid", Kind::Str),
+    ("NumClient", Kind::Num),
     ("NumServer", Kind::Num),
     ("Pcid", Kind::Str),
     ("ServerMask64", Kind::Num),
@@ -123,8 +132,8 @@ const FIELDS: [(&str, Kind); 11] = [
 ];
 
 /// Positions of `Msid` and `Pcid` in [`FIELDS`].
-const MSID: usize = 6;
-const PCID: usize = 8;
+const MSID: usize = 8;
+const PCID: usize = 11;
 
 /// A field value while loading: text or number (Unix ms for dates).
 enum Field {
@@ -206,6 +215,9 @@ impl Machine {
             ("Msid", Field::S(s)) => self.msid = s,
             ("Pcid", Field::S(s)) => self.pcid = s,
             ("NumServer", Field::N(n)) => self.num_server = n,
+            ("NumClient", Field::N(n)) => self.num_client = n,
+            ("FirstClientDate", Field::D(d)) => self.first_client_date = d,
+            ("LastClientDate", Field::D(d)) => self.last_client_date = d,
             ("ServerMask64", Field::N(n)) => self.server_mask64 = n,
             ("CreateDate", Field::D(d)) => self.create_date = d,
             ("LastServerDate", Field::D(d)) => self.last_server_date = d,
@@ -227,9 +239,12 @@ impl Machine {
             d("CreateDate", self.create_date),
             s("CreateHost", &self.create_host),
             s("CreateIp", &self.create_ip),
+            d("FirstClientDate", self.first_client_date),
+            d("LastClientDate", self.last_client_date),
             s("LastIp", &self.last_ip),
             d("LastServerDate", self.last_server_date),
             s("Msid", &self.msid),
+            Item::new("NumClient", Value::Uint64(self.num_client)),
             Item::new("NumServer", Value::Uint64(self.num_server)),
             s("Pcid", &self.pcid),
             Item::new("ServerMask64", Value::Uint64(self.server_mask64)),
@@ -253,11 +268,14 @@ mod tests {
     fn folder_round_trip_and_field_checks() {
         let mut m = Machine::new("M", "pc");
         (m.create_date, m.last_server_date, m.num_server) = (1_606_718_422_950, 0, 7);
+        (m.num_client, m.first_client_date, m.last_client_date) = (3, 1_606_718_422_950, 1_606_718_422_951);
         m.extra.push(Item::new("WolMacList", Value::Str("aa".into())));
         m.extra.push(Item::new("pcid", Value::Str("ignored: a known field".into())));
         let f = m.to_folder();
         assert_eq!(f.item("CreateDate").map(|i| &i.value), Some(&Value::Uint64(1_606_686_022_950)));
         assert_eq!(f.item("LastServerDate").map(|i| &i.value), Some(&Value::Uint64(0)));
+        assert_eq!(f.item("LastClientDate").map(|i| &i.value), Some(&Value::Uint64(1_606_686_022_951)));
+        assert_eq!(f.item("NumClient").map(|i| &i.value), Some(&Value::Uint64(3)));
         let (back, _) = Machine::from_folder(&f).unwrap();
         m.extra.pop();
         assert_eq!(back, m);

@@ -138,6 +138,9 @@ impl FileRegistry {
                     last_ip: c.ip.to_string(),
                     server_mask64: 0,
                     num_server: 0,
+                    num_client: 0,
+                    first_client_date: 0,
+                    last_client_date: 0,
                     extra: Vec::new(),
                 },
             };
@@ -242,7 +245,23 @@ impl MachineRegistry for FileRegistry {
                 last_server_date: now_ms(),
                 last_ip: ip.to_string(),
                 server_mask64: server_mask,
-                num_server: m.num_server + 1,
+                num_server: m.num_server.saturating_add(1),
+                ..m
+            });
+            self.note(&mut st, msid, false);
+        }
+        Box::pin(std::future::ready(()))
+    }
+
+    fn note_client<'a>(&'a self, msid: &'a str) -> BoxFuture<'a, ()> {
+        let mut st = self.shared.lock();
+        if let Some(m) = st.db.by_msid(msid).cloned() {
+            let now = now_ms();
+            let first = if m.first_client_date == 0 { now } else { m.first_client_date };
+            st.db.upsert(Machine {
+                num_client: m.num_client.saturating_add(1),
+                first_client_date: first,
+                last_client_date: now,
                 ..m
             });
             self.note(&mut st, msid, false);

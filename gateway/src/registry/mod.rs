@@ -32,7 +32,7 @@ pub struct Claim<'a> {
     pub cert_hash: &'a str,
     /// The computer ID asked for, as typed.
     pub pcid: &'a str,
-    /// Host name it reported.
+    /// DNS name of its address, or the address (`crate::host_names`).
     pub host: &'a str,
     /// Address it connects from.
     pub ip: IpAddr,
@@ -119,6 +119,10 @@ pub trait MachineRegistry: Send + Sync + std::fmt::Debug {
     /// Notes that `msid` started serving from `ip` (last server date, address,
     /// mask, count); stored with the next [`MachineRegistry::flush`] at the latest.
     fn note_serving<'a>(&'a self, msid: &'a str, ip: IpAddr, server_mask: u64) -> BoxFuture<'a, ()>;
+
+    /// Notes that a client was relayed to `msid` (client count, first and
+    /// last client dates); stored like [`MachineRegistry::note_serving`].
+    fn note_client<'a>(&'a self, msid: &'a str) -> BoxFuture<'a, ()>;
 
     /// Stores what is noted but not yet stored.
     fn flush(&self) -> BoxFuture<'_, Result<(), StorageError>>;

@@ -60,6 +60,92 @@ fn a_bad_ini_value_stops_the_start_and_names_the_line() {
     assert!(out.stdout.is_empty(), "nothing listened");
 }
 
+/// `StandaloneMode 0` asks for the cluster edition: refused with the line, the
+/// keys it would need and the fix; nothing is written.
+#[test]
+fn standalone_mode_0_is_refused_naming_the_cluster_keys() {
+    let g = GateDir::new("StandaloneMode 0");
+    let out = Command::new(bin("thingate")).arg("run").arg("--config").arg(g.ini()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ThinGate.ini:8: StandaloneMode: 0 asks for the cluster edition"), "{err}");
+    for key in ["ClusterEtcdEndpoints", "ClusterPublicUrl", "ClusterName", "set \"StandaloneMode 1\""] {
+        assert!(err.contains(key), "{key} is not named: {err}");
+    }
+    assert!(out.stdout.is_empty(), "nothing listened");
+    assert!(!g.path("MachineDatabase.config").exists() && !g.path("gate_log").exists(), "nothing written");
+}
+
+/// The manual's sequence with a bundle folder (the binary beside its
+/// ThinGate.ini): `thingate` alone prints the banner and the usage;
+/// `/path/thingate start` from another folder (whose own ThinGate.ini would
+/// not even parse) starts the gateway of the binary's folder; an rc.local
+/// line does the same from `/`; `./thingate stop` in the folder stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thingate_reads_the_ini_beside_itself_from_any_folder() {
+    let g = GateDir::new("");
+    let exe = g.path("thingate");
+    if std::fs::hard_link(bin("thingate"), &exe).is_err() {
+        std::fs::copy(bin("thingate"), &exe).unwrap();
+    }
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("ThinGate.ini"), "ListenPort not-a-port\n").unwrap();
+    let text = |o: &std::process::Output| {
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    };
+    let in_dir = |dir: &std::path::Path, prog: &std::path::Path, arg: Option<&str>| {
+        Command::new(prog).args(arg).current_dir(dir).output().unwrap()
+    };
+
+    let banner = in_dir(elsewhere.path(), &exe, None);
+    let said = text(&banner);
+    assert!(banner.status.success(), "{said}");
+    for want in [
+        format!("ThinGate service program, version {}", env!("CARGO_PKG_VERSION")),
+        "thingate start".into(),
+        "thingate stop".into(),
+        g.ini().canonicalize().unwrap().display().to_string(),
+    ] {
+        assert!(said.contains(&want), "{want:?} missing from the banner:\n{said}");
+    }
+
+    let start = in_dir(elsewhere.path(), &exe, Some("start"));
+    let said = text(&start);
+    assert!(start.status.success(), "{said}");
+    assert!(said.contains("The ThinGate service has been started."), "{said}");
+    let addr: SocketAddr = said.lines().find_map(|l| l.strip_prefix("listening on ")).unwrap().parse().unwrap();
+    let (status, body) = https::get(addr, &g.pki.ca_pem, "/thingate/").await;
+    assert!(status == 200 && body.starts_with("PACK"), "{body}");
+    assert!(g.path("thingate.pid").exists() && !elsewhere.path().join("thingate.pid").exists());
+    let status = in_dir(std::path::Path::new("/"), &exe, Some("status"));
+    assert!(status.status.success(), "{}", text(&status));
+
+    let stop = in_dir(g.dir.path(), std::path::Path::new("./thingate"), Some("stop"));
+    assert!(stop.status.success(), "{}", text(&stop));
+    assert!(text(&stop).contains("ThinGate service has been stopped."));
+    assert!(!g.path("thingate.pid").exists());
+
+    // rc.local runs its lines from `/` as root; here as this user.
+    let rc_local = elsewhere.path().join("rc.local");
+    std::fs::write(&rc_local, format!("#!/bin/sh\n{} start\n", exe.display())).unwrap();
+    let boot = Command::new("sh").arg(&rc_local).current_dir("/").output().unwrap();
+    assert!(boot.status.success(), "{}", text(&boot));
+    let addr: SocketAddr = text(&boot).lines().find_map(|l| l.strip_prefix("listening on ")).unwrap().parse().unwrap();
+    let (status, _) = https::get(addr, &g.pki.ca_pem, "/thingate/").await;
+    assert_eq!(status, 200);
+    let stop = in_dir(std::path::Path::new("/"), &exe, Some("stop"));
+    assert!(stop.status.success(), "{}", text(&stop));
+
+    // Without an ini beside it, the error names the path and the fix.
+    std::fs::remove_file(g.ini()).unwrap();
+    let start = in_dir(elsewhere.path(), &exe, Some("run"));
+    let said = text(&start);
+    assert_eq!(start.status.code(), Some(2), "{said}");
+    let beside = g.dir.path().canonicalize().unwrap().join("ThinGate.ini");
+    assert!(said.contains(&format!("cannot read {}", beside.display())), "{said}");
+    assert!(said.contains("--config"), "{said}");
+}
+
 #[test]
 fn a_malformed_database_stops_the_start_and_is_not_overwritten() {
     let g = GateDir::new("");

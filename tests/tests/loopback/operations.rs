@@ -123,46 +123,98 @@ async fn logs_go_to_daily_files_and_syslog_and_never_hold_a_secret() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn statistics_are_posted_only_when_configured_with_backoff_and_no_personal_data() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // A receiver that fails the first post and accepts the next ones.
+/// One POST as an HTTP receiver sees it: the peer's address, the head, the body.
+struct Posted {
+    at: std::time::Instant,
+    from: SocketAddr,
+    head: String,
+    json: serde_json::Value,
+}
+
+/// A small HTTP/1.1 receiver on 127.0.0.1: reads each request's head and its
+/// `Content-Length` body, answers 500 to the first and 200 to the others.
+async fn stat_receiver() -> (u16, tokio::sync::mpsc::Receiver<Posted>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(std::time::Instant, String)>(8);
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
     tokio::spawn(async move {
-        let mut n = 0;
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = Vec::new();
-            let mut b = [0u8; 4096];
-            while !String::from_utf8_lossy(&buf).contains("}") {
-                let k = s.read(&mut b).await.unwrap();
-                if k == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&b[..k]);
+        for n in 1.. {
+            let (s, from) = l.accept().await.unwrap();
+            let mut s = BufReader::new(s);
+            let mut head = String::new();
+            while !head.ends_with("\r\n\r\n") {
+                assert!(s.read_line(&mut head).await.unwrap() > 0 && head.len() < 8192, "{head}");
             }
-            n += 1;
+            let len: usize =
+                head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).expect("Content-Length").parse().unwrap();
+            let mut body = vec![0u8; len];
+            s.read_exact(&mut body).await.unwrap();
             let status = if n == 1 { "500 Internal Server Error" } else { "200 OK" };
             s.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes()).await.unwrap();
-            let _ = tx.send((std::time::Instant::now(), String::from_utf8_lossy(&buf).into_owned())).await;
+            let json = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+            let _ = tx.send(Posted { at: std::time::Instant::now(), from, head, json }).await;
         }
     });
+    (port, rx)
+}
+
+/// The statistics poster sends the fields the manual lists (gateway ID, IP
+/// address, host name, OS version, version, counts), each with a value this
+/// test knows, so nothing about a user or an office PC; it backs off after a
+/// failed post; without `StatPostUrl` nothing is posted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_carry_the_manuals_fields_only_back_off_and_are_off_by_default() {
+    let (port, mut rx) = stat_receiver().await;
     let gw = TestGateway::with_ini(&format!("StatPostUrl http://127.0.0.1:{port}/stat\nStatPostInterval 1000")).await;
-    let _pc = gw.office_pc("secret-pcid", "pw").await;
-    let (t1, first) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
-    let (t2, second) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
-    assert!(first.starts_with("POST /stat HTTP/1.1"), "{first}");
+    let pc = gw.office_pc("secret-pcid", "pw").await;
+    let t = gw.connect("secret-pcid", "pw").await;
+    assert_tunnel_echo(&t, 10_000, 1).await;
+    let within = Duration::from_secs(10);
+    let first = tokio::time::timeout(within, rx.recv()).await.expect("a post within 10 s").unwrap();
+    let second = tokio::time::timeout(within, rx.recv()).await.expect("a post within 10 s").unwrap();
+    assert!(first.head.starts_with("POST /stat HTTP/1.1\r\n"), "{}", first.head);
+    assert!(first.head.contains("\r\nContent-Type: application/json\r\n"), "{}", first.head);
     // After the failed first post the interval doubled (2 s +-20 %).
-    assert!(t2 - t1 >= Duration::from_millis(1500), "{:?}", t2 - t1);
-    let json: serde_json::Value = serde_json::from_str(second.split("\r\n\r\n").nth(1).unwrap()).unwrap();
-    assert_eq!(json["server_sessions"], 1);
-    assert_eq!(json["registered_machines"], 1);
-    assert!(json["gateway_id"].as_str().unwrap().len() == 16);
-    for leak in ["secret-pcid", "127.0.0.1", "MSID", "pw"] {
-        assert!(!second.split("\r\n\r\n").nth(1).unwrap().contains(leak), "{leak} in {second}");
+    assert!(second.at - first.at >= Duration::from_millis(1500), "{:?}", second.at - first.at);
+
+    let j = &second.json;
+    let mut keys: Vec<&str> = j.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let mut want = thingate::stats_post::FIELDS.to_vec();
+    want.sort_unstable();
+    assert_eq!(keys, want, "the exact field set: {j}");
+    let cert = std::fs::read(gw.dir.path("ThinGate.cer")).unwrap();
+    let id = {
+        use sha2::Digest;
+        hex::encode(&sha2::Sha256::digest(&cert)[..8])
+    };
+    let (host, os_version) = thingate::stats_post::host_facts();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert!(!host.is_empty() && os_version.contains(kernel.trim()), "{host:?} {os_version:?}");
+    assert_eq!(j["gateway_id"], id);
+    assert_eq!(j["ip_address"], second.from.ip().to_string(), "the address the gateway posts from");
+    assert_eq!(j["host_name"], host);
+    assert_eq!(j["os"], "linux");
+    assert_eq!(j["os_version"], os_version);
+    assert_eq!(j["version"], env!("CARGO_PKG_VERSION"));
+    assert!(j["uptime_seconds"].as_u64().is_some_and(|s| s < 60), "{j}");
+    for (key, value) in
+        [("server_sessions", 1), ("registered_machines", 1), ("client_sessions", 1), ("client_sessions_total", 1)]
+    {
+        assert_eq!(j[key], value, "{key}: {j}");
     }
+    for key in ["bytes_client_to_server", "bytes_server_to_client"] {
+        assert!(j[key].as_u64().is_some_and(|b| b >= 10_000), "{key}: {j}");
+    }
+    let body = j.to_string();
+    let msid = gw.state().sessions.get("secret-pcid").unwrap().msid.clone();
+    // The office PC's DNS name (127.0.0.1: localhost) is not sent, unless it is this host's own.
+    let pc_name = if host == "localhost" { "secret-pcid" } else { "localhost" };
+    for leak in ["secret-pcid", &msid, &pc.session_id(), pc_name] {
+        assert!(!body.contains(leak), "{leak} in {body}");
+    }
+    drop(t);
     gw.shutdown().await;
 
     // Without StatPostUrl nothing is posted.
