@@ -8,6 +8,7 @@ use std::sync::Arc;
 use thin_protocol::frame::read_frame;
 use thin_protocol::http;
 use thin_protocol::messages::{ErrorCode, GateToServer, GateToTunnel, Hello};
+use thin_protocol::read_ahead::ReadAhead;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::debug;
@@ -53,7 +54,7 @@ pub async fn handle(routes: Arc<Routes>, tcp: TcpStream, peer: SocketAddr, admis
     let hs = routes.control.timing.handshake;
     let acceptor = tokio_rustls::TlsAcceptor::from(routes.certs.current());
     let opened = tokio::time::timeout(hs, async {
-        let mut tls = acceptor.accept(tcp).await.map_err(HeadError::Tls)?;
+        let mut tls = acceptor.accept(ReadAhead::new(tcp)).await.map_err(HeadError::Tls)?;
         let req = http::read_request(&mut tls).await?;
         Ok::<_, HeadError>((tls, req))
     })

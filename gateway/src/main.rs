@@ -191,6 +191,10 @@ fn run(config: PathBuf, pid_file: Option<PathBuf>) -> ExitCode {
         Err(e) => return fail(e),
     };
     rt.block_on(async move {
+        // Handlers first: a SIGTERM right after "listening" (or after the pid
+        // file names this process) must stop the gateway gracefully, with its
+        // database saved, not kill it.
+        let signals = Signals::install();
         let gw = match Gateway::from_config(cfg) {
             Ok(gw) => gw,
             Err(e) => return fail(e),
@@ -206,7 +210,7 @@ fn run(config: PathBuf, pid_file: Option<PathBuf>) -> ExitCode {
                 return fail(format!("{}: {e}", p.display()));
             }
         }
-        wait_for_signals(&running).await;
+        signals.wait(&running).await;
         running.shutdown().await;
         if let Some(p) = &pid_file {
             let _ = std::fs::remove_file(p);
@@ -215,22 +219,36 @@ fn run(config: PathBuf, pid_file: Option<PathBuf>) -> ExitCode {
     })
 }
 
-async fn wait_for_signals(running: &thingate::RunningGateway) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = int.recv() => return,
-            _ = hup.recv() => match running.gateway.reload_tls() {
-                Ok(()) => tracing::info!("SIGHUP: certificate and key reloaded"),
-                Err(e) => tracing::error!("SIGHUP: new certificate refused, the old one stays in use: {e}"),
-            },
+/// The signals that stop the gateway (TERM, INT) or reload its certificate (HUP).
+struct Signals {
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let streams =
+            match (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup())) {
+                (Ok(t), Ok(i), Ok(h)) => Some((t, i, h)),
+                _ => None,
+            };
+        Self { streams }
+    }
+
+    async fn wait(self, running: &thingate::RunningGateway) {
+        let Some((mut term, mut int, mut hup)) = self.streams else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => return,
+                _ = int.recv() => return,
+                _ = hup.recv() => match running.gateway.reload_tls() {
+                    Ok(()) => tracing::info!("SIGHUP: certificate and key reloaded"),
+                    Err(e) => tracing::error!("SIGHUP: new certificate refused, the old one stays in use: {e}"),
+                },
+            }
         }
     }
 }

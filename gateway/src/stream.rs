@@ -6,12 +6,14 @@ use std::time::Duration;
 use serde::Serialize;
 use thin_protocol::frame::{write_frame, FrameError};
 use thin_protocol::messages::{ErrorCode, GateToServer, GateToTunnel};
+use thin_protocol::read_ahead::ReadAhead;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
-/// A TLS connection accepted by the gateway.
-pub type GateStream = tokio_rustls::server::TlsStream<TcpStream>;
+/// A TLS connection accepted by the gateway (its socket read ahead during
+/// bursts, [`ReadAhead`]).
+pub type GateStream = tokio_rustls::server::TlsStream<ReadAhead<TcpStream>>;
 
 /// Longest a frame write to a control session may take.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);

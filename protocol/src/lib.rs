@@ -17,6 +17,7 @@ pub mod http;
 pub mod identity;
 pub mod messages;
 pub mod pcid;
+pub mod read_ahead;
 pub mod secret;
 pub mod stb;
 pub mod tls;

@@ -24,10 +24,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::task::AtomicWaker;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf};
-use tokio::sync::mpsc;
+use std::io::IoSlice;
+use std::sync::Mutex;
 
-use crate::seal::{Keys, OpenReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf};
+use tokio::sync::Notify;
+
+use crate::seal::{Frame, Keys, OpenReader};
 
 /// Most bytes of stream data queued for sending before writes wait: above
 /// the largest receive window a well-behaved peer grants (`mux::MAX_WINDOW`).
@@ -81,13 +84,23 @@ impl FrameCounter {
 }
 
 /// A write's share of the two bounds.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Cost {
     data: usize,
     control: usize,
 }
 
+/// Bytes written and not yet taken by the writer task.
+#[derive(Default)]
+struct Pending {
+    buf: Vec<u8>,
+    cost: Cost,
+    closed: bool,
+}
+
 struct Shared {
+    pending: Mutex<Pending>,
+    more: Notify,
     queued_data: AtomicUsize,
     queued_control: AtomicUsize,
     failed: AtomicBool,
@@ -98,18 +111,28 @@ struct Shared {
 /// for a writer task).
 pub struct Decoupled<T> {
     rd: OpenReader<ReadHalf<T>>,
-    tx: Option<mpsc::UnboundedSender<(Vec<u8>, Cost)>>,
     shared: Arc<Shared>,
     frames: FrameCounter,
+    _t: std::marker::PhantomData<fn() -> T>,
 }
+
+/// A batch kept for the next one when no larger than this (a burst's larger
+/// buffer is freed).
+const KEEP_BATCH: usize = 1 << 20;
 
 impl<T: AsyncRead + AsyncWrite + Send + 'static> Decoupled<T> {
     /// Splits `io`, opens what it reads with `keys.recv`, and starts the
     /// writer task that seals with `keys.send`.
+    ///
+    /// Writes are appended to one pending buffer (the only copy on this
+    /// side); the writer task takes the whole buffer at once, encrypts it in
+    /// place as records and hands the records to the socket in one vectored
+    /// write, so no byte is copied again before TLS.
     pub fn sealed(io: T, keys: Keys) -> Self {
         let (rd, mut wr) = tokio::io::split(io);
-        let (tx, mut rx) = mpsc::unbounded_channel::<(Vec<u8>, Cost)>();
         let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            more: Notify::new(),
             queued_data: AtomicUsize::new(0),
             queued_control: AtomicUsize::new(0),
             failed: AtomicBool::new(false),
@@ -118,22 +141,25 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Decoupled<T> {
         let sh = shared.clone();
         let mut sealer = keys.send;
         tokio::spawn(async move {
-            let mut out = Vec::new();
-            while let Some((mut batch, mut cost)) = rx.recv().await {
-                // Coalesce what is already queued into one write.
-                while batch.len() < 256 * 1024 {
-                    match rx.try_recv() {
-                        Ok((more, c)) => {
-                            batch.extend_from_slice(&more);
-                            cost.data += c.data;
-                            cost.control += c.control;
-                        }
-                        Err(_) => break,
+            let mut spare = Vec::new();
+            let mut frames = Vec::new();
+            loop {
+                let (mut batch, cost, closed) = {
+                    let mut p = sh.pending.lock().expect("pending lock");
+                    let batch = std::mem::replace(&mut p.buf, std::mem::take(&mut spare));
+                    (batch, std::mem::take(&mut p.cost), p.closed)
+                };
+                if batch.is_empty() {
+                    spare = batch;
+                    if closed {
+                        let _ = wr.shutdown().await;
+                        return;
                     }
+                    sh.more.notified().await;
+                    continue;
                 }
-                out.clear();
-                let ok = sealer.seal(&batch, &mut out).is_ok()
-                    && wr.write_all(&out).await.is_ok()
+                let ok = sealer.seal_in_place(&mut batch, &mut frames).is_ok()
+                    && write_records(&mut wr, &frames, &batch).await.is_ok()
                     && wr.flush().await.is_ok();
                 sh.queued_data.fetch_sub(cost.data, Ordering::AcqRel);
                 sh.queued_control.fetch_sub(cost.control, Ordering::AcqRel);
@@ -142,11 +168,57 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Decoupled<T> {
                     sh.failed.store(true, Ordering::Release);
                     return;
                 }
+                if batch.capacity() <= KEEP_BATCH {
+                    batch.clear();
+                    spare = batch;
+                }
             }
-            let _ = wr.shutdown().await;
         });
-        Self { rd: OpenReader::new(rd, keys.recv), tx: Some(tx), shared, frames: FrameCounter::default() }
+        Self { rd: OpenReader::new(rd, keys.recv), shared, frames: FrameCounter::default(), _t: Default::default() }
     }
+}
+
+impl<T> Drop for Decoupled<T> {
+    /// The writer task sends what is queued, then closes the connection.
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.closed = true;
+        }
+        self.shared.more.notify_one();
+    }
+}
+
+/// Writes sealed records (header, ciphertext in `body`, tag) with vectored
+/// writes, continuing after partial ones.
+async fn write_records<W: AsyncWrite + Unpin>(wr: &mut W, frames: &[Frame], body: &[u8]) -> std::io::Result<()> {
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(frames.len() * 3);
+    for (f, chunk) in frames.iter().zip(body.chunks(crate::seal::MAX_PLAIN)) {
+        parts.extend([&f.header[..], chunk, &f.tag[..]]);
+    }
+    let (mut i, mut off) = (0, 0);
+    while i < parts.len() {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(&parts[i][off..])
+            .chain(parts[i + 1..].iter().copied())
+            .take(64)
+            .map(IoSlice::new)
+            .collect();
+        let mut n = wr.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let left = parts[i].len() - off;
+            if n >= left {
+                n -= left;
+                i += 1;
+                off = 0;
+            } else {
+                off += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl<T: AsyncRead> AsyncRead for Decoupled<T> {
@@ -173,22 +245,29 @@ impl<T> AsyncWrite for Decoupled<T> {
             }
         }
         let this = &mut *self;
-        let Some(tx) = &this.tx else { return Poll::Ready(Err(broken())) };
         let (data, other) = this.frames.count(buf);
         let cost = Cost { data, control: other + PER_WRITE };
-        // Counted before it is queued, so the writer never subtracts first.
-        this.shared.queued_data.fetch_add(cost.data, Ordering::AcqRel);
-        this.shared.queued_control.fetch_add(cost.control, Ordering::AcqRel);
-        match tx.send((buf.to_vec(), cost)) {
-            Ok(()) => Poll::Ready(Ok(buf.len())),
-            Err(_) => Poll::Ready(Err(broken())),
+        {
+            let mut p = this.shared.pending.lock().expect("pending lock");
+            if p.closed {
+                return Poll::Ready(Err(broken()));
+            }
+            p.buf.extend_from_slice(buf);
+            p.cost.data += cost.data;
+            p.cost.control += cost.control;
+            // Counted before the writer can take it, so it never subtracts first.
+            this.shared.queued_data.fetch_add(cost.data, Ordering::AcqRel);
+            this.shared.queued_control.fetch_add(cost.control, Ordering::AcqRel);
         }
+        this.shared.more.notify_one();
+        Poll::Ready(Ok(buf.len()))
     }
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
     }
-    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.tx = None;
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.shared.pending.lock().expect("pending lock").closed = true;
+        self.shared.more.notify_one();
         Poll::Ready(Ok(()))
     }
 }

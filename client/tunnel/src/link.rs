@@ -8,13 +8,15 @@ use rustls_pki_types::ServerName;
 use thin_protocol::entry_point::EntryPoint;
 use thin_protocol::http;
 use thin_protocol::messages::ErrorCode;
+use thin_protocol::read_ahead::ReadAhead;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 pub use crate::tls_failure::TlsFailure;
 
-/// A TLS connection to the gateway after the upgrade.
-pub type LinkStream = TlsStream<TcpStream>;
+/// A TLS connection to the gateway after the upgrade (its socket read ahead
+/// during bursts, [`ReadAhead`]).
+pub type LinkStream = TlsStream<ReadAhead<TcpStream>>;
 
 /// Why the gateway could not be reached or refused.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +88,7 @@ impl Link {
         let name = ServerName::try_from(url.host.clone())
             .map_err(|e| LinkError::Tls { addr: addr.clone(), cause: TlsFailure::BadHostName(e.to_string()) })?;
         let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
-        let mut tls = tokio::time::timeout(self.timeout, connector.connect(name, tcp))
+        let mut tls = tokio::time::timeout(self.timeout, connector.connect(name, ReadAhead::new(tcp)))
             .await
             .map_err(|_| LinkError::Tls { addr: addr.clone(), cause: TlsFailure::Timeout })?
             .map_err(|e| LinkError::Tls { addr: addr.clone(), cause: TlsFailure::of_connect_error(&e) })?;
