@@ -2,6 +2,7 @@
 //! bundle out. See `builder --help`.
 
 use anyhow::Context;
+use builder::certs::issue::KeyType;
 use builder::check::BrandRef;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -39,6 +40,9 @@ enum Cmd {
         /// Also make a self-signed code-signing identity (for testing --sign).
         #[arg(long)]
         self_signed_codesign: bool,
+        /// Key type of the CA and gateway certificate: ECDSA P-256 or RSA 3072.
+        #[arg(long, value_enum, default_value_t)]
+        key_type: KeyType,
     },
     /// Validate a brand and print every problem at once.
     Check {
@@ -69,6 +73,9 @@ enum CaCmd {
         /// Gateway host names or IP addresses [default: the gateway URL's host].
         #[arg(long = "host")]
         hosts: Vec<String>,
+        /// Key type of the new CA and gateway certificate: ECDSA P-256 or RSA 3072.
+        #[arg(long, value_enum, default_value_t)]
+        key_type: KeyType,
     },
     /// Re-issue only the gateway certificate (new DNS name or IP) under the existing CA.
     GatewayCert {
@@ -78,6 +85,9 @@ enum CaCmd {
         /// Gateway host names or IP addresses.
         #[arg(long = "host", required = true)]
         hosts: Vec<String>,
+        /// Key type of the new gateway key [default: the CA key's type].
+        #[arg(long, value_enum)]
+        key_type: Option<KeyType>,
     },
 }
 
@@ -100,7 +110,7 @@ fn main() {
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::New { app_id, dir, system_name, gateway_url, rpc_port, self_signed_codesign } => {
+        Cmd::New { app_id, dir, system_name, gateway_url, rpc_port, self_signed_codesign, key_type } => {
             let o = builder::new_brand::NewOptions {
                 app_id,
                 dir,
@@ -108,6 +118,7 @@ fn run() -> anyhow::Result<()> {
                 gateway_url,
                 rpc_port,
                 self_signed_codesign,
+                key_type,
             };
             print(cli.json, &builder::new_brand::run(&o)?)?;
         }
@@ -129,11 +140,11 @@ fn run() -> anyhow::Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Cmd::Ca { cmd: CaCmd::Regen { brand, hosts } } => {
-            print(cli.json, &builder::ca::regen(&BrandRef::from_arg(brand.as_deref()), &hosts)?)?;
+        Cmd::Ca { cmd: CaCmd::Regen { brand, hosts, key_type } } => {
+            print(cli.json, &builder::ca::regen(&BrandRef::from_arg(brand.as_deref()), &hosts, key_type)?)?;
         }
-        Cmd::Ca { cmd: CaCmd::GatewayCert { brand, hosts } } => {
-            print(cli.json, &builder::ca::gateway_cert(&BrandRef::from_arg(brand.as_deref()), &hosts)?)?;
+        Cmd::Ca { cmd: CaCmd::GatewayCert { brand, hosts, key_type } } => {
+            print(cli.json, &builder::ca::gateway_cert(&BrandRef::from_arg(brand.as_deref()), &hosts, key_type)?)?;
         }
         Cmd::Build(args) => {
             let summary = builder::build::run(&args, cli.json).context("build failed")?;
