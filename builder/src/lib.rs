@@ -2,7 +2,7 @@
 //! Linux gateway bundle out.
 //!
 //! * [`manifest`]: `brand.toml`, raw and resolved;
-//! * [`check`]: every problem of a brand at once;
+//! * [`check`]: every problem of a brand at once; [`brand_choice`]: which brand without `--brand`;
 //! * [`certs`]: certificate checks and issuance;
 //! * [`new_brand`], [`ca`]: the `new` and `ca` commands;
 //! * prerequisites: [`doctor`];
@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod artwork;
+pub mod brand_choice;
 pub mod build;
 pub mod ca;
 pub mod certs;

@@ -46,7 +46,7 @@ enum Cmd {
     },
     /// Validate a brand and print every problem at once.
     Check {
-        /// Brand folder [default: the embedded default brand].
+        /// Brand folder [default: the only brand under brands/, else the embedded default brand].
         #[arg(long)]
         brand: Option<PathBuf>,
     },
@@ -67,7 +67,7 @@ enum Cmd {
 enum CaCmd {
     /// Make a new CA and gateway key pair; the old ones are kept in a dated backup folder.
     Regen {
-        /// Brand folder [default: the embedded default brand].
+        /// Brand folder [default: the only brand under brands/, else the embedded default brand].
         #[arg(long)]
         brand: Option<PathBuf>,
         /// Gateway host names or IP addresses [default: the gateway URL's host].
@@ -79,7 +79,7 @@ enum CaCmd {
     },
     /// Re-issue only the gateway certificate (new DNS name or IP) under the existing CA.
     GatewayCert {
-        /// Brand folder [default: the embedded default brand].
+        /// Brand folder [default: the only brand under brands/, else the embedded default brand].
         #[arg(long)]
         brand: Option<PathBuf>,
         /// Gateway host names or IP addresses.
@@ -98,6 +98,16 @@ fn print<T: serde::Serialize + std::fmt::Display>(json: bool, v: &T) -> anyhow::
         println!("{v}");
     }
     Ok(())
+}
+
+/// The brand of a command: `--brand`, else the only one under `brands/`, else
+/// the embedded default; says which on standard error when it chose.
+fn chosen(arg: Option<&std::path::Path>) -> anyhow::Result<BrandRef> {
+    let c = builder::brand_choice::choose(arg, std::path::Path::new(""))?;
+    if let Some(note) = &c.note {
+        eprintln!("note: {note}");
+    }
+    Ok(c.brand)
 }
 
 fn main() {
@@ -123,7 +133,7 @@ fn run() -> anyhow::Result<()> {
             print(cli.json, &builder::new_brand::run(&o)?)?;
         }
         Cmd::Check { brand } => {
-            let b = BrandRef::from_arg(brand.as_deref());
+            let b = chosen(brand.as_deref())?;
             match builder::check::check(&b) {
                 Ok(brand) if cli.json => println!("{}", serde_json::json!({"ok": true, "brand": brand})),
                 Ok(brand) => println!(
@@ -141,12 +151,13 @@ fn run() -> anyhow::Result<()> {
             }
         }
         Cmd::Ca { cmd: CaCmd::Regen { brand, hosts, key_type } } => {
-            print(cli.json, &builder::ca::regen(&BrandRef::from_arg(brand.as_deref()), &hosts, key_type)?)?;
+            print(cli.json, &builder::ca::regen(&chosen(brand.as_deref())?, &hosts, key_type)?)?;
         }
         Cmd::Ca { cmd: CaCmd::GatewayCert { brand, hosts, key_type } } => {
-            print(cli.json, &builder::ca::gateway_cert(&BrandRef::from_arg(brand.as_deref()), &hosts, key_type)?)?;
+            print(cli.json, &builder::ca::gateway_cert(&chosen(brand.as_deref())?, &hosts, key_type)?)?;
         }
-        Cmd::Build(args) => {
+        Cmd::Build(mut args) => {
+            args.brand = Some(chosen(args.brand.as_deref())?.dir);
             let summary = builder::build::run(&args, cli.json).context("build failed")?;
             print(cli.json, &summary)?;
         }
