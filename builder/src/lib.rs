@@ -4,7 +4,7 @@
 //! * [`manifest`]: `brand.toml`, raw and resolved;
 //! * [`check`]: every problem of a brand at once; [`brand_choice`]: which brand without `--brand`;
 //! * [`certs`]: certificate checks and issuance;
-//! * [`new_brand`], [`ca`]: the `new` and `ca` commands;
+//! * [`new_brand`], [`ca`], [`import`]: the `new`, `ca` and `import` commands;
 //! * prerequisites: [`doctor`];
 //! * [`build`]: compile, package, sign, checksum.
 #![forbid(unsafe_code)]
@@ -18,6 +18,7 @@ pub mod check;
 pub mod doctor;
 pub mod error;
 pub mod fsutil;
+pub mod import;
 pub mod manifest;
 pub mod new_brand;
 pub mod paths;

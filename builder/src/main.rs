@@ -44,6 +44,24 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t)]
         key_type: KeyType,
     },
+    /// Make a brand folder from an original IPA-DNP-ThinApps-Private source tree.
+    ///
+    /// Reads Vars/Vars.h, Vars.cs, Vars.props, bin/hamcore/strtable_*.patch.stb and
+    /// *.bmp, bin/EntryPoint.dat, bin/ThinGate.cer and .key; lists what it could
+    /// not carry over; writes nothing unless the brand passes `builder check`.
+    Import {
+        /// The original source tree (the folder holding src/Vars and src/bin, or src itself).
+        from: PathBuf,
+        /// Brand folder to create [default: brands/<app id in lower case>].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Make a new CA and gateway certificate instead of carrying the original's.
+        #[arg(long)]
+        new_ca: bool,
+        /// Key type of the new CA and gateway certificate (with --new-ca).
+        #[arg(long, value_enum, default_value_t, requires = "new_ca")]
+        key_type: KeyType,
+    },
     /// Validate a brand and print every problem at once.
     Check {
         /// Brand folder [default: the only brand under brands/, else the embedded default brand].
@@ -131,6 +149,10 @@ fn run() -> anyhow::Result<()> {
                 key_type,
             };
             print(cli.json, &builder::new_brand::run(&o)?)?;
+        }
+        Cmd::Import { from, dir, new_ca, key_type } => {
+            let o = builder::import::ImportOptions { from, dir, new_ca, key_type };
+            print(cli.json, &builder::import::run(&o)?)?;
         }
         Cmd::Check { brand } => {
             let b = chosen(brand.as_deref())?;
