@@ -4,7 +4,7 @@
 //! * [`manifest`]: `brand.toml`, raw and resolved;
 //! * [`check`]: every problem of a brand at once; [`brand_choice`]: which brand without `--brand`;
 //! * [`certs`]: certificate checks and issuance;
-//! * [`new_brand`], [`ca`], [`import`]: the `new`, `ca` and `import` commands;
+//! * [`new_brand`], [`ca`], [`import`], [`ci`]: the `new`, `ca`, `import` and `ci` commands;
 //! * prerequisites: [`doctor`];
 //! * [`build`]: compile, package, sign, checksum.
 #![forbid(unsafe_code)]
@@ -15,6 +15,7 @@ pub mod build;
 pub mod ca;
 pub mod certs;
 pub mod check;
+pub mod ci;
 pub mod doctor;
 pub mod error;
 pub mod fsutil;

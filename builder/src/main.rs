@@ -73,12 +73,42 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CaCmd,
     },
+    /// Pipelines that build a brand in CI.
+    Ci {
+        #[command(subcommand)]
+        cmd: CiCmd,
+    },
     /// Build installers and gateway bundles.
     Build(builder::build::BuildArgs),
     /// List every prerequisite as present or missing, with the command that installs it.
     Doctor,
     /// Install the missing prerequisites (apt-get and rustup; run as root).
     Setup,
+}
+
+#[derive(Subcommand, Debug)]
+enum CiCmd {
+    /// Write ci/build-brand.sh and a GitHub or GitLab pipeline around it into the brand repository.
+    Init {
+        /// GitHub Actions (.github/workflows/brand.yml).
+        #[arg(long, required_unless_present = "gitlab", conflicts_with = "gitlab")]
+        github: bool,
+        /// GitLab CI (.gitlab-ci.yml).
+        #[arg(long)]
+        gitlab: bool,
+        /// Brand folder [default: the only brand under brands/].
+        #[arg(long)]
+        brand: Option<PathBuf>,
+        /// Root of the brand repository.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Git URL of the builder's source [default: this builder's repository].
+        #[arg(long)]
+        source_url: Option<String>,
+        /// Commit of the builder's source [default: the commit this builder was built from].
+        #[arg(long)]
+        source_ref: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -177,6 +207,21 @@ fn run() -> anyhow::Result<()> {
         }
         Cmd::Ca { cmd: CaCmd::GatewayCert { brand, hosts, key_type } } => {
             print(cli.json, &builder::ca::gateway_cert(&chosen(brand.as_deref())?, &hosts, key_type)?)?;
+        }
+        Cmd::Ci { cmd: CiCmd::Init { github: _, gitlab, brand, repo, source_url, source_ref } } => {
+            let workspace = builder::paths::workspace_root();
+            let source_ref = match source_ref.or_else(|| builder::build::cargo::git_commit(&workspace)) {
+                Some(r) => r,
+                None => anyhow::bail!("cannot tell which commit this builder comes from; give --source-ref COMMIT"),
+            };
+            let o = builder::ci::CiOptions {
+                ci: if gitlab { builder::ci::Ci::Gitlab } else { builder::ci::Ci::Github },
+                brand: chosen(brand.as_deref())?,
+                repo,
+                source_url: source_url.unwrap_or_else(|| env!("CARGO_PKG_REPOSITORY").to_string()),
+                source_ref,
+            };
+            print(cli.json, &builder::ci::init(&o)?)?;
         }
         Cmd::Build(mut args) => {
             args.brand = Some(chosen(args.brand.as_deref())?.dir);

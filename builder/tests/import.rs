@@ -188,7 +188,13 @@ fn bad_originals_are_named_and_nothing_is_written() {
             "",
             &["bin/EntryPoint.dat", "https"],
         ),
-        ("bin/EntryPoint.dat", "-----BEGIN CERTIFICATE-----", "", "", &["bin/EntryPoint.dat: no CA certificate", "--new-ca"]),
+        (
+            "bin/EntryPoint.dat",
+            "-----BEGIN CERTIFICATE-----",
+            "",
+            "",
+            &["bin/EntryPoint.dat: no CA certificate", "--new-ca"],
+        ),
         // The original apps did not check names: a certificate for another host does not pass.
         (
             "bin/EntryPoint.dat",

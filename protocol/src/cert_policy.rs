@@ -319,9 +319,16 @@ pub fn verify_gateway(
         Ok(s) => Some(s),
         Err(e @ TlsError::File { .. }) => {
             let (part, kind) = match &e {
-                TlsError::File { path, msg } if *path == key_path.display().to_string() => {
-                    (Part::GatewayKey, if msg.contains("does not belong") { Kind::KeyMismatch } else { Kind::Key })
-                }
+                TlsError::File { path, msg } if *path == key_path.display().to_string() => (
+                    Part::GatewayKey,
+                    if msg.contains("does not belong") {
+                        Kind::KeyMismatch
+                    } else if msg.starts_with("cannot read") || msg.starts_with("not a PEM") {
+                        Kind::Unreadable
+                    } else {
+                        Kind::Key
+                    },
+                ),
                 _ => (Part::GatewayCert, Kind::Key),
             };
             if !explained || kind == Kind::KeyMismatch {

@@ -30,6 +30,7 @@ fn key_is_private(path: &Path, shown: &str, out: &mut Vec<Problem>) {
 fn fix(f: &Finding, host: Option<&str>) -> String {
     match (f.part, f.kind) {
         (Part::Ca, _) => REGEN.into(),
+        (Part::GatewayKey, Kind::Unreadable) => "put the gateway certificate's PEM private key there (mode 0600), or make a new pair with `builder ca gateway-cert --host HOST`".into(),
         (_, Kind::Name) => match host {
             Some(h) => format!("run `builder ca gateway-cert --host {h}`, or fix gateway_url"),
             None => "run `builder ca gateway-cert --host HOST`, or fix gateway_url".into(),
