@@ -201,7 +201,12 @@ fn gateway_keys_in_every_form() {
         ("p384-sec1", "P-384", true, ok),
         ("p384-pkcs8", "P-384", false, ok),
         ("ed25519", "ed25519", false, ok),
-        ("rsa1024", "rsa1024", false, Err("RSA 1024-bit; thingate signs with RSA 2048 to 4096 bits only")),
+        (
+            "rsa1024",
+            "rsa1024",
+            false,
+            Err("the gateway key is an RSA key of 1024 bits; thingate signs with RSA keys of 2048 to 4096 bits only"),
+        ),
         ("p521-sec1", "P-521", true, Err("ECDSA P-521, which thingate cannot sign with")),
     ];
     for (ca_cer, ca_key) in &cas {
@@ -293,7 +298,7 @@ fn signatures_by_every_ca_key() {
             vec![("sha256", vec!["-sha256"], ok), ("sha384", vec!["-sha384"], ok), ("sha512", vec!["-sha512"], cant)],
         ),
         ("ed25519", "ed25519", false, vec![("ed25519", vec![], ok)]),
-        ("rsa1024", "rsa1024", false, vec![("sha256", vec!["-sha256"], Err("the CA key is RSA 1024-bit"))]),
+        ("rsa1024", "rsa1024", false, vec![("sha256", vec!["-sha256"], Err("the CA key is an RSA key of 1024 bits"))]),
         ("p521", "P-521", false, vec![("sha256", vec!["-sha256"], Err("the CA key is ECDSA P-521"))]),
     ];
     for (ca_name, alg, traditional, sigs) in cases {

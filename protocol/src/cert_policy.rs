@@ -132,7 +132,7 @@ pub enum KeyKind {
 impl std::fmt::Display for KeyKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Rsa(bits) => write!(f, "RSA {bits}-bit"),
+            Self::Rsa(bits) => write!(f, "RSA of {bits} bits"),
             Self::RsaPss => write!(f, "RSA-PSS-only (id-RSASSA-PSS)"),
             Self::Ecdsa(c) => write!(f, "ECDSA {c}"),
             Self::Ed25519 => write!(f, "Ed25519"),
@@ -175,9 +175,9 @@ pub fn gateway_key_problem(k: &KeyKind) -> Option<String> {
     let ok = "use RSA 2048-4096, ECDSA P-256/P-384 or Ed25519";
     match k {
         KeyKind::Rsa(bits) if (2048..=4096).contains(bits) => None,
-        KeyKind::Rsa(bits) => {
-            Some(format!("the gateway key is RSA {bits}-bit; thingate signs with RSA 2048 to 4096 bits only"))
-        }
+        KeyKind::Rsa(bits) => Some(format!(
+            "the gateway key is an RSA key of {bits} bits; thingate signs with RSA keys of 2048 to 4096 bits only"
+        )),
         KeyKind::Ecdsa(c) if ec_supported(c) => None,
         KeyKind::Ed25519 => None,
         other => Some(format!("the gateway key is {other}, which thingate cannot sign with; {ok}")),
@@ -189,7 +189,9 @@ pub fn ca_key_problem(k: &KeyKind) -> Option<String> {
     match k {
         KeyKind::Rsa(bits) if (2048..=8192).contains(bits) => None,
         KeyKind::Rsa(bits) => {
-            Some(format!("the CA key is RSA {bits}-bit; the apps verify RSA signatures of 2048 to 8192 bits only"))
+            Some(format!(
+                "the CA key is an RSA key of {bits} bits; the apps verify RSA signatures of 2048 to 8192 bits only"
+            ))
         }
         KeyKind::Ecdsa(c) if ec_supported(c) => None,
         KeyKind::Ed25519 => None,
