@@ -27,7 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The quick tier's test binaries (besides every crate's unit tests).
-QUICK_TESTS=(config_files module_graph registry loopback proxy cli check_fixtures shipped_gateway_ini gui_windows)
+QUICK_TESTS=(config_files module_graph registry loopback proxy cli check_fixtures shipped_gateway_ini cert_policy import ci gui_windows)
 
 quick=0
 case "${1:-}" in

@@ -1,6 +1,7 @@
 //! `builder ca regen` and `builder ca gateway-cert`, and the test code-signing
 //! identity of `builder new --self-signed-codesign`.
 
+use crate::certs::issue::KeyType;
 use crate::check::BrandRef;
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -34,21 +35,22 @@ impl std::fmt::Display for CaReport {
     }
 }
 
-/// Makes a new CA and gateway certificate; the old ones go to a dated backup.
-/// `hosts` defaults to the gateway URL's host.
-pub fn regen(b: &BrandRef, hosts: &[String]) -> Result<CaReport> {
+/// Makes a new CA and gateway certificate of `kind`; the old ones go to a
+/// dated backup. `hosts` defaults to the gateway URL's host.
+pub fn regen(b: &BrandRef, hosts: &[String], kind: KeyType) -> Result<CaReport> {
     let (brand, problems) = b.manifest();
     let hosts = hosts_or_url(hosts, &brand, &problems)?;
-    let (files, backup) = crate::certs::issue::write_new_ca(&brand.certs, &brand.system_name, &hosts)?;
+    let (files, backup) = crate::certs::issue::write_new_ca(&brand.certs, &brand.system_name, &hosts, kind)?;
     Ok(CaReport { files, backup, rebuild_apps: true })
 }
 
-/// Re-issues only the gateway certificate under the existing CA.
-pub fn gateway_cert(b: &BrandRef, hosts: &[String]) -> Result<CaReport> {
+/// Re-issues only the gateway certificate under the existing CA; its key is of
+/// `kind`, by default the CA key's type.
+pub fn gateway_cert(b: &BrandRef, hosts: &[String], kind: Option<KeyType>) -> Result<CaReport> {
     crate::check::ensure_default_certs(b)?;
     let (brand, problems) = b.manifest();
     let hosts = hosts_or_url(hosts, &brand, &problems)?;
-    let (files, backup) = crate::certs::issue::write_gateway_cert(&brand.certs, &hosts)?;
+    let (files, backup) = crate::certs::issue::write_gateway_cert(&brand.certs, &hosts, kind)?;
     Ok(CaReport { files, backup, rebuild_apps: false })
 }
 

@@ -51,7 +51,7 @@ pub fn ensure_default_certs(b: &BrandRef) -> Result<Option<PathBuf>> {
             hosts.push(extra.into());
         }
     }
-    crate::certs::issue::write_new_ca(&brand.certs, &brand.system_name, &hosts)?;
+    crate::certs::issue::write_new_ca(&brand.certs, &brand.system_name, &hosts, Default::default())?;
     Ok(b.cert_dir.clone())
 }
 

@@ -112,6 +112,14 @@ pub enum Error {
     /// Bad command-line usage.
     #[error("{0}")]
     Usage(String),
+    /// An original customisation that cannot be imported; nothing was written.
+    #[error("the original customisation in {dir} cannot be imported; nothing was written.\n{problems}")]
+    Import {
+        /// The original's `src` folder.
+        dir: PathBuf,
+        /// What is wrong, by file and line.
+        problems: Problems,
+    },
 }
 
 /// Result alias.

@@ -2,6 +2,7 @@
 //! bundle out. See `builder --help`.
 
 use anyhow::Context;
+use builder::certs::issue::KeyType;
 use builder::check::BrandRef;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -39,10 +40,31 @@ enum Cmd {
         /// Also make a self-signed code-signing identity (for testing --sign).
         #[arg(long)]
         self_signed_codesign: bool,
+        /// Key type of the CA and gateway certificate: ECDSA P-256 or RSA 3072.
+        #[arg(long, value_enum, default_value_t)]
+        key_type: KeyType,
+    },
+    /// Make a brand folder from an original IPA-DNP-ThinApps-Private source tree.
+    ///
+    /// Reads Vars/Vars.h, Vars.cs, Vars.props, bin/hamcore/strtable_*.patch.stb and
+    /// *.bmp, bin/EntryPoint.dat, bin/ThinGate.cer and .key; lists what it could
+    /// not carry over; writes nothing unless the brand passes `builder check`.
+    Import {
+        /// The original source tree (the folder holding src/Vars and src/bin, or src itself).
+        from: PathBuf,
+        /// Brand folder to create [default: brands/<app id in lower case>].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Make a new CA and gateway certificate instead of carrying the original's.
+        #[arg(long)]
+        new_ca: bool,
+        /// Key type of the new CA and gateway certificate (with --new-ca).
+        #[arg(long, value_enum, default_value_t, requires = "new_ca")]
+        key_type: KeyType,
     },
     /// Validate a brand and print every problem at once.
     Check {
-        /// Brand folder [default: the embedded default brand].
+        /// Brand folder [default: the only brand under brands/, else the embedded default brand].
         #[arg(long)]
         brand: Option<PathBuf>,
     },
@@ -50,6 +72,11 @@ enum Cmd {
     Ca {
         #[command(subcommand)]
         cmd: CaCmd,
+    },
+    /// Pipelines that build a brand in CI.
+    Ci {
+        #[command(subcommand)]
+        cmd: CiCmd,
     },
     /// Build installers and gateway bundles.
     Build(builder::build::BuildArgs),
@@ -60,24 +87,55 @@ enum Cmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum CiCmd {
+    /// Write ci/build-brand.sh and a GitHub or GitLab pipeline around it into the brand repository.
+    Init {
+        /// GitHub Actions (.github/workflows/brand.yml).
+        #[arg(long, required_unless_present = "gitlab", conflicts_with = "gitlab")]
+        github: bool,
+        /// GitLab CI (.gitlab-ci.yml).
+        #[arg(long)]
+        gitlab: bool,
+        /// Brand folder [default: the only brand under brands/].
+        #[arg(long)]
+        brand: Option<PathBuf>,
+        /// Root of the brand repository.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Git URL of the builder's source [default: this builder's repository].
+        #[arg(long)]
+        source_url: Option<String>,
+        /// Commit of the builder's source [default: the commit this builder was built from].
+        #[arg(long)]
+        source_ref: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum CaCmd {
     /// Make a new CA and gateway key pair; the old ones are kept in a dated backup folder.
     Regen {
-        /// Brand folder [default: the embedded default brand].
+        /// Brand folder [default: the only brand under brands/, else the embedded default brand].
         #[arg(long)]
         brand: Option<PathBuf>,
         /// Gateway host names or IP addresses [default: the gateway URL's host].
         #[arg(long = "host")]
         hosts: Vec<String>,
+        /// Key type of the new CA and gateway certificate: ECDSA P-256 or RSA 3072.
+        #[arg(long, value_enum, default_value_t)]
+        key_type: KeyType,
     },
     /// Re-issue only the gateway certificate (new DNS name or IP) under the existing CA.
     GatewayCert {
-        /// Brand folder [default: the embedded default brand].
+        /// Brand folder [default: the only brand under brands/, else the embedded default brand].
         #[arg(long)]
         brand: Option<PathBuf>,
         /// Gateway host names or IP addresses.
         #[arg(long = "host", required = true)]
         hosts: Vec<String>,
+        /// Key type of the new gateway key [default: the CA key's type].
+        #[arg(long, value_enum)]
+        key_type: Option<KeyType>,
     },
 }
 
@@ -90,6 +148,16 @@ fn print<T: serde::Serialize + std::fmt::Display>(json: bool, v: &T) -> anyhow::
     Ok(())
 }
 
+/// The brand of a command: `--brand`, else the only one under `brands/`, else
+/// the embedded default; says which on standard error when it chose.
+fn chosen(arg: Option<&std::path::Path>) -> anyhow::Result<BrandRef> {
+    let c = builder::brand_choice::choose(arg, std::path::Path::new(""))?;
+    if let Some(note) = &c.note {
+        eprintln!("note: {note}");
+    }
+    Ok(c.brand)
+}
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("error: {e:#}");
@@ -100,7 +168,7 @@ fn main() {
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::New { app_id, dir, system_name, gateway_url, rpc_port, self_signed_codesign } => {
+        Cmd::New { app_id, dir, system_name, gateway_url, rpc_port, self_signed_codesign, key_type } => {
             let o = builder::new_brand::NewOptions {
                 app_id,
                 dir,
@@ -108,11 +176,16 @@ fn run() -> anyhow::Result<()> {
                 gateway_url,
                 rpc_port,
                 self_signed_codesign,
+                key_type,
             };
             print(cli.json, &builder::new_brand::run(&o)?)?;
         }
+        Cmd::Import { from, dir, new_ca, key_type } => {
+            let o = builder::import::ImportOptions { from, dir, new_ca, key_type };
+            print(cli.json, &builder::import::run(&o)?)?;
+        }
         Cmd::Check { brand } => {
-            let b = BrandRef::from_arg(brand.as_deref());
+            let b = chosen(brand.as_deref())?;
             match builder::check::check(&b) {
                 Ok(brand) if cli.json => println!("{}", serde_json::json!({"ok": true, "brand": brand})),
                 Ok(brand) => println!(
@@ -129,13 +202,29 @@ fn run() -> anyhow::Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Cmd::Ca { cmd: CaCmd::Regen { brand, hosts } } => {
-            print(cli.json, &builder::ca::regen(&BrandRef::from_arg(brand.as_deref()), &hosts)?)?;
+        Cmd::Ca { cmd: CaCmd::Regen { brand, hosts, key_type } } => {
+            print(cli.json, &builder::ca::regen(&chosen(brand.as_deref())?, &hosts, key_type)?)?;
         }
-        Cmd::Ca { cmd: CaCmd::GatewayCert { brand, hosts } } => {
-            print(cli.json, &builder::ca::gateway_cert(&BrandRef::from_arg(brand.as_deref()), &hosts)?)?;
+        Cmd::Ca { cmd: CaCmd::GatewayCert { brand, hosts, key_type } } => {
+            print(cli.json, &builder::ca::gateway_cert(&chosen(brand.as_deref())?, &hosts, key_type)?)?;
         }
-        Cmd::Build(args) => {
+        Cmd::Ci { cmd: CiCmd::Init { github: _, gitlab, brand, repo, source_url, source_ref } } => {
+            let workspace = builder::paths::workspace_root();
+            let source_ref = match source_ref.or_else(|| builder::build::cargo::git_commit(&workspace)) {
+                Some(r) => r,
+                None => anyhow::bail!("cannot tell which commit this builder comes from; give --source-ref COMMIT"),
+            };
+            let o = builder::ci::CiOptions {
+                ci: if gitlab { builder::ci::Ci::Gitlab } else { builder::ci::Ci::Github },
+                brand: chosen(brand.as_deref())?,
+                repo,
+                source_url: source_url.unwrap_or_else(|| env!("CARGO_PKG_REPOSITORY").to_string()),
+                source_ref,
+            };
+            print(cli.json, &builder::ci::init(&o)?)?;
+        }
+        Cmd::Build(mut args) => {
+            args.brand = Some(chosen(args.brand.as_deref())?.dir);
             let summary = builder::build::run(&args, cli.json).context("build failed")?;
             print(cli.json, &summary)?;
         }

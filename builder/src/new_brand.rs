@@ -21,6 +21,8 @@ pub struct NewOptions {
     pub rpc_port: Option<i64>,
     /// Also make a self-signed code-signing identity.
     pub self_signed_codesign: bool,
+    /// Key type of the CA and gateway certificate.
+    pub key_type: issue::KeyType,
 }
 
 /// What `new` made.
@@ -88,7 +90,7 @@ pub fn run(o: &NewOptions) -> Result<NewReport> {
         gateway_cert: dir.join("certs/ThinGate.cer"),
         gateway_key: dir.join("certs/ThinGate.key"),
     };
-    files.extend(issue::write_new_ca(&certs, &system_name, std::slice::from_ref(&url.host))?.0);
+    files.extend(issue::write_new_ca(&certs, &system_name, std::slice::from_ref(&url.host), o.key_type)?.0);
     let codesign_password = if o.self_signed_codesign {
         let (made, pw_file) = crate::ca::make_codesign_identity(&dir.join("certs"), &app_id)?;
         files.extend(made);

@@ -29,9 +29,12 @@ template!(APPS_INSTALL_SH, "install-apps.sh.hbs");
 template!(SYSUSERS, "sysusers.conf.hbs");
 template!(NSIS, "setup.nsi.hbs");
 template!(WIX, "product.wxs.hbs");
+template!(CI_SCRIPT, "ci-build.sh.hbs");
+template!(CI_GITHUB, "ci-github.yml.hbs");
+template!(CI_GITLAB, "ci-gitlab.yml.hbs");
 
 /// Every template, for the test that loads them all.
-pub const ALL: [Template; 12] = [
+pub const ALL: [Template; 15] = [
     BRAND_TOML,
     ENTRY_POINT,
     THINGATE_INI,
@@ -44,6 +47,9 @@ pub const ALL: [Template; 12] = [
     SYSUSERS,
     NSIS,
     WIX,
+    CI_SCRIPT,
+    CI_GITHUB,
+    CI_GITLAB,
 ];
 
 /// A strict, non-escaping registry with every template.

@@ -291,6 +291,77 @@ fn gateway_install_sh_runs_the_gateway_as_its_own_user() {
     }
 }
 
+/// The order a newcomer types: `new --app-id Mikaka`, then `check`, `ca` and
+/// `build` without `--brand`: they work on Mikaka, the only brand under
+/// `brands/`, and say so; with a second brand they ask for `--brand` and list
+/// both; with none they use the embedded default brand and say so.
+#[test]
+fn without_brand_the_only_brand_under_brands_is_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let o = builder(&["check"], tmp.path());
+    assert!(stderr(&o).contains("note: no brand under brands/: using the embedded default brand"), "{}", text(&o));
+
+    let o = builder(&["new", "--app-id", "Mikaka", "--gateway-url", "https://gw.mikaka.example/thingate/"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let o = builder(&["check"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(stderr(&o).contains("note: using the brand in brands/mikaka (the only one under brands/)"), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("brand Mikaka is valid"), "{}", text(&o));
+
+    let gw = tmp.path().join("brands/mikaka/certs/ThinGate.cer");
+    let before = std::fs::read(&gw).unwrap();
+    let o = builder(&["ca", "gateway-cert", "--host", "gw2.mikaka.example"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(stderr(&o).contains("using the brand in brands/mikaka"), "{}", text(&o));
+    assert_ne!(std::fs::read(&gw).unwrap(), before, "Mikaka's gateway certificate was re-issued");
+    assert!(text(&o).contains("brands/mikaka/certs/ThinGate.cer"), "{}", text(&o));
+
+    // `build` picks Mikaka before any work: the msvc preflight stops it...
+    let out = tmp.path().join("out");
+    let o = Command::new(common::builder_bin())
+        .args(["build", "--target", "windows", "--toolchain", "msvc", "--out", out.to_str().unwrap()])
+        .current_dir(tmp.path())
+        .env("LIB", "")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("note: using the brand in brands/mikaka"), "{}", text(&o));
+    // ...and it checks Mikaka, not the default brand: a fault in Mikaka's
+    // manifest stops it (before compiling anything).
+    let manifest = tmp.path().join("brands/mikaka/brand.toml");
+    let good = std::fs::read_to_string(&manifest).unwrap();
+    let port = good.lines().find(|l| l.starts_with("rpc_port")).unwrap().to_string();
+    std::fs::write(&manifest, good.replace(&port, "rpc_port = 3389")).unwrap();
+    let o =
+        builder(&["build", "--target", "linux", "--linux-arch", "x86_64", "--out", out.to_str().unwrap()], tmp.path());
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("the brand in brands/mikaka is not valid") && t.contains("[rpc_port]"), "{t}");
+    assert!(!out.exists(), "nothing was made");
+    std::fs::write(&manifest, &good).unwrap();
+
+    // A second brand: every command asks which, lists both, and changes nothing.
+    assert!(builder(&["new", "--app-id", "Acme"], tmp.path()).status.success());
+    let before = std::fs::read(&gw).unwrap();
+    for args in [
+        &["check"][..],
+        &["ca", "regen"],
+        &["ca", "gateway-cert", "--host", "x.example"],
+        &["build", "--target", "windows"],
+    ] {
+        let o = builder(args, tmp.path());
+        assert!(!o.status.success(), "{args:?}: {}", text(&o));
+        let t = text(&o);
+        assert!(t.contains("there are 2 brands under brands/: brands/acme, brands/mikaka"), "{args:?}: {t}");
+        assert!(t.contains("--brand"), "{args:?}: {t}");
+    }
+    assert_eq!(std::fs::read(&gw).unwrap(), before, "nothing changed");
+    assert!(!out.exists());
+    let o = builder(&["check", "--brand", "brands/acme"], tmp.path());
+    assert!(o.status.success() && !stderr(&o).contains("note:"), "{}", text(&o));
+}
+
 #[test]
 fn check_json_lists_problems_and_exits_non_zero() {
     let tmp = tempfile::tempdir().unwrap();

@@ -4,6 +4,7 @@
 //! * [`messages`]: the versioned messages carried in those frames, one enum per direction;
 //! * [`http`]: the HTTP/1.1 request that opens every connection (one port, HTTPS-shaped);
 //! * [`tls`]: rustls configurations, with the apps pinned to their entry point's CA;
+//! * [`cert_policy`]: which keys, signatures and names the gateway and the apps accept, and why not;
 //! * [`entry_point`]: the `EntryPoint.dat` format (CA, gateway URL, system name);
 //! * [`identity`]: the office PC's long-term key pair and the MSID derived from it;
 //! * [`auth`]: end-to-end password authentication between client and server (OPAQUE);
@@ -11,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod cert_policy;
 pub mod entry_point;
 pub mod frame;
 pub mod http;

@@ -29,7 +29,7 @@ fn file_err(path: &Path, msg: impl Into<String>) -> TlsError {
     TlsError::File { path: path.display().to_string(), msg: msg.into() }
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(provider::default_provider())
 }
 
@@ -44,35 +44,20 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     Ok(certs)
 }
 
-/// Loads a PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC).
+/// Loads a PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC), unencrypted.
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let data = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    if let Some(why) = crate::cert_policy::private_key_problem(&data) {
+        return Err(file_err(path, why));
+    }
     PrivateKeyDer::from_pem_slice(&data)
         .map_err(|e| file_err(path, format!("not a PEM private key (PKCS#8, RSA or EC): {e}")))
-}
-
-/// Checks the leaf's public key: RSA 2048-4096 bits or ECDSA.
-fn check_leaf_key(path: &Path, leaf: &CertificateDer<'_>) -> Result<(), TlsError> {
-    use x509_parser::prelude::*;
-    let (_, cert) = X509Certificate::from_der(leaf).map_err(|e| file_err(path, format!("not X.509: {e}")))?;
-    match cert.public_key().parsed() {
-        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
-            let bits = rsa.key_size();
-            if !(2048..=4096).contains(&bits) {
-                return Err(file_err(path, format!("RSA key of {bits} bits; use 2048 to 4096 bits")));
-            }
-        }
-        Ok(x509_parser::public_key::PublicKey::EC(_)) => {}
-        Ok(_) => return Err(file_err(path, "unsupported key type; use RSA 2048-4096 or ECDSA P-256/P-384")),
-        Err(e) => return Err(file_err(path, format!("unreadable public key: {e}"))),
-    }
-    Ok(())
 }
 
 /// Builds the gateway's server configuration from PEM files.
 pub fn server_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     let certs = load_certs(cert_path)?;
-    check_leaf_key(cert_path, &certs[0])?;
+    crate::cert_policy::check_gateway_leaf(&certs[0]).map_err(|m| file_err(cert_path, m))?;
     let key = load_key(key_path)?;
     let signing = provider()
         .key_provider
@@ -91,7 +76,8 @@ pub fn server_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConf
     Ok(Arc::new(cfg))
 }
 
-/// Builds the apps' client configuration: trust exactly `ca`.
+/// Builds the apps' client configuration: trust exactly `ca`, verified by
+/// webpki as [`crate::cert_policy`] describes.
 pub fn client_config(ca: &[CertificateDer<'static>]) -> Result<Arc<ClientConfig>, TlsError> {
     let mut roots = RootCertStore::empty();
     for c in ca {
@@ -100,7 +86,7 @@ pub fn client_config(ca: &[CertificateDer<'static>]) -> Result<Arc<ClientConfig>
     let cfg = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_root_certificates(roots)
+        .with_webpki_verifier(crate::cert_policy::verifier_for(roots)?)
         .with_no_client_auth();
     Ok(Arc::new(cfg))
 }

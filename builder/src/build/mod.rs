@@ -44,7 +44,7 @@ pub enum Toolchain {
 /// Arguments of `builder build`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BuildArgs {
-    /// Brand folder [default: the embedded default brand].
+    /// Brand folder [default: the only brand under brands/, else the embedded default brand].
     #[arg(long)]
     pub brand: Option<PathBuf>,
     /// What to build.
