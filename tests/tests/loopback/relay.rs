@@ -171,3 +171,14 @@ async fn certificates_from_another_ca_or_expired_are_refused() {
     assert!(msg.contains("expired"), "{msg}");
     gw.shutdown().await;
 }
+
+/// The apps and the gateway agree on AES-128-GCM for the TLS legs (the
+/// tunnel's content is sealed end to end with AES-256-GCM besides).
+#[tokio::test]
+async fn the_tls_legs_use_aes_128_gcm() {
+    let gw = TestGateway::start().await;
+    let s = gw.link.open().await.unwrap();
+    let suite = s.get_ref().1.negotiated_cipher_suite().map(|s| s.suite());
+    assert_eq!(suite, Some(tokio_rustls::rustls::CipherSuite::TLS13_AES_128_GCM_SHA256));
+    gw.shutdown().await;
+}
