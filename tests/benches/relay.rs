@@ -3,7 +3,9 @@
 //! set-up latency inside an established session (p50/p99), and the gateway's
 //! RSS per idle server session with 1,000 sessions.
 //!
-//! Run: `cargo build --release --workspace --bins && cargo bench -p thin-e2e --bench relay`
+//! Run: `cargo build --release --workspace --bins && cargo bench -p thin-e2e --bench relay`.
+//! `RELAY_IDLE=1000,10000` sets the idle-session counts measured (each with a
+//! fresh gateway); `RELAY_THROUGHPUT=0` skips the throughput part.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -113,6 +115,11 @@ fn main() {
     raise_nofile();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     println!("relay benchmark on {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
-    rt.block_on(throughput_and_latency());
-    rt.block_on(idle_sessions(1000));
+    if std::env::var("RELAY_THROUGHPUT").as_deref() != Ok("0") {
+        rt.block_on(throughput_and_latency());
+    }
+    let counts = std::env::var("RELAY_IDLE").unwrap_or_else(|_| "1000".into());
+    for n in counts.split(',').filter_map(|n| n.trim().parse::<usize>().ok()) {
+        rt.block_on(idle_sessions(n));
+    }
 }
