@@ -82,7 +82,8 @@ mod tests {
 
     #[test]
     fn windows_paths_keep_their_backslash() {
-        let v = serde_json::json!({"app_id": "X", "product_name": "P", "company": "C", "system_name": "S", "version": "1.0.0", "version4": "1.0.0.0",
+        let v = serde_json::json!({"app_id": "X", "product_name": "P", "company": "C", "system_name": "S", "version": "1.0.0", "build": 7, "file_version": "1.0.0.7", "msi_version": "1.0.7",
+            "package": "server", "display_name": "P Server", "uninstall_key": "X", "per_user": false, "has_client": false, "has_server": true, "reg_root": "HKLM",
             "upgrade_code": "U", "guid_client": "1", "guid_server": "2", "guid_registry": "3", "guid_shortcuts": "4", "service_name": "XThinServer",
             "service_args": "service", "client_title": "P Client", "server_title": "P Server", "rpc_port": 9826});
         let wxs = super::render(super::WIX, &v).unwrap();

@@ -16,6 +16,7 @@ struct Brand {
     company: String,
     system: String,
     version: String,
+    build: u32,
     rpc_port: u16,
     entry_point: Option<String>,
     dir: PathBuf,
@@ -34,6 +35,7 @@ fn load() -> Brand {
         company: thin_brand::DEFAULT_COMPANY.into(),
         system: thin_brand::DEFAULT_SYSTEM_NAME.into(),
         version: std::env::var("CARGO_PKG_VERSION").unwrap(),
+        build: 0,
         rpc_port: thin_brand::DEFAULT_RPC_PORT,
         entry_point: None,
         dir: default_dir,
@@ -52,6 +54,12 @@ fn load() -> Brand {
     s("company", &mut b.company);
     s("system_name", &mut b.system);
     s("version", &mut b.version);
+    if let Some(n) = v.get("build").and_then(|x| x.as_u64()) {
+        b.build = u32::try_from(n)
+            .ok()
+            .filter(|n| *n <= 65535)
+            .unwrap_or_else(|| panic!("{}: build {n} does not fit a Windows version field (0-65535)", bj.display()));
+    }
     if let Some(p) = v.get("rpc_port").and_then(|x| x.as_u64()) {
         b.rpc_port = u16::try_from(p).unwrap_or_else(|_| panic!("{}: rpc_port {p} is not a port", bj.display()));
     }
@@ -72,18 +80,20 @@ fn copy_assets(b: &Brand, out: &Path) {
     }
 }
 
+/// The version resource's version: `major.minor.patch.build`.
 fn windows_resources(b: &Brand) {
     let nums: Vec<u64> =
-        b.version.split('.').map(|p| p.parse().unwrap_or(0)).chain(std::iter::repeat(0)).take(4).collect();
-    let packed = (nums[0] << 48) | (nums[1] << 32) | (nums[2] << 16) | nums[3];
+        b.version.split('.').map(|p| p.parse().unwrap_or(0)).chain(std::iter::repeat(0)).take(3).collect();
+    let packed = (nums[0] << 48) | (nums[1] << 32) | (nums[2] << 16) | u64::from(b.build);
+    let version = format!("{}.{}.{}.{}", nums[0], nums[1], nums[2], b.build);
     let ico = b.dir.join("app.ico");
     for (bin, desc) in [("thinclient", "Client"), ("thinsvr", "Server")] {
         let mut res = winresource::WindowsResource::new();
         res.set("ProductName", &b.product)
             .set("CompanyName", &b.company)
             .set("FileDescription", &format!("{} {desc}", b.product))
-            .set("ProductVersion", &b.version)
-            .set("FileVersion", &b.version)
+            .set("ProductVersion", &version)
+            .set("FileVersion", &version)
             .set("LegalCopyright", &b.company)
             .set("InternalName", bin)
             .set("OriginalFilename", &format!("{bin}.exe"))
@@ -109,7 +119,7 @@ fn main() {
     let code = format!(
         "/// The brand compiled into this app (see build.rs).\n\
          pub static BRAND: thin_tunnel::brand::Brand = thin_tunnel::brand::Brand {{\n\
-         app_id: {:?},\nproduct_name: {:?},\ncompany: {:?},\nsystem_name: {:?},\nversion: {:?},\n\
+         app_id: {:?},\nproduct_name: {:?},\ncompany: {:?},\nsystem_name: {:?},\nversion: {:?},\nbuild: {},\n\
          rpc_port: {},\nentry_point: {:?},\npatch_ja: include_str!({}),\npatch_en: include_str!({}),\n\
          header_bmp: include_bytes!({}),\nicon_bmp: include_bytes!({}),\n}};\n",
         b.app_id,
@@ -117,6 +127,7 @@ fn main() {
         b.company,
         b.system,
         b.version,
+        b.build,
         b.rpc_port,
         b.entry_point,
         asset("strtable_ja.patch.stb"),

@@ -26,8 +26,12 @@ pub struct Vars {
     pub system_name: String,
     /// `major.minor.patch`.
     pub version: String,
-    /// `major.minor.patch.0` (Windows).
-    pub version4: String,
+    /// Build number (see `super::number`).
+    pub build: u32,
+    /// `major.minor.patch.build`: Windows version resources and the NSIS setup.
+    pub file_version: String,
+    /// `major.minor.build`: the MSI ProductVersion (see `super::number::msi_version`).
+    pub msi_version: String,
     /// RPC port.
     pub rpc_port: u16,
     /// Gateway URL.
@@ -86,8 +90,8 @@ pub fn merged_table(brand: &Brand, lang: Lang) -> StringTable {
 }
 
 impl Vars {
-    /// Variables of a checked brand.
-    pub fn new(b: &Brand) -> Self {
+    /// Variables of a checked brand at build number `build`.
+    pub fn new(b: &Brand, build: u32) -> Self {
         let en = merged_table(b, Lang::En);
         let tokens =
             thin_brand::Tokens { product_name: &b.product_name, system_name: &b.system_name, app_id: &b.app_id };
@@ -100,7 +104,9 @@ impl Vars {
             company: b.company.clone(),
             system_name: b.system_name.clone(),
             version: b.version.clone(),
-            version4: format!("{}.0", b.version),
+            build,
+            file_version: super::number::file_version(b.version_parts, build),
+            msi_version: super::number::msi_version(b.version_parts, build),
             rpc_port: b.rpc_port,
             gateway_url: b.gateway_url.clone(),
             listen_port: b.url.as_ref().map(|u| u.port).unwrap_or(443),
@@ -145,7 +151,7 @@ pub fn write(b: &Brand, v: &Vars, dir: &Path) -> Result<String> {
     })?;
     let json = serde_json::json!({
         "app_id": b.app_id, "product_name": b.product_name, "company": b.company,
-        "system_name": b.system_name, "version": b.version, "rpc_port": b.rpc_port,
+        "system_name": b.system_name, "version": b.version, "build": v.build, "rpc_port": b.rpc_port,
         "service_name": v.service_name, "languages": b.languages,
     });
     write_if_changed(&dir.join("brand.json"), serde_json::to_string_pretty(&json).expect("json").as_bytes())?;

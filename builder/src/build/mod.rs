@@ -7,6 +7,7 @@ pub mod compile;
 pub mod compiled;
 pub mod linux;
 pub mod linux_apps;
+pub mod number;
 pub mod outputs;
 pub mod progress;
 pub mod sign;
@@ -56,12 +57,19 @@ pub struct BuildArgs {
     /// Output folder [default: dist/<AppId>].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Sign every exe, the setup and the MSI with the brand's PKCS#12.
+    /// Sign every exe, the setups and the MSIs with the brand's PKCS#12.
     #[arg(long)]
     pub sign: bool,
     /// Linux architectures of the gateway bundle.
     #[arg(long = "linux-arch", value_enum, value_delimiter = ',', default_values = ["x86_64", "aarch64"])]
     pub linux_arch: Vec<Arch>,
+    /// Build number [default: the brand's last one plus one, kept in its build-number.toml].
+    /// CI passes its run number; an old build's number rebuilds it byte for byte.
+    #[arg(long, value_name = "N")]
+    pub build_number: Option<u32>,
+    /// Windows installers to make.
+    #[arg(long, value_enum, default_value = "separate")]
+    pub installers: windows::Installers,
     /// Cargo target folder for the builder's builds [default: $CARGO_TARGET_DIR/builder or target/builder].
     #[arg(long)]
     pub cargo_target_dir: Option<PathBuf>,
@@ -74,6 +82,8 @@ pub struct Summary {
     pub app_id: String,
     /// Version.
     pub version: String,
+    /// Build number.
+    pub build: u32,
     /// Output folder.
     pub out_dir: PathBuf,
     /// Outputs with hashes.
@@ -86,7 +96,7 @@ pub struct Summary {
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "built {} {} into {}:", self.app_id, self.version, self.out_dir.display())?;
+        writeln!(f, "built {} {} build {} into {}:", self.app_id, self.version, self.build, self.out_dir.display())?;
         for o in &self.outputs {
             writeln!(f, "  {:<48} {:>10} bytes  sha256 {}", o.name, o.size, &o.sha256[..16])?;
         }
@@ -159,7 +169,17 @@ pub fn run(a: &BuildArgs, json: bool) -> Result<Summary> {
     let out = std::path::absolute(&out).at(&out)?;
     let stage = target_dir.join("stage").join(&brand.app_id);
     let brand_dir = target_dir.join("brands").join(&brand.app_id);
-    let vars = compiled::Vars::new(&brand);
+    let state_dir = bref.cert_dir.clone().unwrap_or_else(|| bref.dir.clone());
+    let reserved = number::reserve(&state_dir, a.build_number)?;
+    if a.build_number.is_some() && reserved.number <= reserved.last {
+        eprintln!(
+            "warning: build number {} is not above the brand's last one ({}): its MSIs do not replace an installed build {}",
+            reserved.number,
+            reserved.last,
+            reserved.last
+        );
+    }
+    let vars = compiled::Vars::new(&brand, reserved.number);
     let mut p = progress::Progress::new(json);
     p.step("render the compiled brand", || compiled::write(&brand, &vars, &brand_dir))?;
     let signer = if a.sign && win { Some(sign::Signer::new(&brand, &target_dir)?) } else { None };
@@ -195,19 +215,40 @@ pub fn run(a: &BuildArgs, json: bool) -> Result<Summary> {
     if let Some(dir) = &bins.windows {
         let st = stage.join("windows");
         std::fs::create_dir_all(&st).at(&st)?;
-        made.extend(windows::build(&brand, &vars, cargo.epoch, dir, &brand_dir, &st, &out, signer.as_ref(), &mut p)?);
+        made.extend(windows::build(
+            &brand,
+            &vars,
+            a.installers,
+            cargo.epoch,
+            dir,
+            &brand_dir,
+            &st,
+            &out,
+            signer.as_ref(),
+            &mut p,
+        )?);
     }
     let outputs: Vec<Output> = made.iter().map(|m| outputs::describe(m)).collect::<Result<_>>()?;
     outputs::write_sums(&out, &outputs)?;
     let brand_digest = compiled::digest(&brand_dir)?;
     let manifest = serde_json::json!({
-        "app_id": brand.app_id, "version": brand.version, "brand_digest": brand_digest,
+        "app_id": brand.app_id, "version": brand.version, "build": vars.build,
+        "file_version": vars.file_version, "msi_product_version": vars.msi_version, "brand_digest": brand_digest,
         "source_date_epoch": cargo.epoch, "git_commit": cargo::git_commit(&workspace),
         "target": a.target, "toolchain": a.toolchain, "signed": a.sign,
+        "installers": if win { Some(a.installers) } else { None },
         "tools": outputs::tool_versions(),
         "outputs": outputs.iter().map(|o| serde_json::json!({"name": o.name, "sha256": o.sha256, "size": o.size})).collect::<Vec<_>>(),
     });
     let mpath = out.join("build-manifest.json");
     std::fs::write(&mpath, serde_json::to_string_pretty(&manifest).expect("json")).at(&mpath)?;
-    Ok(Summary { app_id: brand.app_id, version: brand.version, out_dir: out, outputs, brand_digest, steps: p.steps })
+    Ok(Summary {
+        app_id: brand.app_id,
+        version: brand.version,
+        build: vars.build,
+        out_dir: out,
+        outputs,
+        brand_digest,
+        steps: p.steps,
+    })
 }

@@ -52,15 +52,116 @@ fn run(tool: &str, cmd: &mut Command, hint: &str) -> Result<()> {
     Err(Error::Tool { tool: tool.into(), msg: format!("failed ({}):\n{}", out.status, tail.join("\n")) })
 }
 
-/// File names of the Windows outputs.
-pub fn names(b: &Brand) -> (String, String, String) {
-    let base = format!("{}-{}", b.app_id, b.version);
-    (format!("{base}-setup.exe"), format!("{base}.msi"), format!("{base}-portable.zip"))
+/// Which installers a build makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Installers {
+    /// A ThinClient setup and MSI (per user, no service) and a ThinServer setup and MSI (the service), as the original ships them.
+    Separate,
+    /// One setup and one MSI holding both apps and the service.
+    Combined,
+    /// Both of the above.
+    Both,
 }
 
-/// Makes the NSIS setup from the staged (and, with `--sign`, signed) apps.
-pub fn nsis(b: &Brand, v: &Vars, stage: &Path, out: &Path, sign: Option<&super::sign::Signer>) -> Result<PathBuf> {
-    let setup = out.join(names(b).0);
+impl Installers {
+    /// The packages, in output order.
+    pub fn packages(self) -> &'static [Package] {
+        match self {
+            Installers::Separate => &[Package::Client, Package::Server],
+            Installers::Combined => &[Package::Combined],
+            Installers::Both => &[Package::Client, Package::Server, Package::Combined],
+        }
+    }
+}
+
+/// One installed product: its setup and its MSI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Package {
+    /// ThinClient for the home PC: installed per user (no admin rights), no service.
+    Client,
+    /// ThinServer for the office PC: for all users, with the service.
+    Server,
+    /// Both apps and the service. The same product as [`Package::Server`]
+    /// (install folder, registry key, MSI UpgradeCode): either replaces the other.
+    Combined,
+}
+
+impl Package {
+    fn suffix(self) -> &'static str {
+        match self {
+            Package::Client => "-client",
+            Package::Server => "-server",
+            Package::Combined => "",
+        }
+    }
+
+    /// The setup's and the MSI's file names.
+    pub fn names(self, b: &Brand) -> (String, String) {
+        let base = format!("{}-{}{}", b.app_id, b.version, self.suffix());
+        (format!("{base}-setup.exe"), format!("{base}.msi"))
+    }
+
+    fn has_client(self) -> bool {
+        self != Package::Server
+    }
+
+    fn has_server(self) -> bool {
+        self != Package::Client
+    }
+
+    /// The template variables of this package.
+    fn data(self, v: &Vars) -> serde_json::Value {
+        let per_user = self == Package::Client;
+        let (display_name, uninstall_key, upgrade) = match self {
+            Package::Client => (v.client_title.clone(), format!("{}ThinClient", v.app_id), "upgrade-client"),
+            Package::Server => (v.server_title.clone(), v.app_id.clone(), "upgrade"),
+            Package::Combined => (v.product_name.clone(), v.app_id.clone(), "upgrade"),
+        };
+        let g = |w: &str| super::compiled::brand_guid(&v.app_id, w);
+        let mut data = serde_json::to_value(v).expect("vars");
+        let extra = serde_json::json!({
+            "package": format!("{self:?}").to_lowercase(),
+            "display_name": display_name,
+            "uninstall_key": uninstall_key,
+            "per_user": per_user,
+            "has_client": self.has_client(),
+            "has_server": self.has_server(),
+            "reg_root": if per_user { "HKCU" } else { "HKLM" },
+            "upgrade_code": g(upgrade),
+        });
+        for (k, x) in extra.as_object().expect("object") {
+            data[k] = x.clone();
+        }
+        match self {
+            // Other files in another folder: components of their own.
+            Package::Client => {
+                data["guid_client"] = g("client-per-user").into();
+                data["guid_registry"] = g("registry-client").into();
+                data["guid_shortcuts"] = g("shortcuts-client").into();
+            }
+            Package::Server => data["guid_shortcuts"] = g("shortcuts-server").into(),
+            Package::Combined => {}
+        }
+        data
+    }
+}
+
+/// File name of the portable zip.
+pub fn zip_name(b: &Brand) -> String {
+    format!("{}-{}-portable.zip", b.app_id, b.version)
+}
+
+/// Makes the NSIS setup of `pkg` from the staged (and, with `--sign`, signed) apps.
+pub fn nsis(
+    b: &Brand,
+    v: &Vars,
+    pkg: Package,
+    stage: &Path,
+    out: &Path,
+    sign: Option<&super::sign::Signer>,
+) -> Result<PathBuf> {
+    let setup = out.join(pkg.names(b).0);
     let langs: Vec<&str> = b
         .languages
         .iter()
@@ -69,14 +170,14 @@ pub fn nsis(b: &Brand, v: &Vars, stage: &Path, out: &Path, sign: Option<&super::
             crate::manifest::Lang::En => "English",
         })
         .collect();
-    let mut data = serde_json::to_value(v).expect("vars");
+    let mut data = pkg.data(v);
     data["out_file"] = setup.display().to_string().into();
     data["stage"] = stage.display().to_string().into();
     data["icon"] = stage.join("app.ico").display().to_string().into();
     data["header_bmp"] = stage.join("header.bmp").display().to_string().into();
     data["nsis_languages"] = serde_json::json!(langs);
     data["uninstaller_sign"] = sign.map(|s| s.nsis_finalize_command()).unwrap_or_default().into();
-    let script = stage.join("setup.nsi");
+    let script = stage.join(format!("setup{}.nsi", pkg.suffix()));
     write_if_changed(&script, render::render(render::NSIS, &data)?.as_bytes())?;
     run(
         "makensis",
@@ -86,15 +187,15 @@ pub fn nsis(b: &Brand, v: &Vars, stage: &Path, out: &Path, sign: Option<&super::
     Ok(setup)
 }
 
-/// Makes the MSI with wixl (run inside the stage: wixl takes relative sources only).
-pub fn msi(b: &Brand, v: &Vars, stage: &Path, out: &Path) -> Result<PathBuf> {
-    let msi = out.join(names(b).1);
+/// Makes the MSI of `pkg` with wixl (run inside the stage: wixl takes relative sources only).
+pub fn msi(b: &Brand, v: &Vars, pkg: Package, stage: &Path, out: &Path) -> Result<PathBuf> {
+    let msi = out.join(pkg.names(b).1);
     let x = |s: &str| render::xml(s);
-    let mut data = serde_json::to_value(v).expect("vars");
-    for k in ["product_name", "company", "system_name", "client_title", "server_title"] {
+    let mut data = pkg.data(v);
+    for k in ["product_name", "company", "system_name", "client_title", "server_title", "display_name"] {
         data[k] = x(data[k].as_str().unwrap_or_default()).into();
     }
-    let wxs = stage.join("product.wxs");
+    let wxs = stage.join(format!("product{}.wxs", pkg.suffix()));
     write_if_changed(&wxs, render::render(render::WIX, &data)?.as_bytes())?;
     run(
         "wixl",
@@ -102,7 +203,7 @@ pub fn msi(b: &Brand, v: &Vars, stage: &Path, out: &Path) -> Result<PathBuf> {
             .current_dir(stage)
             .args(["-a", "x64", "-o"])
             .arg(std::path::absolute(&msi).at(&msi)?)
-            .arg("product.wxs"),
+            .arg(wxs.file_name().expect("file name")),
         "install it with `apt-get install wixl`",
     )?;
     Ok(msi)
@@ -110,7 +211,7 @@ pub fn msi(b: &Brand, v: &Vars, stage: &Path, out: &Path) -> Result<PathBuf> {
 
 /// Makes the portable zip (`<AppId>/thinclient.exe`, ...).
 pub fn portable_zip(b: &Brand, stage: &Path, out: &Path, epoch: i64) -> Result<PathBuf> {
-    let zip = out.join(names(b).2);
+    let zip = out.join(zip_name(b));
     let entries: Vec<Entry> = APPS
         .iter()
         .chain(["app.ico"].iter())
@@ -130,6 +231,7 @@ pub fn portable_zip(b: &Brand, stage: &Path, out: &Path, epoch: i64) -> Result<P
 pub fn build(
     b: &Brand,
     v: &Vars,
+    installers: Installers,
     epoch: i64,
     bin: &Path,
     brand_dir: &Path,
@@ -143,21 +245,25 @@ pub fn build(
         p.step("sign the apps", || apps.iter().try_for_each(|a| s.sign(a)))?;
     }
     pin_mtimes(stage, epoch)?;
-    // makensis compresses on one core for most of this step: wixl and the zip
-    // run beside it.
-    let (setup, msi, zip) = p.step("NSIS setup, MSI (wixl) and portable zip", || {
+    // makensis compresses on one core for most of its run: the setups run
+    // beside each other, and the MSIs (wixl) and the zip beside them.
+    let packages = installers.packages();
+    let (setups, msis, zip) = p.step("NSIS setups, MSIs (wixl) and portable zip", || {
         std::thread::scope(|scope| {
-            let setup = scope.spawn(|| nsis(b, v, stage, out, sign));
-            let msi = msi(b, v, stage, out);
+            let setups: Vec<_> =
+                packages.iter().map(|&pkg| scope.spawn(move || nsis(b, v, pkg, stage, out, sign))).collect();
+            let msis = packages.iter().map(|&pkg| msi(b, v, pkg, stage, out)).collect::<Result<Vec<_>>>();
             let zip = portable_zip(b, stage, out, epoch);
-            let setup = setup.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            Ok::<_, Error>((setup?, msi?, zip?))
+            let setups: Vec<Result<PathBuf>> =
+                setups.into_iter().map(|s| s.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect();
+            Ok::<_, Error>((setups.into_iter().collect::<Result<Vec<_>>>()?, msis?, zip?))
         })
     })?;
     if let Some(s) = sign {
-        p.step("sign the setup and the MSI", || [&setup, &msi].into_iter().try_for_each(|f| s.sign(f)))?;
+        p.step("sign the setups and the MSIs", || setups.iter().chain(&msis).try_for_each(|f| s.sign(f)))?;
     }
-    let mut made = vec![setup, msi, zip];
+    let mut made: Vec<PathBuf> = setups.into_iter().chain(msis).collect();
+    made.push(zip);
     for app in APPS {
         let dest = out.join(app);
         std::fs::copy(stage.join(app), &dest).at(&dest)?;

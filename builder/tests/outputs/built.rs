@@ -1,8 +1,11 @@
 //! The one real build every end-to-end test reads, made once per test run:
 //! `builder new` and a cold `builder build --target all` (Windows installers,
-//! the Linux gateway and apps bundles) of E2eWin; a warm, signed rebrand
-//! (E2eSig, `--target windows --sign`); and E2eWin built again, which must give
-//! the same bytes. The Linux packaging tests reuse E2eWin's outputs instead of
+//! separate ThinClient and ThinServer ones by default; the Linux gateway and
+//! apps bundles) of E2eWin, its build 1; a warm, signed rebrand (E2eSig,
+//! `--target windows --sign --installers both`, its build 1); E2eWin built
+//! again with `--build-number 1`, which must give the same bytes; and E2eSig's
+//! build 2 (the same version, only the build number changed), which the
+//! upgrade tests install over build 1. The Linux packaging tests reuse E2eWin's outputs instead of
 //! compiling a brand of their own. The brands are made, and the last two
 //! builds run, under the permissive umask 002, and a watcher scans every folder
 //! the builder writes while they run, for a private key others could read.
@@ -25,6 +28,10 @@ pub struct Built {
     pub signed: PathBuf,
     /// E2eSig's brand folder.
     pub signed_brand: PathBuf,
+    /// E2eSig's build 2 (unsigned, separate installers).
+    pub next: PathBuf,
+    /// Seconds E2eSig's build 2 took (warm: only the apps' crate is rebuilt).
+    pub next_secs: f64,
     /// The gateway port compiled into E2eWin (`https://127.0.0.1:PORT/thingate/`).
     pub port: u16,
     /// What `builder --json build` printed for E2eWin.
@@ -42,7 +49,7 @@ pub struct Built {
 pub const PATCHED_WELCOME: &str = "This welcome text comes from the brand patch";
 /// E2eWin's system name.
 pub const SYSTEM: &str = "E2E Wine System";
-const PATCHED_VERSION: &str = "APP_VERSION_LINE\tE2E-PATCHED %PRODUCT% {0} [%APPID% / %SYSTEM%]\n";
+const PATCHED_VERSION: &str = "APP_VERSION_LINE\tE2E-PATCHED %PRODUCT% {0} build {1} [%APPID% / %SYSTEM%]\n";
 
 fn builder(root: &Path, args: &[&str], envs: &[(&str, String)]) -> std::process::Output {
     builder_umask(root, args, envs, None)
@@ -147,12 +154,16 @@ fn make() -> Built {
     let t = Instant::now();
     builder_umask(
         &root,
-        &["build", "--brand", "s", "--target", "windows", "--sign", "--out", "out-s"],
+        &["build", "--brand", "s", "--target", "windows", "--sign", "--installers", "both", "--out", "out-s"],
         &[("THIN_CODESIGN_PASSWORD_E2ESIG", pw)],
         Some("002"),
     );
     eprintln!("warm rebrand, signed (E2eSig): {:.0} s", t.elapsed().as_secs_f64());
-    builder_umask(&root, &[&all[..], &["out-a2"]].concat(), &[], Some("002"));
+    builder_umask(&root, &[&all[..], &["out-a2", "--build-number", "1"]].concat(), &[], Some("002"));
+    let t = Instant::now();
+    builder_umask(&root, &["build", "--brand", "s", "--target", "windows", "--out", "out-s2"], &[], Some("002"));
+    let next_secs = t.elapsed().as_secs_f64();
+    eprintln!("build 2 of the same version, warm (E2eSig): {next_secs:.0} s");
     let (exposed_during, scans) = watcher.finish();
     Built {
         brand: root.join("a"),
@@ -160,6 +171,8 @@ fn make() -> Built {
         a_again: root.join("out-a2"),
         signed: root.join("out-s"),
         signed_brand: root.join("s"),
+        next: root.join("out-s2"),
+        next_secs,
         port,
         json,
         written,

@@ -108,6 +108,13 @@ fn sums_and_manifest_list_every_output() {
     assert_eq!(listed(TGZ), Some(hash.as_str().into()));
     assert_eq!(listed(APPS), Some(apps.as_str().into()));
     assert_eq!(m["app_id"], "E2eWin");
+    // The brand's first build: build 1, in the file and MSI versions too.
+    assert_eq!((m["version"].as_str(), m["build"].as_u64()), (Some("1.0.0"), Some(1)), "{m}");
+    assert_eq!((m["file_version"].as_str(), m["msi_product_version"].as_str()), (Some("1.0.0.1"), Some("1.0.1")));
+    assert_eq!(m["installers"], "separate", "the default");
+    let kept = std::fs::read_to_string(b.brand.join("build-number.toml")).unwrap();
+    assert!(kept.lines().any(|l| l == "last = 1"), "the rebuild with --build-number 1 keeps the counter:\n{kept}");
+    assert_eq!(b.json["build"], 1, "--json names the build");
     assert!(m["brand_digest"].as_str().unwrap().len() == 64);
     assert!(m["tools"]["rustc"].as_str().unwrap().starts_with("rustc "));
     let printed: Vec<&str> =
@@ -330,6 +337,14 @@ fn apps_bundle_holds_the_apps_unit_and_installer() {
     }
     assert!(unit.contains("AppId E2eWin"), "{unit}");
     assert!(String::from_utf8(get("install.sh")).unwrap().starts_with("#!/bin/bash\n"));
+    // The Linux apps name their build too.
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let bundle = extract_of(APPS, tmp.path());
+    for bin in ["thinsvr", "thinclient"] {
+        let o = Command::new(bundle.join(bin)).arg("--version").env("THIN_LANG", "en").output().unwrap();
+        let v = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && v.contains("E2E-PATCHED E2eWin Telework 1.0.0 build 1 ["), "{bin}: {v}");
+    }
 }
 
 /// Kills the child when a test fails half-way.

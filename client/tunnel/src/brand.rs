@@ -22,6 +22,8 @@ pub struct Brand {
     pub system_name: &'static str,
     /// Brand version.
     pub version: &'static str,
+    /// Build number `builder build` gave this build (0 when built without the builder).
+    pub build: u32,
     /// Local RPC (admin) port of the server app.
     pub rpc_port: u16,
     /// Compiled-in `EntryPoint.dat` text.
@@ -43,6 +45,7 @@ pub static DEFAULT: Brand = Brand {
     company: facts::DEFAULT_COMPANY,
     system_name: facts::DEFAULT_SYSTEM_NAME,
     version: env!("CARGO_PKG_VERSION"),
+    build: 0,
     rpc_port: facts::DEFAULT_RPC_PORT,
     entry_point: None,
     patch_ja: include_str!("../../../brand/default/strtable_ja.patch.stb"),

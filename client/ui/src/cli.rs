@@ -34,9 +34,11 @@ pub fn otp_from_stdin(req: thin_tunnel::otp::OtpRequest) -> thin_tunnel::otp::Ot
 }
 
 /// The command line of `C` as the user sees it: the brand's version line for
-/// `--version`, and `--help` in the user's language.
+/// `--version` (the brand's version and build number), and `--help` in the
+/// user's language.
 pub fn command<C: clap::Parser>() -> clap::Command {
-    let line = crate::strings::fmt(Key::APP_VERSION_LINE, &[&env!("CARGO_PKG_VERSION")]);
+    let brand = thin_tunnel::brand::get();
+    let line = crate::strings::fmt(Key::APP_VERSION_LINE, &[&brand.version, &brand.build]);
     let cmd = <C as clap::CommandFactory>::command().version(line);
     crate::cli_help::localize(cmd, crate::strings::language()).0
 }
