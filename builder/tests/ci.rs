@@ -193,14 +193,17 @@ fn the_script_builds_with_secrets_from_the_environment_and_keeps_none() {
         ("THIN_CODESIGN_P12_BASE64", &r.p12_b64),
         ("THIN_CODESIGN_PASSWORD_MIKAKA", r.password.trim()),
         ("THIN_ARTIFACTS", "artifacts"),
+        ("GITHUB_RUN_NUMBER", "42"),
     ]);
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     r.assert_nothing_secret_in(&out);
     r.assert_no_key_left();
-    // The build was asked to sign everything, on a copy of the brand outside the checkout.
+    // The build was asked to sign everything, on a copy of the brand outside
+    // the checkout, numbered by the CI run.
     let log = std::fs::read_to_string(&r.log).unwrap();
     assert!(log.contains("--sign") && log.contains("--target all"), "{log}");
+    assert!(log.contains("--build-number 42"), "{log}");
     assert!(log.contains(&r.tmpdir.display().to_string()), "{log}");
     // The artifacts: the outputs and SHA256SUMS, which verify; the bundle keeps 0600 and the secret's key.
     let art = r.root.join("artifacts");

@@ -11,7 +11,7 @@ use thin_e2e::{assert_tunnel_echo, GateDir};
 /// `ThinGate.ini` of the embedded default brand, rendered as `builder build` does.
 fn shipped_ini() -> (String, Vars) {
     let (brand, _) = builder::manifest::load(&builder::paths::default_brand_dir(), None);
-    let vars = Vars::new(&brand);
+    let vars = Vars::new(&brand, 1);
     (builder::render::render(builder::render::THINGATE_INI, &vars).unwrap(), vars)
 }
 
