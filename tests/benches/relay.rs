@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use thin_e2e::bench::{gbit, quantile_ms, raise_nofile, setup_times, sink_server, upload};
+use thin_e2e::bench::{gbit, quantile_ms, setup_times, sink_server, upload};
 use thin_e2e::procs::{rss_kib, thinclient_connect, thinsvr, Proc};
 use thin_e2e::GateDir;
 use thin_protocol::frame::{read_frame, write_frame};
@@ -112,7 +112,7 @@ async fn idle_sessions(n: usize) {
 }
 
 fn main() {
-    raise_nofile();
+    thin_tunnel::platform::limits::raise_open_files();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     println!("relay benchmark on {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
     if std::env::var("RELAY_THROUGHPUT").as_deref() != Ok("0") {

@@ -21,7 +21,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use thin_e2e::bench::{
-    cpu_seconds, gbit, machine_ticks, probe, quantile_ms, raise_nofile, setup_times, sink_server, timed_upload, upload,
+    cpu_seconds, gbit, machine_ticks, probe, quantile_ms, setup_times, sink_server, timed_upload, upload,
 };
 use thin_e2e::procs::{thinclient_connect, thinsvr, Proc};
 use thin_e2e::{free_port, GateDir, Pki};
@@ -212,14 +212,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    raise_nofile();
+    thin_tunnel::platform::limits::raise_open_files();
     let mib: u64 = std::env::var("VERSUS_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
     let bytes = mib << 20;
     let (rathole, bore) = anchors();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let sink = sink_server().await;
-        let chains = vec![start_thin(sink).await, start_rathole(&rathole, sink).await, start_bore(&bore, sink).await];
+        let chains = [start_thin(sink).await, start_rathole(&rathole, sink).await, start_bore(&bore, sink).await];
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
         println!("versus: {cores} cores, {mib} MiB per throughput run, 3 repetitions, chains taking turns");
         let mut all: Vec<Vec<Figures>> = vec![Vec::new(); chains.len()];

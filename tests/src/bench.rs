@@ -123,10 +123,3 @@ pub fn machine_ticks() -> (u64, u64) {
     let idle = cpu[3] + cpu[4];
     (total - idle, total)
 }
-
-/// Raises this process's open-file limit to its hard limit.
-pub fn raise_nofile() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
-}

@@ -36,12 +36,9 @@ use crate::seal::{Frame, Keys, OpenReader};
 /// the largest receive window a well-behaved peer grants (`mux::MAX_WINDOW`).
 pub const MAX_QUEUED_DATA: usize = crate::mux::MAX_WINDOW + (1 << 20);
 /// Most other bytes (frame headers, pongs, window updates) queued before
-/// writes wait. Each write is counted here with [`PER_WRITE`] more for its
-/// allocation, so the bound holds for memory and not only for payload, even
-/// when a flood is answered in 12-byte pongs.
+/// writes wait. Writes are appended to one buffer, so the bytes counted are
+/// the memory held, even when a flood is answered in 12-byte pongs.
 pub const MAX_QUEUED_CONTROL: usize = 8 << 20;
-/// What one queued write costs beyond its bytes (allocation and queue slot).
-const PER_WRITE: usize = 64;
 
 /// Follows the yamux frames in the bytes written, to tell stream data (the
 /// body of a data frame) from the rest. yamux frames are a 12-byte header
@@ -113,7 +110,6 @@ pub struct Decoupled<T> {
     rd: OpenReader<ReadHalf<T>>,
     shared: Arc<Shared>,
     frames: FrameCounter,
-    _t: std::marker::PhantomData<fn() -> T>,
 }
 
 /// A batch kept for the next one when no larger than this (a burst's larger
@@ -174,7 +170,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Decoupled<T> {
                 }
             }
         });
-        Self { rd: OpenReader::new(rd, keys.recv), shared, frames: FrameCounter::default(), _t: Default::default() }
+        Self { rd: OpenReader::new(rd, keys.recv), shared, frames: FrameCounter::default() }
     }
 }
 
@@ -246,7 +242,7 @@ impl<T> AsyncWrite for Decoupled<T> {
         }
         let this = &mut *self;
         let (data, other) = this.frames.count(buf);
-        let cost = Cost { data, control: other + PER_WRITE };
+        let cost = Cost { data, control: other };
         {
             let mut p = this.shared.pending.lock().expect("pending lock");
             if p.closed {
