@@ -106,3 +106,66 @@ async fn a_burst_of_claims_shares_a_few_saves_and_a_claim_is_on_disk_when_answer
     assert_eq!(db.len(), 5501);
     assert_eq!(db.by_pcid("pc-499").map(|m| m.msid.as_str()), Some("M499"));
 }
+
+/// Identity of the file at `path` now: a whole save replaces it (new inode).
+fn file_id(path: &std::path::Path) -> (u64, u64, std::time::SystemTime) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).unwrap();
+    (m.ino(), m.len(), m.modified().unwrap())
+}
+
+/// A claim costs one append to the journal however many machines the file
+/// holds; the file is not rewritten for each (registrations one after
+/// another were O(n²) in the number of machines). A crash loses no answered
+/// claim, and once the registry is quiet the file holds everything again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_append_to_the_journal_and_the_file_is_rewritten_when_quiet() {
+    use thingate::machine_db::journal;
+    use thingate::registry::file::QUIET;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("MachineDatabase.config");
+    let mut db = MachineDb::open(&path).unwrap();
+    for i in 0..20_000 {
+        db.upsert(Machine::new(format!("OLD-{i}"), format!("old-{i}")));
+    }
+    db.save().unwrap();
+    let before = file_id(&path);
+
+    let reg = FileRegistry::open(&path).unwrap();
+    for i in 0..200 {
+        let (m, p) = (format!("M{i}"), format!("pc-{i}"));
+        reg.register(claim(&m, &p, true)).await.unwrap();
+    }
+    assert_eq!(reg.saves(), 200, "one write per claim, one after another");
+    assert_eq!(file_id(&path), before, "the file was rewritten for a claim");
+    let appended = std::fs::metadata(journal::path_of(&path)).unwrap().len();
+    assert!(appended < 200 * 1024, "the journal holds {appended} bytes for 200 claims");
+
+    // A crash (no flush): every answered claim is on disk.
+    drop(reg);
+    let db = MachineDb::open(&path).unwrap();
+    assert_eq!((db.len(), db.journal_seq()), (20_200, 200));
+    assert_eq!(db.by_pcid("pc-199").map(|m| m.msid.as_str()), Some("M199"));
+
+    // Opened again, the registry folds the journal into the file once quiet.
+    let reg = FileRegistry::open(&path).unwrap();
+    let deadline = std::time::Instant::now() + QUIET * 20;
+    while journal::path_of(&path).exists() {
+        assert!(std::time::Instant::now() < deadline, "the journal was not folded into the file");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_ne!(file_id(&path).0, before.0, "the file was not rewritten");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\tuint64 JournalSeq 200\r\n"), "the file names the batches it holds");
+    let db = MachineDb::open(&path).unwrap();
+    assert_eq!(db.by_pcid("pc-0").map(|m| m.msid.as_str()), Some("M0"));
+    assert_eq!(db.len(), 20_200);
+
+    // Later claims go on numbering; a flush folds them in at once.
+    reg.register(claim("LATE", "late", true)).await.unwrap();
+    assert!(journal::path_of(&path).exists());
+    reg.flush().await.unwrap();
+    assert!(!journal::path_of(&path).exists(), "a flush folds the journal in");
+    let db = MachineDb::open(&path).unwrap();
+    assert_eq!((db.len(), db.journal_seq()), (20_201, 201));
+}

@@ -1,20 +1,24 @@
 //! Relay benchmark with the real release binaries (`thingate`, `thinsvr`,
 //! `thinclient`) on loopback. Prints single- and 4-stream throughput, new-stream
-//! set-up latency inside an established session (p50/p99), and the gateway's
-//! RSS per idle server session with 1,000 sessions.
+//! set-up latency inside an established session (p50/p99), and, with 1,000
+//! idle office PCs: the gateway's RSS per idle session, keepalive round trips
+//! while they all ping, and how long a client waits to reach each of them.
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p thin-e2e --bench relay`.
 //! `RELAY_IDLE=1000,10000` sets the idle-session counts measured (each with a
 //! fresh gateway); `RELAY_THROUGHPUT=0` skips the throughput part.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use thin_e2e::bench::{gbit, quantile_ms, setup_times, sink_server, upload};
 use thin_e2e::procs::{rss_kib, thinclient_connect, thinsvr, Proc};
+use thin_e2e::raw::{upgraded_from, RawServer, Tls};
 use thin_e2e::GateDir;
 use thin_protocol::frame::{read_frame, write_frame};
-use thin_protocol::messages::{GateToServer, Hello, ServerToGate};
+use thin_protocol::messages::{GateToServer, GateToTunnel, Hello, ServerToGate};
+use tokio::sync::mpsc;
 
 fn start_gateway(g: &GateDir) -> (Proc, SocketAddr) {
     g.spawn(&[("RUST_LOG", "warn")])
@@ -68,47 +72,173 @@ async fn throughput_and_latency() {
     );
 }
 
+/// Loopback source address of the `i`-th connection of a kind (`kind` 0:
+/// office PCs, 1: clients, 2: data connections), so that no source runs out
+/// of ports.
+fn source(kind: u8, i: usize) -> IpAddr {
+    IpAddr::from([127, 10 + kind, (i / 200) as u8, (i % 200 + 1) as u8])
+}
+
+/// An idle office PC spoken by hand: its reader answers the gateway's pings,
+/// attaches a data connection for each `Incoming`, and reports the round
+/// trip of its own pings.
+struct Idle {
+    /// Frames to send.
+    tx: mpsc::UnboundedSender<ServerToGate>,
+    /// When the ping in flight was sent.
+    ping_sent: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Idle {
+    fn start(i: usize, s: Tls, addr: SocketAddr, ca: Arc<String>, rtts: mpsc::UnboundedSender<Duration>) -> Idle {
+        let (mut r, mut w) = tokio::io::split(s);
+        let (tx, mut rx) = mpsc::unbounded_channel::<ServerToGate>();
+        tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                if write_frame(&mut w, &m).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let ping_sent = Arc::new(Mutex::new(None::<Instant>));
+        let (sent, pong) = (ping_sent.clone(), tx.clone());
+        tokio::spawn(async move {
+            let mut attached = 0;
+            loop {
+                match read_frame::<GateToServer, _>(&mut r).await {
+                    Ok(GateToServer::Ping) => {
+                        let _ = pong.send(ServerToGate::Pong);
+                    }
+                    Ok(GateToServer::Pong) => {
+                        if let Some(t) = sent.lock().unwrap().take() {
+                            let _ = rtts.send(t.elapsed());
+                        }
+                    }
+                    Ok(GateToServer::Incoming { tunnel_id }) => {
+                        let (ca, src) = (ca.clone(), source(2, i * 4 + attached % 4));
+                        attached += 1;
+                        tokio::spawn(async move {
+                            let mut d = upgraded_from(src, addr, &ca).await;
+                            let hello = Hello::Attach { version: thin_protocol::PROTOCOL_VERSION, tunnel_id };
+                            write_frame(&mut d, &hello).await.unwrap();
+                            let paired: GateToTunnel = read_frame(&mut d).await.unwrap();
+                            assert!(matches!(paired, GateToTunnel::Paired { .. }), "{paired:?}");
+                        });
+                    }
+                    Ok(other) => panic!("idle office PC {i}: unexpected {other:?}"),
+                    Err(e) => panic!("idle office PC {i} lost its session: {e}"),
+                }
+            }
+        });
+        Idle { tx, ping_sent }
+    }
+
+    fn ping(&self) {
+        *self.ping_sent.lock().unwrap() = Some(Instant::now());
+        let _ = self.tx.send(ServerToGate::Ping);
+    }
+}
+
+/// Registers and serves `n` office PCs, one after another, on a fresh gateway
+/// with the product's timers; then measures the gateway's memory per idle
+/// session, keepalive round trips while every session pings, and how long a
+/// client waits until each office PC answers.
 async fn idle_sessions(n: usize) {
+    let limits = n * 2 + 100;
     let g = GateDir::new(&format!(
-        "TunnelTimeout 60000\nTunnelKeepAlive 20000\nDosProtection_MaxConnectionsPerIp {}\nDosProtection_MaxUnestablishedConnections {}\nMaxServerSessions {}\nRegisterLimitPerSource {}\nRegisterLimitTotal {}",
-        n * 2,
-        n * 2,
-        n * 2,
-        n * 2,
-        n * 2
+        "DosProtection_MaxConnectionsPerIp {limits}\nDosProtection_MaxUnestablishedConnections {limits}\nMaxServerSessions {limits}\nRegisterLimitPerSource {limits}\nRegisterLimitTotal {limits}\nTunnelTimeout 30000\nTunnelKeepAlive 10000"
     ));
     let (gw, addr) = start_gateway(&g);
     let pid = gw.child.id();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let base = rss_kib(pid);
-    let ca = g.pki.ca_pem.clone();
-    let mut conns = Vec::new();
+    let ca = Arc::new(g.pki.ca_pem.clone());
+    let (rtt_tx, mut rtt_rx) = mpsc::unbounded_channel();
+    let mut sessions = Vec::new();
+    let mut reg_times = Vec::new();
     let t = Instant::now();
     for i in 0..n {
+        let r = Instant::now();
         let id = thin_protocol::identity::Identity::generate();
-        let mut s = thin_e2e::https::tls_connect(addr, &ca).await;
-        thin_protocol::http::write_upgrade_request(&mut s, "gw").await.unwrap();
-        thin_protocol::http::read_response(&mut s).await.unwrap();
-        let hello = Hello::ServerHello { version: 1, public_key: id.public_key_hex(), hostname: format!("h{i}") };
-        write_frame(&mut s, &hello).await.unwrap();
-        let GateToServer::Challenge { nonce } = read_frame(&mut s).await.unwrap() else { panic!() };
-        write_frame(&mut s, &ServerToGate::Proof { signature: id.sign_challenge(&nonce).unwrap() }).await.unwrap();
-        let _welcome: GateToServer = read_frame(&mut s).await.unwrap();
-        write_frame(&mut s, &ServerToGate::Register { pcid: format!("idle-{i}"), token: None }).await.unwrap();
-        assert!(matches!(read_frame::<GateToServer, _>(&mut s).await.unwrap(), GateToServer::Registered { .. }));
-        write_frame(&mut s, &ServerToGate::Serve { server_mask: 18 }).await.unwrap();
-        assert!(matches!(read_frame::<GateToServer, _>(&mut s).await.unwrap(), GateToServer::Serving { .. }));
-        conns.push(s);
+        let mut srv = RawServer::login_from(source(0, i), addr, &ca, id).await;
+        assert!(matches!(srv.register(&format!("idle-{i}"), None).await, GateToServer::Registered { .. }));
+        assert!(matches!(srv.serve().await, GateToServer::Serving { .. }));
+        reg_times.push(r.elapsed());
+        sessions.push(Idle::start(i, srv.s, addr, ca.clone(), rtt_tx.clone()));
     }
     let setup = t.elapsed();
+    let mut head = reg_times[..n / 10].to_vec();
+    let mut tail = reg_times[n - n / 10..].to_vec();
+    head.sort();
+    tail.sort();
+    println!(
+        "{n} office PCs registered and serving in {:.1} s; the last tenth took {:.2} ms each (median), the first tenth {:.2} ms",
+        setup.as_secs_f64(),
+        quantile_ms(&tail, 0.5),
+        quantile_ms(&head, 0.5)
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let with = rss_kib(pid);
     println!(
-        "gateway RSS: {base} KiB idle, {with} KiB with {n} server sessions -> {:.1} KiB per idle session (registration + serve of {n} took {:.1} s)",
+        "gateway RSS: {base} KiB idle, {with} KiB with {n} server sessions -> {:.1} KiB per idle session",
         (with - base) as f64 / n as f64,
-        setup.as_secs_f64()
     );
-    drop(conns);
+
+    // Every session pings once a second (ten times the product's keepalive
+    // rate), spread over the second, for three rounds.
+    let rounds = 3;
+    let slots = 100;
+    for _ in 0..rounds {
+        for chunk in sessions.chunks(n.div_ceil(slots)) {
+            for s in chunk {
+                s.ping();
+            }
+            tokio::time::sleep(Duration::from_millis(1000 / slots as u64)).await;
+        }
+    }
+    let mut rtts = Vec::with_capacity(n * rounds);
+    while rtts.len() < n * rounds {
+        let rtt = tokio::time::timeout(Duration::from_secs(30), rtt_rx.recv()).await;
+        rtts.push(rtt.expect("a pong within 30 s").unwrap());
+    }
+    rtts.sort();
+    println!(
+        "keepalive round trips while all {n} ping each second: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples)",
+        quantile_ms(&rtts, 0.5),
+        quantile_ms(&rtts, 0.99),
+        quantile_ms(&rtts, 1.0),
+        rtts.len()
+    );
+
+    // A client asks for each office PC in turn (eight at a time): the time
+    // until the gateway pairs it with the office PC's data connection.
+    let sem = Arc::new(tokio::sync::Semaphore::new(8));
+    let mut asks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (ca, permit) = (ca.clone(), sem.clone().acquire_owned().await.unwrap());
+        asks.spawn(async move {
+            let t = Instant::now();
+            let mut c = upgraded_from(source(1, i), addr, &ca).await;
+            let hello = Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: format!("idle-{i}") };
+            write_frame(&mut c, &hello).await.unwrap();
+            let paired: GateToTunnel = read_frame(&mut c).await.unwrap();
+            assert!(matches!(paired, GateToTunnel::Paired { .. }), "idle-{i}: {paired:?}");
+            drop(permit);
+            t.elapsed()
+        });
+    }
+    let mut waits = Vec::with_capacity(n);
+    while let Some(w) = asks.join_next().await {
+        waits.push(w.unwrap());
+    }
+    waits.sort();
+    println!(
+        "a client reaching each of the {n} office PCs (TLS, request, pairing): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        quantile_ms(&waits, 0.5),
+        quantile_ms(&waits, 0.99),
+        quantile_ms(&waits, 1.0)
+    );
+    drop(sessions);
 }
 
 fn main() {

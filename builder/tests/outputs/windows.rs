@@ -702,9 +702,12 @@ fn start_gateway() -> Gateway {
 }
 
 impl Gateway {
+    /// The database as stored: the file and the journal of the changes since
+    /// it was last written whole (both in the same text format).
     fn database(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("thingate-E2eWin-1.0.0-linux-x86_64/MachineDatabase.config"))
-            .unwrap_or_default()
+        let db = self.dir.path().join("thingate-E2eWin-1.0.0-linux-x86_64/MachineDatabase.config");
+        let journal = db.with_extension("config.journal");
+        std::fs::read_to_string(&db).unwrap_or_default() + &std::fs::read_to_string(journal).unwrap_or_default()
     }
 }
 

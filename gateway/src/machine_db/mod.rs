@@ -3,9 +3,11 @@
 //! read and edit it while the gateway is stopped.
 //!
 //! [`cfg_format`] reads and writes the generic format; [`MachineDb`] maps it to
-//! [`Machine`] records, checks them and saves atomically with backups.
+//! [`Machine`] records, checks them and saves atomically with backups;
+//! [`journal`] keeps the changes made since the last whole save.
 
 pub mod cfg_format;
+pub mod journal;
 mod store;
 
 pub use store::{write, MachineDb, MAX_BACKUPS, MAX_BACKUP_BYTES};

@@ -19,6 +19,8 @@ pub const MAX_BACKUP_BYTES: u64 = 256 << 20;
 const BACKUP_INTERVAL: Duration = Duration::from_secs(60);
 /// Temp files of an earlier save older than this are deleted on open.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
+/// The root item naming the last journal batch the file holds.
+const JOURNAL_SEQ: &str = "JournalSeq";
 /// Marks temp files: `MachineDatabase.config.tmp.<random>`.
 const TMP_MARK: &str = ".tmp.";
 
@@ -32,20 +34,29 @@ pub struct MachineDb {
     pcids: HashMap<String, String>,
     /// Root items and folders other than `Machines` (e.g. `Revision`), kept as read.
     other: Folder,
+    /// The last journal batch this holds (`uint64 JournalSeq` in the file's
+    /// root; 0: none): replaying skips the batches up to it.
+    journal_seq: u64,
 }
 
 impl MachineDb {
     /// Reads and checks the file. A missing file gives an empty database; a
     /// malformed one gives [`DbError::Invalid`] (`PATH:LINE: what to fix`) and is
     /// left untouched. Temp files left by a crashed save are deleted.
+    ///
+    /// The changes in the journal beside the file (`.journal`, see
+    /// [`super::journal`]) are applied on top; the files are not changed.
     pub fn open(path: &Path) -> Result<MachineDb, DbError> {
-        let bytes = match fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::empty(path)),
+        let mut db = match fs::read(path) {
+            Ok(bytes) => {
+                let db = Self::parse(path, &bytes)?;
+                remove_stale_temps(path);
+                db
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Self::empty(path),
             Err(source) => return Err(DbError::Read { path: path.to_owned(), source }),
         };
-        let db = Self::parse(path, &bytes)?;
-        remove_stale_temps(path);
+        super::journal::replay(&mut db)?;
         Ok(db)
     }
 
@@ -55,6 +66,7 @@ impl MachineDb {
             machines: BTreeMap::new(),
             pcids: HashMap::new(),
             other: Folder::new("root"),
+            journal_seq: 0,
         }
     }
 
@@ -72,7 +84,19 @@ impl MachineDb {
         if !root.name.eq_ignore_ascii_case("root") {
             return Err(invalid(root.line, format!("the top folder is `{}`; name it `declare root`", root.name)));
         }
-        db.other.items = root.items;
+        for it in root.items {
+            if it.name.eq_ignore_ascii_case(JOURNAL_SEQ) {
+                let Value::Uint64(n) = it.value else {
+                    return Err(invalid(
+                        it.line,
+                        format!("`{JOURNAL_SEQ}` is a uint64; write `uint64 {JOURNAL_SEQ} 0`"),
+                    ));
+                };
+                db.journal_seq = n;
+            } else {
+                db.other.items.push(it);
+            }
+        }
         let mut pcid_lines: HashMap<String, usize> = HashMap::new();
         for list in root.folders {
             if !list.name.eq_ignore_ascii_case("Machines") {
@@ -105,6 +129,21 @@ impl MachineDb {
             }
         }
         Ok(db)
+    }
+
+    /// A folder of the file's root other than `Machines`, as read.
+    pub(super) fn other_folder(&self, name: &str) -> Option<&Folder> {
+        self.other.folder(name)
+    }
+
+    /// The last journal batch this database holds.
+    pub fn journal_seq(&self) -> u64 {
+        self.journal_seq
+    }
+
+    /// Notes that this database holds the journal's batches up to `seq`.
+    pub fn set_journal_seq(&mut self, seq: u64) {
+        self.journal_seq = seq;
     }
 
     /// The database file.
@@ -191,6 +230,9 @@ impl MachineDb {
         root.name = "root".into();
         if root.item("Revision").is_none() {
             root.items.push(Item::new("Revision", Value::Uint(5)));
+        }
+        if self.journal_seq > 0 {
+            root.items.push(Item::new(JOURNAL_SEQ, Value::Uint64(self.journal_seq)));
         }
         let mut machines = Folder::new("Machines");
         machines.folders = self.machines.values().map(Machine::to_folder).collect();

@@ -7,7 +7,7 @@
 //! cache); changes are async, and [`MachineRegistry::register`] is the one
 //! that must be atomic and durable before it answers.
 
-mod file;
+pub mod file;
 
 use std::future::Future;
 use std::net::IpAddr;
