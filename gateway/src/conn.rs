@@ -46,11 +46,52 @@ enum HeadError {
     Http(#[from] http::HttpError),
 }
 
+/// What a connection turned out to be, once its head was read.
+enum Role {
+    /// An office PC's control connection (the per-IP slot held to its end).
+    Control {
+        tls: GateStream,
+        public_key: String,
+        hostname: String,
+        permit: Option<OwnedSemaphorePermit>,
+        slot: IpSlot,
+    },
+    /// A client asking for an office PC.
+    Client { tls: GateStream, pcid: String, permit: Option<OwnedSemaphorePermit>, slot: IpSlot },
+    /// An office PC's data connection.
+    Attach { tls: GateStream, tunnel_id: String, slot: IpSlot },
+    /// Answered (a page, a refusal) or closed.
+    Done,
+}
+
 /// Serves one connection to the end.
+///
+/// The head (TLS handshake, request, first frame) runs in a future of its
+/// own that is freed once it is read, and each role's future is boxed: this
+/// task then holds a few hundred bytes for its whole life instead of the
+/// largest state of every role (13 KiB), which an idle office PC's session
+/// paid for hours.
 pub async fn handle(routes: Arc<Routes>, tcp: TcpStream, peer: SocketAddr, admission: Admission) {
-    let (slot, permit) = admission;
+    let _open = Open::new(&routes.figures.metrics, |m| &m.connections_open);
+    let role = Box::pin(head(&routes, tcp, peer, admission)).await;
+    match role {
+        Role::Control { tls, public_key, hostname, permit, slot: _slot } => {
+            Box::pin(crate::control::run(routes.control.clone(), tls, peer, public_key, hostname, permit)).await
+        }
+        Role::Client { tls, pcid, permit, slot: _slot } => {
+            Box::pin(crate::tunnel::client_connect(&routes.tunnels, tls, pcid, permit)).await
+        }
+        Role::Attach { tls, tunnel_id, slot } => {
+            Box::pin(crate::tunnel::attach(&routes.tunnels.pending, tls, tunnel_id, slot)).await
+        }
+        Role::Done => {}
+    }
+}
+
+/// Reads a connection's head and answers what it can itself (pages,
+/// refusals); returns the role that carries on.
+async fn head(routes: &Routes, tcp: TcpStream, peer: SocketAddr, (slot, permit): Admission) -> Role {
     let metrics = &routes.figures.metrics;
-    let _open = Open::new(metrics, |m| &m.connections_open);
     let hs = routes.control.timing.handshake;
     let acceptor = tokio_rustls::TlsAcceptor::from(routes.certs.current());
     let opened = tokio::time::timeout(hs, async {
@@ -63,34 +104,35 @@ pub async fn handle(routes: Arc<Routes>, tcp: TcpStream, peer: SocketAddr, admis
         Ok(Ok(x)) => x,
         Ok(Err(e)) => {
             inc(&metrics.handshake_errors);
-            return debug!("closed: {e}");
+            debug!("closed: {e}");
+            return Role::Done;
         }
         Err(_) => {
             inc(&metrics.handshake_errors);
-            return debug!("closed: no request within {hs:?}");
+            debug!("closed: no request within {hs:?}");
+            return Role::Done;
         }
     };
     let path = req.path().to_string();
     if req.is_upgrade() && path == format!("{}connect", thin_protocol::GATE_PATH) {
         if http::write_upgrade_response(&mut tls).await.is_err() {
-            return;
+            return Role::Done;
         }
         let first = tokio::time::timeout(hs, read_frame::<Hello, _>(&mut tls)).await;
         match first {
             Ok(Ok(Hello::ServerHello { version, public_key, hostname })) => {
                 if check_version::<GateToServer>(&mut tls, version).await {
-                    crate::control::run(routes.control.clone(), tls, peer, public_key, hostname, permit).await;
+                    return Role::Control { tls, public_key, hostname, permit, slot };
                 }
             }
             Ok(Ok(Hello::ClientConnect { version, pcid })) => {
                 if check_version::<GateToTunnel>(&mut tls, version).await {
-                    crate::tunnel::client_connect(&routes.tunnels, tls, pcid, permit).await;
+                    return Role::Client { tls, pcid, permit, slot };
                 }
             }
             Ok(Ok(Hello::Attach { version, tunnel_id })) => {
                 if check_version::<GateToTunnel>(&mut tls, version).await {
-                    crate::tunnel::attach(&routes.tunnels.pending, tls, tunnel_id, slot).await;
-                    return;
+                    return Role::Attach { tls, tunnel_id, slot };
                 }
             }
             Ok(Ok(Hello::Unexpected)) => {
@@ -100,13 +142,14 @@ pub async fn handle(routes: Arc<Routes>, tcp: TcpStream, peer: SocketAddr, admis
             Ok(Err(e)) => debug!("closed: bad first frame: {e}"),
             Err(_) => debug!("closed: no first frame within {hs:?}"),
         }
-        return;
+        return Role::Done;
     }
     drop(permit);
     let _slot = slot;
     let (status, reason, ctype, body) = crate::thinstat::page(&routes.figures, &req, peer);
     let _ = http::write_response(&mut tls, status, reason, ctype, body.as_bytes()).await;
     let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
+    Role::Done
 }
 
 async fn check_version<M: ErrorFrame>(tls: &mut GateStream, version: u16) -> bool {

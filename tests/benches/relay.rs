@@ -6,13 +6,16 @@
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p thin-e2e --bench relay`.
 //! `RELAY_IDLE=1000,10000` sets the idle-session counts measured (each with a
-//! fresh gateway); `RELAY_THROUGHPUT=0` skips the throughput part.
+//! fresh gateway); `RELAY_THROUGHPUT=0` skips the throughput part;
+//! `RELAY_DNS=0` turns the reverse DNS look-up of the office PCs' addresses
+//! off (`NoLookupDnsHostname 1`).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use thin_e2e::bench::{gbit, quantile_ms, setup_times, sink_server, upload};
+use thin_e2e::bench::{cpu_seconds, gbit, quantile_ms, setup_times, sink_server, upload};
 use thin_e2e::procs::{rss_kib, thinclient_connect, thinsvr, Proc};
 use thin_e2e::raw::{upgraded_from, RawServer, Tls};
 use thin_e2e::GateDir;
@@ -90,7 +93,14 @@ struct Idle {
 }
 
 impl Idle {
-    fn start(i: usize, s: Tls, addr: SocketAddr, ca: Arc<String>, rtts: mpsc::UnboundedSender<Duration>) -> Idle {
+    fn start(
+        i: usize,
+        s: Tls,
+        addr: SocketAddr,
+        ca: Arc<String>,
+        rtts: mpsc::UnboundedSender<Duration>,
+        ending: Arc<AtomicBool>,
+    ) -> Idle {
         let (mut r, mut w) = tokio::io::split(s);
         let (tx, mut rx) = mpsc::unbounded_channel::<ServerToGate>();
         tokio::spawn(async move {
@@ -126,6 +136,7 @@ impl Idle {
                         });
                     }
                     Ok(other) => panic!("idle office PC {i}: unexpected {other:?}"),
+                    Err(_) if ending.load(Ordering::SeqCst) => return,
                     Err(e) => panic!("idle office PC {i} lost its session: {e}"),
                 }
             }
@@ -146,7 +157,8 @@ impl Idle {
 async fn idle_sessions(n: usize) {
     let limits = n * 2 + 100;
     let g = GateDir::new(&format!(
-        "DosProtection_MaxConnectionsPerIp {limits}\nDosProtection_MaxUnestablishedConnections {limits}\nMaxServerSessions {limits}\nRegisterLimitPerSource {limits}\nRegisterLimitTotal {limits}\nTunnelTimeout 30000\nTunnelKeepAlive 10000"
+        "DosProtection_MaxConnectionsPerIp {limits}\nDosProtection_MaxUnestablishedConnections {limits}\nMaxServerSessions {limits}\nRegisterLimitPerSource {limits}\nRegisterLimitTotal {limits}\nNoLookupDnsHostname {}\nTunnelTimeout 30000\nTunnelKeepAlive 10000",
+        u8::from(std::env::var("RELAY_DNS").as_deref() == Ok("0"))
     ));
     let (gw, addr) = start_gateway(&g);
     let pid = gw.child.id();
@@ -154,6 +166,7 @@ async fn idle_sessions(n: usize) {
     let base = rss_kib(pid);
     let ca = Arc::new(g.pki.ca_pem.clone());
     let (rtt_tx, mut rtt_rx) = mpsc::unbounded_channel();
+    let ending = Arc::new(AtomicBool::new(false));
     let mut sessions = Vec::new();
     let mut reg_times = Vec::new();
     let t = Instant::now();
@@ -164,16 +177,22 @@ async fn idle_sessions(n: usize) {
         assert!(matches!(srv.register(&format!("idle-{i}"), None).await, GateToServer::Registered { .. }));
         assert!(matches!(srv.serve().await, GateToServer::Serving { .. }));
         reg_times.push(r.elapsed());
-        sessions.push(Idle::start(i, srv.s, addr, ca.clone(), rtt_tx.clone()));
+        sessions.push(Idle::start(i, srv.s, addr, ca.clone(), rtt_tx.clone(), ending.clone()));
     }
     let setup = t.elapsed();
+    let mut all = reg_times.clone();
+    all.sort();
     let mut head = reg_times[..n / 10].to_vec();
     let mut tail = reg_times[n - n / 10..].to_vec();
     head.sort();
     tail.sort();
     println!(
-        "{n} office PCs registered and serving in {:.1} s; the last tenth took {:.2} ms each (median), the first tenth {:.2} ms",
+        "{n} office PCs registered and serving in {:.1} s (each: p50 {:.2} ms, p99 {:.2} ms, max {:.0} ms); \
+         the last tenth took {:.2} ms each (median), the first tenth {:.2} ms",
         setup.as_secs_f64(),
+        quantile_ms(&all, 0.5),
+        quantile_ms(&all, 0.99),
+        quantile_ms(&all, 1.0),
         quantile_ms(&tail, 0.5),
         quantile_ms(&head, 0.5)
     );
@@ -188,6 +207,8 @@ async fn idle_sessions(n: usize) {
     // rate), spread over the second, for three rounds.
     let rounds = 3;
     let slots = 100;
+    let cpu0 = cpu_seconds(pid);
+    let pinging = Instant::now();
     for _ in 0..rounds {
         for chunk in sessions.chunks(n.div_ceil(slots)) {
             for s in chunk {
@@ -201,13 +222,17 @@ async fn idle_sessions(n: usize) {
         let rtt = tokio::time::timeout(Duration::from_secs(30), rtt_rx.recv()).await;
         rtts.push(rtt.expect("a pong within 30 s").unwrap());
     }
+    let (cpu, wall) = (cpu_seconds(pid) - cpu0, pinging.elapsed().as_secs_f64());
     rtts.sort();
     println!(
-        "keepalive round trips while all {n} ping each second: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples)",
+        "keepalive round trips while all {n} ping each second: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples); \
+         gateway CPU {:.1} % of a core, {:.1} us per round trip (its own pings every 10 s included)",
         quantile_ms(&rtts, 0.5),
         quantile_ms(&rtts, 0.99),
         quantile_ms(&rtts, 1.0),
-        rtts.len()
+        rtts.len(),
+        cpu / wall * 100.0,
+        cpu / rtts.len() as f64 * 1e6
     );
 
     // A client asks for each office PC in turn (eight at a time): the time
@@ -238,7 +263,9 @@ async fn idle_sessions(n: usize) {
         quantile_ms(&waits, 0.99),
         quantile_ms(&waits, 1.0)
     );
+    ending.store(true, Ordering::SeqCst);
     drop(sessions);
+    drop(gw);
 }
 
 fn main() {

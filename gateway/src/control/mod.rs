@@ -114,7 +114,8 @@ pub async fn run(
     let names = ctl.host_names.clone();
     let ip = addr.ip();
     let lookup = AbortOnDropHandle::new(tokio::spawn(async move { names.name_of(ip).await }));
-    let Some((tls, mut peer)) = login::prove(&ctl, tls, addr, public_key).await else { return };
+    // Boxed: the proof's state is freed once done, not kept for the session's life.
+    let Some((tls, mut peer)) = Box::pin(login::prove(&ctl, tls, addr, public_key)).await else { return };
     drop(permit);
     let shown = lookup.await.unwrap_or_else(|_| ip.to_string());
     let reported: String = hostname.chars().filter(|c| !c.is_control()).take(255).collect();
@@ -137,7 +138,8 @@ pub async fn run(
             f = frames.recv() => {
                 last_heard = Instant::now();
                 match f {
-                    Some(Ok(m)) => dispatch(&ctl, &peer, &mut conn, m).await,
+                    // Boxed, like the proof: a handler's state lives only while it runs.
+                    Some(Ok(m)) => Box::pin(dispatch(&ctl, &peer, &mut conn, m)).await,
                     Some(Err(FrameError::Closed)) | None => Flow::End("closed by server".into()),
                     Some(Err(e)) => Flow::End(format!("bad frame: {e}")),
                 }
