@@ -195,7 +195,7 @@ fn run(config: PathBuf, pid_file: Option<PathBuf>) -> ExitCode {
         // file names this process) must stop the gateway gracefully, with its
         // database saved, not kill it.
         let signals = Signals::install();
-        let gw = match Gateway::from_config(cfg) {
+        let gw = match Gateway::open(cfg).await {
             Ok(gw) => gw,
             Err(e) => return fail(e),
         };

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions};
 
 use crate::config::ClusterSettings;
 use crate::machine_db::{Machine, MachineDb};
@@ -39,7 +39,7 @@ pub enum EtcdError {
         msg: String,
     },
     /// The etcd cluster is not reached at all.
-    #[error("cannot connect to etcd at {endpoints}: {source}")]
+    #[error("cannot connect to etcd at {endpoints}: {source}; check ClusterEtcdEndpoints (and the ClusterEtcd* TLS files) and that etcd runs there")]
     Connect {
         /// `ClusterEtcdEndpoints`.
         endpoints: String,
@@ -131,7 +131,11 @@ impl EtcdLink {
         }
         let link = |source| EtcdError::Connect { endpoints: s.endpoints.join(", "), source: Box::new(source) };
         let client = within(s.timeout, Client::connect(&s.endpoints, Some(opts))).await.map_err(link)?;
-        Ok(EtcdLink { client, keys: Keys::new(&s.name), timeout: s.timeout })
+        let keys = Keys::new(&s.name);
+        // The client connects lazily: one read proves that etcd answers.
+        let mut kv = client.kv_client();
+        within(s.timeout, kv.get(keys.root.as_str(), Some(GetOptions::new().with_count_only()))).await.map_err(link)?;
+        Ok(EtcdLink { client, keys, timeout: s.timeout })
     }
 
     /// Runs one etcd call with the link's deadline.
