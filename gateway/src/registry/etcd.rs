@@ -9,9 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use etcd_client::{
-    Compare, CompareOp, EventType, GetOptions, GetResponse, KeyValue, Txn, TxnOp, TxnOpResponse, WatchOptions,
-};
+use etcd_client::{Compare, CompareOp, EventType, GetResponse, KeyValue, Txn, TxnOp, TxnOpResponse, WatchOptions};
 use tokio::task::JoinHandle;
 
 use super::etcd_link::{decode, encode, EtcdError, EtcdLink};
@@ -238,11 +236,9 @@ fn lock(cache: &Mutex<Cache>) -> MutexGuard<'_, Cache> {
 
 /// Reads every machine into `cache`; returns the revision read at.
 async fn load(link: &EtcdLink, cache: &Mutex<Cache>) -> Result<i64, EtcdError> {
-    let prefix = link.keys.machines();
-    let resp = link.call(link.client.kv_client().get(prefix.as_str(), Some(GetOptions::new().with_prefix()))).await?;
-    let rev = resp.header().map_or(0, |h| h.revision());
+    let (kvs, rev) = link.get_prefix(&link.keys.machines()).await?;
     let mut fresh = Cache::new();
-    for kv in resp.kvs() {
+    for kv in &kvs {
         let key = String::from_utf8_lossy(kv.key());
         match decode(&key, kv.value()) {
             Ok(m) => fresh.put(m, kv.mod_revision()),

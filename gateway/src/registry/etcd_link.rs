@@ -144,6 +144,43 @@ impl EtcdLink {
     }
 }
 
+/// Keys read per page of [`EtcdLink::get_prefix`] (gRPC answers stay far below
+/// their 4 MB bound: a machine record is under 1 KB).
+const PAGE: i64 = 1_000;
+
+impl EtcdLink {
+    /// Every key under `prefix`, read page by page at one revision; returns
+    /// them in key order with that revision.
+    pub async fn get_prefix(&self, prefix: &str) -> Result<(Vec<etcd_client::KeyValue>, i64), EtcdError> {
+        // The end of the prefix's range: its last byte plus one (keys here
+        // are ASCII and end in '/').
+        let mut end = prefix.as_bytes().to_vec();
+        if let Some(last) = end.last_mut() {
+            *last += 1;
+        }
+        let (mut out, mut from, mut rev) = (Vec::new(), prefix.as_bytes().to_vec(), 0);
+        loop {
+            let mut opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            if rev != 0 {
+                opts = opts.with_revision(rev);
+            }
+            let resp = self.call(self.client.kv_client().get(from.clone(), Some(opts))).await?;
+            if rev == 0 {
+                rev = resp.header().map_or(0, |h| h.revision());
+            }
+            let more = resp.more();
+            if let Some(last) = resp.kvs().last() {
+                from = last.key().to_vec();
+                from.push(0);
+            }
+            out.extend_from_slice(resp.kvs());
+            if !more {
+                return Ok((out, rev));
+            }
+        }
+    }
+}
+
 async fn within<T>(limit: Duration, f: impl Future<Output = Result<T, etcd_client::Error>>) -> Result<T, EtcdError> {
     match tokio::time::timeout(limit, f).await {
         Ok(r) => r.map_err(EtcdError::from),

@@ -13,6 +13,7 @@ mod directory;
 mod etcd;
 mod etcd_directory;
 mod etcd_link;
+pub mod etcd_transfer;
 mod file;
 
 use std::future::Future;

@@ -67,3 +67,65 @@ async fn with_etcd_stopped_registrations_fail_clearly_and_established_tunnels_ke
     assert_tunnel_echo(&tunnel, 64 * 1024, 2).await;
     assert!(matches!(fresh.register("desk-02", None).await, GateToServer::Registered { .. }));
 }
+
+/// `thingate cluster import` moves a single-host database into the cluster
+/// (never over what the cluster has) and `export` writes it back unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_host_database_goes_into_the_cluster_and_back_unchanged() {
+    use thin_e2e::procs::bin;
+    use thingate::machine_db::{Machine, MachineDb};
+    let etcd = EtcdServer::start();
+    let dir = GateDir::new(&member_ini(&etcd, "moved", 1));
+    let mut db = MachineDb::open(&dir.path("MachineDatabase.config")).unwrap();
+    for i in 0..3 {
+        let mut m = Machine::new(format!("MSID-{i}"), format!("desk-{i}"));
+        (m.cert_hash, m.create_date, m.num_server, m.last_ip) =
+            (format!("HASH{i}"), 1_600_000_000_000 + i, 7 + i as u64, "192.0.2.9".into());
+        db.upsert(m);
+    }
+    db.save().unwrap();
+    let ini = dir.ini();
+    let cluster = |op: &str, file: &std::path::Path| {
+        let out = std::process::Command::new(bin("thingate"))
+            .args(["cluster", op, "--config"])
+            .arg(&ini)
+            .arg("--database")
+            .arg(file)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, out) = cluster("import", db.path());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("imported 3 machines into cluster moved; 0 were there already; 0 left out"), "{out}");
+    let (code, out) = cluster("import", db.path());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("imported 0 machines into cluster moved; 3 were there already"), "{out}");
+    // Another database claiming a computer ID the cluster has: left out, said so.
+    let other_path = dir.path("Other.config");
+    let mut other = MachineDb::open(&other_path).unwrap();
+    other.upsert(Machine::new("STRANGER", "desk-1"));
+    other.upsert(Machine::new("NEWCOMER", "desk-9"));
+    other.save().unwrap();
+    let (code, out) = cluster("import", &other_path);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("imported 1 machines") && out.contains("left out: desk-1: held in the cluster by machine MSID-1"),
+        "{out}"
+    );
+    // A member of the cluster knows them all.
+    let gw = dir.start().await;
+    let reg = gw.state().registry.clone();
+    assert!(["desk-0", "desk-1", "desk-2", "desk-9"].iter().all(|p| reg.is_registered(p)));
+    assert_eq!(reg.pcid_of("STRANGER"), None);
+    // Export and compare, record by record.
+    let back = gw.dir.path("Exported.config");
+    let (code, out) = cluster("export", &back);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("exported 4 machines of cluster moved"), "{out}");
+    let exported = MachineDb::open(&back).unwrap();
+    for m in db.iter() {
+        assert_eq!(exported.by_msid(&m.msid), Some(m), "{} changed on the way", m.msid);
+    }
+    assert_eq!(exported.by_msid("NEWCOMER").map(|m| m.pcid.as_str()), Some("desk-9"));
+}
