@@ -6,7 +6,7 @@
 use etcd_client::{Compare, CompareOp, Txn, TxnOp};
 
 use super::etcd_link::{decode, encode, EtcdError, EtcdLink};
-use crate::machine_db::MachineDb;
+use crate::machine_db::{Machine, MachineDb};
 
 /// What an import did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -19,11 +19,38 @@ pub struct ImportReport {
     pub conflicts: Vec<String>,
 }
 
+/// Machines per transaction of a batch (two keys each; etcd allows 128
+/// operations per transaction by default).
+const BATCH: usize = 50;
+
 /// Writes every machine of `db` that the cluster does not have yet, each with
-/// its computer ID in one transaction (both keys absent, or nothing is written).
+/// its computer ID (both keys absent, or nothing is written). Machines go in
+/// batches of [`BATCH`] in one transaction; a batch that meets anything the
+/// cluster has goes again machine by machine.
 pub async fn import(link: &EtcdLink, db: &MachineDb) -> Result<ImportReport, EtcdError> {
     let mut report = ImportReport::default();
-    for m in db.iter() {
+    let all: Vec<&Machine> = db.iter().collect();
+    for batch in all.chunks(BATCH) {
+        let mut when = Vec::new();
+        let mut ops = Vec::new();
+        for m in batch {
+            let (mkey, pkey) = (link.keys.machine(&m.msid), link.keys.pcid(&m.pcid));
+            when.push(Compare::version(mkey.as_str(), CompareOp::Equal, 0));
+            when.push(Compare::version(pkey.as_str(), CompareOp::Equal, 0));
+            ops.push(TxnOp::put(mkey.as_str(), encode(m), None));
+            ops.push(TxnOp::put(pkey.as_str(), m.msid.as_str(), None));
+        }
+        if link.call(link.client.kv_client().txn(Txn::new().when(when).and_then(ops))).await?.succeeded() {
+            report.imported += batch.len();
+        } else {
+            one_by_one(link, batch, &mut report).await?;
+        }
+    }
+    Ok(report)
+}
+
+async fn one_by_one(link: &EtcdLink, batch: &[&Machine], report: &mut ImportReport) -> Result<(), EtcdError> {
+    for m in batch {
         let (mkey, pkey) = (link.keys.machine(&m.msid), link.keys.pcid(&m.pcid));
         let txn = Txn::new()
             .when([
@@ -51,7 +78,7 @@ pub async fn import(link: &EtcdLink, db: &MachineDb) -> Result<ImportReport, Etc
                 .push(format!("{}: machine {} is in the cluster under another computer ID", m.pcid, m.msid)),
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 /// Every machine of the cluster, as a database to be saved at `db`'s path.
