@@ -496,6 +496,13 @@ impl<'a> Ini<'a> {
                 at("SmtpSslType")
             ));
         }
+        if let (None, Some(key)) = (&c.cluster, CLUSTER_KEYS.iter().find(|k| self.text(k).is_some())) {
+            out.push(format!(
+                "{}: {key} is ignored while StandaloneMode is 1 (a standalone gateway); set StandaloneMode 0 \
+                 to make this gateway a cluster member, or remove the Cluster* keys",
+                at(key)
+            ));
+        }
         if !c.accept_proxy_protocol && !c.proxy_protocol_from.is_empty() {
             out.push(format!(
                 "{}: ProxyProtocolFrom is ignored while AcceptProxyProtocol is 0; set AcceptProxyProtocol 1 or remove it",

@@ -199,6 +199,11 @@ mod tests {
         assert_eq!(t.ca_file, Path::new("/x/ca.pem"));
         assert_eq!(t.identity, Some((Path::new("/x/c.pem").into(), Path::new("/x/k.pem").into())));
         assert!(GateConfig::parse("", p).unwrap().cluster.is_none());
+        let standalone = GateConfig::parse(&OK.replace("StandaloneMode 0", "StandaloneMode 1"), p).unwrap();
+        assert!(standalone.cluster.is_none());
+        assert_eq!(standalone.warnings.len(), 1, "{:?}", standalone.warnings);
+        assert!(standalone.warnings[0]
+            .starts_with("/x/ThinGate.ini:2: ClusterEtcdEndpoints is ignored while StandaloneMode is 1"));
     }
 
     #[test]
