@@ -8,6 +8,7 @@ APT_PACKAGES=(
   gcc-mingw-w64-x86-64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   nsis wixl msitools osslsigncode
   tinyproxy python3-aiosmtpd systemd
+  protobuf-compiler libprotobuf-dev etcd-server
   wine wine64
   xvfb xauth imagemagick xdotool tesseract-ocr tesseract-ocr-eng libgl1-mesa-dri libegl1 libegl-mesa0 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
 )

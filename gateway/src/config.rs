@@ -14,6 +14,10 @@ use thin_protocol::secret::Secret;
 
 use crate::source::Networks;
 
+mod cluster;
+
+pub use cluster::{ClusterSettings, EtcdTls};
+
 /// The file name of the settings, looked for beside the `thingate` binary.
 pub const INI_NAME: &str = "ThinGate.ini";
 
@@ -142,9 +146,11 @@ pub struct GateConfig {
     pub no_lookup_dns_hostname: bool,
     /// `SaveLog` (1).
     pub save_log: bool,
-    /// `StandaloneMode` (1); 0 (the cluster edition) is refused until this
-    /// gateway has the cluster edition's keys ([`CLUSTER_KEYS`]).
+    /// `StandaloneMode` (1); 0 makes the gateway a cluster member, which
+    /// needs the cluster edition's keys ([`CLUSTER_KEYS`]).
     pub standalone_mode: bool,
+    /// The `Cluster*` keys; set exactly when `StandaloneMode` is 0.
+    pub cluster: Option<ClusterSettings>,
     /// `SysLogHostname` (unset).
     pub syslog_hostname: Option<String>,
     /// `SysLogPort` (514).
@@ -184,7 +190,7 @@ impl Timing {
 pub const CLUSTER_KEYS: [&str; 3] = ["ClusterEtcdEndpoints", "ClusterPublicUrl", "ClusterName"];
 
 /// Every key as spelled in messages, its default (empty = unset) and what it does.
-pub const KEYS: [(&str, &str, &str); 39] = [
+pub const KEYS: [(&str, &str, &str); 47] = [
     ("ListenAddress", "0.0.0.0", "address to listen on: 0.0.0.0 all IPv4, :: all IPv6"),
     ("ListenPort", "443", "TLS port (0 picks a free port)"),
     ("ServerCert", "ThinGate.cer", "certificate chain of the gateway, PEM"),
@@ -206,7 +212,15 @@ pub const KEYS: [(&str, &str, &str); 39] = [
     ("ProxyProtocolFrom", "", "addresses or networks (CIDR) of the load balancers allowed to send PROXY headers; other peers are closed (empty: loopback only)"),
     ("NoLookupDnsHostname", "0", "1 skips the reverse DNS look-up of peers"),
     ("SaveLog", "1", "1 writes log files"),
-    ("StandaloneMode", "1", "1 standalone: this gateway registers and looks up servers itself (0, the cluster edition, needs ClusterEtcdEndpoints, ClusterPublicUrl and ClusterName)"),
+    ("StandaloneMode", "1", "1 standalone: this gateway registers and looks up servers itself (0, the cluster edition, needs ClusterEtcdEndpoints, ClusterPublicUrl and ClusterName; docs/cluster.md)"),
+    ("ClusterEtcdEndpoints", "", "cluster edition: URLs of the etcd members, separated by commas, e.g. https://10.0.0.1:2379, https://10.0.0.2:2379"),
+    ("ClusterPublicUrl", "", "cluster edition: this gateway's URL as the apps reach it, e.g. https://gw2.example.org/"),
+    ("ClusterName", "", "cluster edition: the cluster's name (letters, digits, -, _, .); its keys in etcd are under /thintelework/NAME/"),
+    ("ClusterEtcdCaFile", "", "cluster edition: CA certificates (PEM) of the etcd members, for https:// endpoints"),
+    ("ClusterEtcdCertFile", "", "cluster edition: client certificate (PEM) this gateway shows etcd (empty: none)"),
+    ("ClusterEtcdKeyFile", "", "cluster edition: private key (PEM) of that certificate"),
+    ("ClusterEtcdTimeout", "3000", "cluster edition: ms allowed for one etcd call (100-60000)"),
+    ("ClusterLeaseTtl", "10000", "cluster edition: ms this gateway's sessions stay announced after it stops renewing them (2000 or more)"),
     ("SysLogHostname", "", "syslog server (empty: none)"),
     ("SysLogPort", "514", "syslog port"),
     ("SmtpServerHostname", "", "SMTP server for OTP mail (empty: no OTP mail)"),
@@ -273,18 +287,7 @@ impl GateConfig {
                 ),
             ));
         }
-        if !ini.flag("StandaloneMode")? {
-            return Err(ini.bad(
-                "StandaloneMode",
-                ini.raw("StandaloneMode").0,
-                format!(
-                    "0 asks for the cluster edition, which needs the keys {} and this gateway does not have them \
-                     (it is the standalone edition); set \"StandaloneMode 1\", or run a cluster-edition thingate \
-                     with those keys",
-                    CLUSTER_KEYS.join(", ")
-                ),
-            ));
-        }
+        let cluster = cluster::read(&ini, &dir)?;
         if let Some((line, v)) =
             ini.text("StatPostUrl").filter(|(_, v)| !v.starts_with("http://") && !v.starts_with("https://"))
         {
@@ -328,6 +331,7 @@ impl GateConfig {
             no_lookup_dns_hostname: ini.flag("NoLookupDnsHostname")?,
             save_log: ini.flag("SaveLog")?,
             standalone_mode: ini.flag("StandaloneMode")?,
+            cluster,
             syslog_hostname: text("SysLogHostname"),
             syslog_port: port("SysLogPort", 1)?,
             smtp: SmtpSettings {
@@ -492,6 +496,13 @@ impl<'a> Ini<'a> {
                 at("SmtpSslType")
             ));
         }
+        if let (None, Some(key)) = (&c.cluster, CLUSTER_KEYS.iter().find(|k| self.text(k).is_some())) {
+            out.push(format!(
+                "{}: {key} is ignored while StandaloneMode is 1 (a standalone gateway); set StandaloneMode 0 \
+                 to make this gateway a cluster member, or remove the Cluster* keys",
+                at(key)
+            ));
+        }
         if !c.accept_proxy_protocol && !c.proxy_protocol_from.is_empty() {
             out.push(format!(
                 "{}: ProxyProtocolFrom is ignored while AcceptProxyProtocol is 0; set AcceptProxyProtocol 1 or remove it",
@@ -542,10 +553,10 @@ mod tests {
     }
 
     #[test]
-    fn standalone_mode_0_is_refused_naming_the_cluster_keys() {
+    fn standalone_mode_0_without_the_cluster_keys_is_refused_naming_them() {
         let p = Path::new("/x/ThinGate.ini");
         let e = GateConfig::parse("ListenPort 443\nStandaloneMode 0\n", p).unwrap_err().to_string();
-        assert!(e.starts_with("/x/ThinGate.ini:2: StandaloneMode: 0 asks for the cluster edition"), "{e}");
+        assert!(e.starts_with("/x/ThinGate.ini:2: ClusterEtcdEndpoints: unset, but StandaloneMode 0"), "{e}");
         for key in CLUSTER_KEYS {
             assert!(e.contains(key), "{key} is not named: {e}");
         }

@@ -52,6 +52,16 @@ enum Cmd {
     },
     /// Compare this host with the recommended kernel and limits settings (manual 5-5).
     Doctor,
+    /// Move machines between a MachineDatabase.config and the cluster's etcd
+    /// (the cluster edition, StandaloneMode 0; docs/cluster.md).
+    Cluster {
+        /// What to do.
+        #[command(subcommand)]
+        op: ClusterOp,
+        /// Path of the cluster member's ThinGate.ini (default: beside this program).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Tell whether the background gateway runs.
     Status {
         /// Path of ThinGate.ini (default: ThinGate.ini beside this program).
@@ -60,6 +70,24 @@ enum Cmd {
         /// Pid file (default: thingate.pid next to the config).
         #[arg(long)]
         pid_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterOp {
+    /// Add every machine of a single-host database to the cluster; machines
+    /// and computer IDs the cluster already has are left as they are.
+    Import {
+        /// The MachineDatabase.config to read.
+        #[arg(long)]
+        database: PathBuf,
+    },
+    /// Write every machine of the cluster to a database file (atomically, the
+    /// previous file kept as a backup).
+    Export {
+        /// The MachineDatabase.config to write.
+        #[arg(long)]
+        database: PathBuf,
     },
 }
 
@@ -104,6 +132,10 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+        Cmd::Cluster { op, config: c } => match config(c) {
+            Ok(c) => cluster(&c, op),
+            Err(e) => fail(e),
+        },
         Cmd::Status { config: c, pid_file } => match config(c) {
             Ok(c) => status(&c, pid_file),
             Err(e) => fail(e),
@@ -126,6 +158,7 @@ fn banner() -> String {
          thingate status - Tell whether the ThinGate service runs, with its live figures.\n\
          thingate run    - Run in the foreground (for systemd and containers).\n\
          thingate doctor - Compare this host with the recommended kernel and limits settings.\n\
+         thingate cluster import|export --database FILE - Move machines into or out of the cluster's etcd.\n\
          \n\
          Settings: {ini}\n\
          (ThinGate.ini beside this program; another with --config FILE). Details: thingate --help\n",
@@ -169,6 +202,85 @@ fn status(config: &Path, pid_file: Option<PathBuf>) -> ExitCode {
     }
 }
 
+/// `thingate cluster import|export`.
+fn cluster(config: &Path, op: ClusterOp) -> ExitCode {
+    use thingate::machine_db::MachineDb;
+    use thingate::registry::{etcd_transfer, EtcdLink};
+    let cfg = match thingate::config::GateConfig::load(config) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let Some(settings) = cfg.cluster else {
+        return fail(format!(
+            "{}: StandaloneMode is 1; thingate cluster works with a cluster member's ThinGate.ini \
+             (StandaloneMode 0 and the Cluster* keys, docs/cluster.md)",
+            config.display()
+        ));
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    rt.block_on(async move {
+        let link = match EtcdLink::connect(&settings).await {
+            Ok(l) => l,
+            Err(e) => return fail(e),
+        };
+        match op {
+            ClusterOp::Import { database } => {
+                if !database.is_file() {
+                    return fail(format!(
+                        "{}: no such file; name a MachineDatabase.config with --database",
+                        database.display()
+                    ));
+                }
+                let db = match MachineDb::open(&database) {
+                    Ok(db) => db,
+                    Err(e) => return fail(e),
+                };
+                match etcd_transfer::import(&link, &db).await {
+                    Ok(r) => {
+                        println!(
+                            "imported {} machines into cluster {}; {} were there already; {} left out",
+                            r.imported,
+                            settings.name,
+                            r.already,
+                            r.conflicts.len()
+                        );
+                        for c in &r.conflicts {
+                            println!("left out: {c}");
+                        }
+                        if r.conflicts.is_empty() {
+                            ExitCode::SUCCESS
+                        } else {
+                            ExitCode::from(1)
+                        }
+                    }
+                    Err(e) => fail(e),
+                }
+            }
+            ClusterOp::Export { database } => {
+                let db = match etcd_transfer::export(&link, MachineDb::in_memory(&database)).await {
+                    Ok(db) => db,
+                    Err(e) => return fail(e),
+                };
+                match db.save() {
+                    Ok(()) => {
+                        println!(
+                            "exported {} machines of cluster {} to {}",
+                            db.len(),
+                            settings.name,
+                            database.display()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(e),
+                }
+            }
+        }
+    })
+}
+
 fn fail(e: impl std::fmt::Display) -> ExitCode {
     eprintln!("thingate: error: {e}");
     ExitCode::from(2)
@@ -195,7 +307,7 @@ fn run(config: PathBuf, pid_file: Option<PathBuf>) -> ExitCode {
         // file names this process) must stop the gateway gracefully, with its
         // database saved, not kill it.
         let signals = Signals::install();
-        let gw = match Gateway::from_config(cfg) {
+        let gw = match Gateway::open(cfg).await {
             Ok(gw) => gw,
             Err(e) => return fail(e),
         };

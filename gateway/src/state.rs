@@ -11,12 +11,14 @@ use tracing::warn;
 use crate::certs::Certs;
 use crate::config::GateConfig;
 use crate::conn::Routes;
-use crate::control::{Control, Registration};
+use crate::control::{Announcer, Control, Registration};
 use crate::host_names::HostNames;
 use crate::limits::Limits;
 use crate::metrics::{Figures, Metrics};
 use crate::otp_mail::{MailGate, OtpMailer};
-use crate::registry::{FileRegistry, MachineRegistry};
+use crate::registry::{
+    EtcdDirectory, EtcdError, EtcdLink, EtcdRegistry, FileRegistry, LocalDirectory, MachineRegistry, SessionDirectory,
+};
 use crate::relay::Traffic;
 use crate::sessions::Sessions;
 use crate::tunnel::{PendingTunnels, Tunnels};
@@ -36,6 +38,12 @@ pub enum StartError {
     /// The `Smtp*` settings cannot be used.
     #[error(transparent)]
     Mail(#[from] crate::otp_mail::MailSetupError),
+    /// The cluster's etcd cannot be used (`StandaloneMode 0`).
+    #[error("cluster edition (StandaloneMode 0): {0}")]
+    Cluster(#[from] EtcdError),
+    /// [`Gateway::from_config`] was given a cluster member's settings.
+    #[error("a cluster member (StandaloneMode 0) connects to etcd as it starts; open it with Gateway::open")]
+    ClusterNeedsOpen,
     /// The port cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -55,6 +63,8 @@ pub struct Gateway {
     pub certs: Arc<Certs>,
     /// Registered machines.
     pub registry: Arc<dyn MachineRegistry>,
+    /// Which gateway each office PC is online at (the cluster's directory).
+    pub directory: Arc<dyn SessionDirectory>,
     /// Office PCs online.
     pub sessions: Arc<Sessions>,
     /// Client connections waiting for their data connection.
@@ -78,10 +88,36 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Loads everything the configuration names; nothing is written.
+    /// Loads everything the configuration of a standalone gateway names;
+    /// nothing is written. A cluster member is opened with [`Gateway::open`].
     pub fn from_config(cfg: GateConfig) -> Result<Arc<Self>, StartError> {
-        let certs = Certs::load(cfg.server_cert.clone(), cfg.server_key.clone())?;
+        if cfg.cluster.is_some() {
+            return Err(StartError::ClusterNeedsOpen);
+        }
         let registry = FileRegistry::open(&cfg.database_file)?;
+        Self::assemble(cfg, Arc::new(registry), Arc::new(LocalDirectory::default()))
+    }
+
+    /// Loads what the configuration names; a cluster member (`StandaloneMode
+    /// 0`) also connects to etcd, loads the registry from it and joins the
+    /// cluster's session directory.
+    pub async fn open(cfg: GateConfig) -> Result<Arc<Self>, StartError> {
+        let Some(cluster) = cfg.cluster.clone() else {
+            return Self::from_config(cfg);
+        };
+        let link = EtcdLink::connect(&cluster).await?;
+        let registry = EtcdRegistry::open(link.clone()).await?;
+        let directory = EtcdDirectory::join(link, &cluster.public_url, cluster.lease_ttl).await?;
+        tracing::info!(cluster = %cluster.name, url = %cluster.public_url, machines = registry.registered_count(), "joined the cluster");
+        Self::assemble(cfg, Arc::new(registry), Arc::new(directory))
+    }
+
+    fn assemble(
+        cfg: GateConfig,
+        registry: Arc<dyn MachineRegistry>,
+        directory: Arc<dyn SessionDirectory>,
+    ) -> Result<Arc<Self>, StartError> {
+        let certs = Certs::load(cfg.server_cert.clone(), cfg.server_key.clone())?;
         let limits = Limits::new(cfg.max_unestablished, cfg.max_connections_per_ip, !cfg.disable_dos_protection);
         let mailer = OtpMailer::new(&cfg.smtp)?;
         Ok(Arc::new(Self {
@@ -90,7 +126,8 @@ impl Gateway {
             registration: Registration::new(&cfg),
             host_names: HostNames::from_config(cfg.no_lookup_dns_hostname),
             certs: Arc::new(certs),
-            registry: Arc::new(registry),
+            registry,
+            directory,
             sessions: Arc::default(),
             pending: Arc::default(),
             limits,
@@ -132,6 +169,10 @@ impl Gateway {
         let control = Control {
             registry: self.registry.clone(),
             sessions: self.sessions.clone(),
+            announcer: Announcer {
+                directory: self.directory.clone(),
+                url: cfg.cluster.as_ref().map_or("", |c| c.public_url.as_str()).into(),
+            },
             metrics: self.metrics.clone(),
             mailer: self.mailer.clone(),
             mail_gate: self.mail_gate.clone(),

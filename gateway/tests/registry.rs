@@ -1,12 +1,21 @@
 //! The machine registry's contract, written against the [`MachineRegistry`]
 //! trait so that every implementation runs the same checks: the file database
-//! now, a cluster registry later (add a test that calls [`contract`] with it).
+//! and the cluster edition's registry on a real etcd (`support::etcd_server`).
+//! The session directory's contract likewise, in memory and in etcd.
+
+mod support;
 
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
+use support::etcd_server::EtcdServer;
 use thin_protocol::messages::ErrorCode;
+use thingate::config::ClusterSettings;
 use thingate::machine_db::{Machine, MachineDb};
-use thingate::registry::{Claim, FileRegistry, MachineRegistry, RegisterError};
+use thingate::registry::{
+    Claim, EtcdDirectory, EtcdLink, EtcdRegistry, FileRegistry, LocalDirectory, MachineRegistry, Presence,
+    RegisterError, SessionDirectory,
+};
 
 fn claim<'a>(msid: &'a str, pcid: &'a str, allow_new: bool) -> Claim<'a> {
     let ip: IpAddr = "192.0.2.7".parse().unwrap();
@@ -168,4 +177,197 @@ async fn claims_append_to_the_journal_and_the_file_is_rewritten_when_quiet() {
     assert!(!journal::path_of(&path).exists(), "a flush folds the journal in");
     let db = MachineDb::open(&path).unwrap();
     assert_eq!((db.len(), db.journal_seq()), (20_201, 201));
+}
+
+fn settings(etcd: &EtcdServer, url: &str) -> ClusterSettings {
+    ClusterSettings::plain(vec![etcd.url.clone()], url, "test-cluster")
+}
+
+/// Waits until `check` holds, at most 10 s.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "not within 10 s: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_etcd_registry_keeps_the_contract_and_stores_every_claim() {
+    let etcd = EtcdServer::start();
+    let reg = EtcdRegistry::connect(&settings(&etcd, "https://gw1.test/")).await.unwrap();
+    contract(&reg).await;
+    assert!(reg.saves() >= 5, "every claim and the flush wrote to etcd");
+    // Every claim and note is in etcd: a member that starts now reads them.
+    let fresh = EtcdRegistry::connect(&settings(&etcd, "https://gw2.test/")).await.unwrap();
+    assert_eq!((fresh.pcid_of("M1").as_deref(), fresh.registered_count()), (Some("desk2"), 2));
+    assert!(!fresh.is_registered("laptop"));
+    let standing = fresh.standing("M2").unwrap();
+    assert!(standing.served && standing.registered_ms > 0, "{standing:?}");
+    // A member of another cluster on the same etcd sees none of it.
+    let other = ClusterSettings::plain(vec![etcd.url.clone()], "https://gw9.test/", "other");
+    assert_eq!(EtcdRegistry::connect(&other).await.unwrap().registered_count(), 0);
+}
+
+#[tokio::test]
+async fn a_claim_etcd_does_not_answer_in_time_fails_with_the_storage_error_and_changes_nothing() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let etcd = EtcdServer::start();
+    let mut s = settings(&etcd, "https://gw1.test/");
+    s.timeout = Duration::from_millis(500);
+    let reg = EtcdRegistry::connect(&s).await.unwrap();
+    kill(Pid::from_raw(etcd.pid()), Signal::SIGSTOP).unwrap();
+    let t = Instant::now();
+    let e = reg.register(claim("M1", "desk", true)).await.unwrap_err();
+    let took = t.elapsed();
+    kill(Pid::from_raw(etcd.pid()), Signal::SIGCONT).unwrap();
+    assert!(took < Duration::from_secs(3), "a hung etcd held the claim for {took:?}");
+    assert!(matches!(e, RegisterError::Storage(_)), "{e}");
+    assert_eq!(e.code(), ErrorCode::Internal);
+    assert_eq!(e.to_string(), "the gateway cannot save its database; try again later");
+    let cause = std::error::Error::source(&e).unwrap().to_string();
+    assert!(cause.contains("did not answer within 500 ms"), "{cause}");
+    assert!(!reg.is_registered("desk") && reg.pcid_of("M1").is_none());
+    // etcd is back: the same claim goes through.
+    assert_eq!(reg.register(claim("M1", "desk", true)).await.unwrap(), "desk");
+}
+
+#[tokio::test]
+async fn an_unreachable_etcd_is_a_clear_error_at_start() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut s = ClusterSettings::plain(vec![format!("http://127.0.0.1:{port}")], "https://gw1.test/", "c");
+    s.timeout = Duration::from_millis(300);
+    let t = Instant::now();
+    let e = EtcdRegistry::connect(&s).await.unwrap_err().to_string();
+    assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
+    assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_share_one_registry_and_a_computer_id_goes_to_one_machine_only() {
+    let etcd = EtcdServer::start();
+    let a = std::sync::Arc::new(EtcdRegistry::connect(&settings(&etcd, "https://gw1.test/")).await.unwrap());
+    let b = std::sync::Arc::new(EtcdRegistry::connect(&settings(&etcd, "https://gw2.test/")).await.unwrap());
+    assert_eq!(a.register(claim("M1", "desk", true)).await.unwrap(), "desk");
+    // B decides on what etcd holds, even before its cache has heard of it.
+    let taken = b.register(claim("M2", "Desk", true)).await.unwrap_err();
+    assert_eq!(taken.code(), ErrorCode::PcidTaken, "{taken}");
+    eventually("B's cache sees A's claim", || b.pcid_of("M1").as_deref() == Some("desk")).await;
+    // The machine moves to B and renames there: A sees the old ID freed.
+    assert_eq!(b.register(claim("M1", "desk-2", true)).await.unwrap(), "desk-2");
+    eventually("A sees the rename", || !a.is_registered("desk") && a.is_registered("desk-2")).await;
+    // Twenty machines race for one ID through both members: one wins.
+    let racers: Vec<_> = (0..20)
+        .map(|i| {
+            let reg = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { reg.register(claim(&format!("R{i}"), "hot", true)).await })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for (i, r) in racers.into_iter().enumerate() {
+        match r.await.unwrap() {
+            Ok(p) => won.push((i, p)),
+            Err(e) => assert_eq!(e.code(), ErrorCode::PcidTaken, "R{i}: {e}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+    let winner = format!("R{}", won[0].0);
+    eventually("both caches agree on the winner", || {
+        a.pcid_of(&winner).as_deref() == Some("hot") && b.pcid_of(&winner).as_deref() == Some("hot")
+    })
+    .await;
+    assert_eq!((a.registered_count(), b.registered_count()), (2, 2));
+}
+
+fn presence(msid: &str, gateway: &str, session: &str) -> Presence {
+    Presence { msid: msid.into(), gateway: gateway.into(), session: session.into(), since_ms: 1_700_000_000_000 }
+}
+
+/// What every session directory must do; `dir` starts empty.
+async fn directory_contract(dir: &impl SessionDirectory) {
+    assert_eq!(dir.locate("desk").await.unwrap(), None);
+    let first = presence("M1", "https://gw1.test/", "S1");
+    dir.announce("desk", &first).await.unwrap();
+    assert_eq!(dir.locate("desk").await.unwrap(), Some(first.clone()));
+    // The machine reconnects (here or elsewhere): the newer session wins, and
+    // the end of the older one does not withdraw it.
+    let second = presence("M1", "https://gw2.test/", "S2");
+    dir.announce("desk", &second).await.unwrap();
+    dir.withdraw("desk", &first).await.unwrap();
+    assert_eq!(dir.locate("desk").await.unwrap(), Some(second.clone()));
+    dir.withdraw("desk", &second).await.unwrap();
+    assert_eq!(dir.locate("desk").await.unwrap(), None);
+    dir.withdraw("desk", &second).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_local_directory_keeps_the_contract() {
+    directory_contract(&LocalDirectory::default()).await;
+}
+
+#[tokio::test]
+async fn the_etcd_directory_keeps_the_contract_and_a_dead_member_is_withdrawn_by_its_lease() {
+    let etcd = EtcdServer::start();
+    let s = settings(&etcd, "https://gw1.test/");
+    let link = EtcdLink::connect(&s).await.unwrap();
+    let one = EtcdDirectory::join(link.clone(), "https://gw1.test/", Duration::from_secs(2)).await.unwrap();
+    directory_contract(&one).await;
+    let two = EtcdDirectory::join(link.clone(), "https://gw2.test/", Duration::from_secs(2)).await.unwrap();
+    assert_eq!(one.members().await.unwrap(), ["https://gw1.test/", "https://gw2.test/"]);
+    // Announcements outlive several TTLs while the member lives.
+    let p = presence("M7", "https://gw2.test/", "S7");
+    two.announce("pc-7", &p).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(one.locate("pc-7").await.unwrap(), Some(p), "kept alive past its 2 s TTL");
+    // Member two dies (its keep-alives stop): what it announced goes with its lease.
+    let t = Instant::now();
+    drop(two);
+    loop {
+        if one.locate("pc-7").await.unwrap().is_none() {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "still announced {:?} after the member died", t.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(t.elapsed() <= Duration::from_millis(3_500), "withdrawn after {:?} for a 2 s TTL", t.elapsed());
+    assert_eq!(one.members().await.unwrap(), ["https://gw1.test/"]);
+    // A member that leaves withdraws everything at once.
+    let q = presence("M8", "https://gw1.test/", "S8");
+    one.announce("pc-8", &q).await.unwrap();
+    let three = EtcdDirectory::join(link, "https://gw3.test/", Duration::from_secs(2)).await.unwrap();
+    one.leave().await.unwrap();
+    assert_eq!(three.locate("pc-8").await.unwrap(), None);
+    assert_eq!(three.members().await.unwrap(), ["https://gw3.test/"]);
+}
+
+#[tokio::test]
+async fn thousands_of_machines_import_in_batches_and_load_page_by_page() {
+    use thingate::registry::etcd_transfer;
+    let etcd = EtcdServer::start();
+    let s = settings(&etcd, "https://gw1.test/");
+    let link = EtcdLink::connect(&s).await.unwrap();
+    let mut db = MachineDb::in_memory(std::path::Path::new("import"));
+    for i in 0..2_500 {
+        db.upsert(Machine::new(format!("M{i:05}"), format!("pc-{i}")));
+    }
+    let t = Instant::now();
+    let r = etcd_transfer::import(&link, &db).await.unwrap();
+    assert_eq!((r.imported, r.already, r.conflicts.len()), (2_500, 0, 0));
+    let took = t.elapsed();
+    // Three pages of 1,000 at one revision.
+    let reg = EtcdRegistry::open(link.clone()).await.unwrap();
+    assert_eq!(reg.registered_count(), 2_500);
+    assert_eq!(reg.pcid_of("M02499").as_deref(), Some("pc-2499"));
+    let back = etcd_transfer::export(&link, MachineDb::in_memory(std::path::Path::new("export"))).await.unwrap();
+    assert!(db.iter().eq(back.iter()), "the export differs from what was imported");
+    // A batch meeting one machine the cluster has goes machine by machine.
+    let mut more = MachineDb::in_memory(std::path::Path::new("more"));
+    for (msid, pcid) in [("NEW", "pc-new"), ("CLASH", "PC-7"), ("M00003", "pc-3")] {
+        more.upsert(Machine::new(msid, pcid));
+    }
+    let r = etcd_transfer::import(&link, &more).await.unwrap();
+    assert_eq!((r.imported, r.already), (1, 1));
+    assert_eq!(r.conflicts, ["pc-7: held in the cluster by machine M00007"]);
+    eprintln!("imported 2,500 machines in {took:?}");
 }

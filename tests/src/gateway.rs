@@ -87,9 +87,11 @@ impl GateDir {
         }
     }
 
-    /// Starts an in-process gateway on this folder.
+    /// Starts an in-process gateway on this folder (a cluster member joins
+    /// its cluster first).
     pub async fn start(self) -> TestGateway {
-        let gw = Gateway::load(&self.ini()).expect("gateway loads");
+        let cfg = thingate::config::GateConfig::load(&self.ini()).expect("ThinGate.ini loads");
+        let gw = Gateway::open(cfg).await.expect("gateway loads");
         let running = gw.start().await.expect("gateway starts");
         TestGateway { link: self.link(running.addr), running, dir: self }
     }

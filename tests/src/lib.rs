@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod etcd;
 pub mod gateway;
 pub mod https;
 pub mod logs;

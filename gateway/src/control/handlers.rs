@@ -7,7 +7,7 @@ use thin_protocol::messages::{ErrorCode, GateToServer};
 use thin_protocol::secret::Secret;
 use tracing::{debug, info};
 
-use super::{Conn, Peer, Registration};
+use super::{Announcer, Conn, Peer, Registration};
 use crate::machine_db::now_ms;
 use crate::metrics::{inc, Metrics};
 use crate::registry::{Claim, MachineRegistry, Standing};
@@ -57,9 +57,11 @@ pub(super) async fn register(
 
 /// `Serve`: lists the connection as the online session of its computer ID
 /// and returns `Serving`; or the refusal to send and why the connection ends.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn serve(
     registry: &dyn MachineRegistry,
     sessions: &Sessions,
+    announcer: &Announcer,
     metrics: &Metrics,
     max_sessions: usize,
     peer: &Peer,
@@ -100,8 +102,12 @@ pub(super) async fn serve(
         }
     }
     registry.note_serving(&peer.msid, peer.addr.ip(), server_mask).await;
-    if let Some(old) = conn.session.replace(s.clone()) {
+    let old = conn.session.replace(s.clone());
+    // The new session first: withdrawing the old one never leaves a gap.
+    announcer.announce(&s).await;
+    if let Some(old) = old {
         sessions.remove(&old);
+        announcer.withdraw(&old).await;
     }
     info!(%pcid, "serving");
     Ok(GateToServer::Serving { session_id: s.session_id.clone() })

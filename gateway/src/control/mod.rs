@@ -3,6 +3,7 @@
 //! [`handlers`]: register or rename the computer ID, serve, have one-time
 //! passwords mailed, keep alive.
 
+mod announce;
 mod handlers;
 mod login;
 pub mod registration;
@@ -26,6 +27,7 @@ use crate::registry::MachineRegistry;
 use crate::sessions::{ServerSession, Sessions};
 use crate::stream::{send, GateStream};
 
+pub use announce::Announcer;
 pub use registration::{RegisterRefusal, Registration};
 
 /// What control sessions use.
@@ -35,6 +37,8 @@ pub struct Control {
     pub registry: Arc<dyn MachineRegistry>,
     /// Office PCs online.
     pub sessions: Arc<Sessions>,
+    /// Where sessions are announced (the cluster's directory).
+    pub announcer: Announcer,
     /// Event counters.
     pub metrics: Arc<Metrics>,
     /// Mails one-time passwords; `None` without `SmtpServerHostname`.
@@ -170,6 +174,7 @@ pub async fn run(
     };
     if let Some(s) = &conn.session {
         ctl.sessions.remove(s);
+        ctl.announcer.withdraw(s).await;
     }
     drop(reader);
     let _ = conn.wr.shutdown().await;
@@ -200,6 +205,7 @@ async fn dispatch(ctl: &Control, peer: &Peer, conn: &mut Conn, m: ServerToGate) 
             match handlers::serve(
                 &*ctl.registry,
                 &ctl.sessions,
+                &ctl.announcer,
                 &ctl.metrics,
                 ctl.max_sessions,
                 peer,

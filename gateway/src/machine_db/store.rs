@@ -60,6 +60,12 @@ impl MachineDb {
         Ok(db)
     }
 
+    /// An empty database that lives in memory only; `label` names it in
+    /// messages (e.g. the etcd key a record came from).
+    pub fn in_memory(label: &Path) -> MachineDb {
+        Self::empty(label)
+    }
+
     fn empty(path: &Path) -> MachineDb {
         MachineDb {
             path: path.to_owned(),

@@ -1,12 +1,19 @@
 //! The machine registry: which office PC (MSID) holds which computer ID
 //! (PCID). [`MachineRegistry`] is the interface; [`FileRegistry`]
-//! (`MachineDatabase.config`) is the standalone gateway's implementation, and a
-//! cluster edition implements it again on a distributed store.
+//! (`MachineDatabase.config`) is the standalone gateway's implementation, and
+//! [`EtcdRegistry`] the cluster edition's (`docs/cluster.md`). Beside it, the
+//! [`SessionDirectory`] says which gateway each online office PC is at:
+//! [`LocalDirectory`] on one gateway, [`EtcdDirectory`] in a cluster.
 //!
 //! Reads are answered from memory (a clustered implementation keeps a watched
 //! cache); changes are async, and [`MachineRegistry::register`] is the one
 //! that must be atomic and durable before it answers.
 
+mod directory;
+mod etcd;
+mod etcd_directory;
+mod etcd_link;
+pub mod etcd_transfer;
 pub mod file;
 
 use std::future::Future;
@@ -15,6 +22,10 @@ use std::pin::Pin;
 
 use thin_protocol::messages::ErrorCode;
 
+pub use directory::{LocalDirectory, Presence, SessionDirectory};
+pub use etcd::EtcdRegistry;
+pub use etcd_directory::EtcdDirectory;
+pub use etcd_link::{EtcdError, EtcdLink, Keys};
 pub use file::FileRegistry;
 
 /// A boxed future, so that [`MachineRegistry`] can be used as `dyn`.

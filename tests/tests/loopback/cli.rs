@@ -60,15 +60,15 @@ fn a_bad_ini_value_stops_the_start_and_names_the_line() {
     assert!(out.stdout.is_empty(), "nothing listened");
 }
 
-/// `StandaloneMode 0` asks for the cluster edition: refused with the line, the
-/// keys it would need and the fix; nothing is written.
+/// `StandaloneMode 0` without the cluster keys: refused with the line, the
+/// keys it needs and the fix; nothing is written.
 #[test]
-fn standalone_mode_0_is_refused_naming_the_cluster_keys() {
+fn standalone_mode_0_without_the_cluster_keys_is_refused_naming_them() {
     let g = GateDir::new("StandaloneMode 0");
     let out = Command::new(bin("thingate")).arg("run").arg("--config").arg(g.ini()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ThinGate.ini:8: StandaloneMode: 0 asks for the cluster edition"), "{err}");
+    assert!(err.contains("ThinGate.ini:8: ClusterEtcdEndpoints: unset, but StandaloneMode 0"), "{err}");
     for key in ["ClusterEtcdEndpoints", "ClusterPublicUrl", "ClusterName", "set \"StandaloneMode 1\""] {
         assert!(err.contains(key), "{key} is not named: {err}");
     }
@@ -378,4 +378,23 @@ fn command_line_mistakes_are_told_in_the_users_language() {
         ),
         "{err}"
     );
+}
+
+/// A cluster member whose etcd does not answer exits at start with the
+/// endpoints named and the fix, within its `ClusterEtcdTimeout`.
+#[test]
+fn a_cluster_member_without_etcd_exits_naming_the_endpoints() {
+    let port = thin_e2e::free_port();
+    let g = GateDir::new(&format!(
+        "StandaloneMode 0\nClusterEtcdEndpoints http://127.0.0.1:{port}\nClusterPublicUrl https://gw1.test/\n\
+         ClusterName c\nClusterEtcdTimeout 300"
+    ));
+    let t = std::time::Instant::now();
+    let out = Command::new(bin("thingate")).arg("run").arg("--config").arg(g.ini()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(t.elapsed() < std::time::Duration::from_secs(10), "took {:?}", t.elapsed());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cluster edition (StandaloneMode 0): cannot connect to etcd at"), "{err}");
+    assert!(err.contains(&format!("http://127.0.0.1:{port}")) && err.contains("ClusterEtcdEndpoints"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing listened");
 }

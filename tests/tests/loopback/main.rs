@@ -6,6 +6,7 @@
 
 mod bounds;
 mod cli;
+mod cluster;
 mod e2e_attacks;
 mod gateway_files;
 mod operations;
