@@ -82,9 +82,9 @@ pub async fn handle(routes: Arc<Routes>, tcp: TcpStream, peer: SocketAddr, admis
                     crate::control::run(routes.control.clone(), tls, peer, public_key, hostname, permit).await;
                 }
             }
-            Ok(Ok(Hello::ClientConnect { version, pcid })) => {
+            Ok(Ok(Hello::ClientConnect { version, pcid, build })) => {
                 if check_version::<GateToTunnel>(&mut tls, version).await {
-                    crate::tunnel::client_connect(&routes.tunnels, tls, pcid, permit).await;
+                    crate::tunnel::client_connect(&routes.tunnels, tls, pcid, build, permit).await;
                 }
             }
             Ok(Ok(Hello::Attach { version, tunnel_id })) => {

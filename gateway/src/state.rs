@@ -16,10 +16,12 @@ use crate::host_names::HostNames;
 use crate::limits::Limits;
 use crate::metrics::{Figures, Metrics};
 use crate::otp_mail::{MailGate, OtpMailer};
+use crate::policy::PolicyHolder;
 use crate::registry::{FileRegistry, MachineRegistry};
 use crate::relay::Traffic;
 use crate::sessions::Sessions;
 use crate::tunnel::{PendingTunnels, Tunnels};
+use crate::wake::WakeLimits;
 
 /// Why the gateway cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,9 @@ pub enum StartError {
     /// `MachineDatabase.config` is wrong.
     #[error(transparent)]
     Db(#[from] crate::machine_db::DbError),
+    /// `ThinGatePolicy.ini` is wrong.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
     /// The `Smtp*` settings cannot be used.
     #[error(transparent)]
     Mail(#[from] crate::otp_mail::MailSetupError),
@@ -73,13 +78,28 @@ pub struct Gateway {
     pub registration: Arc<Registration>,
     /// Names of connecting addresses (`NoLookupDnsHostname`).
     pub host_names: Arc<HostNames>,
+    /// The company's rules (`ThinGatePolicy.ini`) and wake groups.
+    pub policy: Arc<PolicyHolder>,
+    /// Wake-on-LAN requests per office PC and per target.
+    pub wake_limits: Arc<WakeLimits>,
     /// When the gateway started.
     pub started: Instant,
 }
 
 impl Gateway {
-    /// Loads everything the configuration names; nothing is written.
+    /// Loads everything the configuration names, and `ThinGatePolicy.ini`
+    /// beside `ini`; nothing is written.
+    pub fn from_config_at(cfg: GateConfig, ini: &Path) -> Result<Arc<Self>, StartError> {
+        let policy = PolicyHolder::load_beside(ini)?;
+        Self::with_policy(cfg, policy)
+    }
+
+    /// Loads everything the configuration names, without a policy; nothing is written.
     pub fn from_config(cfg: GateConfig) -> Result<Arc<Self>, StartError> {
+        Self::with_policy(cfg, PolicyHolder::none())
+    }
+
+    fn with_policy(cfg: GateConfig, policy: Arc<PolicyHolder>) -> Result<Arc<Self>, StartError> {
         let certs = Certs::load(cfg.server_cert.clone(), cfg.server_key.clone())?;
         let registry = FileRegistry::open(&cfg.database_file)?;
         let limits = Limits::new(cfg.max_unestablished, cfg.max_connections_per_ip, !cfg.disable_dos_protection);
@@ -97,6 +117,8 @@ impl Gateway {
             traffic: Arc::default(),
             metrics: Arc::default(),
             started: Instant::now(),
+            policy,
+            wake_limits: Arc::default(),
             cfg: Arc::new(cfg),
         }))
     }
@@ -107,7 +129,7 @@ impl Gateway {
         for w in &cfg.warnings {
             warn!("{w}");
         }
-        Self::from_config(cfg)
+        Self::from_config_at(cfg, ini)
     }
 
     /// Re-reads certificate and key; on error the old ones stay in force.
@@ -140,6 +162,8 @@ impl Gateway {
             timing: cfg.timing(),
             disable_register: cfg.disable_register,
             max_sessions: cfg.max_sessions,
+            policy: self.policy.clone(),
+            wake_limits: self.wake_limits.clone(),
             shutdown: shutdown.clone(),
         };
         let tunnels = Tunnels {
@@ -150,6 +174,7 @@ impl Gateway {
             traffic: self.traffic.clone(),
             mail_gate: self.mail_gate.clone(),
             max_per_session: cfg.max_tunnels_per_session,
+            policy: self.policy.clone(),
             timing: cfg.timing(),
             shutdown: shutdown.clone(),
         };

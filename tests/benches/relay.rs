@@ -96,7 +96,7 @@ async fn idle_sessions(n: usize) {
         let _welcome: GateToServer = read_frame(&mut s).await.unwrap();
         write_frame(&mut s, &ServerToGate::Register { pcid: format!("idle-{i}"), token: None }).await.unwrap();
         assert!(matches!(read_frame::<GateToServer, _>(&mut s).await.unwrap(), GateToServer::Registered { .. }));
-        write_frame(&mut s, &ServerToGate::Serve { server_mask: 18 }).await.unwrap();
+        write_frame(&mut s, &ServerToGate::Serve { server_mask: 18, policy: false, macs: vec![] }).await.unwrap();
         assert!(matches!(read_frame::<GateToServer, _>(&mut s).await.unwrap(), GateToServer::Serving { .. }));
         conns.push(s);
     }
