@@ -61,6 +61,11 @@ impl GateDir {
         self.dir.path().join("ThinGate.ini")
     }
 
+    /// Writes `ThinGatePolicy.ini` beside the ini (a running gateway picks it up).
+    pub fn write_policy(&self, text: &str) {
+        std::fs::write(self.path(thingate::policy::POLICY_NAME), text).expect("write policy");
+    }
+
     /// Path of a file in the folder (`MachineDatabase.config`, `gate_log`, ...).
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)

@@ -47,6 +47,15 @@ pub async fn client_connect(addr: SocketAddr, ca: &str, pcid: &str) -> Tls {
     s
 }
 
+/// A client's request for `pcid` announcing build `build`; the caller reads the answer.
+pub async fn client_connect_build(addr: SocketAddr, ca: &str, pcid: &str, build: u32) -> Tls {
+    let mut s = upgraded(addr, ca).await;
+    let hello =
+        Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.into(), build: Some(build) };
+    write_frame(&mut s, &hello).await.unwrap();
+    s
+}
+
 /// An office PC's data connection for `tunnel_id`; the caller reads the answer.
 pub async fn attach(addr: SocketAddr, ca: &str, tunnel_id: &str) -> Tls {
     let mut s = upgraded(addr, ca).await;

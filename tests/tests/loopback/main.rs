@@ -11,6 +11,7 @@ mod gateway_files;
 mod operations;
 mod otp;
 mod otp_abuse;
+mod policy;
 mod proxy_e2e;
 mod registration;
 mod relay;
