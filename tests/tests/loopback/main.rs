@@ -17,3 +17,4 @@ mod registration;
 mod relay;
 mod scale;
 mod service;
+mod wake;
