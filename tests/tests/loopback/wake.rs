@@ -5,13 +5,17 @@
 //! broadcast address, `THIN_TEST_WOL_BROADCAST`, honoured by debug builds
 //! only). Refused, with no packet sent: a target outside the group, a wrong
 //! password for the `--via` PC, and a third request for one target within a
-//! minute.
+//! minute. And a raw office PC: too many or bad MAC addresses, an old
+//! office PC under rules, wake requests before serving or outside the group.
 
 use std::process::Command;
 use std::time::Duration;
 
 use thin_e2e::procs::{bin, Proc};
 use thin_e2e::*;
+use thin_protocol::identity::Identity;
+use thin_protocol::messages::{ErrorCode, GateToServer, ServerToGate};
+use thin_protocol::policy::MASK_POLICY;
 
 const MAC: &str = "02-00-5E-10-00-01";
 
@@ -94,4 +98,62 @@ async fn wake_sends_the_magic_packet_only_within_a_wake_group_for_a_logged_in_us
     let dir = gw.shutdown().await;
     let db = read(&dir.path("MachineDatabase.config"));
     assert!(db.contains(&format!("string WolMacList {MAC}")), "{db}");
+}
+
+/// What the gateway answers a raw control session that sends `m` after `Register`.
+async fn answer_to(gw: &TestGateway, pcid: &str, m: ServerToGate) -> GateToServer {
+    let mut s = raw::RawServer::login(gw.addr, gw.ca(), Identity::generate()).await;
+    assert!(matches!(s.register(pcid, None).await, GateToServer::Registered { .. }));
+    s.send(&m).await;
+    s.recv().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn office_pcs_cannot_fish_for_mac_addresses_or_report_bad_ones() {
+    let dir = GateDir::new("");
+    dir.write_policy("SERVER_MESSAGE hello\nWOL_GROUP g raw-a,raw-b\n");
+    let gw = dir.start().await;
+    let serve = |macs: Vec<String>| ServerToGate::Serve { server_mask: 146, policy: true, macs };
+
+    // Too many, or not MAC addresses: refused naming the field.
+    let many = (0..17).map(|i| format!("02-00-00-00-00-{i:02X}")).collect();
+    match answer_to(&gw, "raw-x", serve(many)).await {
+        GateToServer::Error { code: ErrorCode::Protocol, message } => {
+            assert!(message.contains("Serve.macs: 17"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    match answer_to(&gw, "raw-y", serve(vec!["ff-ff-ff-ff-ff-ff".into()])).await {
+        GateToServer::Error { code: ErrorCode::Protocol, message } => {
+            assert!(message.contains("Serve.macs"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // An office PC that cannot apply policies is refused while rules apply.
+    match answer_to(&gw, "raw-old", ServerToGate::Serve { server_mask: 18, policy: false, macs: vec![] }).await {
+        GateToServer::Error { code: ErrorCode::Version, message } => assert!(message.contains("update ThinServer")),
+        other => panic!("{other:?}"),
+    }
+    // Not serving: no wake. Serving outside the group: no MAC addresses.
+    let wake = |pcid: &str| ServerToGate::Wake { request_id: 9, pcid: pcid.into() };
+    match answer_to(&gw, "raw-z", wake("raw-a")).await {
+        GateToServer::WakeMacs { request_id: 9, macs, error: Some(e) } => {
+            assert!(macs.is_empty() && e.contains("not serving"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut s = raw::RawServer::login(gw.addr, gw.ca(), Identity::generate()).await;
+    s.register("raw-out", None).await;
+    s.send(&serve(vec![MAC.into()])).await;
+    assert!(matches!(s.recv().await, GateToServer::Serving { .. }));
+    assert!(
+        matches!(s.recv().await, GateToServer::Policy { policy } if policy.server_message.as_deref() == Some("hello"))
+    );
+    assert_eq!(gw.state().sessions.get("raw-out").unwrap().mask() & MASK_POLICY, MASK_POLICY);
+    s.send(&wake("raw-a")).await;
+    match s.recv().await {
+        GateToServer::WakeMacs { macs, error: Some(e), .. } => assert!(macs.is_empty() && e.contains("may not wake")),
+        other => panic!("{other:?}"),
+    }
+    gw.shutdown().await;
 }
