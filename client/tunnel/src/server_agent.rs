@@ -25,7 +25,7 @@ use crate::otp_mail::{InFlight, MailRequest, Mailer};
 use crate::policy::PolicyCell;
 use crate::settings::{ConfigDir, SettingsError};
 use crate::wake::{WakeRequest, Waker, WakesInFlight};
-use thin_protocol::policy::{Policy, MASK_WOL};
+use thin_protocol::policy::MASK_WOL;
 
 /// ServerMask64 bits this server announces: Windows RDP and service mode.
 pub const SERVER_MASK: u64 = 2 | 16;
@@ -297,8 +297,6 @@ async fn session(
         GateToServer::Serving { session_id } => session_id,
         other => return Err(refused(other).into()),
     };
-    // A gateway that sends no policy has none: start from no rules.
-    ctx.policy.set(Policy::default());
     info!(%pcid, "online at the gateway");
     let _ = state.send(ServerState::Online { pcid: pcid.clone(), session_id });
     let (rd, mut wr) = tokio::io::split(s);

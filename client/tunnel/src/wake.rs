@@ -108,7 +108,11 @@ fn system_macs() -> Vec<String> {
 
 #[cfg(windows)]
 fn system_macs() -> Vec<String> {
-    let out = std::process::Command::new("getmac").args(["/fo", "csv", "/nh"]).output();
+    use std::os::windows::process::CommandExt;
+    /// No console window flashes up for the tool (CREATE_NO_WINDOW).
+    const CREATE_NO_WINDOW: u32 = 0x0800_0000;
+    let mut cmd = std::process::Command::new("getmac");
+    let out = cmd.args(["/fo", "csv", "/nh"]).creation_flags(CREATE_NO_WINDOW).output();
     out.map(|o| getmac_csv(&String::from_utf8_lossy(&o.stdout))).unwrap_or_default()
 }
 
