@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(frame messages http_head proxy_protocol thingate_ini machine_db stb brand_toml entry_point auth)
+TARGETS=(frame messages http_head proxy_protocol thingate_ini policy_ini machine_db stb brand_toml entry_point auth)
 limit=()
 build=1
 while [ $# -gt 0 ]; do

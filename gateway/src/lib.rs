@@ -7,7 +7,9 @@
 //! gateway pairs a client connection with a data connection from the server
 //! and copies bytes ([`tunnel`], [`pairing`], [`relay`]). Office PCs that ask
 //! for a one-time password have it mailed by the gateway ([`otp_mail`]); they
-//! check it themselves.
+//! check it themselves. The company's rules ([`policy`], `ThinGatePolicy.ini`)
+//! go to office PCs over their control sessions; office PCs in one wake group
+//! may wake one another ([`wake`]).
 //!
 //! The state ([`Gateway`]: registry, sessions, waiting tunnels, counters) is
 //! separate from the server ([`run`]); each handler gets only the parts it uses.
@@ -26,6 +28,7 @@ pub mod machine_db;
 pub mod metrics;
 pub mod otp_mail;
 pub mod pairing;
+pub mod policy;
 pub mod proxy_protocol;
 pub mod rate;
 pub mod registry;
@@ -39,6 +42,7 @@ pub mod status;
 pub mod stream;
 pub mod thinstat;
 pub mod tunnel;
+pub mod wake;
 
 pub use registry::{FileRegistry, MachineRegistry};
 pub use server::{run, RunningGateway};

@@ -307,7 +307,7 @@ fn run(config: PathBuf, pid_file: Option<PathBuf>) -> ExitCode {
         // file names this process) must stop the gateway gracefully, with its
         // database saved, not kill it.
         let signals = Signals::install();
-        let gw = match Gateway::open(cfg).await {
+        let gw = match Gateway::open_at(cfg, &config).await {
             Ok(gw) => gw,
             Err(e) => return fail(e),
         };
@@ -331,7 +331,7 @@ fn run(config: PathBuf, pid_file: Option<PathBuf>) -> ExitCode {
     })
 }
 
-/// The signals that stop the gateway (TERM, INT) or reload its certificate (HUP).
+/// The signals that stop the gateway (TERM, INT) or reload its certificate and policy (HUP).
 struct Signals {
     streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
 }
@@ -356,10 +356,14 @@ impl Signals {
             tokio::select! {
                 _ = term.recv() => return,
                 _ = int.recv() => return,
-                _ = hup.recv() => match running.gateway.reload_tls() {
-                    Ok(()) => tracing::info!("SIGHUP: certificate and key reloaded"),
-                    Err(e) => tracing::error!("SIGHUP: new certificate refused, the old one stays in use: {e}"),
-                },
+                _ = hup.recv() => {
+                    match running.gateway.reload_tls() {
+                        Ok(()) => tracing::info!("SIGHUP: certificate and key reloaded"),
+                        Err(e) => tracing::error!("SIGHUP: new certificate refused, the old one stays in use: {e}"),
+                    }
+                    // And the policy file, at once (it is also polled).
+                    running.gateway.policy.report(running.gateway.policy.reload());
+                }
             }
         }
     }

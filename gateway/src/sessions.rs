@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use thin_protocol::messages::GateToServer;
@@ -33,8 +33,8 @@ pub struct ServerSession {
     pub num_clients: AtomicU32,
     /// How long the machine has been known (who stays when the gateway is full).
     pub standing: Standing,
-    /// ServerMask64 bits.
-    pub server_mask: u64,
+    /// ServerMask64 bits (bit 32 follows the policy while it serves).
+    pub server_mask: AtomicU64,
     /// Sends `Incoming` to the session's control connection.
     pub tx: mpsc::Sender<GateToServer>,
     /// Cancelled when a newer session of the same machine replaces this one.
@@ -42,6 +42,23 @@ pub struct ServerSession {
     /// Cancelled when the gateway is full and a machine of higher standing
     /// took this session's place.
     pub evicted: CancellationToken,
+}
+
+impl ServerSession {
+    /// Its ServerMask64 bits now.
+    pub fn mask(&self) -> u64 {
+        self.server_mask.load(Ordering::Relaxed)
+    }
+
+    /// Sets or clears bit 32 (serving under a policy).
+    pub fn set_policy_bit(&self, on: bool) {
+        let bit = thin_protocol::policy::MASK_POLICY;
+        if on {
+            self.server_mask.fetch_or(bit, Ordering::Relaxed);
+        } else {
+            self.server_mask.fetch_and(!bit, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The gateway serves at most this many sessions (`MaxServerSessions`).
@@ -169,7 +186,7 @@ mod tests {
             established_ms: 0,
             num_clients: AtomicU32::new(0),
             standing: Standing { served, registered_ms },
-            server_mask: 0,
+            server_mask: 0.into(),
             tx: mpsc::channel(1).0,
             replaced: CancellationToken::new(),
             evicted: CancellationToken::new(),

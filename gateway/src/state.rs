@@ -16,12 +16,14 @@ use crate::host_names::HostNames;
 use crate::limits::Limits;
 use crate::metrics::{Figures, Metrics};
 use crate::otp_mail::{MailGate, OtpMailer};
+use crate::policy::PolicyHolder;
 use crate::registry::{
     EtcdDirectory, EtcdError, EtcdLink, EtcdRegistry, FileRegistry, LocalDirectory, MachineRegistry, SessionDirectory,
 };
 use crate::relay::Traffic;
 use crate::sessions::Sessions;
 use crate::tunnel::{PendingTunnels, Tunnels};
+use crate::wake::WakeLimits;
 
 /// Why the gateway cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,9 @@ pub enum StartError {
     /// `MachineDatabase.config` is wrong.
     #[error(transparent)]
     Db(#[from] crate::machine_db::DbError),
+    /// `ThinGatePolicy.ini` is wrong.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
     /// The `Smtp*` settings cannot be used.
     #[error(transparent)]
     Mail(#[from] crate::otp_mail::MailSetupError),
@@ -83,39 +88,65 @@ pub struct Gateway {
     pub registration: Arc<Registration>,
     /// Names of connecting addresses (`NoLookupDnsHostname`).
     pub host_names: Arc<HostNames>,
+    /// The company's rules (`ThinGatePolicy.ini`) and wake groups.
+    pub policy: Arc<PolicyHolder>,
+    /// Wake-on-LAN requests per office PC and per target.
+    pub wake_limits: Arc<WakeLimits>,
     /// When the gateway started.
     pub started: Instant,
 }
 
 impl Gateway {
-    /// Loads everything the configuration of a standalone gateway names;
-    /// nothing is written. A cluster member is opened with [`Gateway::open`].
+    /// Loads everything the configuration of a standalone gateway names,
+    /// without a policy; nothing is written. A cluster member is opened with
+    /// [`Gateway::open`].
     pub fn from_config(cfg: GateConfig) -> Result<Arc<Self>, StartError> {
+        Self::standalone(cfg, PolicyHolder::none())
+    }
+
+    /// [`Gateway::from_config`] with `ThinGatePolicy.ini` beside `ini`.
+    pub fn from_config_at(cfg: GateConfig, ini: &Path) -> Result<Arc<Self>, StartError> {
+        let policy = PolicyHolder::load_beside(ini)?;
+        Self::standalone(cfg, policy)
+    }
+
+    fn standalone(cfg: GateConfig, policy: Arc<PolicyHolder>) -> Result<Arc<Self>, StartError> {
         if cfg.cluster.is_some() {
             return Err(StartError::ClusterNeedsOpen);
         }
         let registry = FileRegistry::open(&cfg.database_file)?;
-        Self::assemble(cfg, Arc::new(registry), Arc::new(LocalDirectory::default()))
+        Self::assemble(cfg, Arc::new(registry), Arc::new(LocalDirectory::default()), policy)
     }
 
     /// Loads what the configuration names; a cluster member (`StandaloneMode
     /// 0`) also connects to etcd, loads the registry from it and joins the
     /// cluster's session directory.
     pub async fn open(cfg: GateConfig) -> Result<Arc<Self>, StartError> {
+        Self::open_with(cfg, PolicyHolder::none()).await
+    }
+
+    /// [`Gateway::open`] with `ThinGatePolicy.ini` beside `ini`.
+    pub async fn open_at(cfg: GateConfig, ini: &Path) -> Result<Arc<Self>, StartError> {
+        let policy = PolicyHolder::load_beside(ini)?;
+        Self::open_with(cfg, policy).await
+    }
+
+    async fn open_with(cfg: GateConfig, policy: Arc<PolicyHolder>) -> Result<Arc<Self>, StartError> {
         let Some(cluster) = cfg.cluster.clone() else {
-            return Self::from_config(cfg);
+            return Self::standalone(cfg, policy);
         };
         let link = EtcdLink::connect(&cluster).await?;
         let registry = EtcdRegistry::open(link.clone()).await?;
         let directory = EtcdDirectory::join(link, &cluster.public_url, cluster.lease_ttl).await?;
         tracing::info!(cluster = %cluster.name, url = %cluster.public_url, machines = registry.registered_count(), "joined the cluster");
-        Self::assemble(cfg, Arc::new(registry), Arc::new(directory))
+        Self::assemble(cfg, Arc::new(registry), Arc::new(directory), policy)
     }
 
     fn assemble(
         cfg: GateConfig,
         registry: Arc<dyn MachineRegistry>,
         directory: Arc<dyn SessionDirectory>,
+        policy: Arc<PolicyHolder>,
     ) -> Result<Arc<Self>, StartError> {
         let certs = Certs::load(cfg.server_cert.clone(), cfg.server_key.clone())?;
         let limits = Limits::new(cfg.max_unestablished, cfg.max_connections_per_ip, !cfg.disable_dos_protection);
@@ -134,6 +165,8 @@ impl Gateway {
             traffic: Arc::default(),
             metrics: Arc::default(),
             started: Instant::now(),
+            policy,
+            wake_limits: Arc::default(),
             cfg: Arc::new(cfg),
         }))
     }
@@ -144,7 +177,7 @@ impl Gateway {
         for w in &cfg.warnings {
             warn!("{w}");
         }
-        Self::from_config(cfg)
+        Self::from_config_at(cfg, ini)
     }
 
     /// Re-reads certificate and key; on error the old ones stay in force.
@@ -181,6 +214,8 @@ impl Gateway {
             timing: cfg.timing(),
             disable_register: cfg.disable_register,
             max_sessions: cfg.max_sessions,
+            policy: self.policy.clone(),
+            wake_limits: self.wake_limits.clone(),
             shutdown: shutdown.clone(),
         };
         let tunnels = Tunnels {
@@ -191,6 +226,7 @@ impl Gateway {
             traffic: self.traffic.clone(),
             mail_gate: self.mail_gate.clone(),
             max_per_session: cfg.max_tunnels_per_session,
+            policy: self.policy.clone(),
             timing: cfg.timing(),
             shutdown: shutdown.clone(),
         };

@@ -41,7 +41,7 @@ pub fn rows(sessions: &Sessions) -> Vec<SessionRow> {
             ip_address: s.ip.to_string(),
             msid: s.msid.clone(),
             num_clients: s.num_clients.load(Ordering::Relaxed),
-            server_mask64: s.server_mask,
+            server_mask64: s.mask(),
             session_id: s.session_id.clone(),
         })
         .collect()

@@ -48,6 +48,8 @@ pub struct Tunnels {
     pub mail_gate: Arc<MailGate>,
     /// `MaxTunnelsPerSession`.
     pub max_per_session: usize,
+    /// `REQUIRE_MINIMUM_CLIENT_BUILD` of the company's rules.
+    pub policy: Arc<crate::policy::PolicyHolder>,
     /// Handshake, keepalive and timeout.
     pub timing: Timing,
     /// Fires on gateway shutdown.
@@ -59,7 +61,23 @@ async fn refuse_client(tls: &mut GateStream, code: ErrorCode, message: String) {
 }
 
 /// `ClientConnect`: finds the computer, waits for its data connection, relays.
-pub async fn client_connect(t: &Tunnels, mut tls: GateStream, pcid: String, permit: Option<OwnedSemaphorePermit>) {
+pub async fn client_connect(
+    t: &Tunnels,
+    mut tls: GateStream,
+    pcid: String,
+    build: Option<u32>,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    if let Some(min) = t.policy.current().rules.min_client_build {
+        let build = build.unwrap_or(0);
+        if build < min {
+            let message = format!(
+                "this company requires ThinClient build {min} or later, and this is build {build}; \
+                 update ThinClient (ask your IT admin for the current installer)"
+            );
+            return refuse_client(&mut tls, ErrorCode::Version, message).await;
+        }
+    }
     let pcid = match thin_protocol::pcid::normalize(&pcid) {
         Ok(p) => p,
         Err(e) => return refuse_client(&mut tls, ErrorCode::InvalidPcid, e.to_string()).await,

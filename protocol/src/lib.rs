@@ -8,7 +8,8 @@
 //! * [`entry_point`]: the `EntryPoint.dat` format (CA, gateway URL, system name);
 //! * [`identity`]: the office PC's long-term key pair and the MSID derived from it;
 //! * [`auth`]: end-to-end password authentication between client and server (OPAQUE);
-//! * [`pcid`]: computer-ID rules.
+//! * [`pcid`]: computer-ID rules;
+//! * [`policy`]: the company's rules the gateway sends to office PCs, and MAC addresses for Wake-on-LAN.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -19,6 +20,7 @@ pub mod http;
 pub mod identity;
 pub mod messages;
 pub mod pcid;
+pub mod policy;
 pub mod read_ahead;
 pub mod secret;
 pub mod stb;

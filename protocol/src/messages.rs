@@ -9,7 +9,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::Policy;
 use crate::secret::Secret;
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
 
 /// Why the gateway or a peer refused something. Stable codes, so that apps can
 /// map them to plain-language messages in the user's language.
@@ -74,6 +79,11 @@ pub enum Hello {
         version: u16,
         /// Computer ID to reach.
         pcid: String,
+        /// The app's build number (`builder build` gave it; 0 without the
+        /// builder), checked against `REQUIRE_MINIMUM_CLIENT_BUILD`. Absent
+        /// from older apps, which then count as build 0.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        build: Option<u32>,
     },
     /// An office PC's data connection attaches to a waiting client (after
     /// [`GateToServer::Incoming`]); answered with [`GateToTunnel`].
@@ -112,6 +122,15 @@ pub enum ServerToGate {
     Serve {
         /// ServerMask64 bits of the original (service mode, OTP, ...).
         server_mask: u64,
+        /// The office PC applies [`GateToServer::Policy`]; absent (false)
+        /// from older office PCs, which the gateway then sends no policy and,
+        /// while a policy is in force, does not let serve.
+        #[serde(default, skip_serializing_if = "is_false")]
+        policy: bool,
+        /// Its MAC addresses (`00-11-22-AA-BB-CC`), kept as the machine's
+        /// `WolMacList` for Wake-on-LAN; at most 16.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        macs: Vec<String>,
     },
     /// On a serving control session: mail this one-time password. Answered
     /// with [`GateToServer::OtpMailed`] carrying the same `request_id`.
@@ -126,6 +145,16 @@ pub enum ServerToGate {
         system: String,
         /// How long the code is valid, in seconds, for the mail's text.
         valid_s: u64,
+    },
+    /// On a serving control session: a user logged in to this office PC asks
+    /// it to wake `pcid` (Wake-on-LAN). Answered with
+    /// [`GateToServer::WakeMacs`] carrying the same `request_id`. Sent only by
+    /// office PCs that announced ServerMask64 bit 128.
+    Wake {
+        /// Chosen by the office PC to match the answer.
+        request_id: u64,
+        /// The computer to wake.
+        pcid: String,
     },
     /// Liveness probe; answered with `Pong`.
     Ping,
@@ -177,6 +206,23 @@ pub enum GateToServer {
         /// The `request_id` of the `OtpMail`.
         request_id: u64,
         /// `None`: handed to the mail server; otherwise why not.
+        error: Option<String>,
+    },
+    /// The company's rules, after `Serving` and again whenever the admin
+    /// changes them; sent only to office PCs that announced `policy` in
+    /// [`ServerToGate::Serve`]. An empty policy lifts every rule.
+    Policy {
+        /// The rules in force.
+        policy: Policy,
+    },
+    /// Outcome of [`ServerToGate::Wake`]: the MAC addresses to send the
+    /// magic packet to, or why not.
+    WakeMacs {
+        /// The `request_id` of the `Wake`.
+        request_id: u64,
+        /// The target's MAC addresses (empty on refusal).
+        macs: Vec<String>,
+        /// `None`: allowed; otherwise why not.
         error: Option<String>,
     },
     /// Liveness probe; answered with `Pong`.
@@ -336,7 +382,7 @@ mod tests {
                 r#"{"t":"server_hello","version":1,"public_key":"ab12","hostname":"desk"}"#,
             ),
             (
-                Hello::ClientConnect { version: 1, pcid: "desk-01".into() },
+                Hello::ClientConnect { version: 1, pcid: "desk-01".into(), build: None },
                 r#"{"t":"client_connect","version":1,"pcid":"desk-01"}"#,
             ),
             (
@@ -351,7 +397,7 @@ mod tests {
                 ServerToGate::Register { pcid: "desk-01".into(), token: Some(Secret::new("tok")) },
                 r#"{"t":"register","pcid":"desk-01","token":"tok"}"#,
             ),
-            (ServerToGate::Serve { server_mask: 18 }, r#"{"t":"serve","server_mask":18}"#),
+            (ServerToGate::Serve { server_mask: 18, policy: false, macs: vec![] }, r#"{"t":"serve","server_mask":18}"#),
             (
                 ServerToGate::OtpMail {
                     request_id: 7,

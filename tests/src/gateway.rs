@@ -61,6 +61,11 @@ impl GateDir {
         self.dir.path().join("ThinGate.ini")
     }
 
+    /// Writes `ThinGatePolicy.ini` beside the ini (a running gateway picks it up).
+    pub fn write_policy(&self, text: &str) {
+        std::fs::write(self.path(thingate::policy::POLICY_NAME), text).expect("write policy");
+    }
+
     /// Path of a file in the folder (`MachineDatabase.config`, `gate_log`, ...).
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -91,7 +96,7 @@ impl GateDir {
     /// its cluster first).
     pub async fn start(self) -> TestGateway {
         let cfg = thingate::config::GateConfig::load(&self.ini()).expect("ThinGate.ini loads");
-        let gw = Gateway::open(cfg).await.expect("gateway loads");
+        let gw = Gateway::open_at(cfg, &self.ini()).await.expect("gateway loads");
         let running = gw.start().await.expect("gateway starts");
         TestGateway { link: self.link(running.addr), running, dir: self }
     }

@@ -64,6 +64,8 @@ pub struct OfficePc {
     pub state: tokio::sync::watch::Receiver<ServerState>,
     /// The task.
     pub task: tokio::task::JoinHandle<Result<(), AgentError>>,
+    /// The company's rules it received from the gateway.
+    pub policy: thin_tunnel::policy::PolicyCell,
 }
 
 impl OfficePc {
@@ -78,9 +80,10 @@ impl OfficePc {
         let cfg = ConfigDir(dir.path().to_path_buf());
         let stop = CancellationToken::new();
         let (tx, state) = tokio::sync::watch::channel(ServerState::Connecting);
-        let opts = ServeOptions { target: Some(target.to_string()), otp, ..Default::default() };
+        let policy = thin_tunnel::policy::PolicyCell::default();
+        let opts = ServeOptions { target: Some(target.to_string()), otp, policy: policy.clone(), ..Default::default() };
         let task = tokio::spawn(thin_tunnel::server_agent::run_with(link.clone(), cfg, opts, stop.clone(), tx));
-        let pc = Self { dir, stop, state, task };
+        let pc = Self { dir, stop, state, task, policy };
         pc.wait_online().await;
         pc
     }

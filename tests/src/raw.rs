@@ -42,7 +42,16 @@ async fn upgrade(mut s: Tls) -> Tls {
 /// A client's request for `pcid`; the caller reads the answer (`GateToTunnel`).
 pub async fn client_connect(addr: SocketAddr, ca: &str, pcid: &str) -> Tls {
     let mut s = upgraded(addr, ca).await;
-    let hello = Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.into() };
+    let hello = Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.into(), build: None };
+    write_frame(&mut s, &hello).await.unwrap();
+    s
+}
+
+/// A client's request for `pcid` announcing build `build`; the caller reads the answer.
+pub async fn client_connect_build(addr: SocketAddr, ca: &str, pcid: &str, build: u32) -> Tls {
+    let mut s = upgraded(addr, ca).await;
+    let hello =
+        Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.into(), build: Some(build) };
     write_frame(&mut s, &hello).await.unwrap();
     s
 }
@@ -125,7 +134,7 @@ impl RawServer {
 
     /// `Serve`; the answer.
     pub async fn serve(&mut self) -> GateToServer {
-        self.send(&ServerToGate::Serve { server_mask: 18 }).await;
+        self.send(&ServerToGate::Serve { server_mask: 18, policy: false, macs: vec![] }).await;
         self.recv().await
     }
 

@@ -60,6 +60,19 @@ enum Cmd {
         #[arg(long)]
         viewer: Option<String>,
     },
+    /// Wake a sleeping office PC (Wake-on-LAN) through another office PC on its LAN.
+    Wake {
+        /// Computer ID of the office PC to wake.
+        pcid: String,
+        /// Computer ID of an office PC online on the same LAN, which sends
+        /// the packet; you log in to it with its password.
+        #[arg(long)]
+        via: String,
+        /// Read the password of the `--via` office PC from standard input
+        /// (and a one-time password from the next line, if it asks).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
 }
 
 include!(concat!(env!("OUT_DIR"), "/brand_gen.rs"));
@@ -108,6 +121,16 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 });
             }
             tunnel.serve(listener, shutdown).await?;
+            Ok(())
+        }
+        Cmd::Wake { pcid, via, .. } => {
+            let pw = entry::read_secret_line()?;
+            let tunnel = client_agent::connect_with_otp(&link, &via, &pw, &cli::otp_from_stdin).await?;
+            let reply = tunnel.wake(&pcid).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(why) = reply.error {
+                anyhow::bail!("{why}");
+            }
+            println!("{}", thin_ui::strings::fmt(Key::WAKE_SENT, &[&via, &pcid, &reply.sent]));
             Ok(())
         }
         Cmd::Window { .. } => unreachable!("the window has no runtime"),

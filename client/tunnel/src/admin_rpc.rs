@@ -158,6 +158,11 @@ pub struct AdminStatus {
     pub otp_email: Option<String>,
     /// Local service port.
     pub local_port: u16,
+    /// The company's rules the gateway sent (empty: none); the window shows
+    /// which settings they fix and `SERVER_MESSAGE`. Absent from an older
+    /// service: no rules.
+    #[serde(default)]
+    pub policy: thin_protocol::policy::Policy,
 }
 
 /// The service's answer.

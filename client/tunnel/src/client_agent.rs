@@ -57,7 +57,8 @@ pub async fn connect_with_otp(
     otp: &dyn OtpProvider,
 ) -> Result<ClientTunnel, ClientError> {
     let mut s = link.open().await?;
-    let req = Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.to_string() };
+    let build = Some(crate::brand::get().build);
+    let req = Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.to_string(), build };
     write_frame(&mut s, &req).await.map_err(|e| LinkError::Lost(e.to_string()))?;
     let (keepalive, timeout) =
         match tokio::time::timeout(link.timeout + Duration::from_secs(15), read_frame::<GateToTunnel, _>(&mut s)).await
@@ -91,6 +92,14 @@ impl ClientTunnel {
         let mut st = self.opener.open().await?;
         st.write_all(&[KIND_TCP]).await?;
         Ok(st)
+    }
+
+    /// Asks the office PC to wake `target` on its LAN (see [`crate::wake`]);
+    /// the office PC's answer, or why there was none.
+    pub async fn wake(&self, target: &str) -> Result<crate::wake::WakeReply, String> {
+        let mut st = self.opener.open().await.map_err(|e| e.to_string())?;
+        st.write_all(&[crate::wake::KIND_WAKE]).await.map_err(|e| e.to_string())?;
+        crate::wake::ask(st, target).await
     }
 
     /// Relays every connection accepted on `listener` until `shutdown` or until

@@ -32,6 +32,8 @@ pub enum ControlError {
     PasswordFirst,
     /// The new password is too short or too easy to guess.
     WeakPassword(crate::password_policy::WeakPassword),
+    /// The company's policy fixes this setting (which rule, why).
+    FixedByPolicy(String),
     /// Anything else (detail shown).
     Other(String),
 }
@@ -50,5 +52,6 @@ pub fn classify_agent(e: &AgentError, pcid: &str) -> ControlError {
             other => ControlError::Other(other.to_string()),
         },
         AgentError::Settings(s) => ControlError::Other(s.to_string()),
+        AgentError::Policy(why) => ControlError::FixedByPolicy(why.clone()),
     }
 }

@@ -1,6 +1,7 @@
 //! `thinsvr`: registers the office PC, keeps its control session to the gateway
-//! (keepalive, reconnect with backoff and jitter, OTP mail requests), and
-//! serves every tunnel by forwarding its streams to the local service.
+//! (keepalive, reconnect with backoff and jitter, OTP mail and wake requests,
+//! the company's rules from the gateway: [`crate::policy`]), and serves every
+//! tunnel by forwarding its streams to the local service.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,7 +22,10 @@ use crate::link::{Link, LinkError, LinkStream};
 use crate::lockout::Lockout;
 use crate::otp::OtpPolicy;
 use crate::otp_mail::{InFlight, MailRequest, Mailer};
+use crate::policy::PolicyCell;
 use crate::settings::{ConfigDir, SettingsError};
+use crate::wake::{WakeRequest, Waker, WakesInFlight};
+use thin_protocol::policy::MASK_WOL;
 
 /// ServerMask64 bits this server announces: Windows RDP and service mode.
 pub const SERVER_MASK: u64 = 2 | 16;
@@ -38,6 +42,9 @@ pub enum AgentError {
     /// Config folder problem.
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    /// The company's policy forbids serving as this computer is set up.
+    #[error("not serving: {0}")]
+    Policy(String),
 }
 
 /// What the server app is doing, for windows and status lines.
@@ -169,6 +176,10 @@ pub struct ServeCtx {
     pub otp: OtpPolicy,
     /// Has one-time passwords mailed through the control session.
     pub mailer: Mailer,
+    /// The company's rules the gateway sent last.
+    pub policy: PolicyCell,
+    /// Asks the gateway for the MAC addresses of a PC to wake.
+    pub waker: Waker,
 }
 
 /// How to serve, beyond the config folder's settings.
@@ -180,6 +191,8 @@ pub struct ServeOptions {
     pub otp: OtpPolicy,
     /// Counters the caller reads (tunnels open now).
     pub stats: Arc<ServerStats>,
+    /// The company's rules in force, which the caller may read (the window).
+    pub policy: PolicyCell,
 }
 
 /// Serves until `shutdown`; reconnects with backoff and jitter.
@@ -205,6 +218,7 @@ pub async fn run_with(
     let settings = dir.settings()?;
     let password = Arc::new(dir.password()?);
     let (mailer, mut mail_rx) = Mailer::channel();
+    let (waker, mut wake_rx) = Waker::channel();
     let ctx = ServeCtx {
         link,
         target: opts.target.unwrap_or(settings.target.clone()),
@@ -218,19 +232,29 @@ pub async fn run_with(
         dir,
         otp: opts.otp,
         mailer,
+        policy: opts.policy,
+        waker,
     };
     let mut backoff = Duration::from_millis(500);
     loop {
         let _ = state.send(ServerState::Connecting);
         let r = tokio::select! {
-            r = session(&ctx, &id, &state, &mut mail_rx, &shutdown) => r,
+            r = session(&ctx, &id, &state, (&mut mail_rx, &mut wake_rx), &shutdown) => r,
             _ = shutdown.cancelled() => return Ok(()),
         };
         match r {
             Ok(true) => backoff = Duration::from_millis(500),
             Ok(false) => return Ok(()),
-            Err(LinkError::Refused { code: ErrorCode::NotRegistered | ErrorCode::BadSignature, message }) => {
+            Err(AgentError::Link(LinkError::Refused {
+                code: ErrorCode::NotRegistered | ErrorCode::BadSignature,
+                message,
+            })) => {
                 return Err(LinkError::Refused { code: ErrorCode::NotRegistered, message }.into());
+            }
+            Err(e @ AgentError::Policy(_)) => {
+                warn!("{e}");
+                let _ = state.send(ServerState::Offline { reason: e.to_string() });
+                return Err(e);
             }
             Err(e) => {
                 warn!("gateway session: {e}");
@@ -253,22 +277,25 @@ async fn session(
     ctx: &ServeCtx,
     id: &Identity,
     state: &watch::Sender<ServerState>,
-    mail_rx: &mut mpsc::Receiver<MailRequest>,
+    (mail_rx, wake_rx): (&mut mpsc::Receiver<MailRequest>, &mut mpsc::Receiver<WakeRequest>),
     shutdown: &CancellationToken,
-) -> Result<bool, LinkError> {
+) -> Result<bool, AgentError> {
     let (mut s, pcid, keepalive, timeout) = login(&ctx.link, id).await?;
     let Some(pcid) = pcid else {
         return Err(LinkError::Refused {
             code: ErrorCode::NotRegistered,
             message: "the gateway does not know this computer: run `thinsvr register --pcid ID` again".into(),
-        });
+        }
+        .into());
     };
-    let otp_on = ctx.dir.settings().map(|st| st.otp_email.is_some()).unwrap_or(false);
-    let server_mask = SERVER_MASK | if otp_on { MASK_OTP } else { 0 };
-    send(&mut s, &ServerToGate::Serve { server_mask }).await?;
+    let settings = ctx.dir.settings().ok();
+    let otp_on = settings.as_ref().is_some_and(|st| st.otp_email.is_some());
+    let macs = crate::wake::local_macs(settings.as_ref().map_or(&[][..], |s| &s.wol_macs));
+    let server_mask = SERVER_MASK | if otp_on { MASK_OTP } else { 0 } | if macs.is_empty() { 0 } else { MASK_WOL };
+    send(&mut s, &ServerToGate::Serve { server_mask, policy: true, macs }).await?;
     let session_id = match recv(&mut s, ctx.link.timeout).await? {
         GateToServer::Serving { session_id } => session_id,
-        other => return Err(refused(other)),
+        other => return Err(refused(other).into()),
     };
     info!(%pcid, "online at the gateway");
     let _ = state.send(ServerState::Online { pcid: pcid.clone(), session_id });
@@ -280,11 +307,18 @@ async fn session(
     let mut heard = tokio::time::Instant::now();
     let system = ctx.link.entry.system_name.clone().unwrap_or_else(|| crate::brand::get().system_name.to_string());
     let mut mails = InFlight::default();
+    let mut wakes = WakesInFlight::default();
+    let lost = |e: thin_protocol::frame::FrameError| LinkError::Lost(e.to_string());
     loop {
         tokio::select! {
             Some(req) = mail_rx.recv() => {
                 if let Some(m) = mails.start(req, &system) {
-                    write_frame(&mut wr, &m).await.map_err(|e| LinkError::Lost(e.to_string()))?;
+                    write_frame(&mut wr, &m).await.map_err(lost)?;
+                }
+            }
+            Some(req) = wake_rx.recv() => {
+                if let Some(m) = wakes.start(req) {
+                    write_frame(&mut wr, &m).await.map_err(lost)?;
                 }
             }
             f = frames.recv() => {
@@ -297,18 +331,28 @@ async fn session(
                         tokio::spawn(async move { crate::server_tunnel::serve(ctx, tunnel_id, pcid, ka, to).await });
                     }
                     Some(Ok(GateToServer::OtpMailed { request_id, error })) => mails.finish(request_id, error),
-                    Some(Ok(GateToServer::Ping)) => write_frame(&mut wr, &ServerToGate::Pong).await.map_err(|e| LinkError::Lost(e.to_string()))?,
+                    Some(Ok(GateToServer::WakeMacs { request_id, macs, error })) => wakes.finish(request_id, macs, error),
+                    Some(Ok(GateToServer::Policy { policy })) => {
+                        let settings = ctx.dir.settings()?;
+                        let refusal = crate::policy::serving_refusal(&policy, &settings);
+                        info!(rules = ?policy, "the gateway's policy applies");
+                        ctx.policy.set(policy);
+                        if let Some(why) = refusal {
+                            return Err(AgentError::Policy(why));
+                        }
+                    }
+                    Some(Ok(GateToServer::Ping)) => write_frame(&mut wr, &ServerToGate::Pong).await.map_err(lost)?,
                     Some(Ok(GateToServer::Pong)) => {}
-                    Some(Ok(other)) => return Err(refused(other)),
-                    Some(Err(e)) => return Err(LinkError::Lost(e.to_string())),
-                    None => return Err(LinkError::Lost("closed".into())),
+                    Some(Ok(other)) => return Err(refused(other).into()),
+                    Some(Err(e)) => return Err(LinkError::Lost(e.to_string()).into()),
+                    None => return Err(LinkError::Lost("closed".into()).into()),
                 }
             }
             _ = tick.tick() => {
                 if heard.elapsed() >= timeout {
-                    return Err(LinkError::Lost(format!("no answer from the gateway for {} s", timeout.as_secs())));
+                    return Err(LinkError::Lost(format!("no answer from the gateway for {} s", timeout.as_secs())).into());
                 }
-                write_frame(&mut wr, &ServerToGate::Ping).await.map_err(|e| LinkError::Lost(e.to_string()))?;
+                write_frame(&mut wr, &ServerToGate::Ping).await.map_err(lost)?;
             }
             _ = shutdown.cancelled() => return Ok(false),
         }

@@ -1,6 +1,9 @@
 //! One tunnel on the office PC: attach to the waiting client at the gateway,
 //! check the client's password (and one-time password, when set) end to end,
-//! then forward each multiplexed stream to the local service.
+//! then forward each multiplexed stream to the local service. The company's
+//! rules (`crate::policy`) apply to every tunnel: one-time passwords when
+//! `ENFORCE_OTP` is on, and `IDLE_TIMEOUT`, after which a tunnel through
+//! which the home PC sent nothing is closed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use crate::link::LinkError;
 use crate::mux::{self, MuxStream, KIND_KEEPALIVE, KIND_TCP};
 use crate::server_agent::{ServeCtx, TunnelCount};
 use crate::settings::SettingsError;
+use crate::wake::{Waker, KIND_WAKE};
 
 /// Why a tunnel ended before or during its login.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +45,9 @@ pub enum TunnelError {
     /// The client did not log in.
     #[error("client login refused: {0}")]
     Login(#[from] LoginError),
+    /// The company's policy forbids serving as this computer is set up.
+    #[error("client refused: {0}")]
+    Policy(String),
 }
 
 /// Serves one tunnel to its end.
@@ -66,8 +73,17 @@ async fn serve_inner(
         Ok(Err(e)) => return Err(e.into()),
         Err(_) => return Err(TunnelError::NotPaired),
     }
+    let rules = ctx.policy.get();
     let otp_email = match ctx.dir.settings() {
-        Ok(settings) => settings.otp_email,
+        Ok(settings) => {
+            // Fail closed: the rules may have changed since the session checked them.
+            if let Some(why) = crate::policy::serving_refusal(&rules, &settings) {
+                let message = format!("the office PC does not take connections now: {why}");
+                crate::e2e::refuse(&mut s, thin_protocol::messages::ErrorCode::Internal, message, None).await;
+                return Err(TunnelError::Policy(why));
+            }
+            settings.otp_email
+        }
         Err(e) => {
             // Fail closed: without its settings the server cannot tell whether OTP is on.
             let message = "the office PC cannot read its settings; ask its user to check the app".to_string();
@@ -87,7 +103,11 @@ async fn serve_inner(
     let sealed = crate::decouple::Decoupled::sealed(s, keys);
     let (mut inbound, conn) = mux::server(mux::Touch::new(sealed, epoch, heard.clone()).compat());
     let _conn = AbortOnDropHandle::new(conn);
-    let mut tick = tokio::time::interval(timeout / 4);
+    // Input from the home PC (not keepalives) for IDLE_TIMEOUT.
+    let active = Arc::new(AtomicU64::new(0));
+    let idle = rules.idle_timeout_s.map(Duration::from_secs);
+    let every = idle.map_or(timeout / 4, |i| (i / 4).min(timeout / 4)).max(Duration::from_millis(100));
+    let mut tick = tokio::time::interval(every);
     let mut streams = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -99,8 +119,9 @@ async fn serve_inner(
                 }
                 Some(st) => {
                     let target = ctx.target.clone();
-                    let heard = heard.clone();
-                    streams.spawn(async move { handle_stream(st, target, heard, epoch).await });
+                    let marks = Marks { heard: heard.clone(), active: active.clone(), epoch };
+                    let waker = ctx.waker.clone();
+                    streams.spawn(async move { handle_stream(st, target, marks, waker).await });
                 }
                 None => break,
             },
@@ -109,6 +130,13 @@ async fn serve_inner(
                 if quiet > timeout.as_millis() as u64 {
                     warn!("client silent for {} s; closing the tunnel", timeout.as_secs());
                     break;
+                }
+                if let Some(idle) = idle {
+                    let unused = epoch.elapsed().as_millis() as u64 - active.load(Ordering::Relaxed);
+                    if unused > idle.as_millis() as u64 {
+                        info!("no input for {} s (IDLE_TIMEOUT of the company's policy); closing the tunnel", idle.as_secs());
+                        break;
+                    }
                 }
             }
             Some(_) = streams.join_next(), if !streams.is_empty() => {}
@@ -119,7 +147,16 @@ async fn serve_inner(
     Ok(())
 }
 
-async fn handle_stream(mut st: MuxStream, target: String, heard: Arc<AtomicU64>, epoch: Instant) {
+/// When the client was last heard (anything) and last active (data on a
+/// forwarded connection), in ms since `epoch`.
+struct Marks {
+    heard: Arc<AtomicU64>,
+    active: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+async fn handle_stream(mut st: MuxStream, target: String, marks: Marks, waker: Waker) {
+    let Marks { heard, active, epoch } = marks;
     let mut kind = [0u8; 1];
     match tokio::time::timeout(Duration::from_secs(30), st.read_exact(&mut kind)).await {
         Ok(Ok(_)) => {}
@@ -127,7 +164,10 @@ async fn handle_stream(mut st: MuxStream, target: String, heard: Arc<AtomicU64>,
     }
     heard.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
     match kind[0] {
+        KIND_WAKE => crate::wake::serve_stream(st, &waker).await,
         KIND_TCP => {
+            active.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+            let mut st = mux::Touch::new(st, epoch, active);
             let tcp = match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&target)).await {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => return warn!("cannot reach the local service {target}: {e}"),

@@ -24,8 +24,12 @@ use crate::admin_rpc::{self, AdminHandler, AdminReply, AdminRequest, AdminSecret
 use crate::control::{classify_agent, ControlError};
 use crate::link::Link;
 use crate::password_policy;
+use crate::policy::PolicyCell;
 use crate::server_agent::{self, ServeOptions, ServerState, ServerStats};
 use crate::settings::ConfigDir;
+
+/// How often a service that the company's policy stopped tries again.
+const POLICY_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Name of the admin secret in the config folder.
 pub const ADMIN_SECRET_FILE: &str = "admin.secret";
@@ -89,6 +93,7 @@ pub async fn run(
         link: link.clone(),
         state: state_rx,
         stats: opts.serve.stats.clone(),
+        policy: opts.serve.policy.clone(),
         restart: Notify::new(),
         changing: Mutex::new(()),
         refused: std::sync::Mutex::new(None),
@@ -120,10 +125,21 @@ pub async fn run(
                 Ok(()) => {}
                 Err(e) => {
                     // Refused for good (unknown key, unreadable files): wait for a change.
+                    // Refused by the company's policy: also try again now and then, since
+                    // the admin may change the policy.
                     warn!("ThinServer stopped serving: {e}");
+                    let by_policy = matches!(e, server_agent::AgentError::Policy(_));
                     *shared.refused.lock().expect("lock") = Some(e.to_string());
+                    let again = async {
+                        if by_policy {
+                            tokio::time::sleep(POLICY_RETRY).await
+                        } else {
+                            std::future::pending().await
+                        }
+                    };
                     tokio::select! {
                         _ = shared.restart.notified() => {}
+                        _ = again => {}
                         _ = shutdown.cancelled() => return Ok(()),
                     }
                 }
@@ -143,6 +159,8 @@ struct Shared {
     link: Option<Link>,
     state: watch::Receiver<ServerState>,
     stats: Arc<ServerStats>,
+    /// The company's rules the gateway sent last.
+    policy: PolicyCell,
     /// Wakes the service loop to (re)start the agent with the new settings.
     restart: Notify,
     /// One change at a time.
@@ -177,6 +195,7 @@ impl Shared {
             clients: self.stats.tunnels.load(Ordering::Relaxed) as u64,
             otp_email: s.otp_email,
             local_port,
+            policy: self.policy.get(),
         })
     }
 
@@ -213,6 +232,11 @@ impl Shared {
             AdminRequest::SetOtpEmail { email } => {
                 let email = match email {
                     Some(e) => Some(crate::otp::check_email(&e).map_err(|_| ControlError::EmailInvalid)?),
+                    None if self.policy.get().enforce_otp => {
+                        return Err(ControlError::FixedByPolicy(
+                            "one-time passwords are required (ENFORCE_OTP); change the mail address instead".into(),
+                        ))
+                    }
                     None => None,
                 };
                 let mut s = self.dir.settings().map_err(other)?;

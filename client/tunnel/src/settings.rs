@@ -50,6 +50,10 @@ pub struct ServerSettings {
     /// registering; unset = none. Masked in `Debug`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub register_token: Option<thin_protocol::secret::Secret>,
+    /// MAC addresses reported for Wake-on-LAN (`00-11-22-AA-BB-CC`) instead
+    /// of the adapters the system lists; unset = those.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wol_macs: Vec<String>,
 }
 
 fn default_target() -> String {
@@ -72,6 +76,7 @@ impl Default for ServerSettings {
             proxy: None,
             otp_email: None,
             register_token: None,
+            wol_macs: Vec::new(),
         }
     }
 }

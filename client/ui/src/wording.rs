@@ -35,6 +35,7 @@ impl Wording for ControlError {
                 let hint = hint.as_deref().map(|h| format!(" ({})", h.trim_end_matches('.'))).unwrap_or_default();
                 trf(Key::ERR_PASSWORD_GUESSABLE, &[&hint])
             }
+            Self::FixedByPolicy(why) => trf(Key::ERR_FIXED_BY_POLICY, &[why]),
             Self::Other(e) => trf(Key::ERR_INTERNAL, &[e]),
         }
     }

@@ -320,13 +320,34 @@ fn server_turns_on_one_time_passwords_with_a_valid_address() {
 }
 
 #[test]
+fn server_shows_the_companys_policy_and_keeps_otp_on_under_enforce_otp() {
+    let control = Arc::new(MemoryControl::online("desk-01", 0));
+    let policy = thin_protocol::policy::Policy {
+        enforce_otp: true,
+        idle_timeout_s: Some(1800),
+        server_message: Some("Log off at 6 pm".into()),
+        ..Default::default()
+    };
+    *control.status.lock().unwrap() = ServerStatus { online: Online::Online, clients: Some(0), policy };
+    let mut h = server(control.clone());
+    h.run_steps(2);
+    assert!(shows(&h, &trf(Key::THINSVR_POLICY_MESSAGE, &[&"Log off at 6 pm"])));
+    assert!(shows(&h, &trf(Key::THINSVR_POLICY_FIXED, &[&"ENFORCE_OTP, IDLE_TIMEOUT 1800 s"])));
+    // The box is ticked and cannot be cleared: the address field stays.
+    click(&mut h, &tr(Key::THINSVR_OTP_ENABLE));
+    h.run_steps(2);
+    assert!(h.query_by_label(&tr(Key::THINSVR_OTP_EMAIL)).is_some(), "ENFORCE_OTP keeps one-time passwords on");
+}
+
+#[test]
 fn server_shows_the_live_state_and_renames_keeping_the_password() {
     let control = Arc::new(MemoryControl::online("desk-01", 2));
     let mut h = server(control.clone());
     assert!(shows(&h, &trf(Key::THINSVR_REGISTERED, &[&"desk-01"])));
     assert!(shows(&h, &tr(Key::THINSVR_ONLINE)));
     assert!(shows(&h, &trf(Key::THINSVR_NUM_CLIENTS, &[&2])));
-    *control.status.lock().unwrap() = ServerStatus { online: Online::Offline("gateway gone".into()), clients: Some(0) };
+    *control.status.lock().unwrap() =
+        ServerStatus { online: Online::Offline("gateway gone".into()), clients: Some(0), policy: Default::default() };
     h.run_steps(2);
     assert!(shows(&h, &trf(Key::THINSVR_OFFLINE, &[&"gateway gone"])), "the state follows without a click");
     assert!(shows(&h, &trf(Key::THINSVR_NUM_CLIENTS, &[&0])));

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use rand::RngCore;
 use thin_protocol::messages::{ErrorCode, GateToServer};
+use thin_protocol::policy::Policy;
 use thin_protocol::secret::Secret;
 use tracing::{debug, info};
 
-use super::{Announcer, Conn, Peer, Registration};
+use super::{Announcer, Conn, Flow, Peer, Registration};
 use crate::machine_db::now_ms;
 use crate::metrics::{inc, Metrics};
 use crate::registry::{Claim, MachineRegistry, Standing};
@@ -55,6 +56,44 @@ pub(super) async fn register(
     }
 }
 
+/// The MAC addresses of a `Serve`, checked and written `00-11-22-AA-BB-CC`;
+/// or the refusal naming the field and the fix.
+pub(super) fn check_macs(macs: &[String]) -> Result<Vec<String>, String> {
+    const MAX: usize = 16;
+    if macs.len() > MAX {
+        return Err(format!("Serve.macs: {} MAC addresses, at most {MAX}; send the wake-capable ones", macs.len()));
+    }
+    let mut out = Vec::with_capacity(macs.len());
+    for m in macs {
+        let mac = thin_protocol::policy::parse_mac(m).map_err(|e| format!("Serve.macs: {e}"))?;
+        let text = thin_protocol::policy::format_mac(&mac);
+        if !out.contains(&text) {
+            out.push(text);
+        }
+    }
+    Ok(out)
+}
+
+/// The rules changed: a serving office PC that applies policies gets them
+/// (and its ServerMask64 bit 32 follows); one that cannot apply them is
+/// ended while any rule is in force.
+pub(super) async fn policy_changed(conn: &mut Conn, rules: &Policy) -> Flow {
+    let Some(s) = conn.session.clone() else { return Flow::Go };
+    if !conn.applies_policy {
+        if rules.is_empty() {
+            return Flow::Go;
+        }
+        let message = "this gateway now enforces the company's policy (ThinGatePolicy.ini), which this version of \
+                       ThinServer cannot apply; update ThinServer"
+            .to_string();
+        let _ = conn.reply(&GateToServer::Error { code: ErrorCode::Version, message }).await;
+        return Flow::End("office PC cannot apply the new policy".into());
+    }
+    s.set_policy_bit(!rules.is_empty());
+    debug!(pcid = %s.pcid, "policy sent");
+    conn.reply(&GateToServer::Policy { policy: rules.clone() }).await
+}
+
 /// `Serve`: lists the connection as the online session of its computer ID
 /// and returns `Serving`; or the refusal to send and why the connection ends.
 #[allow(clippy::too_many_arguments)]
@@ -85,7 +124,7 @@ pub(super) async fn serve(
         established_ms: now_ms(),
         num_clients: Default::default(),
         standing,
-        server_mask,
+        server_mask: server_mask.into(),
         tx: conn.notify.clone(),
         replaced: conn.replaced.clone(),
         evicted: conn.evicted.clone(),

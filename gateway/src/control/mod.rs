@@ -1,7 +1,9 @@
 //! An office PC's control connection: prove the key ([`login`]), then serve
 //! until the connection ends, dispatching each frame to its handler in
 //! [`handlers`]: register or rename the computer ID, serve, have one-time
-//! passwords mailed, keep alive.
+//! passwords mailed, keep alive, pass on wake requests ([`crate::wake`]); and
+//! send the company's rules ([`crate::policy`]) after `Serving` and whenever
+//! they change.
 
 mod announce;
 mod handlers;
@@ -13,6 +15,7 @@ use std::sync::Arc;
 
 use thin_protocol::frame::FrameError;
 use thin_protocol::messages::{ErrorCode, GateToServer, ServerToGate};
+use thin_protocol::policy::MASK_POLICY;
 use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
@@ -55,6 +58,10 @@ pub struct Control {
     pub disable_register: bool,
     /// `MaxServerSessions`.
     pub max_sessions: usize,
+    /// The company's rules and wake groups.
+    pub policy: Arc<crate::policy::PolicyHolder>,
+    /// Rate limits of wake requests.
+    pub wake_limits: Arc<crate::wake::WakeLimits>,
     /// Fires on gateway shutdown.
     pub shutdown: CancellationToken,
 }
@@ -83,6 +90,8 @@ struct Conn {
     replaced: CancellationToken,
     /// Cancelled when a machine of higher standing took this session's place.
     evicted: CancellationToken,
+    /// The office PC applies policies (it said so in `Serve`).
+    applies_policy: bool,
 }
 
 /// What a handler tells the loop.
@@ -130,8 +139,15 @@ pub async fn run(
     let (mut frames, reader) = thin_protocol::frame::spawn_reader::<ServerToGate, _>(rd);
     let reader = AbortOnDropHandle::new(reader);
     let (notify, mut notices) = mpsc::channel::<GateToServer>(64);
-    let mut conn =
-        Conn { wr, session: None, notify, replaced: CancellationToken::new(), evicted: CancellationToken::new() };
+    let mut conn = Conn {
+        wr,
+        session: None,
+        notify,
+        replaced: CancellationToken::new(),
+        evicted: CancellationToken::new(),
+        applies_policy: false,
+    };
+    let mut policy = ctl.policy.subscribe();
     let keepalive = ctl.timing.keepalive;
     let mut ping = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -149,6 +165,10 @@ pub async fn run(
                 }
             }
             Some(n) = notices.recv() => conn.reply(&n).await,
+            Ok(()) = policy.changed() => {
+                let now = policy.borrow_and_update().clone();
+                handlers::policy_changed(&mut conn, &now.rules).await
+            }
             _ = ping.tick() => {
                 if last_heard.elapsed() >= ctl.timing.timeout {
                     Flow::End("timed out (no keepalive)".into())
@@ -201,8 +221,25 @@ async fn dispatch(ctl: &Control, peer: &Peer, conn: &mut Conn, m: ServerToGate) 
                 _ => Flow::Go,
             }
         }
-        ServerToGate::Serve { server_mask } => {
-            match handlers::serve(
+        ServerToGate::Serve { server_mask, policy, macs } => {
+            let macs = match handlers::check_macs(&macs) {
+                Ok(m) => m,
+                Err(message) => {
+                    let _ = conn.reply(&GateToServer::Error { code: ErrorCode::Protocol, message }).await;
+                    return Flow::End("bad MAC address list".into());
+                }
+            };
+            let rules = ctl.policy.current().rules.clone();
+            if !policy && !rules.is_empty() {
+                let message = "this gateway enforces the company's policy (ThinGatePolicy.ini), which this version of \
+                               ThinServer cannot apply; update ThinServer"
+                    .to_string();
+                let _ = conn.reply(&GateToServer::Error { code: ErrorCode::Version, message }).await;
+                return Flow::End("office PC cannot apply the policy".into());
+            }
+            conn.applies_policy = policy;
+            let mask = if policy && !rules.is_empty() { server_mask | MASK_POLICY } else { server_mask };
+            let flow = match handlers::serve(
                 &*ctl.registry,
                 &ctl.sessions,
                 &ctl.announcer,
@@ -210,7 +247,7 @@ async fn dispatch(ctl: &Control, peer: &Peer, conn: &mut Conn, m: ServerToGate) 
                 ctl.max_sessions,
                 peer,
                 conn,
-                server_mask,
+                mask,
             )
             .await
             {
@@ -219,7 +256,22 @@ async fn dispatch(ctl: &Control, peer: &Peer, conn: &mut Conn, m: ServerToGate) 
                     let _ = conn.reply(&refusal).await;
                     Flow::End(reason.into())
                 }
+            };
+            if let Flow::End(e) = flow {
+                return Flow::End(e);
             }
+            ctl.registry.note_wol_macs(&peer.msid, &macs).await;
+            if policy {
+                conn.reply(&GateToServer::Policy { policy: rules }).await
+            } else {
+                Flow::Go
+            }
+        }
+        ServerToGate::Wake { request_id, pcid } => {
+            let ask =
+                crate::wake::WakeAsk { request_id, asker: conn.session.as_ref().map(|s| &*s.pcid), target: &pcid };
+            let answer = crate::wake::answer(&ctl.policy.current(), &*ctl.registry, &ctl.wake_limits, ask);
+            conn.reply(&answer).await
         }
         ServerToGate::OtpMail { request_id, to, code, system: _, valid_s } => {
             // The office PC's `system` text is ignored: the mail is the gateway's.

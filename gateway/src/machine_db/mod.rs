@@ -133,6 +133,9 @@ const FIELDS: [(&str, Kind); 14] = [
     ("UpdateDate", Kind::Date),
 ];
 
+/// The machine field of its Wake-on-LAN MAC addresses.
+pub const WOL_MAC_LIST: &str = "WolMacList";
+
 /// Positions of `Msid` and `Pcid` in [`FIELDS`].
 const MSID: usize = 8;
 const PCID: usize = 11;
@@ -225,6 +228,28 @@ impl Machine {
             ("LastServerDate", Field::D(d)) => self.last_server_date = d,
             ("UpdateDate", Field::D(d)) => self.update_date = d,
             _ => {}
+        }
+    }
+
+    /// Its `WolMacList`: MAC addresses for Wake-on-LAN, a string of
+    /// `00-11-22-AA-BB-CC` separated by commas (kept among the fields this
+    /// version otherwise passes through, so an edited file keeps its form).
+    pub fn wol_macs(&self) -> Vec<String> {
+        self.extra
+            .iter()
+            .find(|i| i.name.eq_ignore_ascii_case(WOL_MAC_LIST))
+            .and_then(|i| match &i.value {
+                Value::Str(s) => Some(s.split([',', '/', ' ']).filter(|m| !m.is_empty()).map(str::to_owned).collect()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Sets its `WolMacList` (empty: removes it).
+    pub fn set_wol_macs(&mut self, macs: &[String]) {
+        self.extra.retain(|i| !i.name.eq_ignore_ascii_case(WOL_MAC_LIST));
+        if !macs.is_empty() {
+            self.extra.push(Item::new(WOL_MAC_LIST, Value::Str(macs.join(","))));
         }
     }
 

@@ -311,6 +311,22 @@ impl MachineRegistry for FileRegistry {
         Box::pin(std::future::ready(()))
     }
 
+    fn wol_macs(&self, pcid: &str) -> Vec<String> {
+        self.shared.lock().db.by_pcid(pcid).map(Machine::wol_macs).unwrap_or_default()
+    }
+
+    fn note_wol_macs<'a>(&'a self, msid: &'a str, macs: &'a [String]) -> BoxFuture<'a, ()> {
+        let mut st = self.shared.lock();
+        if let Some(mut m) = st.db.by_msid(msid).cloned() {
+            if m.wol_macs() != macs {
+                m.set_wol_macs(macs);
+                st.db.upsert(m);
+                self.note(&mut st, msid, false);
+            }
+        }
+        Box::pin(std::future::ready(()))
+    }
+
     fn note_client<'a>(&'a self, msid: &'a str) -> BoxFuture<'a, ()> {
         let mut st = self.shared.lock();
         if let Some(m) = st.db.by_msid(msid).cloned() {

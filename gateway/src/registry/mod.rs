@@ -137,4 +137,18 @@ pub trait MachineRegistry: Send + Sync + std::fmt::Debug {
 
     /// Stores what is noted but not yet stored.
     fn flush(&self) -> BoxFuture<'_, Result<(), StorageError>>;
+
+    /// The MAC addresses `pcid` reported for Wake-on-LAN (its `WolMacList`);
+    /// empty when none or unknown. A registry that keeps none answers empty.
+    fn wol_macs(&self, pcid: &str) -> Vec<String> {
+        let _ = pcid;
+        Vec::new()
+    }
+
+    /// Notes the MAC addresses `msid` reports (checked by the caller), kept as
+    /// its `WolMacList`; stored like [`MachineRegistry::note_serving`].
+    fn note_wol_macs<'a>(&'a self, msid: &'a str, macs: &'a [String]) -> BoxFuture<'a, ()> {
+        let _ = (msid, macs);
+        Box::pin(std::future::ready(()))
+    }
 }

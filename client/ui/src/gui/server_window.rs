@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eframe::egui;
+use thin_protocol::policy::Policy;
 use thin_protocol::secret::Secret;
 
 use super::{labeled_field, tr, trf};
@@ -40,6 +41,8 @@ pub struct ServerStatus {
     pub online: Online,
     /// Clients connected now, when known.
     pub clients: Option<usize>,
+    /// The company's rules from the gateway (empty: none).
+    pub policy: Policy,
 }
 
 /// The settings the window edits.
@@ -167,6 +170,28 @@ pub struct ServerWindow {
     suggestion: usize,
     busy: Option<mpsc::Receiver<Result<Done, ControlError>>>,
     message: Option<Message>,
+    /// The company's rules as last seen in the status.
+    policy: Policy,
+}
+
+/// The rules of `p` in force, by the policy file's key names (the admin's
+/// words, the same in every language).
+pub fn policy_rules(p: &Policy) -> Vec<String> {
+    let mut out = Vec::new();
+    let flags = [
+        (p.enforce_otp, "ENFORCE_OTP"),
+        (p.enforce_maccheck, "ENFORCE_MACCHECK"),
+        (p.enforce_inspection, "ENFORCE_INSPECTION"),
+        (p.disable_share, "DISABLE_SHARE"),
+    ];
+    out.extend(flags.iter().filter(|(on, _)| *on).map(|(_, k)| k.to_string()));
+    if let Some(s) = p.idle_timeout_s {
+        out.push(format!("IDLE_TIMEOUT {s} s"));
+    }
+    if let Some(b) = p.min_client_build {
+        out.push(format!("REQUIRE_MINIMUM_CLIENT_BUILD {b}"));
+    }
+    out
 }
 
 impl ServerWindow {
@@ -191,6 +216,7 @@ impl ServerWindow {
             suggestion: 0,
             busy: None,
             message: None,
+            policy: Policy::default(),
         };
         w.reload();
         w
@@ -284,6 +310,14 @@ impl ServerWindow {
         if let Some(n) = st.clients {
             ui.label(trf(Key::THINSVR_NUM_CLIENTS, &[&n]));
         }
+        self.policy = st.policy;
+        if let Some(m) = &self.policy.server_message {
+            ui.label(egui::RichText::new(trf(Key::THINSVR_POLICY_MESSAGE, &[m])).strong());
+        }
+        let fixed = policy_rules(&self.policy);
+        if !fixed.is_empty() {
+            ui.label(egui::RichText::new(trf(Key::THINSVR_POLICY_FIXED, &[&fixed.join(", ")])).small());
+        }
     }
 
     fn pcid_ui(&mut self, ui: &mut egui::Ui) {
@@ -325,7 +359,12 @@ impl ServerWindow {
     }
 
     fn settings_ui(&mut self, ui: &mut egui::Ui) {
-        ui.checkbox(&mut self.otp_on, tr(Key::THINSVR_OTP_ENABLE));
+        // ENFORCE_OTP: the box stays ticked and cannot be cleared here.
+        let forced = self.policy.enforce_otp;
+        if forced {
+            self.otp_on = true;
+        }
+        ui.add_enabled(!forced, egui::Checkbox::new(&mut self.otp_on, tr(Key::THINSVR_OTP_ENABLE)));
         if self.otp_on {
             labeled_field(ui, &tr(Key::THINSVR_OTP_EMAIL), &mut self.email, false, 220.0);
         }

@@ -122,7 +122,7 @@ impl Default for MemoryControl {
     fn default() -> Self {
         Self {
             config: Mutex::new(ServerConfig::default()),
-            status: Mutex::new(ServerStatus { online: Online::Unknown, clients: None }),
+            status: Mutex::new(ServerStatus { online: Online::Unknown, clients: None, policy: Default::default() }),
             taken: Vec::new(),
             calls: Mutex::default(),
         }
@@ -135,7 +135,8 @@ impl MemoryControl {
         let c = Self::default();
         *c.config.lock().unwrap() =
             ServerConfig { pcid: Some(pcid.into()), port: 3389, otp_email: None, has_password: true };
-        *c.status.lock().unwrap() = ServerStatus { online: Online::Online, clients: Some(clients) };
+        *c.status.lock().unwrap() =
+            ServerStatus { online: Online::Online, clients: Some(clients), policy: Default::default() };
         c
     }
 
