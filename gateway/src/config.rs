@@ -133,7 +133,8 @@ pub struct GateConfig {
     pub register_limit_per_source: u32,
     /// `RegisterLimitTotal` (100): registrations and renames per minute in total.
     pub register_limit_total: u32,
-    /// `MaxServerSessions` (512).
+    /// `MaxServerSessions` (10000: what a 2-core host held in the relay
+    /// bench, keepalives and reachability included).
     pub max_sessions: usize,
     /// `MaxTunnelsPerSession` (256).
     pub max_tunnels_per_session: usize,
@@ -206,7 +207,7 @@ pub const KEYS: [(&str, &str, &str); 47] = [
     ("RegisterToken", "", "a new office PC must present this token to register (register_token in its thinsvr.toml; empty: anyone may)"),
     ("RegisterLimitPerSource", "10", "registrations and renames per minute from one IPv4 address or IPv6 /64"),
     ("RegisterLimitTotal", "100", "registrations and renames per minute from all sources together"),
-    ("MaxServerSessions", "512", "server sessions at once"),
+    ("MaxServerSessions", "10000", "server sessions at once"),
     ("MaxTunnelsPerSession", "256", "client tunnels per server session"),
     ("AcceptProxyProtocol", "0", "1 expects a PROXY protocol header from a load balancer"),
     ("ProxyProtocolFrom", "", "addresses or networks (CIDR) of the load balancers allowed to send PROXY headers; other peers are closed (empty: loopback only)"),

@@ -31,7 +31,7 @@ fn ini_defaults_and_default_text() {
     assert_eq!((d.tunnel_timeout, d.tunnel_keepalive), (Duration::from_secs(30), Duration::from_secs(10)));
     assert_eq!(d.handshake_timeout, Duration::from_secs(10));
     assert_eq!((d.max_unestablished, d.max_connections_per_ip), (1000, 256));
-    assert_eq!((d.max_sessions, d.max_tunnels_per_session), (512, 256));
+    assert_eq!((d.max_sessions, d.max_tunnels_per_session), (10000, 256));
     assert!(!d.disable_dos_protection && !d.disable_register && !d.accept_proxy_protocol);
     assert!(!d.no_lookup_dns_hostname && d.save_log && d.standalone_mode);
     assert_eq!((d.syslog_hostname.as_deref(), d.syslog_port), (None, 514));
