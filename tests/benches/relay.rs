@@ -244,7 +244,11 @@ async fn idle_sessions(n: usize) {
         asks.spawn(async move {
             let t = Instant::now();
             let mut c = upgraded_from(source(1, i), addr, &ca).await;
-            let hello = Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: format!("idle-{i}") };
+            let hello = Hello::ClientConnect {
+                version: thin_protocol::PROTOCOL_VERSION,
+                pcid: format!("idle-{i}"),
+                build: None,
+            };
             write_frame(&mut c, &hello).await.unwrap();
             let paired: GateToTunnel = read_frame(&mut c).await.unwrap();
             assert!(matches!(paired, GateToTunnel::Paired { .. }), "idle-{i}: {paired:?}");
