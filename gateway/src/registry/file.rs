@@ -240,11 +240,21 @@ fn writer(shared: &Shared, mut copy: MachineDb, written: &watch::Sender<Written>
             let batch: journal::Batch = std::mem::take(&mut st.journal).into_iter().collect();
             (batch, st.changed, std::mem::take(&mut st.whole))
         };
-        if let Err(e) = journal::apply(&mut copy, batch.clone()) {
+        let fold = whole || fold_next || journal.len() > file_len.max(FOLD_AT_LEAST);
+        // An append renders the batch first; then the copy takes it (no clone).
+        let appended = (!fold).then(|| {
+            shared.journaled.store(true, Ordering::SeqCst);
+            journal.append(&batch)
+        });
+        if let Err(e) = journal::apply(&mut copy, batch) {
             tracing::error!(error = %e, "machine database copy not changed");
         }
-        let fold = whole || fold_next || journal.len() > file_len.max(FOLD_AT_LEAST);
-        let result = if fold {
+        let result = if let Some(appended) = appended {
+            appended.map(|seq| copy.set_journal_seq(seq)).map_err(|source| {
+                fold_next = true;
+                DbError::Save { path: journal::path_of(copy.path()), source }
+            })
+        } else {
             copy.set_journal_seq(journal.seq());
             let text = copy.render();
             let saved = crate::machine_db::write(copy.path(), &text);
@@ -258,12 +268,6 @@ fn writer(shared: &Shared, mut copy: MachineDb, written: &watch::Sender<Written>
                 }
             }
             saved
-        } else {
-            shared.journaled.store(true, Ordering::SeqCst);
-            journal.append(&batch).map(|seq| copy.set_journal_seq(seq)).map_err(|source| {
-                fold_next = true;
-                DbError::Save { path: journal::path_of(copy.path()), source }
-            })
         };
         shared.saves.fetch_add(1, Ordering::Relaxed);
         done = upto;
