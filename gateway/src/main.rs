@@ -264,7 +264,17 @@ fn cluster(config: &Path, op: ClusterOp) -> ExitCode {
                     Ok(db) => db,
                     Err(e) => return fail(e),
                 };
-                match db.save() {
+                // The file is the whole truth: a journal left beside it by an
+                // earlier gateway would be applied over it when opened.
+                let saved = db.save().and_then(|()| {
+                    thingate::machine_db::journal::Journal::new(&db).clear().map_err(|source| {
+                        thingate::machine_db::DbError::Save {
+                            path: thingate::machine_db::journal::path_of(&database),
+                            source,
+                        }
+                    })
+                });
+                match saved {
                     Ok(()) => {
                         println!(
                             "exported {} machines of cluster {} to {}",

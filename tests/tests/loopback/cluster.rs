@@ -120,6 +120,12 @@ async fn a_single_host_database_goes_into_the_cluster_and_back_unchanged() {
     assert_eq!(reg.pcid_of("STRANGER"), None);
     // Export and compare, record by record.
     let back = gw.dir.path("Exported.config");
+    // A journal left beside the target by an earlier gateway must not be
+    // applied over the export.
+    let mut stale = thingate::machine_db::journal::Journal::new(&MachineDb::open(&back).unwrap());
+    let mut ghost = Machine::new("GHOST", "desk-0");
+    ghost.create_date = 1_700_000_000_000;
+    stale.append(&vec![("GHOST".into(), Some(ghost))]).unwrap();
     let (code, out) = cluster("export", &back);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("exported 4 machines of cluster moved"), "{out}");
@@ -128,4 +134,5 @@ async fn a_single_host_database_goes_into_the_cluster_and_back_unchanged() {
         assert_eq!(exported.by_msid(&m.msid), Some(m), "{} changed on the way", m.msid);
     }
     assert_eq!(exported.by_msid("NEWCOMER").map(|m| m.pcid.as_str()), Some("desk-9"));
+    assert!(exported.by_msid("GHOST").is_none(), "a stale journal was applied over the export");
 }
