@@ -35,6 +35,8 @@ pub struct Routes {
     pub tunnels: Tunnels,
     /// The figures the pages show.
     pub figures: Figures,
+    /// The admin console (`/thinadmin/`).
+    pub admin: Arc<crate::admin::Admin>,
 }
 
 /// Why the head of a connection failed.
@@ -79,7 +81,7 @@ pub async fn handle(routes: Arc<Routes>, tcp: TcpStream, peer: SocketAddr, admis
             Box::pin(crate::control::run(routes.control.clone(), tls, peer, public_key, hostname, permit)).await
         }
         Role::Client { tls, pcid, build, permit, slot: _slot } => {
-            Box::pin(crate::tunnel::client_connect(&routes.tunnels, tls, pcid, build, permit)).await
+            Box::pin(crate::tunnel::client_connect(&routes.tunnels, tls, peer.ip(), pcid, build, permit)).await
         }
         Role::Attach { tls, tunnel_id, slot } => {
             Box::pin(crate::tunnel::attach(&routes.tunnels.pending, tls, tunnel_id, slot)).await
@@ -146,8 +148,14 @@ async fn head(routes: &Routes, tcp: TcpStream, peer: SocketAddr, (slot, permit):
     }
     drop(permit);
     let _slot = slot;
-    let (status, reason, ctype, body) = crate::thinstat::page(&routes.figures, &req, peer);
-    let _ = http::write_response(&mut tls, status, reason, ctype, body.as_bytes()).await;
+    if crate::admin::is_admin_path(&path) {
+        let r = routes.admin.answer(&req, peer).await;
+        let body = if req.method == "HEAD" { &[][..] } else { &r.body[..] };
+        let _ = http::write_response_with(&mut tls, r.status, r.reason, r.content_type, r.headers(), body).await;
+    } else {
+        let (status, reason, ctype, body) = crate::thinstat::page(&routes.figures, &req, peer);
+        let _ = http::write_response(&mut tls, status, reason, ctype, body.as_bytes()).await;
+    }
     let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
     Role::Done
 }

@@ -2,7 +2,8 @@
 //!
 //! One TLS port carries everything. Each connection starts with an HTTP/1.1
 //! request: `GET /thingate/` (alive check), `GET /thinstat/` (session list,
-//! loopback only), or an `Upgrade` to the framed protocol, where office PCs keep
+//! loopback only), the admin console at `/thinadmin/` ([`admin`], loopback
+//! only), or an `Upgrade` to the framed protocol, where office PCs keep
 //! control sessions ([`control`]), clients ask for a computer ID, and the
 //! gateway pairs a client connection with a data connection from the server
 //! and copies bytes ([`tunnel`], [`pairing`], [`relay`]). Office PCs that ask
@@ -15,6 +16,7 @@
 //! separate from the server ([`run`]); each handler gets only the parts it uses.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod certs;
 pub mod config;
 pub mod conn;
@@ -23,6 +25,7 @@ pub mod daemon;
 pub mod doctor;
 pub mod host_names;
 pub mod limits;
+pub mod live;
 pub mod logging;
 pub mod machine_db;
 pub mod metrics;

@@ -27,6 +27,8 @@ struct Watched<S> {
     last: Arc<AtomicU64>,
     epoch: Instant,
     counter: Arc<Traffic>,
+    /// This tunnel's own counter (the admin console's bytes per tunnel).
+    tunnel: Arc<Traffic>,
     client_side: bool,
 }
 
@@ -38,8 +40,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         if n > 0 {
             let now = self.epoch.elapsed().as_millis() as u64;
             self.last.store(now, Ordering::Relaxed);
-            let c = if self.client_side { &self.counter.client_to_server } else { &self.counter.server_to_client };
-            c.fetch_add(n, Ordering::Relaxed);
+            for t in [&self.counter, &self.tunnel] {
+                let c = if self.client_side { &t.client_to_server } else { &t.server_to_client };
+                c.fetch_add(n, Ordering::Relaxed);
+            }
         }
         r
     }
@@ -81,12 +85,13 @@ pub enum RelayEnd {
 }
 
 /// Copies bytes both ways until both sides have closed, either side fails,
-/// the relay is idle for `idle`, or `shutdown` fires.
+/// the relay is idle for `idle`, or `shutdown` fires. Bytes count in the
+/// gateway's `traffic` and in this tunnel's own `tunnel` counter.
 pub async fn relay<C, S>(
     client: C,
     server: S,
     idle: Duration,
-    traffic: Arc<Traffic>,
+    (traffic, tunnel): (Arc<Traffic>, Arc<Traffic>),
     shutdown: tokio_util::sync::CancellationToken,
 ) -> RelayEnd
 where
@@ -95,8 +100,15 @@ where
 {
     let epoch = Instant::now();
     let last = Arc::new(AtomicU64::new(0));
-    let mut c = Watched { inner: client, last: last.clone(), epoch, counter: traffic.clone(), client_side: true };
-    let mut s = Watched { inner: server, last: last.clone(), epoch, counter: traffic, client_side: false };
+    let mut c = Watched {
+        inner: client,
+        last: last.clone(),
+        epoch,
+        counter: traffic.clone(),
+        tunnel: tunnel.clone(),
+        client_side: true,
+    };
+    let mut s = Watched { inner: server, last: last.clone(), epoch, counter: traffic, tunnel, client_side: false };
     let copy = tokio::io::copy_bidirectional_with_sizes(&mut c, &mut s, 64 * 1024, 64 * 1024);
     tokio::pin!(copy);
     let tick = (idle / 4).max(Duration::from_millis(50));
@@ -124,7 +136,8 @@ mod tests {
         let (mut c_app, c_gw) = tokio::io::duplex(1 << 16);
         let (s_gw, mut s_app) = tokio::io::duplex(1 << 16);
         let t = Arc::new(Traffic::default());
-        let h = tokio::spawn(relay(c_gw, s_gw, Duration::from_secs(5), t.clone(), Default::default()));
+        let one = Arc::new(Traffic::default());
+        let h = tokio::spawn(relay(c_gw, s_gw, Duration::from_secs(5), (t.clone(), one.clone()), Default::default()));
         c_app.write_all(b"hello").await.unwrap();
         c_app.shutdown().await.unwrap();
         let mut got = Vec::new();
@@ -138,6 +151,7 @@ mod tests {
         assert_eq!(back, b"world");
         assert!(matches!(h.await.unwrap(), RelayEnd::Done(5, 5)));
         assert_eq!(t.client_to_server.load(Ordering::Relaxed), 5);
+        assert_eq!(one.server_to_client.load(Ordering::Relaxed), 5, "the tunnel's own counter too");
     }
 
     #[tokio::test(start_paused = true)]

@@ -38,6 +38,7 @@ pub async fn run(listener: TcpListener, state: Arc<Gateway>, shutdown: Cancellat
     let tracker = TaskTracker::new();
     let saver = tokio::spawn(save_loop(state.registry.clone(), shutdown.clone()));
     let policy_watch = tokio::spawn(state.policy.clone().watch_file(shutdown.clone()));
+    let sampler = tokio::spawn(state.admin.clone().sample_loop(shutdown.clone()));
     let poster = state.cfg.stat_post_url.clone().map(|url| {
         let post = StatPost { url, interval: state.cfg.stat_post_interval, cert: state.cfg.server_cert.clone() };
         tokio::spawn(crate::stats_post::run(state.figures(), post, shutdown.clone()))
@@ -64,6 +65,7 @@ pub async fn run(listener: TcpListener, state: Arc<Gateway>, shutdown: Cancellat
     accept.serve(listener, &tracker, &shutdown).await;
     let _ = saver.await;
     let _ = policy_watch.await;
+    let _ = sampler.await;
     if let Some(p) = poster {
         let _ = p.await;
     }

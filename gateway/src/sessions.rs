@@ -42,12 +42,23 @@ pub struct ServerSession {
     /// Cancelled when the gateway is full and a machine of higher standing
     /// took this session's place.
     pub evicted: CancellationToken,
+    /// Cancelled when the admin disabled or removed the machine; the reason
+    /// told to the office PC is set first.
+    pub ended_by_admin: CancellationToken,
+    /// What the office PC is told when [`ServerSession::ended_by_admin`] fires.
+    pub admin_reason: std::sync::OnceLock<String>,
 }
 
 impl ServerSession {
     /// Its ServerMask64 bits now.
     pub fn mask(&self) -> u64 {
         self.server_mask.load(Ordering::Relaxed)
+    }
+
+    /// Ends the session on the admin's word; the office PC is told `reason`.
+    pub fn end_by_admin(&self, reason: String) {
+        let _ = self.admin_reason.set(reason);
+        self.ended_by_admin.cancel();
     }
 
     /// Sets or clears bit 32 (serving under a policy).
@@ -190,6 +201,8 @@ mod tests {
             tx: mpsc::channel(1).0,
             replaced: CancellationToken::new(),
             evicted: CancellationToken::new(),
+            ended_by_admin: CancellationToken::new(),
+            admin_reason: Default::default(),
         })
     }
 

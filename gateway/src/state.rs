@@ -8,12 +8,14 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::admin::Admin;
 use crate::certs::Certs;
 use crate::config::GateConfig;
 use crate::conn::Routes;
 use crate::control::{Announcer, Control, Registration};
 use crate::host_names::HostNames;
 use crate::limits::Limits;
+use crate::live::{History, LiveTunnels};
 use crate::metrics::{Figures, Metrics};
 use crate::otp_mail::{MailGate, OtpMailer};
 use crate::policy::PolicyHolder;
@@ -78,6 +80,10 @@ pub struct Gateway {
     pub limits: Arc<Limits>,
     /// Relayed bytes.
     pub traffic: Arc<Traffic>,
+    /// Tunnels relaying now (the admin console's list).
+    pub live: Arc<LiveTunnels>,
+    /// The admin console (`/thinadmin/`) and its last day of samples.
+    pub admin: Arc<Admin>,
     /// Event counters.
     pub metrics: Arc<Metrics>,
     /// Mails one-time passwords; `None` without `SmtpServerHostname`.
@@ -151,6 +157,10 @@ impl Gateway {
         let certs = Certs::load(cfg.server_cert.clone(), cfg.server_key.clone())?;
         let limits = Limits::new(cfg.max_unestablished, cfg.max_connections_per_ip, !cfg.disable_dos_protection);
         let mailer = OtpMailer::new(&cfg.smtp)?;
+        let sessions: Arc<Sessions> = Arc::default();
+        let (traffic, live): (Arc<Traffic>, Arc<LiveTunnels>) = Default::default();
+        let admin =
+            Admin::new(registry.clone(), sessions.clone(), live.clone(), Arc::new(History::default()), traffic.clone());
         Ok(Arc::new(Self {
             mailer,
             mail_gate: MailGate::new(&cfg.smtp),
@@ -159,10 +169,12 @@ impl Gateway {
             certs: Arc::new(certs),
             registry,
             directory,
-            sessions: Arc::default(),
+            sessions,
             pending: Arc::default(),
             limits,
-            traffic: Arc::default(),
+            traffic,
+            live,
+            admin: Arc::new(admin),
             metrics: Arc::default(),
             started: Instant::now(),
             policy,
@@ -224,12 +236,19 @@ impl Gateway {
             pending: self.pending.clone(),
             metrics: self.metrics.clone(),
             traffic: self.traffic.clone(),
+            live: self.live.clone(),
             mail_gate: self.mail_gate.clone(),
             max_per_session: cfg.max_tunnels_per_session,
             policy: self.policy.clone(),
             timing: cfg.timing(),
             shutdown: shutdown.clone(),
         };
-        Routes { certs: self.certs.clone(), control: Arc::new(control), tunnels, figures: self.figures() }
+        Routes {
+            certs: self.certs.clone(),
+            control: Arc::new(control),
+            tunnels,
+            figures: self.figures(),
+            admin: self.admin.clone(),
+        }
     }
 }

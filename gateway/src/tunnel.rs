@@ -44,6 +44,8 @@ pub struct Tunnels {
     pub metrics: Arc<Metrics>,
     /// Relayed bytes.
     pub traffic: Arc<Traffic>,
+    /// The tunnels relaying now, for the admin console.
+    pub live: Arc<crate::live::LiveTunnels>,
     /// Each client tunnel may have one OTP mail sent for its login.
     pub mail_gate: Arc<MailGate>,
     /// `MaxTunnelsPerSession`.
@@ -64,6 +66,7 @@ async fn refuse_client(tls: &mut GateStream, code: ErrorCode, message: String) {
 pub async fn client_connect(
     t: &Tunnels,
     mut tls: GateStream,
+    client: std::net::IpAddr,
     pcid: String,
     build: Option<u32>,
     permit: Option<OwnedSemaphorePermit>,
@@ -91,6 +94,10 @@ pub async fn client_connect(
             refuse_client(&mut tls, ErrorCode::UnknownPcid, message).await
         };
     };
+    if t.registry.is_disabled(&session.msid) {
+        let message = format!("the computer \"{pcid}\" has been disabled by the gateway admin");
+        return refuse_client(&mut tls, ErrorCode::ServerOffline, message).await;
+    }
     let max = t.max_per_session;
     let Some(_count) = ClientCount::try_new(session.clone(), max) else {
         let message = format!("the computer \"{pcid}\" already has {max} connections");
@@ -128,7 +135,9 @@ pub async fn client_connect(
     }
     info!(%pcid, "tunnel paired");
     t.registry.note_client(&session.msid).await;
-    let end = crate::relay::relay(tls, server, t.timing.timeout, t.traffic.clone(), t.shutdown.clone()).await;
+    let listed = t.live.open(&pcid, client, t.shutdown.child_token());
+    let counters = (t.traffic.clone(), listed.tunnel.bytes.clone());
+    let end = crate::relay::relay(tls, server, t.timing.timeout, counters, listed.tunnel.cut.clone()).await;
     info!(%pcid, ?end, "tunnel closed");
 }
 

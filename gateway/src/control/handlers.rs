@@ -27,6 +27,10 @@ pub(super) async fn register(
     pcid: &str,
     allow_new: bool,
 ) -> GateToServer {
+    if registry.is_disabled(&peer.msid) {
+        inc(&metrics.registrations_refused);
+        return disabled_refusal(registry.pcid_of(&peer.msid).as_deref().unwrap_or(pcid));
+    }
     let known = registry.pcid_of(&peer.msid).is_some();
     let admitted = rules.admit(peer.addr.ip()).and_then(|()| if known { Ok(()) } else { rules.check_token(token) });
     if let Err(e) = admitted {
@@ -54,6 +58,11 @@ pub(super) async fn register(
             GateToServer::Error { code: e.code(), message: e.to_string() }
         }
     }
+}
+
+/// The answer to a machine the admin disabled (in the admin console).
+pub(super) fn disabled_refusal(pcid: &str) -> GateToServer {
+    GateToServer::Error { code: ErrorCode::NotRegistered, message: crate::registry::disabled_message(pcid) }
 }
 
 /// The MAC addresses of a `Serve`, checked and written `00-11-22-AA-BB-CC`;
@@ -111,6 +120,9 @@ pub(super) async fn serve(
         let message = "register a computer ID first".into();
         return Err((GateToServer::Error { code: ErrorCode::NotRegistered, message }, "serve before register"));
     };
+    if registry.is_disabled(&peer.msid) {
+        return Err((disabled_refusal(&pcid), "disabled by the admin"));
+    }
     // Not registered (any more) between the check above and now: lowest standing.
     let standing = registry.standing(&peer.msid).unwrap_or(Standing { served: false, registered_ms: i64::MAX });
     let mut sid = [0u8; 16];
@@ -128,6 +140,8 @@ pub(super) async fn serve(
         tx: conn.notify.clone(),
         replaced: conn.replaced.clone(),
         evicted: conn.evicted.clone(),
+        ended_by_admin: conn.ended_by_admin.clone(),
+        admin_reason: Default::default(),
     });
     match sessions.add(s.clone(), max_sessions) {
         Ok(None) => {}

@@ -90,6 +90,8 @@ struct Conn {
     replaced: CancellationToken,
     /// Cancelled when a machine of higher standing took this session's place.
     evicted: CancellationToken,
+    /// Cancelled when the admin disabled or removed the machine.
+    ended_by_admin: CancellationToken,
     /// The office PC applies policies (it said so in `Serve`).
     applies_policy: bool,
 }
@@ -145,6 +147,7 @@ pub async fn run(
         notify,
         replaced: CancellationToken::new(),
         evicted: CancellationToken::new(),
+        ended_by_admin: CancellationToken::new(),
         applies_policy: false,
     };
     let mut policy = ctl.policy.subscribe();
@@ -152,7 +155,7 @@ pub async fn run(
     let mut ping = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
-    let (replaced, evicted) = (conn.replaced.clone(), conn.evicted.clone());
+    let (replaced, evicted, by_admin) = (conn.replaced.clone(), conn.evicted.clone(), conn.ended_by_admin.clone());
     let end = loop {
         let flow = tokio::select! {
             f = frames.recv() => {
@@ -185,6 +188,11 @@ pub async fn run(
                 );
                 let _ = conn.reply(&GateToServer::Error { code: ErrorCode::Busy, message }).await;
                 Flow::End("gave its place to a machine of higher standing".into())
+            }
+            _ = by_admin.cancelled() => {
+                let message = conn.session.as_ref().and_then(|s| s.admin_reason.get().cloned()).unwrap_or_default();
+                let _ = conn.reply(&GateToServer::Error { code: ErrorCode::NotRegistered, message }).await;
+                Flow::End("ended by the admin".into())
             }
             _ = ctl.shutdown.cancelled() => Flow::End("gateway shutting down".into()),
         };

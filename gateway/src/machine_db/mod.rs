@@ -136,6 +136,10 @@ const FIELDS: [(&str, Kind); 14] = [
 /// The machine field of its Wake-on-LAN MAC addresses.
 pub const WOL_MAC_LIST: &str = "WolMacList";
 
+/// The machine field set by the admin console when the admin disables a
+/// machine (`bool Disabled true`): it may then neither register nor serve.
+pub const DISABLED: &str = "Disabled";
+
 /// Positions of `Msid` and `Pcid` in [`FIELDS`].
 const MSID: usize = 8;
 const PCID: usize = 11;
@@ -253,6 +257,20 @@ impl Machine {
         }
     }
 
+    /// True when the admin disabled it (`bool Disabled true`, kept among the
+    /// fields this version otherwise passes through, like `WolMacList`).
+    pub fn disabled(&self) -> bool {
+        self.extra.iter().any(|i| i.name.eq_ignore_ascii_case(DISABLED) && i.value == Value::Bool(true))
+    }
+
+    /// Sets or clears its `Disabled` flag (cleared: the field is removed).
+    pub fn set_disabled(&mut self, on: bool) {
+        self.extra.retain(|i| !i.name.eq_ignore_ascii_case(DISABLED));
+        if on {
+            self.extra.push(Item::new(DISABLED, Value::Bool(true)));
+        }
+    }
+
     /// The folder written for this machine: known fields, then `extra`.
     fn to_folder(&self) -> Folder {
         let s = |n: &str, v: &str| Item::new(n, Value::Str(v.to_owned()));
@@ -309,6 +327,13 @@ mod tests {
         let mut twice = f.clone();
         twice.items.push(Item { line: 9, ..Item::new("MSID", Value::Str("M".into())) });
         assert!(Machine::from_folder(&twice).unwrap_err().1.contains("already set"));
+        let mut off = m.clone();
+        assert!(!off.disabled());
+        off.set_disabled(true);
+        let (back, _) = Machine::from_folder(&off.to_folder()).unwrap();
+        assert!(back.disabled(), "the flag survives the file");
+        off.set_disabled(false);
+        assert!(!off.disabled() && off.extra.iter().all(|i| i.name != DISABLED));
         let mut typed = f;
         typed.items[0] = Item { line: 4, ..Item::new("CertHash", Value::Uint(1)) };
         assert_eq!(Machine::from_folder(&typed).unwrap_err().0, 4);

@@ -13,7 +13,7 @@ use etcd_client::{Compare, CompareOp, EventType, GetResponse, KeyValue, Txn, Txn
 use tokio::task::JoinHandle;
 
 use super::etcd_link::{decode, encode, EtcdError, EtcdLink};
-use super::{BoxFuture, Claim, MachineRegistry, RegisterError, Standing, StorageError};
+use super::{BoxFuture, ChangeError, Claim, MachineRegistry, RegisterError, Standing, StorageError};
 use crate::config::ClusterSettings;
 use crate::machine_db::{now_ms, Machine, MachineDb};
 
@@ -216,6 +216,71 @@ impl EtcdRegistry {
     }
 }
 
+impl EtcdRegistry {
+    /// Applies the admin's `change` to the machine holding `pcid` in etcd
+    /// (`None`: removes it and frees its computer ID), in one transaction
+    /// decided on what etcd holds; retried when it changed meanwhile.
+    async fn change(
+        &self,
+        pcid: &str,
+        change: impl Fn(&Machine) -> Option<Machine> + Send + Sync,
+    ) -> Result<(), ChangeError> {
+        let pcid = pcid.to_ascii_lowercase();
+        let storage = |e: EtcdError| {
+            tracing::error!(error = %e, "cannot store the admin's change in etcd");
+            ChangeError::Storage(e.into())
+        };
+        let cached = self.cache().db.by_pcid(&pcid).map(|m| m.msid.clone());
+        let Some(mut msid) = cached else { return Err(ChangeError::Unknown(pcid)) };
+        let pkey = self.link.keys.pcid(&pcid);
+        for _ in 0..CLAIM_TRIES {
+            let (old, holder) = self.read(&msid, &pcid).await.map_err(storage)?;
+            match holder {
+                None => return Err(ChangeError::Unknown(pcid)),
+                // The cache has not seen a rename yet: change the holder etcd names.
+                Some(h) if h != msid => {
+                    msid = h;
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let Some((m, rev)) = old.filter(|(m, _)| m.pcid == pcid) else {
+                return Err(ChangeError::Unknown(pcid));
+            };
+            let mkey = self.link.keys.machine(&msid);
+            let when = [
+                Compare::mod_revision(mkey.as_str(), CompareOp::Equal, rev),
+                Compare::value(pkey.as_str(), CompareOp::Equal, msid.as_str()),
+            ];
+            let new = change(&m).map(|n| Machine { update_date: now_ms(), ..n });
+            let ops = match &new {
+                Some(n) => vec![TxnOp::put(mkey.as_str(), encode(n), None)],
+                None => vec![TxnOp::delete(mkey.as_str(), None), TxnOp::delete(pkey.as_str(), None)],
+            };
+            let resp = self
+                .link
+                .call(self.link.client.kv_client().txn(Txn::new().when(when).and_then(ops)))
+                .await
+                .map_err(storage)?;
+            self.saves.fetch_add(1, Ordering::Relaxed);
+            if resp.succeeded() {
+                let at = resp.header().map_or(0, |h| h.revision());
+                let mut c = self.cache();
+                match new {
+                    Some(n) => c.put(n, at),
+                    None => c.delete(&msid, at),
+                }
+                return Ok(());
+            }
+            tracing::debug!(%pcid, "admin change raced with another change; reading again");
+        }
+        Err(storage(EtcdError::BadValue {
+            key: self.link.keys.pcid(&pcid),
+            msg: format!("it changed {CLAIM_TRIES} times while this gateway changed it"),
+        }))
+    }
+}
+
 fn new_machine(c: &Claim<'_>, pcid: &str, now: i64) -> Machine {
     Machine {
         msid: c.msid.to_string(),
@@ -327,6 +392,28 @@ impl MachineRegistry for EtcdRegistry {
 
     fn register<'a>(&'a self, claim: Claim<'a>) -> BoxFuture<'a, Result<String, RegisterError>> {
         Box::pin(self.claim(claim))
+    }
+
+    fn machines(&self) -> Vec<Machine> {
+        let mut v: Vec<Machine> = self.cache().db.iter().cloned().collect();
+        v.sort_by(|a, b| a.pcid.cmp(&b.pcid));
+        v
+    }
+
+    fn is_disabled(&self, msid: &str) -> bool {
+        self.cache().db.by_msid(msid).is_some_and(Machine::disabled)
+    }
+
+    fn set_disabled<'a>(&'a self, pcid: &'a str, disabled: bool) -> BoxFuture<'a, Result<(), ChangeError>> {
+        Box::pin(self.change(pcid, move |m| {
+            let mut m = m.clone();
+            m.set_disabled(disabled);
+            Some(m)
+        }))
+    }
+
+    fn remove<'a>(&'a self, pcid: &'a str) -> BoxFuture<'a, Result<(), ChangeError>> {
+        Box::pin(self.change(pcid, |_| None))
     }
 
     fn note_serving<'a>(&'a self, msid: &'a str, ip: IpAddr, server_mask: u64) -> BoxFuture<'a, ()> {

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{BoxFuture, Claim, MachineRegistry, RegisterError, Standing, StorageError};
+use super::{BoxFuture, ChangeError, Claim, MachineRegistry, RegisterError, Standing, StorageError};
 use crate::machine_db::journal::{self, Journal};
 use crate::machine_db::{now_ms, DbError, Machine, MachineDb};
 
@@ -198,6 +198,28 @@ impl FileRegistry {
     }
 }
 
+impl FileRegistry {
+    /// Applies the admin's `change` to the machine holding `pcid` (`None`:
+    /// removes it) and waits until it is on disk.
+    async fn change(&self, pcid: &str, change: impl FnOnce(&Machine) -> Option<Machine>) -> Result<(), ChangeError> {
+        let pcid = pcid.to_ascii_lowercase();
+        let n = {
+            let mut st = self.shared.lock();
+            let Some(m) = st.db.by_pcid(&pcid).cloned() else { return Err(ChangeError::Unknown(pcid)) };
+            match change(&m) {
+                Some(new) => st.db.upsert(Machine { update_date: now_ms(), ..new }),
+                None => {
+                    st.db.remove(&m.msid);
+                }
+            }
+            self.note(&mut st, &m.msid, true)
+        };
+        // A failed save is retried by the writer (the next save folds the
+        // journal into the file); the admin is told it is not stored yet.
+        self.saved(n).await.map_err(|e| ChangeError::Storage(e.into()))
+    }
+}
+
 impl Drop for FileRegistry {
     fn drop(&mut self) {
         self.shared.lock().stop = true;
@@ -313,6 +335,28 @@ impl MachineRegistry for FileRegistry {
             self.note(&mut st, msid, false);
         }
         Box::pin(std::future::ready(()))
+    }
+
+    fn machines(&self) -> Vec<Machine> {
+        let mut v: Vec<Machine> = self.shared.lock().db.iter().cloned().collect();
+        v.sort_by(|a, b| a.pcid.cmp(&b.pcid));
+        v
+    }
+
+    fn is_disabled(&self, msid: &str) -> bool {
+        self.shared.lock().db.by_msid(msid).is_some_and(Machine::disabled)
+    }
+
+    fn set_disabled<'a>(&'a self, pcid: &'a str, disabled: bool) -> BoxFuture<'a, Result<(), ChangeError>> {
+        Box::pin(self.change(pcid, move |m| {
+            let mut m = m.clone();
+            m.set_disabled(disabled);
+            Some(m)
+        }))
+    }
+
+    fn remove<'a>(&'a self, pcid: &'a str) -> BoxFuture<'a, Result<(), ChangeError>> {
+        Box::pin(self.change(pcid, |_| None))
     }
 
     fn wol_macs(&self, pcid: &str) -> Vec<String> {

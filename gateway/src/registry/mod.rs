@@ -81,6 +81,26 @@ impl RegisterError {
     }
 }
 
+/// Why the admin's change to a machine (disable, enable, remove) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// No machine holds the computer ID.
+    #[error("no computer is registered with the ID \"{0}\"")]
+    Unknown(String),
+    /// The change could not be stored.
+    #[error("the change could not be stored: {0}")]
+    Storage(#[source] StorageError),
+}
+
+/// What an office PC the admin disabled is told when it registers or serves,
+/// or when its session is ended.
+pub fn disabled_message(pcid: &str) -> String {
+    format!(
+        "the gateway admin has disabled this computer (ID \"{pcid}\"): it can neither register nor serve at this \
+         gateway until the admin enables it again; ask the gateway admin"
+    )
+}
+
 /// How long a machine has been known, for who keeps a session when the
 /// gateway is full (`MaxServerSessions`): a machine that has served before
 /// outranks one that never has, and among those alike the one registered
@@ -137,6 +157,19 @@ pub trait MachineRegistry: Send + Sync + std::fmt::Debug {
 
     /// Stores what is noted but not yet stored.
     fn flush(&self) -> BoxFuture<'_, Result<(), StorageError>>;
+
+    /// Every registered machine, as known now (sorted by computer ID).
+    fn machines(&self) -> Vec<crate::machine_db::Machine>;
+
+    /// True when the admin disabled `msid` (it may then neither register
+    /// nor serve).
+    fn is_disabled(&self, msid: &str) -> bool;
+
+    /// Disables (or enables again) the machine holding `pcid`, durably.
+    fn set_disabled<'a>(&'a self, pcid: &'a str, disabled: bool) -> BoxFuture<'a, Result<(), ChangeError>>;
+
+    /// Removes the machine holding `pcid` and frees its computer ID, durably.
+    fn remove<'a>(&'a self, pcid: &'a str) -> BoxFuture<'a, Result<(), ChangeError>>;
 
     /// The MAC addresses `pcid` reported for Wake-on-LAN (its `WolMacList`);
     /// empty when none or unknown. A registry that keeps none answers empty.
