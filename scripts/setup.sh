@@ -10,6 +10,7 @@ APT_PACKAGES=(
   tinyproxy python3-aiosmtpd systemd
   protobuf-compiler libprotobuf-dev etcd-server
   wine wine64
+  chromium
   xvfb xauth imagemagick xdotool tesseract-ocr tesseract-ocr-eng libgl1-mesa-dri libegl1 libegl-mesa0 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
 )
 RUST_TARGETS=(x86_64-pc-windows-gnu aarch64-unknown-linux-gnu)

@@ -156,7 +156,7 @@ async fn balancer(gateway: SocketAddr, claimed: SocketAddr) -> SocketAddr {
 }
 
 /// [`balancer`] connecting to the gateway from `src`.
-async fn balancer_from(src: IpAddr, gateway: SocketAddr, claimed: SocketAddr) -> SocketAddr {
+pub(crate) async fn balancer_from(src: IpAddr, gateway: SocketAddr, claimed: SocketAddr) -> SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {

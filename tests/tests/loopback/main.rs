@@ -4,6 +4,7 @@
 //! `cargo test --workspace --test loopback` (the name `e2e` is the builder's
 //! packaging tests, which take much longer).
 
+mod admin;
 mod bounds;
 mod cli;
 mod cluster;
