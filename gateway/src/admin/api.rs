@@ -129,10 +129,7 @@ pub async fn change(a: &Admin, action: Action, pcid: &str) -> Reply {
     let reason = match action {
         Action::Enable => None,
         Action::Disable => Some(crate::registry::disabled_message(&pcid)),
-        Action::Remove => Some(format!(
-            "the gateway admin has removed this computer (ID \"{pcid}\") from the gateway: run `thinsvr register --pcid \
-             ID` to register it again, or ask the gateway admin"
-        )),
+        Action::Remove => Some(crate::registry::removed_message(&pcid)),
     };
     let (mut ended, mut cut) = (false, 0);
     if let Some(reason) = reason {

@@ -65,6 +65,19 @@ pub(super) fn disabled_refusal(pcid: &str) -> GateToServer {
     GateToServer::Error { code: ErrorCode::NotRegistered, message: crate::registry::disabled_message(pcid) }
 }
 
+/// Why a serving session must end because the admin disabled or removed
+/// its machine, perhaps at another member of the cluster (the registry's
+/// cache has it); checked at every keepalive.
+pub(super) fn ended_by_admin(registry: &dyn MachineRegistry, s: &ServerSession) -> Option<String> {
+    if registry.pcid_of(&s.msid).is_none() {
+        Some(crate::registry::removed_message(&s.pcid))
+    } else if registry.is_disabled(&s.msid) {
+        Some(crate::registry::disabled_message(&s.pcid))
+    } else {
+        None
+    }
+}
+
 /// The MAC addresses of a `Serve`, checked and written `00-11-22-AA-BB-CC`;
 /// or the refusal naming the field and the fix.
 pub(super) fn check_macs(macs: &[String]) -> Result<Vec<String>, String> {

@@ -173,8 +173,12 @@ pub async fn run(
                 handlers::policy_changed(&mut conn, &now.rules).await
             }
             _ = ping.tick() => {
+                let admin_end = conn.session.as_ref().and_then(|s| handlers::ended_by_admin(&*ctl.registry, s));
                 if last_heard.elapsed() >= ctl.timing.timeout {
                     Flow::End("timed out (no keepalive)".into())
+                } else if let Some(message) = admin_end {
+                    let _ = conn.reply(&GateToServer::Error { code: ErrorCode::NotRegistered, message }).await;
+                    Flow::End("ended by the admin".into())
                 } else {
                     conn.reply(&GateToServer::Ping).await
                 }

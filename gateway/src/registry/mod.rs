@@ -101,6 +101,15 @@ pub fn disabled_message(pcid: &str) -> String {
     )
 }
 
+/// What the office PC of a machine the admin removed is told when its
+/// session is ended.
+pub fn removed_message(pcid: &str) -> String {
+    format!(
+        "the gateway admin has removed this computer (ID \"{pcid}\") from the gateway: run `thinsvr register --pcid \
+         ID` to register it again, or ask the gateway admin"
+    )
+}
+
 /// How long a machine has been known, for who keeps a session when the
 /// gateway is full (`MaxServerSessions`): a machine that has served before
 /// outranks one that never has, and among those alike the one registered

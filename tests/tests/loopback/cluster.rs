@@ -68,6 +68,40 @@ async fn with_etcd_stopped_registrations_fail_clearly_and_established_tunnels_ke
     assert!(matches!(fresh.register("desk-02", None).await, GateToServer::Registered { .. }));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_disabled_or_removed_at_one_member_is_ended_and_refused_at_every_member() {
+    let etcd = EtcdServer::start();
+    let a = TestGateway::with_ini(&member_ini(&etcd, "admin", 1)).await;
+    let b = TestGateway::with_ini(&member_ini(&etcd, "admin", 2)).await;
+    let pc = a.office_pc("desk-07", "pw").await;
+    let id = pc.cfg().identity().unwrap();
+    let msid = id.msid();
+    // B's admin disables it in B's console; it serves at A.
+    let (status, body) = crate::admin::change_through_console(&b, "disable", "desk-07").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"session_ended\":false"), "not online at B: {body}");
+    let ended = tokio::time::timeout(Duration::from_secs(20), pc.task).await.expect("A ends the session").unwrap();
+    let why = ended.expect_err("told why").to_string();
+    assert!(why.contains("disabled this computer") && why.contains("desk-07"), "{why}");
+    assert!(a.state().registry.is_disabled(&msid), "in A's cache, from etcd");
+    // A disabled machine cannot register at any member either.
+    let mut again = RawServer::login(a.addr, a.ca(), id).await;
+    match again.register("desk-07", None).await {
+        GateToServer::Error { message, .. } => assert!(message.contains("disabled this computer"), "{message}"),
+        answer => panic!("a disabled machine registered: {answer:?}"),
+    }
+    // Enabled at A, removed at A: B forgets it, and the ID is free.
+    assert_eq!(crate::admin::change_through_console(&a, "enable", "desk-07").await.0, 200);
+    assert_eq!(crate::admin::change_through_console(&a, "remove", "desk-07").await.0, 200);
+    wait_for("B forgets desk-07", Duration::from_secs(5), || {
+        let known = b.state().registry.is_registered("desk-07");
+        async move { (!known).then_some(()) }
+    })
+    .await;
+    let mut fresh = RawServer::login(b.addr, b.ca(), Identity::generate()).await;
+    assert!(matches!(fresh.register("desk-07", None).await, GateToServer::Registered { .. }));
+}
+
 /// `thingate cluster import` moves a single-host database into the cluster
 /// (never over what the cluster has) and `export` writes it back unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
