@@ -128,6 +128,10 @@ pub struct GateConfig {
     pub disable_register: bool,
     /// `RegisterToken` (unset): a new office PC must present it to register.
     pub register_token: Option<Secret>,
+    /// `AdminPassword` (unset): the Argon2 hash (PHC string) of the password
+    /// that lets callers off loopback use the admin console; unset, it
+    /// answers loopback only.
+    pub admin_password: Option<Secret>,
     /// `RegisterLimitPerSource` (10): registrations and renames per minute
     /// from one IPv4 address or IPv6 /64.
     pub register_limit_per_source: u32,
@@ -191,7 +195,7 @@ impl Timing {
 pub const CLUSTER_KEYS: [&str; 3] = ["ClusterEtcdEndpoints", "ClusterPublicUrl", "ClusterName"];
 
 /// Every key as spelled in messages, its default (empty = unset) and what it does.
-pub const KEYS: [(&str, &str, &str); 47] = [
+pub const KEYS: [(&str, &str, &str); 48] = [
     ("ListenAddress", "0.0.0.0", "address to listen on: 0.0.0.0 all IPv4, :: all IPv6"),
     ("ListenPort", "443", "TLS port (0 picks a free port)"),
     ("ServerCert", "ThinGate.cer", "certificate chain of the gateway, PEM"),
@@ -205,6 +209,7 @@ pub const KEYS: [(&str, &str, &str); 47] = [
     ("DisableDoSProtection", "0", "1 turns the two limits above off"),
     ("DisableRegister", "0", "1 refuses new computer-ID registrations"),
     ("RegisterToken", "", "a new office PC must present this token to register (register_token in its thinsvr.toml; empty: anyone may)"),
+    ("AdminPassword", "", "Argon2 hash of the admin console's password (make it with `thingate admin-password`): callers off loopback may then use /thinadmin/ as user admin (empty: loopback only)"),
     ("RegisterLimitPerSource", "10", "registrations and renames per minute from one IPv4 address or IPv6 /64"),
     ("RegisterLimitTotal", "100", "registrations and renames per minute from all sources together"),
     ("MaxServerSessions", "10000", "server sessions at once"),
@@ -323,6 +328,10 @@ impl GateConfig {
             disable_dos_protection: ini.flag("DisableDoSProtection")?,
             disable_register: ini.flag("DisableRegister")?,
             register_token: text("RegisterToken").map(Secret::new),
+            admin_password: match ini.raw("AdminPassword") {
+                (_, "") => None,
+                (line, v) => Some(Secret::new(check_admin_hash(v).map_err(|m| ini.bad("AdminPassword", line, m))?)),
+            },
             register_limit_per_source: per("RegisterLimitPerSource")?,
             register_limit_total: per("RegisterLimitTotal")?,
             max_sessions: count("MaxServerSessions")?,
@@ -393,6 +402,16 @@ impl GateConfig {
             }
             t
         })
+    }
+}
+
+/// Checks that `v` is an Argon2 hash (PHC string), not a password.
+fn check_admin_hash(v: &str) -> Result<String, String> {
+    let fix = "write the hash `thingate admin-password` prints, not the password itself";
+    match argon2::PasswordHash::new(v) {
+        Ok(h) if h.algorithm.as_str().starts_with("argon2") && h.hash.is_some() => Ok(v.to_string()),
+        Ok(h) => Err(format!("a {} hash; an Argon2 hash is needed: {fix}", h.algorithm)),
+        Err(_) => Err(format!("not an Argon2 hash: {fix}")),
     }
 }
 

@@ -151,7 +151,7 @@ async fn head(routes: &Routes, tcp: TcpStream, peer: SocketAddr, (slot, permit):
     if crate::admin::is_admin_path(&path) {
         let r = routes.admin.answer(&req, peer).await;
         let body = if req.method == "HEAD" { &[][..] } else { &r.body[..] };
-        let _ = http::write_response_with(&mut tls, r.status, r.reason, r.content_type, r.headers(), body).await;
+        let _ = http::write_response_with(&mut tls, r.status, r.reason, r.content_type, &r.headers(), body).await;
     } else {
         let (status, reason, ctype, body) = crate::thinstat::page(&routes.figures, &req, peer);
         let _ = http::write_response(&mut tls, status, reason, ctype, body.as_bytes()).await;

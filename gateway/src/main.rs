@@ -62,6 +62,9 @@ enum Cmd {
         #[arg(long, global = true)]
         config: Option<PathBuf>,
     },
+    /// Read the admin console's password from standard input (one line) and
+    /// print the `AdminPassword` line for ThinGate.ini (an Argon2 hash).
+    AdminPassword,
     /// Tell whether the background gateway runs.
     Status {
         /// Path of ThinGate.ini (default: ThinGate.ini beside this program).
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
             Ok(c) => cluster(&c, op),
             Err(e) => fail(e),
         },
+        Cmd::AdminPassword => admin_password(),
         Cmd::Status { config: c, pid_file } => match config(c) {
             Ok(c) => status(&c, pid_file),
             Err(e) => fail(e),
@@ -159,6 +163,7 @@ fn banner() -> String {
          thingate run    - Run in the foreground (for systemd and containers).\n\
          thingate doctor - Compare this host with the recommended kernel and limits settings.\n\
          thingate cluster import|export --database FILE - Move machines into or out of the cluster's etcd.\n\
+         thingate admin-password - Hash the admin console's password (read from standard input) for ThinGate.ini.\n\
          \n\
          Settings: {ini}\n\
          (ThinGate.ini beside this program; another with --config FILE). Details: thingate --help\n",
@@ -289,6 +294,23 @@ fn cluster(config: &Path, op: ClusterOp) -> ExitCode {
             }
         }
     })
+}
+
+/// `thingate admin-password`: the hash line for ThinGate.ini; the password
+/// itself is never printed.
+fn admin_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        return fail(format!("cannot read the password from standard input: {e}"));
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    match thingate::admin::password::hash(password) {
+        Ok(h) => {
+            println!("AdminPassword {h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
 }
 
 fn fail(e: impl std::fmt::Display) -> ExitCode {

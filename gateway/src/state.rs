@@ -159,8 +159,9 @@ impl Gateway {
         let mailer = OtpMailer::new(&cfg.smtp)?;
         let sessions: Arc<Sessions> = Arc::default();
         let (traffic, live): (Arc<Traffic>, Arc<LiveTunnels>) = Default::default();
-        let admin =
-            Admin::new(registry.clone(), sessions.clone(), live.clone(), Arc::new(History::default()), traffic.clone());
+        let history = Arc::new(History::default());
+        let password = cfg.admin_password.clone();
+        let admin = Admin::new(registry.clone(), sessions.clone(), live.clone(), history, traffic.clone(), password);
         Ok(Arc::new(Self {
             mailer,
             mail_gate: MailGate::new(&cfg.smtp),

@@ -6,10 +6,12 @@
 //!
 //! Who may use it (checked in this order, before anything is read):
 //! - the caller must be on loopback (the gateway host itself, or an SSH
-//!   tunnel to it); with a trusted PROXY header, the real client counts;
-//! - the `Host` header must name loopback (`localhost`, `127.0.0.1`, `[::1]`),
-//!   so a page of another site whose name resolves to 127.0.0.1 (DNS
-//!   rebinding) gets nothing;
+//!   tunnel to it; with a trusted PROXY header, the real client counts), and
+//!   the `Host` header must name loopback (`localhost`, `127.0.0.1`,
+//!   `[::1]`), so a page of another site whose name resolves to 127.0.0.1
+//!   (DNS rebinding) gets nothing; or, with `AdminPassword` set, a caller
+//!   anywhere gives the password ([`password`]; the browser keeps it for this
+//!   origin only, so a rebound name has none);
 //! - every `api/` request carries the page's token (`X-Thinadmin-Token`),
 //!   compared in constant time: another site can neither read the lists
 //!   (`<script src>` sends no header) nor change anything;
@@ -23,6 +25,7 @@
 //! text (`textContent`), never as markup.
 
 mod api;
+pub mod password;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -72,8 +75,10 @@ pub struct Admin {
     /// Relayed bytes of the whole gateway.
     pub traffic: Arc<Traffic>,
     /// The page's token: random for each start of the gateway, given only
-    /// inside the page (to loopback callers).
+    /// inside the page (to callers let in).
     token: String,
+    /// With `AdminPassword`: lets callers off loopback in.
+    password: Option<password::PasswordGate>,
 }
 
 /// An answer: status, reason, content type, body.
@@ -102,9 +107,14 @@ impl Reply {
         Reply::new(status, reason, "application/json", format!("{v}\n"))
     }
 
-    /// The headers every console answer carries.
-    pub fn headers(&self) -> &'static [(&'static str, &'static str)] {
-        &SECURITY_HEADERS
+    /// The headers of this answer: those every console answer carries, and
+    /// the password prompt with a 401.
+    pub fn headers(&self) -> Vec<(&'static str, &'static str)> {
+        let mut h = SECURITY_HEADERS.to_vec();
+        if self.status == 401 {
+            h.push(("WWW-Authenticate", "Basic realm=\"ThinGate admin console\", charset=\"UTF-8\""));
+        }
+        h
     }
 }
 
@@ -125,26 +135,50 @@ pub fn host_is_loopback(host: &str) -> bool {
 }
 
 impl Admin {
-    /// The console over the gateway's parts, with a fresh token.
+    /// The console over the gateway's parts, with a fresh token; with
+    /// `admin_password` (`AdminPassword`), callers off loopback may log in.
     pub fn new(
         registry: Arc<dyn MachineRegistry>,
         sessions: Arc<Sessions>,
         live: Arc<LiveTunnels>,
         history: Arc<History>,
         traffic: Arc<Traffic>,
+        admin_password: Option<thin_protocol::secret::Secret>,
     ) -> Admin {
         let mut t = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut t);
-        Admin { registry, sessions, live, history, traffic, token: hex::encode(t) }
+        let password = admin_password.map(password::PasswordGate::new);
+        Admin { registry, sessions, live, history, traffic, token: hex::encode(t), password }
     }
 
     /// Answers a request under `/thinadmin/` from `peer`.
     pub async fn answer(&self, req: &Request, peer: SocketAddr) -> Reply {
-        if !peer.ip().is_loopback() {
-            return Reply::text(403, "Forbidden", "/thinadmin/ answers only on the gateway itself (use an SSH tunnel)");
-        }
-        let Some(host) = req.header("host").filter(|h| host_is_loopback(h)) else {
-            return Reply::text(403, "Forbidden", "open the console as https://localhost:PORT/thinadmin/");
+        let host = if peer.ip().is_loopback() {
+            match req.header("host").filter(|h| host_is_loopback(h)) {
+                Some(h) => h,
+                None => return Reply::text(403, "Forbidden", "open the console as https://localhost:PORT/thinadmin/"),
+            }
+        } else {
+            let Some(gate) = &self.password else {
+                return Reply::text(
+                    403,
+                    "Forbidden",
+                    "/thinadmin/ answers only on the gateway itself (use an SSH tunnel)",
+                );
+            };
+            match gate.check(req, peer.ip()).await {
+                Ok(()) => req.header("host").unwrap_or(""),
+                Err(password::Refusal::Unauthorized) => {
+                    return Reply::text(401, "Unauthorized", "log in as admin with the console's password")
+                }
+                Err(password::Refusal::TooMany(wait)) => {
+                    let why = format!("too many password checks; try again in {} s", wait.as_secs().max(1));
+                    return Reply::text(429, "Too Many Requests", &why);
+                }
+                Err(password::Refusal::Busy) => {
+                    return Reply::text(503, "Service Unavailable", "password checks under way; try again")
+                }
+            }
         };
         let path = req.path();
         match (req.method.as_str(), path) {

@@ -312,3 +312,53 @@ async fn the_console_refuses_callers_that_are_not_loopback_and_reveals_nothing()
     assert!(!gw.gateway.registry.is_disabled(&msid), "a far caller with a stolen token changes nothing");
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_admin_password_a_far_caller_logs_in_and_still_needs_the_token_and_origin() {
+    use base64::Engine;
+    assert!(
+        GateDir::new("AdminPassword correct horse battery").load_error().contains("AdminPassword: not an Argon2 hash"),
+        "a password written in clear is refused at the start"
+    );
+    let password = "correct horse battery staple";
+    let hash = thingate::admin::password::hash(password).unwrap();
+    let ini = format!("AcceptProxyProtocol 1\nProxyProtocolFrom 127.0.0.2\nAdminPassword {hash}");
+    let gw = TestGateway::with_ini(&ini).await;
+    let lb = IpAddr::from([127, 0, 0, 2]);
+    let pc_lb = crate::bounds::balancer_from(lb, gw.addr, "192.0.2.10:40002".parse().unwrap()).await;
+    let pc = gw.office_pc("pw-desk", "pw").via(gw.dir.link(pc_lb)).await;
+    let msid = pc.cfg().identity().unwrap().msid();
+    let far = crate::bounds::balancer_from(lb, gw.addr, "198.51.100.23:40000".parse().unwrap()).await;
+    let ca = gw.ca().to_string();
+    // The browser uses the gateway's name; the Host check is for loopback callers.
+    let host = ("Host", "gw.example.com".to_string());
+    let basic = |p: &str| {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("admin:{p}"));
+        ("Authorization", format!("Basic {b64}"))
+    };
+    let (status, head, body) = request(far, &ca, "GET", "/thinadmin/", &[host.clone()]).await;
+    assert_eq!(status, 401, "{head}");
+    assert!(head.contains("WWW-Authenticate: Basic"), "the browser asks for the password: {head}");
+    assert!(!body.contains("pw-desk") && !body.contains("thinadmin-token"), "{body}");
+    let (status, ..) = request(far, &ca, "GET", "/thinadmin/", &[host.clone(), basic("wrong password!")]).await;
+    assert_eq!(status, 401);
+    let (status, _, page) = request(far, &ca, "GET", "/thinadmin/", &[host.clone(), basic(password)]).await;
+    assert_eq!(status, 200);
+    let token = token_of(&page);
+    let disable = "/thinadmin/api/machine/disable?pcid=pw-desk";
+    let tok = ("X-Thinadmin-Token", token.clone());
+    let origin = ("Origin", "https://gw.example.com".to_string());
+    // Logged in, a change still needs the token and the page's origin.
+    let (status, ..) = request(far, &ca, "POST", disable, &[host.clone(), basic(password), origin.clone()]).await;
+    assert_eq!(status, 403, "no token");
+    let foreign = ("Origin", "https://evil.example".to_string());
+    let (status, ..) = request(far, &ca, "POST", disable, &[host.clone(), basic(password), tok.clone(), foreign]).await;
+    assert_eq!(status, 403, "a foreign origin");
+    let (status, ..) = request(far, &ca, "POST", disable, &[host.clone(), tok.clone(), origin.clone()]).await;
+    assert_eq!(status, 401, "the token without the password");
+    assert!(!gw.gateway.registry.is_disabled(&msid));
+    let (status, _, body) = request(far, &ca, "POST", disable, &[host, basic(password), tok, origin]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(gw.gateway.registry.is_disabled(&msid));
+    gw.shutdown().await;
+}
