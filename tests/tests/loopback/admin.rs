@@ -336,7 +336,7 @@ async fn with_an_admin_password_a_far_caller_logs_in_and_still_needs_the_token_a
         let b64 = base64::engine::general_purpose::STANDARD.encode(format!("admin:{p}"));
         ("Authorization", format!("Basic {b64}"))
     };
-    let (status, head, body) = request(far, &ca, "GET", "/thinadmin/", &[host.clone()]).await;
+    let (status, head, body) = request(far, &ca, "GET", "/thinadmin/", std::slice::from_ref(&host)).await;
     assert_eq!(status, 401, "{head}");
     assert!(head.contains("WWW-Authenticate: Basic"), "the browser asks for the password: {head}");
     assert!(!body.contains("pw-desk") && !body.contains("thinadmin-token"), "{body}");
