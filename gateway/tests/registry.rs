@@ -13,7 +13,7 @@ use thin_protocol::messages::ErrorCode;
 use thingate::config::ClusterSettings;
 use thingate::machine_db::{Machine, MachineDb};
 use thingate::registry::{
-    Claim, EtcdDirectory, EtcdLink, EtcdRegistry, FileRegistry, LocalDirectory, MachineRegistry, Presence,
+    ChangeError, Claim, EtcdDirectory, EtcdLink, EtcdRegistry, FileRegistry, LocalDirectory, MachineRegistry, Presence,
     RegisterError, SessionDirectory,
 };
 
@@ -56,6 +56,34 @@ pub async fn contract(reg: &impl MachineRegistry) {
     assert_eq!((reg.pcid_of("M2").as_deref(), reg.registered_count()), (Some("desk"), 2));
 }
 
+/// Polls `f` until it holds (a member's cache follows etcd through a watch),
+/// for at most 10 s.
+async fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < end, "{what}: not within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The admin console's changes, on the registry [`contract`] left (M1 holds
+/// `desk2`, M2 `desk`): disable keeps the record and its ID, enable undoes
+/// it, remove frees the ID. Leaves M2 disabled and M1 removed.
+pub async fn admin_changes(reg: &impl MachineRegistry) {
+    assert!(!reg.is_disabled("M2"));
+    reg.set_disabled("DESK", true).await.unwrap();
+    assert!(reg.is_disabled("M2") && reg.is_registered("desk") && !reg.is_disabled("M1"));
+    let listed: Vec<_> = reg.machines().iter().map(|m| (m.pcid.clone(), m.disabled())).collect();
+    assert_eq!(listed, [("desk".to_string(), true), ("desk2".to_string(), false)]);
+    reg.set_disabled("desk", false).await.unwrap();
+    assert!(!reg.is_disabled("M2"));
+    assert!(matches!(reg.set_disabled("nobody", true).await, Err(ChangeError::Unknown(ref p)) if p == "nobody"));
+    reg.remove("desk2").await.unwrap();
+    assert!(!reg.is_registered("desk2") && reg.pcid_of("M1").is_none() && reg.registered_count() == 1);
+    assert!(matches!(reg.remove("desk2").await, Err(ChangeError::Unknown(_))));
+    reg.set_disabled("desk", true).await.unwrap();
+}
+
 #[tokio::test]
 async fn the_file_registry_keeps_the_contract_and_stores_every_claim() {
     let tmp = tempfile::tempdir().unwrap();
@@ -68,6 +96,13 @@ async fn the_file_registry_keeps_the_contract_and_stores_every_claim() {
     let m2 = db.by_msid("M2").unwrap();
     assert_eq!((m2.pcid.as_str(), m2.num_server, m2.server_mask64, m2.last_ip.as_str()), ("desk", 1, 18, "192.0.2.8"));
     assert_eq!((m2.cert_hash.as_str(), m2.create_host.as_str()), ("HASH", "desk.example.org"));
+    // The admin's changes are on disk too.
+    admin_changes(&reg).await;
+    reg.flush().await.unwrap();
+    let db = MachineDb::open(&path).unwrap();
+    assert!(db.by_msid("M1").is_none() && db.by_pcid("desk2").is_none(), "removed");
+    assert!(db.by_msid("M2").unwrap().disabled(), "disabled");
+    assert!(std::fs::read_to_string(&path).unwrap().contains("bool Disabled true"));
 }
 
 #[tokio::test]
@@ -207,6 +242,14 @@ async fn the_etcd_registry_keeps_the_contract_and_stores_every_claim() {
     // A member of another cluster on the same etcd sees none of it.
     let other = ClusterSettings::plain(vec![etcd.url.clone()], "https://gw9.test/", "other");
     assert_eq!(EtcdRegistry::connect(&other).await.unwrap().registered_count(), 0);
+    // The admin's changes at one member are in etcd, and another sees them.
+    admin_changes(&reg).await;
+    wait_until("the other member sees the admin's changes", || {
+        !fresh.is_registered("desk2") && fresh.is_disabled("M2")
+    })
+    .await;
+    let third = EtcdRegistry::connect(&settings(&etcd, "https://gw3.test/")).await.unwrap();
+    assert!(third.is_disabled("M2") && third.pcid_of("M1").is_none() && third.registered_count() == 1);
 }
 
 #[tokio::test]

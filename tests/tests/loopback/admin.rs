@@ -321,8 +321,27 @@ async fn with_an_admin_password_a_far_caller_logs_in_and_still_needs_the_token_a
         "a password written in clear is refused at the start"
     );
     let password = "correct horse battery staple";
-    let hash = thingate::admin::password::hash(password).unwrap();
-    let ini = format!("AcceptProxyProtocol 1\nProxyProtocolFrom 127.0.0.2\nAdminPassword {hash}");
+    // `thingate admin-password` prints the line for ThinGate.ini, never the password.
+    let hash_line = |pw: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(thin_e2e::procs::bin("thingate"))
+            .arg("admin-password")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(format!("{pw}\n").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let short = hash_line("too short");
+    assert_eq!(short.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+    let out = hash_line(password);
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(line.starts_with("AdminPassword $argon2id$") && !line.contains(password), "{line}");
+    let ini = format!("AcceptProxyProtocol 1\nProxyProtocolFrom 127.0.0.2\n{}", line.trim());
     let gw = TestGateway::with_ini(&ini).await;
     let lb = IpAddr::from([127, 0, 0, 2]);
     let pc_lb = crate::bounds::balancer_from(lb, gw.addr, "192.0.2.10:40002".parse().unwrap()).await;
