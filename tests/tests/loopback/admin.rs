@@ -75,6 +75,101 @@ async fn browse(url: &str, what: Shot<'_>) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Chromium driven over the DevTools protocol through a pipe
+/// (`--remote-debugging-pipe`: it reads commands on fd 3 and answers on fd 4,
+/// each message JSON ended by a NUL), to click the page's own buttons.
+struct Browser {
+    child: tokio::process::Child,
+    to: tokio::process::ChildStdin,
+    from: tokio::io::BufReader<tokio::process::ChildStdout>,
+    next: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn launch() -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        // The shell makes the child's stdin fd 3 and its stdout fd 4.
+        let mut child = tokio::process::Command::new("sh")
+            .args(["-c", "exec 3<&0 4>&1; exec \"$0\" \"$@\" </dev/null >/dev/null"])
+            .arg(chromium())
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--ignore-certificate-errors"])
+            .args(["--window-size=1400,1100", "--remote-debugging-pipe"])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("Chromium runs");
+        let to = child.stdin.take().unwrap();
+        let from = tokio::io::BufReader::new(child.stdout.take().unwrap());
+        Browser { child, to, from, next: 0, _profile: profile }
+    }
+
+    /// Sends `method` (to the page of `session`, if any) and returns its result.
+    async fn call(&mut self, session: Option<&str>, method: &str, params: serde_json::Value) -> serde_json::Value {
+        use tokio::io::AsyncBufReadExt;
+        self.next += 1;
+        let mut m = serde_json::json!({ "id": self.next, "method": method, "params": params });
+        if let Some(s) = session {
+            m["sessionId"] = s.into();
+        }
+        let mut bytes = m.to_string().into_bytes();
+        bytes.push(0);
+        self.to.write_all(&bytes).await.unwrap();
+        loop {
+            let mut buf = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(30), self.from.read_until(0, &mut buf)).await;
+            let n = read.expect("Chromium answers within 30 s").unwrap();
+            assert!(n > 0, "Chromium closed its pipe");
+            buf.pop();
+            let answer: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+            if answer["id"] == self.next {
+                assert!(answer.get("error").is_none(), "{method}: {answer}");
+                return answer["result"].clone();
+            }
+        }
+    }
+
+    /// Opens `url` in a new page; returns its session.
+    async fn open(&mut self, url: &str) -> String {
+        let target = self.call(None, "Target.createTarget", serde_json::json!({ "url": url })).await;
+        let params = serde_json::json!({ "targetId": target["targetId"], "flatten": true });
+        let attached = self.call(None, "Target.attachToTarget", params).await;
+        attached["sessionId"].as_str().unwrap().to_string()
+    }
+
+    /// The value of `js` in the page.
+    async fn eval(&mut self, session: &str, js: &str) -> serde_json::Value {
+        let params = serde_json::json!({ "expression": js, "returnByValue": true });
+        self.call(Some(session), "Runtime.evaluate", params).await["result"]["value"].clone()
+    }
+
+    /// Waits (up to 20 s) until `js` is true in the page.
+    async fn wait(&mut self, session: &str, what: &str, js: &str) {
+        let end = std::time::Instant::now() + Duration::from_secs(20);
+        while self.eval(session, js).await != serde_json::Value::Bool(true) {
+            assert!(std::time::Instant::now() < end, "{what}: not within 20 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Saves a PNG of the page.
+    async fn screenshot(&mut self, session: &str, png: &Path) {
+        use base64::Engine;
+        let shot = self.call(Some(session), "Page.captureScreenshot", serde_json::json!({ "format": "png" })).await;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().unwrap()).unwrap();
+        std::fs::write(png, bytes).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
 /// The part of `dom` from the element with `id` to the end of its table.
 fn table<'a>(dom: &'a str, id: &str) -> &'a str {
     let start = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in {dom}"));
@@ -379,5 +474,47 @@ async fn with_an_admin_password_a_far_caller_logs_in_and_still_needs_the_token_a
     let (status, _, body) = request(far, &ca, "POST", disable, &[host, basic(password), tok, origin]).await;
     assert_eq!(status, 200, "{body}");
     assert!(gw.gateway.registry.is_disabled(&msid));
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_own_buttons_disable_and_remove_a_machine_in_chromium() {
+    let gw = TestGateway::start().await;
+    let pc = gw.office_pc("click-desk", "pw").await;
+    let msid = pc.cfg().identity().unwrap().msid();
+    let mut browser = Browser::launch().await;
+    let page = browser.open(&format!("https://127.0.0.1:{}/thinadmin/", gw.addr.port())).await;
+    let row = "#machines tr[data-pcid=\"click-desk\"]";
+    browser
+        .wait(&page, "the machine's row", &format!("!!document.querySelector('{row} button[data-action=disable]')"))
+        .await;
+    // Disable: the page's own button, its token and the browser's Origin.
+    browser.eval(&page, &format!("document.querySelector('{row} button[data-action=disable]').click()")).await;
+    wait_for("the machine disabled", Duration::from_secs(20), || {
+        let off = gw.gateway.registry.is_disabled(&msid);
+        async move { off.then_some(()) }
+    })
+    .await;
+    let ended = tokio::time::timeout(Duration::from_secs(20), pc.task).await.expect("the office PC stops").unwrap();
+    assert!(ended.expect_err("told why").to_string().contains("disabled this computer"));
+    let badge = format!("document.querySelector('{row} .badge').textContent === 'disabled'");
+    browser.wait(&page, "the page shows it disabled", &badge).await;
+    let shots = screenshot_dir();
+    std::fs::create_dir_all(&shots).unwrap();
+    browser.screenshot(&page, &shots.join("thinadmin-disabled.png")).await;
+    // Remove takes two clicks.
+    browser.eval(&page, &format!("document.querySelector('{row} button[data-action=arm]').click()")).await;
+    let confirm = format!("{row} button[data-action=remove]");
+    browser.wait(&page, "the confirmation button", &format!("!!document.querySelector('{confirm}')")).await;
+    assert!(gw.gateway.registry.is_registered("click-desk"), "one click removes nothing");
+    browser.eval(&page, &format!("document.querySelector('{confirm}').click()")).await;
+    wait_for("the machine removed", Duration::from_secs(20), || {
+        let known = gw.gateway.registry.is_registered("click-desk");
+        async move { (!known).then_some(()) }
+    })
+    .await;
+    browser
+        .wait(&page, "the page lists no machine", "document.getElementById('found').textContent.startsWith('0 of 0')")
+        .await;
     gw.shutdown().await;
 }
