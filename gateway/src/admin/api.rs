@@ -47,11 +47,12 @@ pub fn overview(a: &Admin, q: Option<String>) -> Reply {
     let total = all.len();
     let matching: Vec<_> = all.into_iter().filter(|m| q.as_ref().is_none_or(|q| m.pcid.contains(q.as_str()))).collect();
     let found = matching.len();
+    let online_msids: std::collections::HashSet<&str> = sessions.iter().map(|s| s.msid.as_str()).collect();
     let machines: Vec<_> = matching
         .iter()
         .take(MAX_MACHINES)
         .map(|m| {
-            let online = sessions.iter().any(|s| s.msid == m.msid);
+            let online = online_msids.contains(m.msid.as_str());
             json!({
                 "pcid": m.pcid,
                 "msid": m.msid,
