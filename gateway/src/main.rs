@@ -50,8 +50,14 @@ enum Cmd {
         #[arg(long)]
         pid_file: Option<PathBuf>,
     },
-    /// Compare this host with the recommended kernel and limits settings (manual 5-5).
-    Doctor,
+    /// Compare this host with the recommended kernel and limits settings
+    /// (manual 5-5), and say how many office PCs and how much traffic it holds.
+    Doctor {
+        /// Path of ThinGate.ini, for its TunnelKeepAlive and MaxServerSessions
+        /// (default: ThinGate.ini beside this program, when there is one).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Move machines between a MachineDatabase.config and the cluster's etcd
     /// (the cluster edition, StandaloneMode 0; docs/cluster.md).
     Cluster {
@@ -126,9 +132,23 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        Cmd::Doctor => {
+        Cmd::Doctor { config: c } => {
+            let given = c.is_some();
+            let gate = match config(c) {
+                Ok(p) if given || p.exists() => match thingate::config::GateConfig::load(&p) {
+                    Ok(g) => Some(g),
+                    Err(e) => return fail(e),
+                },
+                Ok(_) => None,
+                Err(e) if given => return fail(e),
+                Err(_) => None,
+            };
             let (text, bad) = thingate::doctor::report(&thingate::doctor::check());
             print!("{text}");
+            let keepalive_ms = gate.as_ref().map_or(10_000, |g| g.tunnel_keepalive.as_millis() as u64);
+            let host = thingate::doctor::sizing::this_host(keepalive_ms);
+            let sizing = thingate::doctor::sizing::size(host);
+            print!("{}", thingate::doctor::sizing::report(host, &sizing, gate.map(|g| g.max_sessions as u64)));
             if bad == 0 {
                 ExitCode::SUCCESS
             } else {
@@ -161,7 +181,7 @@ fn banner() -> String {
          thingate stop   - Stop the ThinGate service if the service has been already started.\n\
          thingate status - Tell whether the ThinGate service runs, with its live figures.\n\
          thingate run    - Run in the foreground (for systemd and containers).\n\
-         thingate doctor - Compare this host with the recommended kernel and limits settings.\n\
+         thingate doctor - Compare this host with the recommended settings; how many office PCs it holds.\n\
          thingate cluster import|export --database FILE - Move machines into or out of the cluster's etcd.\n\
          thingate admin-password - Hash the admin console's password (read from standard input) for ThinGate.ini.\n\
          \n\

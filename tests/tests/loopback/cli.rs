@@ -272,6 +272,32 @@ fn thingate_doctor_compares_the_host_with_the_recommended_settings() {
     if diffs > 0 {
         assert!(text.contains("fix: "), "{text}");
     }
+    // The sizing, from this host's cores, memory and open-file limit.
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert!(text.contains(&format!("this host: {cores} cores, ")), "{text}");
+    let sessions: u64 = text
+        .split("office PCs connected at once: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no session count: {text}"));
+    assert!(sessions > 0, "{text}");
+    assert!(text.contains("Gbit/s, about "), "{text}");
+
+    // With a ThinGate.ini: its keepalive is used, and a MaxServerSessions
+    // beyond what the host holds is pointed out.
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("ThinGate.ini");
+    std::fs::write(&ini, "TunnelKeepAlive 20000\nTunnelTimeout 60000\nMaxServerSessions 4000000000\n").unwrap();
+    let out = Command::new(bin("thingate")).arg("doctor").arg("--config").arg(&ini).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("keepalive every 20000 ms"), "{text}");
+    assert!(text.contains("note: MaxServerSessions 4000000000 is more than this host holds"), "{text}");
+    // A broken ini is named, and nothing is sized from it.
+    std::fs::write(&ini, "MaxServerSessions lots\n").unwrap();
+    let out = Command::new(bin("thingate")).arg("doctor").arg("--config").arg(&ini).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("ThinGate.ini") && err.contains("MaxServerSessions"), "{err}");
 }
 
 #[test]

@@ -1,9 +1,12 @@
 //! `thingate doctor`: compares this host with the settings of manual 5-5 (the
 //! same list the bundle's `sysctl.d` and `limits.d` files install) and says
-//! what differs and how to fix it.
+//! what differs and how to fix it; then how many office PCs and how much
+//! traffic this host holds ([`sizing`]).
+
+pub mod sizing;
 
 /// The bundle's sysctl file; `{{...}}` lines are comments of the template.
-const SYSCTL: &str = include_str!("../../templates/sysctl.conf.hbs");
+const SYSCTL: &str = include_str!("../../../templates/sysctl.conf.hbs");
 
 /// Open files the gateway wants (manual 5-5: nofile 1048575).
 pub const WANT_NOFILE: u64 = 1_048_575;
