@@ -136,3 +136,135 @@ async fn a_single_host_database_goes_into_the_cluster_and_back_unchanged() {
     assert_eq!(exported.by_msid("NEWCOMER").map(|m| m.pcid.as_str()), Some("desk-9"));
     assert!(exported.by_msid("GHOST").is_none(), "a stale journal was applied over the export");
 }
+
+/// A 3-member etcd and 3 gateways (`thingate run`), office PCs spread over
+/// them: a client entering through any gateway reaches any office PC (the
+/// gateway redirects it to the member the PC is at) with a byte-exact
+/// transfer; a computer ID held through one member is refused at another;
+/// a killed gateway's office PC is back through another member within 5 s,
+/// and clients find it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_any_client_reaches_any_office_pc_and_a_killed_gateways_pcs_come_back_within_5_s() {
+    use thin_e2e::etcd::GatewayCluster;
+    use thin_tunnel::server_agent::ServerState;
+    let mut cl = GatewayCluster::start("three", 3);
+    // Office PC i lists gateway i first, so each member holds one.
+    let target = echo_server().await;
+    let orders = [[0, 1, 2], [1, 2, 0], [2, 0, 1]];
+    let mut pcs = Vec::new();
+    for (i, order) in orders.iter().enumerate() {
+        pcs.push(OfficePc::start(&cl.link(order), &format!("desk-{i}"), &format!("pw {i}"), target).await);
+    }
+    for (g, pc) in (0..3).zip(&pcs) {
+        let stat = thin_e2e::https::get(cl.members[g].addr, &cl.pki.ca_pem, "/thinstat/").await.1;
+        assert!(stat.contains(&pc.session_id()), "desk-{g} is not online at gateway {g}: {stat}");
+    }
+    // Every client entry (one gateway each) reaches every office PC.
+    for g in 0..3 {
+        let entry = cl.link(&[g]);
+        for (i, _) in pcs.iter().enumerate() {
+            let tunnel = connect(&entry, &format!("desk-{i}"), &format!("pw {i}")).await;
+            assert_tunnel_echo(&tunnel, 128 * 1024, (g * 3 + i) as u64).await;
+        }
+    }
+    for g in 0..3 {
+        assert_eq!(cl.counter(g, "thingate_client_redirects_total").await, 2, "gateway {g} redirects the other two");
+    }
+    // desk-1 is held (through gateway 1): gateway 0 and 2 refuse it to another machine.
+    for g in [0, 2] {
+        let err = try_register(&cl.link(&[g]), "DESK-1", "other").await.unwrap_err();
+        assert!(err.contains("\"desk-1\" is already registered by another computer"), "gateway {g}: {err}");
+    }
+    // Gateway 0 dies: desk-0 moves on to gateway 1 within 5 s. A tunnel that
+    // entered through gateway 0 and was redirected to desk-1's gateway does
+    // not pass through gateway 0 and lives on.
+    let redirected = connect(&cl.link(&[0]), "desk-1", "pw 1").await;
+    let killed = std::time::Instant::now();
+    cl.kill(0);
+    pcs[0].wait_offline("desk-0 notices its gateway died", Duration::from_secs(5)).await;
+    let left = Duration::from_secs(5).saturating_sub(killed.elapsed());
+    pcs[0]
+        .wait_for_state("desk-0 online again through another member", left, |s| {
+            matches!(s, ServerState::Online { .. }).then_some(())
+        })
+        .await;
+    println!("desk-0 back online {:?} after its gateway was killed", killed.elapsed());
+    assert_tunnel_echo(&redirected, 64 * 1024, 41).await;
+    // Clients through the surviving members, and through an entry point
+    // that lists the dead one first, find it at its new member.
+    for entry in [cl.link(&[1]), cl.link(&[2]), cl.link(&[0, 2, 1])] {
+        let tunnel = wait_for("a client reaches desk-0 at its new member", Duration::from_secs(5), || {
+            let entry = entry.clone();
+            async move { try_connect(&entry, "desk-0", "pw 0").await.ok() }
+        })
+        .await;
+        assert_tunnel_echo(&tunnel, 64 * 1024, 42).await;
+    }
+    // The other office PCs were never disturbed.
+    for pc in &pcs[1..] {
+        assert!(matches!(*pc.state.borrow(), ServerState::Online { .. }));
+    }
+}
+
+/// Killing the etcd leader is a short pause: established tunnels keep
+/// working, and registrations and cross-member look-ups succeed again within
+/// the etcd call deadline. With no etcd member answering, established
+/// tunnels keep working and registrations fail with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_etcd_leader_is_a_short_pause_and_without_etcd_tunnels_keep_working() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use std::time::Instant;
+    use thin_e2e::etcd::GatewayCluster;
+    let mut cl = GatewayCluster::start("leader", 2);
+    let target = echo_server().await;
+    let pc = OfficePc::start(&cl.link(&[0, 1]), "desk-a", "pw a", target).await;
+    // A client through gateway 1, redirected to gateway 0.
+    let tunnel = connect(&cl.link(&[1]), "desk-a", "pw a").await;
+    let leader = cl.etcd.leader();
+    let t = Instant::now();
+    cl.etcd.kill(leader);
+    assert_tunnel_echo(&tunnel, 64 * 1024, 1).await;
+    // A new registration through the other gateway just works, after a pause.
+    let stored = match try_register(&cl.link(&[1]), "desk-b", "pw b").await {
+        Ok(stored) => stored,
+        Err(e) => panic!("registration after the leader died: {e}\n{}", cl.report(1)),
+    };
+    assert_eq!(stored, "desk-b");
+    let pause = t.elapsed();
+    println!("registration done {pause:?} after the etcd leader was killed");
+    assert!(pause < Duration::from_secs(5), "the pause lasted {pause:?}");
+    let new_leader = cl.etcd.leader();
+    assert_ne!(new_leader, leader);
+    // Look-ups across members still work: a new client through gateway 1.
+    assert_tunnel_echo(&connect(&cl.link(&[1]), "desk-a", "pw a").await, 64 * 1024, 2).await;
+    assert!(matches!(*pc.state.borrow(), thin_tunnel::server_agent::ServerState::Online { .. }));
+
+    // No etcd member answers now.
+    let pids = cl.etcd.pids();
+    for p in &pids {
+        kill(Pid::from_raw(*p), Signal::SIGSTOP).unwrap();
+    }
+    assert_tunnel_echo(&tunnel, 64 * 1024, 3).await;
+    let refused = try_register(&cl.link(&[0]), "desk-c", "pw c").await;
+    // A client at the gateway where the office PC is still gets through
+    // (its own table first); at the other one it is told why not.
+    let local = try_connect(&cl.link(&[0]), "desk-a", "pw a").await;
+    let remote = try_connect(&cl.link(&[1]), "desk-a", "pw a").await;
+    for p in &pids {
+        kill(Pid::from_raw(*p), Signal::SIGCONT).unwrap();
+    }
+    assert_eq!(refused.unwrap_err(), "the gateway cannot save its database; try again later");
+    assert_tunnel_echo(&local.expect("a client at the office PC's own gateway"), 32 * 1024, 4).await;
+    match remote {
+        Err(e) => assert!(e.to_string().contains("the cluster's directory cannot be reached"), "{e}"),
+        Ok(_) => panic!("found across members with etcd stopped"),
+    }
+    assert_tunnel_echo(&tunnel, 64 * 1024, 5).await;
+    // etcd back: registrations work again.
+    wait_for("registrations work again", Duration::from_secs(10), || {
+        let link = cl.link(&[0]);
+        async move { try_register(&link, "desk-c", "pw c").await.ok() }
+    })
+    .await;
+}
