@@ -54,8 +54,6 @@ pub struct GatewayCluster {
     pub pki: Arc<Pki>,
     /// The gateways.
     pub members: Vec<Member>,
-    /// A folder for entry points.
-    files: tempfile::TempDir,
 }
 
 impl GatewayCluster {
@@ -64,7 +62,7 @@ impl GatewayCluster {
         let etcd = EtcdCluster::start();
         let pki = Arc::new(Pki::new());
         let members = (0..n).map(|_| start_member(&etcd, &pki, name)).collect();
-        GatewayCluster { etcd, pki, members, files: tempfile::tempdir().unwrap() }
+        GatewayCluster { etcd, pki, members }
     }
 
     /// A link whose entry point lists the gateways `order` in that order.
@@ -73,17 +71,6 @@ impl GatewayCluster {
         let text = EntryPoint::render(&self.pki.ca_pem, &urls.join(", "), "Cluster Test");
         let ep = EntryPoint::parse(&text, "cluster EntryPoint.dat").unwrap();
         Link::new(ep, None).unwrap()
-    }
-
-    /// An entry point file listing the gateways `order` in that order.
-    pub fn entry_point(&self, order: &[usize]) -> std::path::PathBuf {
-        let urls: Vec<String> = order.iter().map(|i| self.members[*i].url()).collect();
-        let p = self
-            .files
-            .path()
-            .join(format!("EntryPoint-{}.dat", order.iter().map(|i| i.to_string()).collect::<String>()));
-        std::fs::write(&p, EntryPoint::render(&self.pki.ca_pem, &urls.join("\n"), "Cluster Test")).unwrap();
-        p
     }
 
     /// Kills gateway `i` (SIGKILL: no goodbye to etcd or to the office PCs).

@@ -6,8 +6,9 @@ use std::time::Duration;
 use thin_e2e::etcd::{member_ini, EtcdServer};
 use thin_e2e::raw::RawServer;
 use thin_e2e::*;
+use thin_protocol::frame::{read_frame, write_frame};
 use thin_protocol::identity::Identity;
-use thin_protocol::messages::{ErrorCode, GateToServer};
+use thin_protocol::messages::{ErrorCode, GateToServer, GateToTunnel, Hello};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_share_computer_ids_and_announce_where_each_office_pc_is() {
@@ -27,6 +28,20 @@ async fn members_share_computer_ids_and_announce_where_each_office_pc_is() {
     }
     let at = b.state().directory.locate("desk-01").await.unwrap().expect("announced");
     assert_eq!((at.gateway.as_str(), at.session), ("https://gw1.test/", pc.session_id()));
+    // A client at B is sent to A; an app that does not follow redirects is
+    // told where the computer is instead.
+    let mut s = thin_e2e::raw::client_connect_following(b.addr, b.ca(), "DESK-01").await;
+    match read_frame::<GateToTunnel, _>(&mut s).await.unwrap() {
+        GateToTunnel::Redirect { gateway } => assert_eq!(gateway, "https://gw1.test/"),
+        other => panic!("not redirected: {other:?}"),
+    }
+    let mut s = thin_e2e::raw::client_connect(b.addr, b.ca(), "desk-01").await;
+    match read_frame::<GateToTunnel, _>(&mut s).await.unwrap() {
+        GateToTunnel::Error { code: ErrorCode::ServerOffline, message } => {
+            assert!(message.contains("connected to another gateway of the cluster (https://gw1.test/)"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
     // A machine registered at B is known at A.
     assert!(matches!(other.register("desk-02", None).await, GateToServer::Registered { .. }));
     wait_for("A's registry sees desk-02", Duration::from_secs(5), || {
@@ -267,4 +282,92 @@ async fn killing_the_etcd_leader_is_a_short_pause_and_without_etcd_tunnels_keep_
         async move { try_register(&link, "desk-c", "pw c").await.ok() }
     })
     .await;
+}
+
+/// A stand-in for a compromised or malicious gateway: it serves `cert` and
+/// answers every client with a redirect to `to(its address)`; counts the
+/// `ClientConnect` requests it read.
+async fn redirecting_gateway(
+    (cert, key): (String, String),
+    to: impl Fn(std::net::SocketAddr) -> String + Send + Sync + 'static,
+) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>, tempfile::TempDir) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let (cp, kp) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(&cp, cert).unwrap();
+    std::fs::write(&kp, key).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(thin_protocol::tls::server_config(&cp, &kp).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let asked = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = asked.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok(mut tls) = acceptor.accept(tcp).await else { continue };
+            if thin_protocol::http::read_request(&mut tls).await.is_err()
+                || thin_protocol::http::write_upgrade_response(&mut tls).await.is_err()
+            {
+                continue;
+            }
+            if let Ok(Hello::ClientConnect { .. }) = read_frame::<Hello, _>(&mut tls).await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = write_frame(&mut tls, &GateToTunnel::Redirect { gateway: to(addr) }).await;
+            }
+        }
+    });
+    (addr, asked, dir)
+}
+
+/// A redirect is an attacker's tool: the app follows one only to an
+/// `https://` URL whose host holds a certificate from the brand's pinned CA,
+/// and only [`MAX_REDIRECTS`] times in a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_cannot_send_the_app_to_an_unpinned_host_nor_loop() {
+    use std::sync::atomic::Ordering;
+    use thin_e2e::Pki;
+    use thin_tunnel::client_agent::ClientError;
+    use thin_tunnel::link::{LinkError, RedirectRefused, MAX_REDIRECTS};
+    let pki = Pki::new();
+    let link_to = |addr: std::net::SocketAddr| {
+        let text =
+            thin_protocol::entry_point::EntryPoint::render(&pki.ca_pem, &format!("https://{addr}/thingate/"), "S");
+        thin_tunnel::link::Link::new(thin_protocol::entry_point::EntryPoint::parse(&text, "e").unwrap(), None).unwrap()
+    };
+    // A host with a certificate from another CA: the TLS handshake fails,
+    // and it never reads the request.
+    let (evil, evil_asked, _d1) = redirecting_gateway(Pki::foreign_leaf(), |a| format!("https://{a}/")).await;
+    let (gw, _, _d2) =
+        redirecting_gateway((pki.cert_pem.clone(), pki.key_pem.clone()), move |_| format!("https://{evil}/thingate/"))
+            .await;
+    match try_connect(&link_to(gw), "desk-01", "pw").await {
+        Err(ClientError::Link(LinkError::Tls { addr, cause })) => {
+            assert!(cause.is_certificate(), "{cause}");
+            assert_eq!(addr, evil.to_string());
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("followed a redirect to a host outside the pinned CA"),
+    }
+    assert_eq!(evil_asked.load(Ordering::SeqCst), 0, "the unpinned host read the client's request");
+    // Not https:// (plain http, user information): not followed at all.
+    for bad in ["http://127.0.0.1:1/thingate/", "https://user@127.0.0.1:1/", "javascript:alert(1)"] {
+        let bad = bad.to_string();
+        let (gw, _, _d) = redirecting_gateway((pki.cert_pem.clone(), pki.key_pem.clone()), move |_| bad.clone()).await;
+        match try_connect(&link_to(gw), "desk-01", "pw").await {
+            Err(ClientError::Link(LinkError::Redirect { why: RedirectRefused::BadUrl(_), .. })) => {}
+            Err(e) => panic!("refused for another reason: {e}"),
+            Ok(_) => panic!("followed"),
+        }
+    }
+    // A gateway that redirects to itself: followed MAX_REDIRECTS times, then refused.
+    let (gw, asked, _d3) =
+        redirecting_gateway((pki.cert_pem.clone(), pki.key_pem.clone()), |a| format!("https://{a}/thingate/")).await;
+    match try_connect(&link_to(gw), "desk-01", "pw").await {
+        Err(ClientError::Link(e @ LinkError::Redirect { why: RedirectRefused::TooMany, .. })) => {
+            assert!(e.to_string().contains(&format!("more than {MAX_REDIRECTS} redirects in a row")), "{e}");
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("a redirect loop connected"),
+    }
+    assert_eq!(asked.load(Ordering::SeqCst), 1 + MAX_REDIRECTS);
 }
