@@ -277,11 +277,7 @@ mod tests {
         let all: Vec<String> = ep.urls().map(|u| u.to_string()).collect();
         assert_eq!(
             all,
-            [
-                "https://gw1.example.org:443/thingate/",
-                "https://gw2.example.org:8443/",
-                "https://gw3.example.org:443/thingate/"
-            ],
+            ["https://gw1.example.org:443/thingate/", "https://gw2.example.org:8443/", "https://gw3.example.org:443/"],
             "in the file's order, each once"
         );
         let err = EntryPoint::parse(&format!("{pem}\nhttps://gw1.example.org/, http://gw2.example.org/\n"), "E.dat")

@@ -53,9 +53,7 @@ pub fn version(v: &str) -> Result<[u16; 3], Bad> {
 /// its gateways separated by commas, in the order the apps try them; the
 /// first is the one this build's gateway bundle is (`docs/cluster.md`).
 pub fn gateway_url(v: &str) -> Result<GatewayUrl, Bad> {
-    let fix = "write https://HOST[:PORT]/thingate/ with the gateway's DNS name or IP address, e.g. https://gw.example.org/thingate/ \
-               (a cluster: several, separated by commas)"
-        .to_string();
+    let fix = "write https://HOST[:PORT]/thingate/ with the gateway's DNS name or IP address, e.g. https://gw.example.org/thingate/".to_string();
     let mut first = None;
     for one in v.split(',').map(str::trim) {
         if one.is_empty() {
