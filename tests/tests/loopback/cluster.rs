@@ -284,10 +284,11 @@ async fn killing_the_etcd_leader_is_a_short_pause_and_without_etcd_tunnels_keep_
     .await;
 }
 
-/// A stand-in for a compromised or malicious gateway: it serves `cert` and
-/// answers every client with a redirect to `to(its address)`; counts the
-/// `ClientConnect` requests it read.
+/// A stand-in for a compromised or malicious gateway on loopback address
+/// `ip`: it serves `cert` and answers every client with a redirect to `to(its
+/// address)`; counts the `ClientConnect` requests it read.
 async fn redirecting_gateway(
+    ip: &str,
     (cert, key): (String, String),
     to: impl Fn(std::net::SocketAddr) -> String + Send + Sync + 'static,
 ) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>, tempfile::TempDir) {
@@ -297,7 +298,7 @@ async fn redirecting_gateway(
     std::fs::write(&cp, cert).unwrap();
     std::fs::write(&kp, key).unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(thin_protocol::tls::server_config(&cp, &kp).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let asked = std::sync::Arc::new(AtomicUsize::new(0));
     let count = asked.clone();
@@ -336,10 +337,12 @@ async fn a_redirect_cannot_send_the_app_to_an_unpinned_host_nor_loop() {
     };
     // A host with a certificate from another CA: the TLS handshake fails,
     // and it never reads the request.
-    let (evil, evil_asked, _d1) = redirecting_gateway(Pki::foreign_leaf(), |a| format!("https://{a}/")).await;
-    let (gw, _, _d2) =
-        redirecting_gateway((pki.cert_pem.clone(), pki.key_pem.clone()), move |_| format!("https://{evil}/thingate/"))
-            .await;
+    let (evil, evil_asked, _d1) =
+        redirecting_gateway("127.0.0.1", Pki::foreign_leaf(), |a| format!("https://{a}/")).await;
+    let (gw, _, _d2) = redirecting_gateway("127.0.0.1", (pki.cert_pem.clone(), pki.key_pem.clone()), move |_| {
+        format!("https://{evil}/thingate/")
+    })
+    .await;
     match try_connect(&link_to(gw), "desk-01", "pw").await {
         Err(ClientError::Link(LinkError::Tls { addr, cause })) => {
             assert!(cause.is_certificate(), "{cause}");
@@ -349,10 +352,26 @@ async fn a_redirect_cannot_send_the_app_to_an_unpinned_host_nor_loop() {
         Ok(_) => panic!("followed a redirect to a host outside the pinned CA"),
     }
     assert_eq!(evil_asked.load(Ordering::SeqCst), 0, "the unpinned host read the client's request");
+    // A host with a certificate from the brand's CA, but for other names
+    // (127.0.0.1 and localhost, reached here as 127.0.0.2): refused too.
+    let (other, other_asked, _d4) =
+        redirecting_gateway("127.0.0.2", (pki.cert_pem.clone(), pki.key_pem.clone()), |a| format!("https://{a}/"))
+            .await;
+    let (gw, _, _d5) = redirecting_gateway("127.0.0.1", (pki.cert_pem.clone(), pki.key_pem.clone()), move |_| {
+        format!("https://{other}/thingate/")
+    })
+    .await;
+    match try_connect(&link_to(gw), "desk-01", "pw").await {
+        Err(ClientError::Link(LinkError::Tls { cause, .. })) => assert!(cause.is_certificate(), "{cause}"),
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("followed a redirect to a host whose certificate names another host"),
+    }
+    assert_eq!(other_asked.load(Ordering::SeqCst), 0);
     // Not https:// (plain http, user information): not followed at all.
     for bad in ["http://127.0.0.1:1/thingate/", "https://user@127.0.0.1:1/", "javascript:alert(1)"] {
         let bad = bad.to_string();
-        let (gw, _, _d) = redirecting_gateway((pki.cert_pem.clone(), pki.key_pem.clone()), move |_| bad.clone()).await;
+        let (gw, _, _d) =
+            redirecting_gateway("127.0.0.1", (pki.cert_pem.clone(), pki.key_pem.clone()), move |_| bad.clone()).await;
         match try_connect(&link_to(gw), "desk-01", "pw").await {
             Err(ClientError::Link(LinkError::Redirect { why: RedirectRefused::BadUrl(_), .. })) => {}
             Err(e) => panic!("refused for another reason: {e}"),
@@ -360,8 +379,10 @@ async fn a_redirect_cannot_send_the_app_to_an_unpinned_host_nor_loop() {
         }
     }
     // A gateway that redirects to itself: followed MAX_REDIRECTS times, then refused.
-    let (gw, asked, _d3) =
-        redirecting_gateway((pki.cert_pem.clone(), pki.key_pem.clone()), |a| format!("https://{a}/thingate/")).await;
+    let (gw, asked, _d3) = redirecting_gateway("127.0.0.1", (pki.cert_pem.clone(), pki.key_pem.clone()), |a| {
+        format!("https://{a}/thingate/")
+    })
+    .await;
     match try_connect(&link_to(gw), "desk-01", "pw").await {
         Err(ClientError::Link(e @ LinkError::Redirect { why: RedirectRefused::TooMany, .. })) => {
             assert!(e.to_string().contains(&format!("more than {MAX_REDIRECTS} redirects in a row")), "{e}");
