@@ -54,6 +54,8 @@ pub struct GatewayCluster {
     pub pki: Arc<Pki>,
     /// The gateways.
     pub members: Vec<Member>,
+    /// Entry point files for the binaries.
+    files: tempfile::TempDir,
 }
 
 impl GatewayCluster {
@@ -62,7 +64,7 @@ impl GatewayCluster {
         let etcd = EtcdCluster::start();
         let pki = Arc::new(Pki::new());
         let members = (0..n).map(|_| start_member(&etcd, &pki, name)).collect();
-        GatewayCluster { etcd, pki, members }
+        GatewayCluster { etcd, pki, members, files: tempfile::tempdir().unwrap() }
     }
 
     /// A link whose entry point lists the gateways `order` in that order.
@@ -71,6 +73,16 @@ impl GatewayCluster {
         let text = EntryPoint::render(&self.pki.ca_pem, &urls.join(", "), "Cluster Test");
         let ep = EntryPoint::parse(&text, "cluster EntryPoint.dat").unwrap();
         Link::new(ep, None).unwrap()
+    }
+
+    /// An `EntryPoint.dat` for the binaries listing the gateways `order`, one
+    /// URL per line.
+    pub fn entry_point(&self, order: &[usize]) -> std::path::PathBuf {
+        let urls: Vec<String> = order.iter().map(|i| self.members[*i].url()).collect();
+        let name: String = order.iter().map(|i| i.to_string()).collect();
+        let p = self.files.path().join(format!("EntryPoint-{name}.dat"));
+        std::fs::write(&p, EntryPoint::render(&self.pki.ca_pem, &urls.join("\n"), "Cluster Test")).unwrap();
+        p
     }
 
     /// Kills gateway `i` (SIGKILL: no goodbye to etcd or to the office PCs).

@@ -392,3 +392,45 @@ async fn a_redirect_cannot_send_the_app_to_an_unpinned_host_nor_loop() {
     }
     assert_eq!(asked.load(Ordering::SeqCst), 1 + MAX_REDIRECTS);
 }
+
+/// The shipped binaries: `thinsvr` with an `EntryPoint.dat` listing two
+/// members (one per line) serves at the first; `thinclient` entering through
+/// the other is redirected there; when the first member is killed, `thinsvr`
+/// moves to the second and a new `thinclient` reaches it within 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_binaries_try_the_listed_gateways_and_follow_the_redirect() {
+    use std::net::SocketAddr;
+    use thin_e2e::etcd::GatewayCluster;
+    use thin_e2e::procs::{thinclient_connect, thinsvr, Proc};
+    let mut cl = GatewayCluster::start("apps", 2);
+    let target = echo_server().await;
+    let cfg = tempfile::tempdir().unwrap();
+    let pw = "open sesame, kind tortoise\n";
+    let svr_ep = cl.entry_point(&[1, 0]);
+    let reg = thinsvr(&svr_ep, cfg.path(), &["register", "--pcid", "cluster-desk", "--password-stdin"]);
+    let (st, err) = Proc::spawn(reg, Some(pw)).finish(Duration::from_secs(30));
+    assert!(st.success(), "{err}");
+    let mut svr = Proc::spawn(thinsvr(&svr_ep, cfg.path(), &["run", "--target", &target.to_string()]), None);
+    svr.wait_line("online as cluster-desk", Duration::from_secs(20));
+    let stat = thin_e2e::https::get(cl.members[1].addr, &cl.pki.ca_pem, "/thinstat/").await.1;
+    assert!(stat.contains("NumSession 1"), "thinsvr is not at the first gateway of its list: {stat}");
+    let cli_ep = cl.entry_point(&[0]);
+    let mut cli = Proc::spawn(thinclient_connect(&cli_ep, "cluster-desk"), Some(pw));
+    let local: SocketAddr = cli.wait_line("listening on ", Duration::from_secs(30)).parse().unwrap();
+    assert_tcp_echo(local, 256 * 1024, 1).await;
+    drop(cli);
+    assert_eq!(cl.counter(0, "thingate_client_redirects_total").await, 1);
+    let killed = std::time::Instant::now();
+    cl.kill(1);
+    // Each try is a new thinclient; the one that connects is kept running.
+    let (_cli, local) = loop {
+        let mut cli = Proc::spawn(thinclient_connect(&cli_ep, "cluster-desk"), Some(pw));
+        match cli.try_wait_line("listening on ", Duration::from_secs(5)) {
+            Ok(addr) => break (cli, addr.parse::<SocketAddr>().unwrap()),
+            Err(e) => assert!(killed.elapsed() < Duration::from_secs(5), "not reached within 5 s: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("thinclient reached the office PC {:?} after its gateway was killed", killed.elapsed());
+    assert_tcp_echo(local, 256 * 1024, 2).await;
+}
