@@ -190,23 +190,15 @@ fn rendered_units_run_as_their_own_users_in_a_sandbox() {
     }
 }
 
-/// The gateway's `install.sh --root` on a stand-in bundle (rendered
-/// templates, a fake binary and key): it makes the system user with
-/// systemd-sysusers (no login shell), installs ThinGate.ini and ThinGate.key
-/// 0640 and, as root, owned by root and that user's group; the state and log
-/// folders 0750 and the user's. Upgrading an install whose ThinGate.ini keeps
-/// the database beside it moves the database to the state folder and points
-/// the (kept, edited) ini there; a run after that changes nothing.
+/// A stand-in gateway bundle in `dir/bundle` (rendered templates, a fake
+/// binary and key) and a PATH with stand-ins for the system tools.
 #[cfg(unix)]
-#[test]
-fn gateway_install_sh_runs_the_gateway_as_its_own_user() {
-    use std::os::unix::fs::MetadataExt;
+fn stand_in_gateway_bundle(dir: &Path) -> (std::path::PathBuf, String) {
     let vars = serde_json::json!({"app_id": "Mikaka", "app_id_lower": "mikaka", "system_name": "Mikaka Remote",
         "version": "1.2.3", "listen_port": 443, "install_dir": "/opt/thingate-mikaka", "gate_user": "thingate-mikaka",
         "gate_state_dir": "/var/lib/thingate-mikaka", "user": "thingate-mikaka", "description": "ThinGate gateway, AppId Mikaka",
         "home": "/var/lib/thingate-mikaka"});
-    let tmp = tempfile::tempdir().unwrap();
-    let (bundle, image) = (tmp.path().join("bundle"), tmp.path().join("image"));
+    let bundle = dir.join("bundle");
     let conf = "90-thingate-mikaka.conf";
     let r = |t| builder::render::render(t, &vars).unwrap().into_bytes();
     for (name, data) in [
@@ -224,9 +216,105 @@ fn gateway_install_sh_runs_the_gateway_as_its_own_user() {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, data).unwrap();
     }
-    let bin = tmp.path().join("bin");
-    common::install_tool_stand_ins(&bin, &tmp.path().join("calls"));
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let bin = dir.join("bin");
+    common::install_tool_stand_ins(&bin, &dir.join("calls"));
+    (bundle, format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
+}
+
+/// `install.sh --cluster-name ... --public-url ... --etcd ...` installs a
+/// cluster member: ThinGate.ini with StandaloneMode 0 and the Cluster* keys,
+/// the etcd TLS files beside it (the key 0640), a unit ordered after the
+/// network; half the options, or a plain http public URL, are refused
+/// before anything is installed; a second run changes nothing.
+#[cfg(unix)]
+#[test]
+fn gateway_install_sh_makes_a_cluster_member() {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("image");
+    let (bundle, path) = stand_in_gateway_bundle(tmp.path());
+    for (f, body) in [("ca.pem", "etcd ca\n"), ("gw.cer", "client cert\n"), ("gw.key", "client key\n")] {
+        std::fs::write(tmp.path().join(f), body).unwrap();
+    }
+    let run = |args: &[&str]| {
+        Command::new("sh")
+            .arg(bundle.join("install.sh"))
+            .arg("--root")
+            .arg(&image)
+            .args(args)
+            .current_dir(tmp.path())
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    let etcd = "https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379";
+    for (bad, says) in [
+        (vec!["--cluster-name", "prod"], "needs --cluster-name, --public-url and --etcd together"),
+        (vec!["--cluster-name", "prod", "--public-url", "http://gw2/", "--etcd", etcd], "--public-url http://gw2/"),
+        (vec!["--cluster-name", "p r", "--public-url", "https://gw2/", "--etcd", etcd], "letters, digits"),
+        (
+            vec!["--cluster-name", "prod", "--public-url", "https://gw2/", "--etcd", etcd, "--etcd-cert", "gw.cer"],
+            "--etcd-cert and --etcd-key go together",
+        ),
+    ] {
+        let o = run(&bad);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", text(&o));
+        assert!(text(&o).contains(says), "{bad:?}: {}", text(&o));
+        assert!(!image.join("opt/thingate-mikaka").exists(), "{bad:?} installed something");
+    }
+    let args = [
+        "--cluster-name",
+        "prod",
+        "--public-url",
+        "https://gw2.mikaka.example/thingate/",
+        "--etcd",
+        etcd,
+        "--etcd-ca",
+        "ca.pem",
+        "--etcd-cert",
+        "gw.cer",
+        "--etcd-key",
+        "gw.key",
+    ];
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let dest = image.join("opt/thingate-mikaka");
+    let ini = std::fs::read_to_string(dest.join("ThinGate.ini")).unwrap();
+    for line in [
+        "StandaloneMode 0",
+        "ClusterName prod",
+        "ClusterPublicUrl https://gw2.mikaka.example/thingate/",
+        &format!("ClusterEtcdEndpoints {etcd}"),
+        "ClusterEtcdCaFile /opt/thingate-mikaka/etcd-ca.pem",
+        "ClusterEtcdCertFile /opt/thingate-mikaka/etcd-client.cer",
+        "ClusterEtcdKeyFile /opt/thingate-mikaka/etcd-client.key",
+    ] {
+        assert!(ini.lines().any(|l| l == line), "no {line:?} in {ini}");
+    }
+    assert!(!ini.lines().any(|l| l == "StandaloneMode 1"), "{ini}");
+    assert_eq!(std::fs::read_to_string(dest.join("etcd-client.key")).unwrap(), "client key\n");
+    assert_eq!(mode(&dest.join("etcd-client.key")), 0o640);
+    assert_eq!(mode(&dest.join("etcd-ca.pem")), 0o644);
+    let unit = std::fs::read_to_string(image.join("etc/systemd/system/thingate-mikaka.service")).unwrap();
+    assert!(unit.contains("After=network-online.target") && unit.contains("Wants=network-online.target"), "{unit}");
+    let again = run(&args);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(!text(&again).contains("installed "), "{}", text(&again));
+}
+
+/// The gateway's `install.sh --root` on a stand-in bundle (rendered
+/// templates, a fake binary and key): it makes the system user with
+/// systemd-sysusers (no login shell), installs ThinGate.ini and ThinGate.key
+/// 0640 and, as root, owned by root and that user's group; the state and log
+/// folders 0750 and the user's. Upgrading an install whose ThinGate.ini keeps
+/// the database beside it moves the database to the state folder and points
+/// the (kept, edited) ini there; a run after that changes nothing.
+#[cfg(unix)]
+#[test]
+fn gateway_install_sh_runs_the_gateway_as_its_own_user() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("image");
+    let (bundle, path) = stand_in_gateway_bundle(tmp.path());
     let install = || {
         let o = Command::new("sh")
             .arg(bundle.join("install.sh"))

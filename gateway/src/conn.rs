@@ -59,7 +59,14 @@ enum Role {
         slot: IpSlot,
     },
     /// A client asking for an office PC.
-    Client { tls: GateStream, pcid: String, build: Option<u32>, permit: Option<OwnedSemaphorePermit>, slot: IpSlot },
+    Client {
+        tls: GateStream,
+        pcid: String,
+        build: Option<u32>,
+        follows_redirect: bool,
+        permit: Option<OwnedSemaphorePermit>,
+        slot: IpSlot,
+    },
     /// An office PC's data connection.
     Attach { tls: GateStream, tunnel_id: String, slot: IpSlot },
     /// Answered (a page, a refusal) or closed.
@@ -80,8 +87,9 @@ pub async fn handle(routes: Arc<Routes>, tcp: TcpStream, peer: SocketAddr, admis
         Role::Control { tls, public_key, hostname, permit, slot: _slot } => {
             Box::pin(crate::control::run(routes.control.clone(), tls, peer, public_key, hostname, permit)).await
         }
-        Role::Client { tls, pcid, build, permit, slot: _slot } => {
-            Box::pin(crate::tunnel::client_connect(&routes.tunnels, tls, peer.ip(), pcid, build, permit)).await
+        Role::Client { tls, pcid, build, follows_redirect, permit, slot: _slot } => {
+            let ask = crate::tunnel::ClientAsk { pcid, build, follows_redirect };
+            Box::pin(crate::tunnel::client_connect(&routes.tunnels, tls, peer.ip(), ask, permit)).await
         }
         Role::Attach { tls, tunnel_id, slot } => {
             Box::pin(crate::tunnel::attach(&routes.tunnels.pending, tls, tunnel_id, slot)).await
@@ -127,9 +135,9 @@ async fn head(routes: &Routes, tcp: TcpStream, peer: SocketAddr, (slot, permit):
                     return Role::Control { tls, public_key, hostname, permit, slot };
                 }
             }
-            Ok(Ok(Hello::ClientConnect { version, pcid, build })) => {
+            Ok(Ok(Hello::ClientConnect { version, pcid, build, follows_redirect })) => {
                 if check_version::<GateToTunnel>(&mut tls, version).await {
-                    return Role::Client { tls, pcid, build, permit, slot };
+                    return Role::Client { tls, pcid, build, follows_redirect, permit, slot };
                 }
             }
             Ok(Ok(Hello::Attach { version, tunnel_id })) => {

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub tunnels: AtomicU64,
     /// Client tunnels relaying now.
     pub tunnels_open: AtomicU64,
+    /// Clients sent to the cluster member their computer is online at.
+    pub redirects: AtomicU64,
 }
 
 /// Increments a counter.
@@ -114,6 +116,12 @@ pub fn snapshot(gw: &Figures) -> Vec<(&'static str, &'static str, &'static str, 
         ),
         ("thingate_client_sessions", "gauge", "client tunnels relaying now", g(&m.tunnels_open)),
         ("thingate_client_sessions_total", "counter", "client tunnels paired", g(&m.tunnels)),
+        (
+            "thingate_client_redirects_total",
+            "counter",
+            "clients sent to the cluster member their computer is online at",
+            g(&m.redirects),
+        ),
         ("thingate_registrations_total", "counter", "registrations and renames accepted", g(&m.registrations)),
         ("thingate_registrations_refused_total", "counter", "registrations refused", g(&m.registrations_refused)),
         (

@@ -234,6 +234,8 @@ impl Gateway {
         let tunnels = Tunnels {
             sessions: self.sessions.clone(),
             registry: self.registry.clone(),
+            directory: self.directory.clone(),
+            public_url: cfg.cluster.as_ref().map_or("", |c| c.public_url.as_str()).into(),
             pending: self.pending.clone(),
             metrics: self.metrics.clone(),
             traffic: self.traffic.clone(),

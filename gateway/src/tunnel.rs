@@ -13,14 +13,14 @@ use thin_protocol::frame::write_frame;
 use thin_protocol::messages::{ErrorCode, GateToServer, GateToTunnel};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Timing;
 use crate::limits::IpSlot;
 use crate::metrics::{inc, Metrics, Open};
 use crate::otp_mail::MailGate;
 use crate::pairing::Pairing;
-use crate::registry::MachineRegistry;
+use crate::registry::{MachineRegistry, SessionDirectory};
 use crate::relay::Traffic;
 use crate::sessions::{ClientCount, Sessions};
 use crate::stream::{refuse, GateStream};
@@ -38,6 +38,11 @@ pub struct Tunnels {
     pub sessions: Arc<Sessions>,
     /// Registered machines (to word a refusal, to count clients).
     pub registry: Arc<dyn MachineRegistry>,
+    /// Where office PCs are online in the cluster (a lone gateway's own table).
+    pub directory: Arc<dyn SessionDirectory>,
+    /// This member's `ClusterPublicUrl` (empty for a standalone gateway): an
+    /// announcement naming it, without a session here, is stale.
+    pub public_url: Arc<str>,
     /// Waiting tunnels.
     pub pending: Arc<PendingTunnels>,
     /// Event counters.
@@ -62,15 +67,49 @@ async fn refuse_client(tls: &mut GateStream, code: ErrorCode, message: String) {
     refuse::<GateToTunnel, _>(tls, code, message).await
 }
 
-/// `ClientConnect`: finds the computer, waits for its data connection, relays.
+/// What a client asked for in its `ClientConnect`.
+#[derive(Debug, Clone)]
+pub struct ClientAsk {
+    /// Computer ID, as typed.
+    pub pcid: String,
+    /// The app's build number, if it said.
+    pub build: Option<u32>,
+    /// The app follows [`GateToTunnel::Redirect`].
+    pub follows_redirect: bool,
+}
+
+/// Where a computer not online here is, for the client's answer.
+enum Elsewhere {
+    /// Online at this other member of the cluster.
+    At(String),
+    /// Not online anywhere the directory knows of.
+    Nowhere,
+    /// The directory could not be asked (etcd unreachable).
+    Unknown,
+}
+
+async fn elsewhere(t: &Tunnels, pcid: &str) -> Elsewhere {
+    match t.directory.locate(pcid).await {
+        Ok(Some(p)) if !p.gateway.is_empty() && p.gateway != *t.public_url => Elsewhere::At(p.gateway),
+        Ok(_) => Elsewhere::Nowhere,
+        Err(e) => {
+            warn!(%pcid, error = %e, "cannot look the computer up in the cluster directory");
+            Elsewhere::Unknown
+        }
+    }
+}
+
+/// `ClientConnect`: finds the computer, waits for its data connection, relays;
+/// a computer online at another member of the cluster is answered with a
+/// redirect there (docs/cluster.md).
 pub async fn client_connect(
     t: &Tunnels,
     mut tls: GateStream,
     client: std::net::IpAddr,
-    pcid: String,
-    build: Option<u32>,
+    ask: ClientAsk,
     permit: Option<OwnedSemaphorePermit>,
 ) {
+    let ClientAsk { pcid, build, follows_redirect } = ask;
     if let Some(min) = t.policy.current().rules.min_client_build {
         let build = build.unwrap_or(0);
         if build < min {
@@ -87,8 +126,32 @@ pub async fn client_connect(
     };
     let Some(session) = t.sessions.get(&pcid) else {
         return if t.registry.is_registered(&pcid) {
-            let message = format!("the computer \"{pcid}\" is not connected to the gateway now");
-            refuse_client(&mut tls, ErrorCode::ServerOffline, message).await
+            match elsewhere(t, &pcid).await {
+                Elsewhere::At(gateway) if follows_redirect => {
+                    info!(%pcid, %gateway, "client redirected to the member the computer is online at");
+                    inc(&t.metrics.redirects);
+                    let _ = write_frame(&mut tls, &GateToTunnel::Redirect { gateway }).await;
+                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
+                }
+                Elsewhere::At(gateway) => {
+                    let message = format!(
+                        "the computer \"{pcid}\" is connected to another gateway of the cluster ({gateway}); \
+                         update the app, or connect there"
+                    );
+                    refuse_client(&mut tls, ErrorCode::ServerOffline, message).await
+                }
+                Elsewhere::Nowhere => {
+                    let message = format!("the computer \"{pcid}\" is not connected to the gateway now");
+                    refuse_client(&mut tls, ErrorCode::ServerOffline, message).await
+                }
+                Elsewhere::Unknown => {
+                    let message = format!(
+                        "the computer \"{pcid}\" is not connected to this gateway, and the cluster's directory \
+                         cannot be reached to find it; try again later"
+                    );
+                    refuse_client(&mut tls, ErrorCode::ServerOffline, message).await
+                }
+            }
         } else {
             let message = format!("no computer is registered with the ID \"{pcid}\"");
             refuse_client(&mut tls, ErrorCode::UnknownPcid, message).await

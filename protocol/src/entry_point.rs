@@ -1,6 +1,8 @@
 //! `EntryPoint.dat`: the CA certificate the apps trust (PEM), the gateway URL
 //! (the first `https://` line) and the system name (`SYSTEM:` line). `#` lines
-//! are comments; a UTF-8 BOM is ignored.
+//! are comments; a UTF-8 BOM is ignored. A cluster's entry point may list
+//! more gateways: further `https://` lines, or several URLs on one line
+//! separated by commas; the apps try them in order (docs/cluster.md).
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -159,8 +161,10 @@ impl std::fmt::Display for GatewayUrl {
 pub struct EntryPoint {
     /// CA certificates (DER) the apps trust; usually one.
     pub ca: Vec<CertificateDer<'static>>,
-    /// The gateway.
+    /// The gateway (the first URL).
     pub url: GatewayUrl,
+    /// Further gateways of a cluster, in the file's order, tried after `url`.
+    pub alternates: Vec<GatewayUrl>,
     /// System name shown in the apps.
     pub system_name: Option<String>,
 }
@@ -186,7 +190,7 @@ impl EntryPoint {
         if ca.is_empty() {
             return Err(EntryPointError::NoCa(name.into()));
         }
-        let mut url = None;
+        let mut urls: Vec<GatewayUrl> = Vec::new();
         let mut system_name = None;
         let mut in_pem = false;
         for (i, raw) in text.lines().enumerate() {
@@ -204,18 +208,31 @@ impl EntryPoint {
             }
             if let Some(sys) = line.strip_prefix("SYSTEM:") {
                 system_name.get_or_insert_with(|| sys.trim().to_string());
-            } else if line.to_ascii_lowercase().starts_with("https://") && url.is_none() {
-                url = Some(GatewayUrl::parse(line).map_err(|source| EntryPointError::BadUrl {
-                    file: name.into(),
-                    line: i + 1,
-                    source,
-                })?);
+            } else if line.to_ascii_lowercase().starts_with("https://") {
+                for one in line.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+                    let url = GatewayUrl::parse(one).map_err(|source| EntryPointError::BadUrl {
+                        file: name.into(),
+                        line: i + 1,
+                        source,
+                    })?;
+                    if !urls.contains(&url) {
+                        urls.push(url);
+                    }
+                }
             } else if line.starts_with("http://") {
                 return Err(EntryPointError::PlainHttp { file: name.into(), line: i + 1, text: line.into() });
             }
         }
-        let url = url.ok_or_else(|| EntryPointError::NoUrl(name.into()))?;
-        Ok(Self { ca, url, system_name })
+        if urls.is_empty() {
+            return Err(EntryPointError::NoUrl(name.into()));
+        }
+        let url = urls.remove(0);
+        Ok(Self { ca, url, alternates: urls, system_name })
+    }
+
+    /// Every gateway URL, in the order the apps try them.
+    pub fn urls(&self) -> impl Iterator<Item = &GatewayUrl> {
+        std::iter::once(&self.url).chain(&self.alternates)
     }
 
     /// Renders the file format (CA PEM, URL line, SYSTEM line).
@@ -246,6 +263,26 @@ mod tests {
         let ep = EntryPoint::parse(&EntryPoint::render(&pem, "https://1.2.3.4/thingate/", "X"), "e").unwrap();
         assert_eq!(ep.url.authority(), "1.2.3.4:443");
         assert_eq!(GatewayUrl::parse("https://[::1]:8443/x").unwrap().authority(), "[::1]:8443");
+        assert!(ep.alternates.is_empty());
+    }
+
+    #[test]
+    fn a_cluster_lists_several_gateways_on_lines_or_separated_by_commas() {
+        let pem = ca_pem();
+        let text = format!(
+            "{pem}\nhttps://gw1.example.org/thingate/\nhttps://gw2.example.org:8443/, https://gw3.example.org/\n\
+             https://gw1.example.org/thingate/\nSYSTEM:S\n"
+        );
+        let ep = EntryPoint::parse(&text, "E").unwrap();
+        let all: Vec<String> = ep.urls().map(|u| u.to_string()).collect();
+        assert_eq!(
+            all,
+            ["https://gw1.example.org:443/thingate/", "https://gw2.example.org:8443/", "https://gw3.example.org:443/"],
+            "in the file's order, each once"
+        );
+        let err = EntryPoint::parse(&format!("{pem}\nhttps://gw1.example.org/, http://gw2.example.org/\n"), "E.dat")
+            .unwrap_err();
+        assert!(err.to_string().contains("https://"), "{err}");
     }
 
     #[test]

@@ -84,6 +84,11 @@ pub enum Hello {
         /// from older apps, which then count as build 0.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         build: Option<u32>,
+        /// The app follows [`GateToTunnel::Redirect`] (a cluster member sends
+        /// it when the computer is online at another member). Absent from
+        /// older apps, which are then told where the computer is in a refusal.
+        #[serde(default, skip_serializing_if = "is_false")]
+        follows_redirect: bool,
     },
     /// An office PC's data connection attaches to a waiting client (after
     /// [`GateToServer::Incoming`]); answered with [`GateToTunnel`].
@@ -258,6 +263,15 @@ pub enum GateToTunnel {
         /// Human-readable explanation.
         message: String,
     },
+    /// The computer is online at another gateway of the cluster: ask there
+    /// (only to an app that said [`Hello::ClientConnect`]`{ follows_redirect }`).
+    /// The connection closes after it. The app goes only to an `https://` URL,
+    /// checks that gateway's certificate against the same pinned CA, and
+    /// follows a bounded number of redirects.
+    Redirect {
+        /// The member's `ClusterPublicUrl`.
+        gateway: String,
+    },
 }
 
 /// Frames exchanged end to end between client and server inside a paired pipe.
@@ -382,8 +396,12 @@ mod tests {
                 r#"{"t":"server_hello","version":1,"public_key":"ab12","hostname":"desk"}"#,
             ),
             (
-                Hello::ClientConnect { version: 1, pcid: "desk-01".into(), build: None },
+                Hello::ClientConnect { version: 1, pcid: "desk-01".into(), build: None, follows_redirect: false },
                 r#"{"t":"client_connect","version":1,"pcid":"desk-01"}"#,
+            ),
+            (
+                Hello::ClientConnect { version: 1, pcid: "desk-01".into(), build: Some(3), follows_redirect: true },
+                r#"{"t":"client_connect","version":1,"pcid":"desk-01","build":3,"follows_redirect":true}"#,
             ),
             (
                 Hello::Attach { version: 1, tunnel_id: "abcd".into() },
@@ -457,6 +475,10 @@ mod tests {
             (
                 GateToTunnel::Error { code: ErrorCode::PcidTaken, message: "taken".into() },
                 r#"{"t":"error","code":"pcid_taken","message":"taken"}"#,
+            ),
+            (
+                GateToTunnel::Redirect { gateway: "https://gw2.example.org/thingate/".into() },
+                r#"{"t":"redirect","gateway":"https://gw2.example.org/thingate/"}"#,
             ),
         ];
         for (m, json) in &hello {

@@ -248,6 +248,7 @@ async fn idle_sessions(n: usize) {
                 version: thin_protocol::PROTOCOL_VERSION,
                 pcid: format!("idle-{i}"),
                 build: None,
+                follows_redirect: false,
             };
             write_frame(&mut c, &hello).await.unwrap();
             let paired: GateToTunnel = read_frame(&mut c).await.unwrap();

@@ -1,11 +1,23 @@
 //! A real etcd for the cluster edition's tests. The helper itself lives with
 //! the gateway's registry tests (`gateway/tests/support/etcd_server.rs`) and
-//! is compiled here too, so there is one copy of it.
+//! is compiled here too, so there is one copy of it. [`GatewayCluster`] adds
+//! gateways: `thingate run` processes, members of one cluster on a
+//! three-member etcd, sharing one CA, each at `https://127.0.0.1:PORT/`.
 
 #[path = "../../gateway/tests/support/etcd_server.rs"]
 mod etcd_server;
 
-pub use etcd_server::EtcdServer;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use etcd_server::{EtcdCluster, EtcdServer};
+use thin_protocol::entry_point::EntryPoint;
+use thin_tunnel::link::Link;
+
+use crate::gateway::GateDir;
+use crate::procs::Proc;
+use crate::Pki;
 
 /// `ThinGate.ini` lines that make a gateway a member of cluster `name` on
 /// `etcd`, reached at `https://gwN.test/`.
@@ -15,4 +27,110 @@ pub fn member_ini(etcd: &EtcdServer, name: &str, n: usize) -> String {
          ClusterLeaseTtl 2000\nClusterEtcdTimeout 1000",
         etcd.url
     )
+}
+
+/// One member gateway of a [`GatewayCluster`]: its folder and process.
+pub struct Member {
+    /// Its folder (ini, certificate, logs).
+    pub dir: GateDir,
+    /// The running `thingate run`, until killed.
+    pub proc: Option<Proc>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Member {
+    /// Its `ClusterPublicUrl`.
+    pub fn url(&self) -> String {
+        format!("https://{}/thingate/", self.addr)
+    }
+}
+
+/// Gateways that are members of one cluster on a three-member etcd.
+pub struct GatewayCluster {
+    /// The etcd members.
+    pub etcd: EtcdCluster,
+    /// The CA and the certificate every member serves.
+    pub pki: Arc<Pki>,
+    /// The gateways.
+    pub members: Vec<Member>,
+    /// Entry point files for the binaries.
+    files: tempfile::TempDir,
+}
+
+impl GatewayCluster {
+    /// Starts a three-member etcd and `n` gateways in cluster `name`.
+    pub fn start(name: &str, n: usize) -> GatewayCluster {
+        let etcd = EtcdCluster::start();
+        let pki = Arc::new(Pki::new());
+        let members = (0..n).map(|_| start_member(&etcd, &pki, name)).collect();
+        GatewayCluster { etcd, pki, members, files: tempfile::tempdir().unwrap() }
+    }
+
+    /// A link whose entry point lists the gateways `order` in that order.
+    pub fn link(&self, order: &[usize]) -> Link {
+        let urls: Vec<String> = order.iter().map(|i| self.members[*i].url()).collect();
+        let text = EntryPoint::render(&self.pki.ca_pem, &urls.join(", "), "Cluster Test");
+        let ep = EntryPoint::parse(&text, "cluster EntryPoint.dat").unwrap();
+        Link::new(ep, None).unwrap()
+    }
+
+    /// An `EntryPoint.dat` for the binaries listing the gateways `order`, one
+    /// URL per line.
+    pub fn entry_point(&self, order: &[usize]) -> std::path::PathBuf {
+        let urls: Vec<String> = order.iter().map(|i| self.members[*i].url()).collect();
+        let name: String = order.iter().map(|i| i.to_string()).collect();
+        let p = self.files.path().join(format!("EntryPoint-{name}.dat"));
+        std::fs::write(&p, EntryPoint::render(&self.pki.ca_pem, &urls.join("\n"), "Cluster Test")).unwrap();
+        p
+    }
+
+    /// Kills gateway `i` (SIGKILL: no goodbye to etcd or to the office PCs).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(p) = self.members[i].proc.take() {
+            p.signal(nix::sys::signal::Signal::SIGKILL);
+            let _ = p.finish(Duration::from_secs(10));
+        }
+    }
+
+    /// `GET /metrics` of gateway `i`: the value of counter `name`.
+    pub async fn counter(&self, i: usize, name: &str) -> u64 {
+        let (status, body) = crate::https::get(self.members[i].addr, &self.pki.ca_pem, "/metrics").await;
+        assert_eq!(status, 200, "{body}");
+        body.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics: {body}"))
+    }
+
+    /// What gateway `i` printed, for messages.
+    pub fn report(&mut self, i: usize) -> String {
+        self.members[i].proc.as_mut().map(|p| p.report()).unwrap_or_else(|| "killed".into())
+    }
+}
+
+/// Starts one member on a free port (found by binding port 0, because its
+/// public URL names the port); another port when that one was taken meanwhile.
+fn start_member(etcd: &EtcdCluster, pki: &Arc<Pki>, name: &str) -> Member {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let port = crate::free_port();
+        let ini = format!(
+            "ListenPort {port}\nStandaloneMode 0\nClusterEtcdEndpoints {}\n\
+             ClusterPublicUrl https://127.0.0.1:{port}/thingate/\nClusterName {name}\n\
+             ClusterLeaseTtl 3000\nClusterEtcdTimeout 3000",
+            etcd.endpoints()
+        );
+        let dir = GateDir::with_pki(pki.clone(), &ini);
+        let mut proc = Proc::spawn(dir.run_command(&[("RUST_LOG", "info")]), None);
+        match proc.try_wait_line("listening on ", Duration::from_secs(30)) {
+            Ok(addr) => {
+                let addr: SocketAddr = addr.parse().unwrap();
+                assert_eq!(addr.port(), port);
+                return Member { dir, proc: Some(proc), addr };
+            }
+            Err(e) => last = e,
+        }
+    }
+    panic!("a cluster member did not start: {last}");
 }

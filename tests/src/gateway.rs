@@ -23,15 +23,20 @@ use crate::Pki;
 pub struct GateDir {
     /// Temp folder holding everything.
     pub dir: tempfile::TempDir,
-    /// The PKI.
-    pub pki: Pki,
+    /// The PKI (shared by the members of a cluster).
+    pub pki: Arc<Pki>,
 }
 
 impl GateDir {
     /// Makes a folder with a fresh PKI and an ini with `extra` lines appended.
     pub fn new(extra: &str) -> Self {
+        Self::with_pki(Arc::new(Pki::new()), extra)
+    }
+
+    /// Makes a folder with the certificate of `pki` (the members of a
+    /// cluster share the CA and the certificate) and an ini with `extra`.
+    pub fn with_pki(pki: Arc<Pki>, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let pki = Pki::new();
         pki.write_gateway(dir.path());
         // Defaults for tests, unless `extra` sets the same key.
         let defaults = [

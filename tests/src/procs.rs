@@ -117,15 +117,21 @@ impl Proc {
     /// Waits for a stdout line starting with `prefix` (also among the lines
     /// already read); returns the rest of it.
     pub fn wait_line(&mut self, prefix: &str, within: Duration) -> String {
+        self.try_wait_line(prefix, within).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Proc::wait_line`], with what went wrong (it exited, or the time
+    /// passed) as an error rather than a panic, for callers that retry.
+    pub fn try_wait_line(&mut self, prefix: &str, within: Duration) -> Result<String, String> {
         let deadline = Instant::now() + within;
         loop {
             if let Some(l) = self.seen.iter().find(|l| l.starts_with(prefix)) {
-                return l[prefix.len()..].trim().to_string();
+                return Ok(l[prefix.len()..].trim().to_string());
             }
             match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(l) => self.seen.push(l),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!("no `{prefix}` line within {} s: {}", within.as_secs(), self.report())
+                    return Err(format!("no `{prefix}` line within {} s: {}", within.as_secs(), self.report()))
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     // Let stderr arrive before reporting.
@@ -133,7 +139,7 @@ impl Proc {
                     while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < end {
                         std::thread::sleep(Duration::from_millis(20));
                     }
-                    panic!("no `{prefix}` line before stdout closed: {}", self.report())
+                    return Err(format!("no `{prefix}` line before stdout closed: {}", self.report()));
                 }
             }
         }

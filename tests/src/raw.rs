@@ -42,7 +42,12 @@ async fn upgrade(mut s: Tls) -> Tls {
 /// A client's request for `pcid`; the caller reads the answer (`GateToTunnel`).
 pub async fn client_connect(addr: SocketAddr, ca: &str, pcid: &str) -> Tls {
     let mut s = upgraded(addr, ca).await;
-    let hello = Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.into(), build: None };
+    let hello = Hello::ClientConnect {
+        version: thin_protocol::PROTOCOL_VERSION,
+        pcid: pcid.into(),
+        build: None,
+        follows_redirect: false,
+    };
     write_frame(&mut s, &hello).await.unwrap();
     s
 }
@@ -50,8 +55,26 @@ pub async fn client_connect(addr: SocketAddr, ca: &str, pcid: &str) -> Tls {
 /// A client's request for `pcid` announcing build `build`; the caller reads the answer.
 pub async fn client_connect_build(addr: SocketAddr, ca: &str, pcid: &str, build: u32) -> Tls {
     let mut s = upgraded(addr, ca).await;
-    let hello =
-        Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.into(), build: Some(build) };
+    let hello = Hello::ClientConnect {
+        version: thin_protocol::PROTOCOL_VERSION,
+        pcid: pcid.into(),
+        build: Some(build),
+        follows_redirect: false,
+    };
+    write_frame(&mut s, &hello).await.unwrap();
+    s
+}
+
+/// A client's request for `pcid` from an app that follows redirects; the
+/// caller reads the answer.
+pub async fn client_connect_following(addr: SocketAddr, ca: &str, pcid: &str) -> Tls {
+    let mut s = upgraded(addr, ca).await;
+    let hello = Hello::ClientConnect {
+        version: thin_protocol::PROTOCOL_VERSION,
+        pcid: pcid.into(),
+        build: None,
+        follows_redirect: true,
+    };
     write_frame(&mut s, &hello).await.unwrap();
     s
 }

@@ -49,13 +49,23 @@ pub fn version(v: &str) -> Result<[u16; 3], Bad> {
     }
 }
 
-/// Gateway URL: https, a host or IP, optional port, a path.
+/// Gateway URL: https, a host or IP, optional port, a path. A cluster lists
+/// its gateways separated by commas, in the order the apps try them; the
+/// first is the one this build's gateway bundle is (`docs/cluster.md`).
 pub fn gateway_url(v: &str) -> Result<GatewayUrl, Bad> {
     let fix = "write https://HOST[:PORT]/thingate/ with the gateway's DNS name or IP address, e.g. https://gw.example.org/thingate/".to_string();
-    if !v.to_ascii_lowercase().starts_with("https://") {
-        return Err((format!("gateway URL {v:?} is not https"), fix));
+    let mut first = None;
+    for one in v.split(',').map(str::trim) {
+        if one.is_empty() {
+            return Err((format!("gateway URL list {v:?} has an empty entry"), fix));
+        }
+        if !one.to_ascii_lowercase().starts_with("https://") {
+            return Err((format!("gateway URL {one:?} is not https"), fix));
+        }
+        let url = GatewayUrl::parse(one).map_err(|e| (e.to_string(), fix.clone()))?;
+        first.get_or_insert(url);
     }
-    GatewayUrl::parse(v).map_err(|e| (e.to_string(), fix))
+    first.ok_or((format!("gateway URL {v:?} is empty"), fix))
 }
 
 /// RPC port: 1024-65535, not 3389 (RDP) nor 3459 (URDP).
@@ -118,6 +128,10 @@ mod tests {
         assert!(version("1.2").is_err() && version("256.0.0").is_err() && version("1..2").is_err());
         assert!(gateway_url("http://h/").is_err());
         assert_eq!(gateway_url("https://h:8443/thingate/").unwrap().port, 8443);
+        let cluster = gateway_url("https://gw1.example.org/thingate/, https://gw2.example.org:8443/thingate/").unwrap();
+        assert_eq!((cluster.host.as_str(), cluster.port), ("gw1.example.org", 443), "the first is the bundle's");
+        assert!(gateway_url("https://gw1.example.org/, http://gw2.example.org/").is_err());
+        assert!(gateway_url("https://gw1.example.org/,,https://gw2.example.org/").is_err());
         assert!(display_text("company", "A & B").is_err());
     }
 }

@@ -56,20 +56,34 @@ pub async fn connect_with_otp(
     password: &Secret,
     otp: &dyn OtpProvider,
 ) -> Result<ClientTunnel, ClientError> {
-    let mut s = link.open().await?;
+    let (mut s, mut at) = link.open_any().await?;
     let build = Some(crate::brand::get().build);
-    let req = Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.to_string(), build };
-    write_frame(&mut s, &req).await.map_err(|e| LinkError::Lost(e.to_string()))?;
-    let (keepalive, timeout) =
-        match tokio::time::timeout(link.timeout + Duration::from_secs(15), read_frame::<GateToTunnel, _>(&mut s)).await
-        {
+    let req = Hello::ClientConnect {
+        version: thin_protocol::PROTOCOL_VERSION,
+        pcid: pcid.to_string(),
+        build,
+        follows_redirect: true,
+    };
+    let mut redirects = 0;
+    let (keepalive, timeout) = loop {
+        write_frame(&mut s, &req).await.map_err(|e| LinkError::Lost(e.to_string()))?;
+        let answer =
+            tokio::time::timeout(link.timeout + Duration::from_secs(15), read_frame::<GateToTunnel, _>(&mut s));
+        match answer.await {
             Ok(Ok(GateToTunnel::Paired { keepalive_ms, timeout_ms })) => {
-                (Duration::from_millis(keepalive_ms.max(100)), Duration::from_millis(timeout_ms.max(1000)))
+                break (Duration::from_millis(keepalive_ms.max(100)), Duration::from_millis(timeout_ms.max(1000)));
             }
             Ok(Ok(GateToTunnel::Error { code, message })) => return Err(LinkError::Refused { code, message }.into()),
+            // The computer is online at another member of the cluster: ask
+            // there, through the same pinned TLS (docs/cluster.md).
+            Ok(Ok(GateToTunnel::Redirect { gateway })) => {
+                (s, at) = link.open_redirect(&at.authority(), &gateway, redirects).await?;
+                redirects += 1;
+            }
             Ok(Err(e)) => return Err(LinkError::Lost(e.to_string()).into()),
             Err(_) => return Err(LinkError::Lost("the gateway did not answer in time".into()).into()),
-        };
+        }
+    };
     let pcid_norm = pcid.to_ascii_lowercase();
     let times = LoginTimes { answer: link.timeout, keepalive, idle: timeout };
     let keys = crate::e2e::client_login(&mut s, password, &pcid_norm, otp, times).await?;

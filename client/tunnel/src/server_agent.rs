@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use thin_protocol::auth::PasswordFile;
+use thin_protocol::entry_point::GatewayUrl;
 use thin_protocol::frame::{read_frame, write_frame};
 use thin_protocol::identity::Identity;
 use thin_protocol::messages::{ErrorCode, GateToServer, Hello, ServerToGate};
@@ -99,10 +100,14 @@ async fn send(s: &mut LinkStream, m: &impl serde::Serialize) -> Result<(), LinkE
     write_frame(s, m).await.map_err(|e| LinkError::Lost(e.to_string()))
 }
 
-/// Opens a control connection and proves the key. Returns the stream, the
-/// registered PCID (if any), and the keepalive and timeout to use.
-async fn login(link: &Link, id: &Identity) -> Result<(LinkStream, Option<String>, Duration, Duration), LinkError> {
-    let mut s = link.open().await?;
+/// A control connection after the key proof: the stream, the gateway it
+/// reached, the registered PCID (if any), and the keepalive and timeout to use.
+type LoggedIn = (LinkStream, GatewayUrl, Option<String>, Duration, Duration);
+
+/// Opens a control connection (to the first gateway of the entry point that
+/// answers) and proves the key.
+async fn login(link: &Link, id: &Identity) -> Result<LoggedIn, LinkError> {
+    let (mut s, at) = link.open_any().await?;
     let t = link.timeout;
     let hello = Hello::ServerHello {
         version: thin_protocol::PROTOCOL_VERSION,
@@ -118,7 +123,9 @@ async fn login(link: &Link, id: &Identity) -> Result<(LinkStream, Option<String>
     send(&mut s, &ServerToGate::Proof { signature }).await?;
     match recv(&mut s, t).await? {
         GateToServer::Welcome { pcid, keepalive_ms, timeout_ms, .. } => {
-            Ok((s, pcid, Duration::from_millis(keepalive_ms.max(100)), Duration::from_millis(timeout_ms.max(1000))))
+            let (keepalive, timeout) =
+                (Duration::from_millis(keepalive_ms.max(100)), Duration::from_millis(timeout_ms.max(1000)));
+            Ok((s, at, pcid, keepalive, timeout))
         }
         other => Err(refused(other)),
     }
@@ -137,7 +144,7 @@ pub async fn register(link: &Link, dir: &ConfigDir, pcid: &str, password: &Secre
     .map_err(|e| LinkError::Lost(e.to_string()))?;
     // The gateway's registration token, when its admin handed one out.
     let token = dir.settings()?.register_token;
-    let (mut s, _, _, _) = login(link, &id).await?;
+    let (mut s, _, _, _, _) = login(link, &id).await?;
     send(&mut s, &ServerToGate::Register { pcid: pcid.to_string(), token }).await?;
     let stored = match recv(&mut s, link.timeout).await? {
         GateToServer::Registered { pcid } => pcid,
@@ -258,6 +265,12 @@ pub async fn run_with(
             }
             Err(e) => {
                 warn!("gateway session: {e}");
+                // A session that was online and then lost starts over with
+                // the shortest wait (and the next gateway of the entry point).
+                if matches!(*state.borrow(), ServerState::Online { .. }) {
+                    backoff = Duration::from_millis(500);
+                    ctx.link.move_on();
+                }
                 let _ = state.send(ServerState::Offline { reason: e.to_string() });
             }
         }
@@ -280,7 +293,9 @@ async fn session(
     (mail_rx, wake_rx): (&mut mpsc::Receiver<MailRequest>, &mut mpsc::Receiver<WakeRequest>),
     shutdown: &CancellationToken,
 ) -> Result<bool, AgentError> {
-    let (mut s, pcid, keepalive, timeout) = login(&ctx.link, id).await?;
+    let (mut s, at, pcid, keepalive, timeout) = login(&ctx.link, id).await?;
+    // The tunnels' data connections go to the gateway this session is at.
+    let ctx = &ServeCtx { link: ctx.link.pinned_to(at.clone()), ..ctx.clone() };
     let Some(pcid) = pcid else {
         return Err(LinkError::Refused {
             code: ErrorCode::NotRegistered,
@@ -297,7 +312,7 @@ async fn session(
         GateToServer::Serving { session_id } => session_id,
         other => return Err(refused(other).into()),
     };
-    info!(%pcid, "online at the gateway");
+    info!(%pcid, gateway = %at, "online at the gateway");
     let _ = state.send(ServerState::Online { pcid: pcid.clone(), session_id });
     let (rd, mut wr) = tokio::io::split(s);
     let (mut frames, reader) = thin_protocol::frame::spawn_reader::<GateToServer, _>(rd);

@@ -70,6 +70,10 @@ async fn serve_inner(
     match tokio::time::timeout(ctx.link.timeout, read_frame::<GateToTunnel, _>(&mut s)).await {
         Ok(Ok(GateToTunnel::Paired { .. })) => {}
         Ok(Ok(GateToTunnel::Error { message, .. })) => return Err(TunnelError::Refused(message)),
+        // A data connection is never redirected: it attaches where its session is.
+        Ok(Ok(GateToTunnel::Redirect { gateway })) => {
+            return Err(TunnelError::Refused(format!("unexpected redirect of a data connection to {gateway}")))
+        }
         Ok(Err(e)) => return Err(e.into()),
         Err(_) => return Err(TunnelError::NotPaired),
     }

@@ -99,7 +99,7 @@ impl EtcdRegistry {
     async fn read(&self, msid: &str, pcid: &str) -> Result<(Option<(Machine, i64)>, Option<String>), EtcdError> {
         let (mkey, pkey) = (self.link.keys.machine(msid), self.link.keys.pcid(pcid));
         let txn = Txn::new().and_then([TxnOp::get(mkey.as_str(), None), TxnOp::get(pkey.as_str(), None)]);
-        let resp = self.link.call(self.link.client.kv_client().txn(txn)).await?;
+        let resp = self.link.call_retrying(|c| txn_call(c, txn.clone())).await?;
         let mut gets = resp.op_responses().into_iter().filter_map(|r| match r {
             TxnOpResponse::Get(g) => Some(g),
             _ => None,
@@ -144,7 +144,9 @@ impl EtcdRegistry {
             }
             let txn =
                 Txn::new().when([Compare::mod_revision(mkey.as_str(), CompareOp::Equal, rev), index]).and_then(ops);
-            let resp = self.link.call(self.link.client.kv_client().txn(txn)).await.map_err(storage)?;
+            // Guarded by its comparisons: asked again after an election, it
+            // applies at most once.
+            let resp = self.link.call_retrying(|c| txn_call(c, txn.clone())).await.map_err(storage)?;
             self.saves.fetch_add(1, Ordering::Relaxed);
             if resp.succeeded() {
                 let at = resp.header().map_or(0, |h| h.revision());
@@ -185,7 +187,7 @@ impl EtcdRegistry {
                 .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, rev)])
                 .and_then([TxnOp::put(key.as_str(), encode(&mine), None)])
                 .or_else([TxnOp::get(key.as_str(), None)]);
-            let resp = self.link.call(self.link.client.kv_client().txn(txn)).await?;
+            let resp = self.link.call_retrying(|c| txn_call(c, txn.clone())).await?;
             self.saves.fetch_add(1, Ordering::Relaxed);
             if resp.succeeded() {
                 let at = resp.header().map_or(0, |h| h.revision());
@@ -456,4 +458,9 @@ impl MachineRegistry for EtcdRegistry {
             }
         })
     }
+}
+
+/// One transaction on a clone of the client (for [`EtcdLink::call_retrying`]).
+pub(super) async fn txn_call(c: etcd_client::Client, txn: Txn) -> Result<etcd_client::TxnResponse, etcd_client::Error> {
+    c.kv_client().txn(txn).await
 }

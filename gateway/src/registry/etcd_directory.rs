@@ -96,8 +96,12 @@ impl EtcdDirectory {
             h.lease
         };
         let value = serde_json::to_string(p).expect("a presence serializes");
-        let opts = Some(PutOptions::new().with_lease(lease));
-        self.link.call(self.link.client.kv_client().put(self.link.keys.online(pcid), value, opts)).await.map(drop)
+        let key = self.link.keys.online(pcid);
+        let put = |c: etcd_client::Client| {
+            let (key, value) = (key.clone(), value.clone());
+            async move { c.kv_client().put(key, value, Some(PutOptions::new().with_lease(lease))).await }
+        };
+        self.link.call_retrying(put).await.map(drop)
     }
 
     async fn delete(&self, pcid: &str, p: &Presence) -> Result<(), EtcdError> {
@@ -112,12 +116,16 @@ impl EtcdDirectory {
         let txn = Txn::new()
             .when([Compare::value(key.as_str(), CompareOp::Equal, value)])
             .and_then([TxnOp::delete(key.as_str(), None)]);
-        self.link.call(self.link.client.kv_client().txn(txn)).await.map(drop)
+        self.link.call_retrying(|c| super::etcd::txn_call(c, txn.clone())).await.map(drop)
     }
 
     async fn get(&self, pcid: &str) -> Result<Option<Presence>, EtcdError> {
         let key = self.link.keys.online(pcid);
-        let resp = self.link.call(self.link.client.kv_client().get(key.as_str(), None)).await?;
+        let get = |c: etcd_client::Client| {
+            let key = key.clone();
+            async move { c.kv_client().get(key, None).await }
+        };
+        let resp = self.link.call_retrying(get).await?;
         let Some(kv) = resp.kvs().first() else { return Ok(None) };
         serde_json::from_slice(kv.value()).map(Some).map_err(|e| EtcdError::BadValue { key, msg: e.to_string() })
     }

@@ -142,6 +142,41 @@ impl EtcdLink {
     pub async fn call<T>(&self, f: impl Future<Output = Result<T, etcd_client::Error>>) -> Result<T, EtcdError> {
         within(self.timeout, f).await
     }
+
+    /// Runs an idempotent etcd call (a read, a put, a transaction guarded by
+    /// its comparisons) with the link's deadline, again while etcd answers
+    /// that it cannot serve it now (a leader election: "leader changed", "no
+    /// leader"; a member gone), so an election is a pause, not an error.
+    pub async fn call_retrying<T, F, Fut>(&self, mut f: F) -> Result<T, EtcdError>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match within(left, f(self.client.clone())).await {
+                Err(EtcdError::Etcd(e)) if transient(&e) && left > pause => {
+                    tracing::debug!(error = %e, "etcd cannot serve the call now; again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(400));
+                }
+                Err(EtcdError::Timeout(_)) => return Err(EtcdError::Timeout(self.timeout)),
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Whether etcd may serve the call if asked again shortly: it is electing a
+/// leader, or the member asked is unreachable (the client tries another).
+fn transient(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => s.code() == tonic::Code::Unavailable,
+        etcd_client::Error::TransportError(_) => true,
+        _ => false,
+    }
 }
 
 /// Keys read per page of [`EtcdLink::get_prefix`] (gRPC answers stay far below

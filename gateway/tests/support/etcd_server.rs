@@ -1,6 +1,8 @@
 //! A real `etcd` (Debian's `etcd-server`) for tests: free ports found by
 //! binding port 0 (etcd cannot take port 0 itself), a temp data dir,
-//! readiness polled on `/health` with a deadline, killed on drop.
+//! readiness polled on `/health` with a deadline, killed on drop. One member
+//! ([`EtcdServer`]) or a three-member cluster ([`EtcdCluster`]) whose leader
+//! the tests find and kill.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -23,12 +25,7 @@ impl EtcdServer {
     /// Starts etcd and waits until it is healthy; retries with other ports when
     /// one was taken between finding it and etcd binding it.
     pub fn start() -> EtcdServer {
-        let bin = std::env::var_os("THIN_ETCD").map(PathBuf::from).unwrap_or_else(|| "/usr/bin/etcd".into());
-        assert!(
-            bin.exists(),
-            "{} not found: install Debian's etcd-server (scripts/setup.sh), or set THIN_ETCD",
-            bin.display()
-        );
+        let bin = etcd_bin();
         let mut last = String::new();
         for _ in 0..3 {
             let (client, peer) = (free_port(), free_port());
@@ -88,15 +85,173 @@ impl Drop for EtcdServer {
     }
 }
 
+/// The etcd binary: `THIN_ETCD`, or Debian's.
+fn etcd_bin() -> PathBuf {
+    let bin = std::env::var_os("THIN_ETCD").map(PathBuf::from).unwrap_or_else(|| "/usr/bin/etcd".into());
+    assert!(
+        bin.exists(),
+        "{} not found: install Debian's etcd-server (scripts/setup.sh), or set THIN_ETCD",
+        bin.display()
+    );
+    bin
+}
+
+/// One member of an [`EtcdCluster`].
+struct Member {
+    child: Option<Child>,
+    client_port: u16,
+    log: PathBuf,
+}
+
+/// A three-member etcd cluster on loopback (Raft with quorum 2), in one temp dir.
+pub struct EtcdCluster {
+    members: Vec<Member>,
+    dir: tempfile::TempDir,
+}
+
+impl EtcdCluster {
+    /// Starts three members and waits until each answers `/health` (which
+    /// needs a leader); retries with other ports when one was taken.
+    pub fn start() -> EtcdCluster {
+        let bin = etcd_bin();
+        let mut last = String::new();
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+            let peers: Vec<String> =
+                ports.iter().enumerate().map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}")).collect();
+            let members = ports
+                .iter()
+                .enumerate()
+                .map(|(i, (client, peer))| {
+                    let log = dir.path().join(format!("etcd-m{i}.log"));
+                    let out = std::fs::File::create(&log).unwrap();
+                    let (curl, purl) = (format!("http://127.0.0.1:{client}"), format!("http://127.0.0.1:{peer}"));
+                    let child = Command::new(&bin)
+                        .args(["--name", &format!("m{i}"), "--data-dir"])
+                        .arg(dir.path().join(format!("data-m{i}")))
+                        .args(["--listen-client-urls", &curl, "--advertise-client-urls", &curl])
+                        .args(["--listen-peer-urls", &purl, "--initial-advertise-peer-urls", &purl])
+                        .args(["--initial-cluster", &peers.join(","), "--initial-cluster-state", "new"])
+                        .args(["--initial-cluster-token", "thin-test"])
+                        .args(["--logger", "zap", "--log-level", "warn"])
+                        .stdin(Stdio::null())
+                        .stdout(out.try_clone().unwrap())
+                        .stderr(out)
+                        .spawn()
+                        .unwrap();
+                    Member { child: Some(child), client_port: *client, log }
+                })
+                .collect();
+            let mut cluster = EtcdCluster { members, dir };
+            match cluster.wait_healthy() {
+                Ok(()) => return cluster,
+                Err(e) => last = e,
+            }
+        }
+        panic!("the etcd cluster did not start: {last}");
+    }
+
+    fn wait_healthy(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + READY_WITHIN;
+        while Instant::now() < deadline {
+            for m in &mut self.members {
+                if let Some(status) = m.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                    return Err(format!("a member exited ({status}): {}", self.logs()));
+                }
+            }
+            let healthy = self
+                .members
+                .iter()
+                .all(|m| health(m.client_port).is_some_and(|body| body.contains("\"health\":\"true\"")));
+            if healthy {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("no healthy cluster within {READY_WITHIN:?}: {}", self.logs()))
+    }
+
+    /// Every member's client URL, comma-separated (`ClusterEtcdEndpoints`).
+    pub fn endpoints(&self) -> String {
+        let urls: Vec<String> = self.members.iter().map(|m| format!("http://127.0.0.1:{}", m.client_port)).collect();
+        urls.join(",")
+    }
+
+    /// The members' logs so far.
+    pub fn logs(&self) -> String {
+        let _ = &self.dir;
+        self.members.iter().map(|m| std::fs::read_to_string(&m.log).unwrap_or_default()).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The index of the member that is the Raft leader now, as the running
+    /// members say (`/v3/maintenance/status`), polled until they agree.
+    pub fn leader(&self) -> usize {
+        let deadline = Instant::now() + READY_WITHIN;
+        while Instant::now() < deadline {
+            let status: Vec<Option<(String, String)>> =
+                self.members.iter().map(|m| m.child.as_ref().and_then(|_| member_status(m.client_port))).collect();
+            let leaders: Vec<&String> = status.iter().flatten().map(|(_, leader)| leader).collect();
+            if let Some(first) = leaders.first().filter(|l| leaders.iter().all(|x| x == *l)) {
+                if let Some(i) = status.iter().position(|s| s.as_ref().is_some_and(|(id, _)| id == *first)) {
+                    return i;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the etcd members do not agree on a leader: {}", self.logs());
+    }
+
+    /// Kills member `i` (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The process ids of the running members (to stop and continue them).
+    pub fn pids(&self) -> Vec<i32> {
+        self.members.iter().filter_map(|m| m.child.as_ref()).map(|c| c.id() as i32).collect()
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// A member's (id, leader id) from `POST /v3/maintenance/status`.
+fn member_status(port: u16) -> Option<(String, String)> {
+    let body = "{}";
+    let req = format!(
+        "POST /v3/maintenance/status HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = http(port, &req)?;
+    let json: serde_json::Value = serde_json::from_str(answer.split_once("\r\n\r\n")?.1).ok()?;
+    let id = json["header"]["member_id"].as_str()?.to_string();
+    let leader = json["leader"].as_str().filter(|l| *l != "0")?.to_string();
+    Some((id, leader))
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The body of `GET /health`, if etcd answers.
 fn health(port: u16) -> Option<String> {
+    http(port, "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+}
+
+/// etcd's whole answer to `request`, if it answers within 2 s.
+fn http(port: u16, request: &str) -> Option<String> {
     let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    s.write_all(request.as_bytes()).ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     Some(out)

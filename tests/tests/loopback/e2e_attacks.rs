@@ -208,7 +208,12 @@ async fn wrong_login(gw: SocketAddr, ca: &str, pcid: &str, hold: &tokio::sync::B
     let mut s = https::tls_connect(gw, ca).await;
     thin_protocol::http::write_upgrade_request(&mut s, "gw").await.unwrap();
     assert_eq!(thin_protocol::http::read_response(&mut s).await.unwrap().status, 101);
-    let hello = Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.into(), build: None };
+    let hello = Hello::ClientConnect {
+        version: thin_protocol::PROTOCOL_VERSION,
+        pcid: pcid.into(),
+        build: None,
+        follows_redirect: false,
+    };
     write_frame(&mut s, &hello).await.unwrap();
     let paired = read_frame::<GateToTunnel, _>(&mut s).await.unwrap();
     assert!(matches!(paired, GateToTunnel::Paired { .. }), "{paired:?}");
@@ -311,8 +316,12 @@ async fn a_ping_and_window_update_flood_leaves_the_office_pc_memory_flat() {
     let pid = svc.child.id();
 
     let mut s = gw.link.open().await.unwrap();
-    let hello =
-        Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: "flood-desk".into(), build: None };
+    let hello = Hello::ClientConnect {
+        version: thin_protocol::PROTOCOL_VERSION,
+        pcid: "flood-desk".into(),
+        build: None,
+        follows_redirect: false,
+    };
     write_frame(&mut s, &hello).await.unwrap();
     let GateToTunnel::Paired { .. } = read_frame::<GateToTunnel, _>(&mut s).await.unwrap() else {
         panic!("not paired")

@@ -158,7 +158,7 @@ pub fn classify_link(l: &LinkError) -> ConnectError {
             ErrorCode::Timeout => ConnectError::Timeout,
             _ => ConnectError::Other(message.clone()),
         },
-        LinkError::Http { .. } => ConnectError::Other(l.to_string()),
+        LinkError::Http { .. } | LinkError::Redirect { .. } => ConnectError::Other(l.to_string()),
         LinkError::Lost(m) => ConnectError::ConnectionLost(m.clone()),
     }
 }
