@@ -1,7 +1,7 @@
 //! The one real build every end-to-end test reads, made once per test run:
 //! `builder new` and a cold `builder build --target all` (Windows installers,
-//! separate ThinClient and ThinServer ones by default; the Linux gateway and
-//! apps bundles) of E2eWin, its build 1; a warm, signed rebrand (E2eSig,
+//! separate ThinClient and ThinServer ones by default; the Linux gateway
+//! bundles for x86_64 and aarch64 and the apps bundle) of E2eWin, its build 1; a warm, signed rebrand (E2eSig,
 //! `--target windows --sign --installers both`, its build 1); E2eWin built
 //! again with `--build-number 1`, which must give the same bytes; and E2eSig's
 //! build 2 (the same version, only the build number changed), which the
@@ -143,7 +143,7 @@ fn make() -> Built {
         format!("# e2e patch\nAPP_TITLE_CLIENT\t%PRODUCT% Home\nAPP_WELCOME\t{PATCHED_WELCOME}\n{PATCHED_VERSION}"),
     )
     .unwrap();
-    let all = ["build", "--brand", "a", "--target", "all", "--linux-arch", "x86_64", "--out"];
+    let all = ["build", "--brand", "a", "--target", "all", "--linux-arch", "x86_64,aarch64", "--out"];
     let t = Instant::now();
     let o = builder(&root, &[&["--json"][..], &all, &["out-a"]].concat(), &[]);
     let json = serde_json::from_slice(&o.stdout).expect("builder --json prints JSON");
