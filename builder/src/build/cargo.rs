@@ -56,7 +56,7 @@ impl CargoEnv {
         let mut f = vec![
             format!("--remap-path-prefix={}=/build", self.workspace.display()),
             format!("--remap-path-prefix={}=/cargo", cargo_home().display()),
-            format!("--remap-path-prefix={}=/target", self.target_dir.display()),
+            format!("--remap-path-prefix={}=/target", self.target_dir_of(triple).display()),
         ];
         if triple.contains("windows-gnu") {
             f.push("-Clink-arg=-Wl,--no-insert-timestamp".into());
@@ -79,7 +79,7 @@ impl CargoEnv {
             .args(packages.iter().flat_map(|p| ["-p", p]))
             .args(["--target", triple])
             .args(extra)
-            .env("CARGO_TARGET_DIR", &self.target_dir)
+            .env("CARGO_TARGET_DIR", self.target_dir_of(triple))
             .env("SOURCE_DATE_EPOCH", self.epoch.to_string())
             .env("CARGO_ENCODED_RUSTFLAGS", self.rustflags(triple))
             .env_remove("RUSTFLAGS")
@@ -98,7 +98,21 @@ impl CargoEnv {
                 msg: format!("failed ({}):\n{}", out.status, tail.join("\n")),
             });
         }
-        Ok(self.target_dir.join(rust_triple(triple)).join("dist"))
+        Ok(self.target_dir_of(triple).join(rust_triple(triple)).join("dist"))
+    }
+
+    /// The cargo target folder of `triple`. A glibc-baseline triple
+    /// (`x86_64-unknown-linux-gnu.2.17`) is the build machine's own triple,
+    /// so `cargo zigbuild` makes zig the linker of the build scripts and
+    /// proc-macros as well: in a folder shared with the other runs, each
+    /// switch between them would recompile those and every crate that uses
+    /// them. It gets a folder of its own, `glibc/` inside the builder's.
+    pub fn target_dir_of(&self, triple: &str) -> PathBuf {
+        if triple != rust_triple(triple) {
+            self.target_dir.join("glibc")
+        } else {
+            self.target_dir.clone()
+        }
     }
 }
 
@@ -123,5 +137,9 @@ mod tests {
         assert!(!uses_zig("x86_64-pc-windows-gnu"));
         assert_eq!(rust_triple("x86_64-unknown-linux-gnu.2.17"), "x86_64-unknown-linux-gnu");
         assert_eq!(rust_triple("x86_64-unknown-linux-musl"), "x86_64-unknown-linux-musl");
+        let env = CargoEnv { workspace: "/w".into(), target_dir: "/t".into(), epoch: 0 };
+        assert_eq!(env.target_dir_of("x86_64-unknown-linux-gnu.2.17"), Path::new("/t/glibc"));
+        assert_eq!(env.target_dir_of("x86_64-unknown-linux-musl"), Path::new("/t"));
+        assert_eq!(env.target_dir_of("x86_64-pc-windows-gnu"), Path::new("/t"));
     }
 }

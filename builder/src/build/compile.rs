@@ -3,7 +3,9 @@
 //! `super::linux_apps`), then the gateway for each architecture (static musl,
 //! see `super::linux`). The x86_64 gateway is a run of its own since it is
 //! another Rust target than the Linux apps; that costs a compile of the
-//! gateway's dependencies for musl (tokio, rustls, ring, ...). (Running the Windows and the Linux compiles at the
+//! gateway's dependencies for musl (tokio, rustls, ring, ...). The Linux apps
+//! compile in a target folder of their own (see `CargoEnv::target_dir_of`).
+//! (Running the Windows and the Linux compiles at the
 //! same time, in two target folders, was measured slower on 2 cores: 957 s
 //! against 934 s cold, since each cargo run already keeps both cores busy and
 //! the build scripts and proc-macros were compiled twice.)

@@ -146,8 +146,12 @@ fn make() -> Built {
     let all = ["build", "--brand", "a", "--target", "all", "--linux-arch", "x86_64,aarch64", "--out"];
     let t = Instant::now();
     let o = builder(&root, &[&["--json"][..], &all, &["out-a"]].concat(), &[]);
-    let json = serde_json::from_slice(&o.stdout).expect("builder --json prints JSON");
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("builder --json prints JSON");
     eprintln!("build --target all (E2eWin): {:.0} s", t.elapsed().as_secs_f64());
+    // Each step's time, for CI's log (what each compile costs).
+    for step in json["steps"].as_array().into_iter().flatten() {
+        eprintln!("  {:>7.1} s  {}", step[1].as_f64().unwrap_or(0.0), step[0].as_str().unwrap_or("?"));
+    }
     let new_s = ["new", "--app-id", "E2eSig", "--dir", "s", "--rpc-port", "9912", "--self-signed-codesign"];
     builder_umask(&root, &new_s, &[], Some("002"));
     let pw = std::fs::read_to_string(root.join("s/certs/codesign.password")).unwrap();
