@@ -27,14 +27,8 @@ pub struct Wine {
 
 /// The prefix, made on first use: an old one is stopped and removed, a new
 /// one booted (`wineboot -i`), the stand-in DLL compiled and copied into its
-/// `system32`. Its wineserver is persistent (`wineserver -p`): it and the
-/// session's system processes (`services.exe` and the installed services)
-/// stay up for the whole test run, however long no test runs a Wine
-/// program. Without that, wineserver ended a delay after the last user
-/// program, taking the services with it, and the next `wine` command started
-/// a new session that started every auto-start service again: a service a
-/// test waited for came and went. A watcher stops the server once this test
-/// process has ended ([`stop_wine_when_this_process_ends`]).
+/// `system32`. Its wineserver stays up 30 s after the last Wine process, so
+/// the tests do not pay for restarting it and it ends by itself after them.
 pub fn wine() -> &'static Wine {
     static W: OnceLock<Result<Wine, String>> = OnceLock::new();
     let r = W.get_or_init(|| {
@@ -81,11 +75,8 @@ fn init() -> Wine {
         SHORT,
     );
     assert!(o.status.success(), "compiling the stand-in bcryptprimitives.dll: {}", text(&o));
-    // `-p` without a delay: persistent until killed. The command returns once
-    // the server is up (it forks into the background).
-    let o = output(w.cmd("wineserver").arg("-p"), None, SHORT);
-    assert!(o.status.success(), "wineserver -p: {}", text(&o));
-    assert!(w.server_running(), "no wineserver after `wineserver -p`: {}", text(&o));
+    let o = output(w.cmd("wineserver").arg("-p30"), None, SHORT);
+    assert!(o.status.success(), "wineserver -p30: {}", text(&o));
     let o = output(w.cmd("wineboot").arg("-i"), None, Duration::from_secs(300));
     let system32 = w.prefix.join("drive_c/windows/system32");
     assert!(system32.join("kernel32.dll").exists(), "wineboot -i made no prefix: {}", text(&o));
@@ -95,10 +86,8 @@ fn init() -> Wine {
     w
 }
 
-/// The persistent wineserver (and the installed ThinServer services under it)
-/// would outlive the tests: a small watcher stops it, and this binary's X
-/// server, once this test process has exited, however it ended (the prefix is
-/// a `static`, never dropped).
+/// The installed ThinServer services keep the prefix's wineserver alive after
+/// the tests; a small watcher stops it once this test process has exited.
 fn stop_wine_when_this_process_ends(w: &Wine) {
     let script = format!(
         "while kill -0 {} 2>/dev/null; do sleep 1; done; kill {}; exec wineserver -k",
@@ -133,13 +122,6 @@ impl Wine {
             c.env_remove(v);
         }
         c
-    }
-
-    /// Whether this prefix's wineserver runs (`wineserver -k0` only asks it
-    /// to kill nothing, and fails when there is none).
-    pub fn server_running(&self) -> bool {
-        let o = output(self.cmd("wineserver").arg("-k0"), None, Duration::from_secs(30));
-        o.status.success()
     }
 
     /// `wine ARGS...`, ready to run.
