@@ -627,7 +627,6 @@ fn upgrade_keeps_one_product(w: &Wine, kind: &str, install: &dyn Fn(&Path), remo
 }
 
 #[test]
-#[ignore = "unreliable under the shared Wine harness: the first E2eSig ThinServer install's service does not answer within 90 s; a persistent wineserver (`wineserver -p`) made every installed service fail to run (msiexec exit 91, services never RUNNING) in the one run tried; see the compat report"]
 fn a_rebuilt_msi_of_the_same_version_replaces_the_installed_build() {
     let w = installed();
     let _l = wine::lock();
@@ -649,7 +648,6 @@ fn a_rebuilt_msi_of_the_same_version_replaces_the_installed_build() {
 }
 
 #[test]
-#[ignore = "unreliable under the shared Wine harness: the first E2eSig ThinServer install's service does not answer within 90 s; a persistent wineserver (`wineserver -p`) made every installed service fail to run (msiexec exit 91, services never RUNNING) in the one run tried; see the compat report"]
 fn a_rebuilt_setup_of_the_same_version_updates_in_place() {
     let w = installed();
     let _l = wine::lock();
