@@ -4,8 +4,8 @@
 set -euo pipefail
 
 APT_PACKAGES=(
-  build-essential pkg-config ca-certificates curl openssl python3
-  gcc-mingw-w64-x86-64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  build-essential pkg-config ca-certificates curl openssl python3 python3-venv
+  gcc-mingw-w64-x86-64
   nsis wixl msitools osslsigncode
   tinyproxy python3-aiosmtpd systemd
   protobuf-compiler libprotobuf-dev etcd-server
@@ -13,8 +13,12 @@ APT_PACKAGES=(
   chromium
   xvfb xauth imagemagick xdotool tesseract-ocr tesseract-ocr-eng libgl1-mesa-dri libegl1 libegl-mesa0 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
 )
-RUST_TARGETS=(x86_64-pc-windows-gnu aarch64-unknown-linux-gnu)
-CARGO_TOOLS=(cargo-fuzz@0.13.2 cargo-deny@0.20.2)
+RUST_TARGETS=(x86_64-pc-windows-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+# cargo-zigbuild links the Linux gateway (static musl) and apps (glibc 2.17
+# baseline) with zig; keep its and ziglang's versions in step with
+# builder/src/doctor.rs.
+CARGO_TOOLS=(cargo-fuzz@0.13.2 cargo-deny@0.20.2 cargo-zigbuild@0.24.0)
+ZIGLANG=0.15.2
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -54,4 +58,15 @@ for tool in "${CARGO_TOOLS[@]}"; do
   name=${tool%@*}
   command -v "$name" >/dev/null 2>&1 || cargo install --locked "$tool"
 done
+# zig from PyPI's ziglang wheel, in a venv of its own (not into the system's
+# Python), linked into cargo's bin folder, which is on PATH wherever cargo is.
+zig_link="${CARGO_HOME:-$HOME/.cargo}/bin/zig"
+if [ "$("$zig_link" version 2>/dev/null)" != "$ZIGLANG" ]; then
+  venv="${XDG_DATA_HOME:-$HOME/.local/share}/thin-telework/ziglang-$ZIGLANG"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "ziglang==$ZIGLANG"
+  zig_dir=$("$venv/bin/python3" -c 'import os, ziglang; print(os.path.dirname(ziglang.__file__))')
+  ln -sfn "$zig_dir/zig" "$zig_link"
+  echo "setup: zig $("$zig_link" version) linked at $zig_link"
+fi
 echo "setup: all prerequisites present"

@@ -118,7 +118,9 @@ pub fn init(o: &CiOptions) -> Result<CiReport> {
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let c = &brand.certs;
     let codesign = brand.codesign.as_ref();
-    let apt: Vec<&str> = PREREQS.iter().filter(|p| p.need != Need::Tests).filter_map(|p| p.apt).collect();
+    let mut apt: Vec<&str> = PREREQS.iter().filter(|p| p.need != Need::Tests).filter_map(|p| p.apt).collect();
+    // zig's venv (doctor's `zig`).
+    apt.extend(["python3", "python3-venv"]);
     let targets: Vec<&str> = PREREQS.iter().filter(|p| p.rust_target).map(|p| p.name).collect();
     let data = serde_json::json!({
         "app_id": brand.app_id,
@@ -133,6 +135,8 @@ pub fn init(o: &CiOptions) -> Result<CiReport> {
         "source_ref": o.source_ref,
         "apt_packages": apt.join(" "),
         "rust_targets": targets.join(" "),
+        "cargo_zigbuild": crate::doctor::CARGO_ZIGBUILD,
+        "ziglang": crate::doctor::ZIGLANG,
     });
     let (pipeline, template) = match o.ci {
         Ci::Github => (repo.join(".github/workflows/brand.yml"), crate::render::CI_GITHUB),

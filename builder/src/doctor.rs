@@ -10,7 +10,7 @@ use std::process::Command;
 pub enum Need {
     /// `build --target windows`.
     Windows,
-    /// `build --target linux` (aarch64 bundle).
+    /// `build --target linux` (cargo-zigbuild, zig and the musl targets).
     Linux,
     /// `--sign` and `new --self-signed-codesign`.
     Sign,
@@ -27,40 +27,64 @@ pub struct Prereq {
     pub rust_target: bool,
     /// Debian package providing it.
     pub apt: Option<&'static str>,
+    /// The command that installs it when neither apt nor rustup does.
+    pub other: Option<&'static str>,
     /// What needs it.
     pub need: Need,
 }
 
+/// The cargo-zigbuild the builder is tested with.
+pub const CARGO_ZIGBUILD: &str = "cargo-zigbuild@0.24.0";
+/// The ziglang (PyPI) the builder is tested with.
+pub const ZIGLANG: &str = "ziglang==0.15.2";
+
 /// Every prerequisite.
-pub const PREREQS: [Prereq; 10] = [
-    Prereq { name: "x86_64-pc-windows-gnu", rust_target: true, apt: None, need: Need::Windows },
+pub const PREREQS: [Prereq; 12] = [
+    Prereq { name: "x86_64-pc-windows-gnu", rust_target: true, apt: None, other: None, need: Need::Windows },
     Prereq {
         name: "x86_64-w64-mingw32-gcc",
         rust_target: false,
         apt: Some("gcc-mingw-w64-x86-64"),
+        other: None,
         need: Need::Windows,
     },
     Prereq {
         name: "x86_64-w64-mingw32-windres",
         rust_target: false,
         apt: Some("binutils-mingw-w64-x86-64"),
+        other: None,
         need: Need::Windows,
     },
-    Prereq { name: "makensis", rust_target: false, apt: Some("nsis"), need: Need::Windows },
-    Prereq { name: "wixl", rust_target: false, apt: Some("wixl"), need: Need::Windows },
-    Prereq { name: "aarch64-unknown-linux-gnu", rust_target: true, apt: None, need: Need::Linux },
-    Prereq { name: "aarch64-linux-gnu-gcc", rust_target: false, apt: Some("gcc-aarch64-linux-gnu"), need: Need::Linux },
-    Prereq { name: "osslsigncode", rust_target: false, apt: Some("osslsigncode"), need: Need::Sign },
-    Prereq { name: "openssl", rust_target: false, apt: Some("openssl"), need: Need::Sign },
-    Prereq { name: "msiinfo", rust_target: false, apt: Some("msitools"), need: Need::Tests },
+    Prereq { name: "makensis", rust_target: false, apt: Some("nsis"), other: None, need: Need::Windows },
+    Prereq { name: "wixl", rust_target: false, apt: Some("wixl"), other: None, need: Need::Windows },
+    Prereq { name: "x86_64-unknown-linux-musl", rust_target: true, apt: None, other: None, need: Need::Linux },
+    Prereq { name: "aarch64-unknown-linux-musl", rust_target: true, apt: None, other: None, need: Need::Linux },
+    Prereq {
+        name: "cargo-zigbuild",
+        rust_target: false,
+        apt: None,
+        other: Some("cargo install --locked cargo-zigbuild@0.24.0"),
+        need: Need::Linux,
+    },
+    Prereq {
+        name: "zig",
+        rust_target: false,
+        apt: None,
+        other: Some("scripts/setup.sh (ziglang==0.15.2 from PyPI in a venv, its zig linked into ~/.cargo/bin)"),
+        need: Need::Linux,
+    },
+    Prereq { name: "osslsigncode", rust_target: false, apt: Some("osslsigncode"), other: None, need: Need::Sign },
+    Prereq { name: "openssl", rust_target: false, apt: Some("openssl"), other: None, need: Need::Sign },
+    Prereq { name: "msiinfo", rust_target: false, apt: Some("msitools"), other: None, need: Need::Tests },
 ];
 
 impl Prereq {
     /// The command that installs it.
     pub fn install_command(&self) -> String {
-        match self.apt {
-            Some(p) => format!("apt-get install -y {p}"),
-            None => format!("rustup target add {}", self.name),
+        match (self.other, self.apt) {
+            (Some(cmd), _) => cmd.to_string(),
+            (None, Some(p)) => format!("apt-get install -y {p}"),
+            (None, None) => format!("rustup target add {}", self.name),
         }
     }
 
@@ -150,6 +174,9 @@ pub fn setup() -> Result<Vec<String>> {
         run("rustup", &args)?;
         done.push(format!("rustup target add {}", targets.join(" ")));
     }
+    for (p, _) in rows.iter().filter(|(p, ok)| !ok && p.other.is_some()) {
+        done.push(format!("still missing {}: {}", p.name, p.install_command()));
+    }
     Ok(done)
 }
 
@@ -174,5 +201,23 @@ pub fn tool_version(cmd: &str, args: &[&str]) -> String {
             String::from_utf8_lossy(&text).lines().next().unwrap_or("").trim().to_string()
         }
         Err(_) => "missing".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `scripts/setup.sh` (what CI and developers run) installs the versions
+    /// the builder names.
+    #[test]
+    fn setup_script_pins_the_zig_tools_the_builder_names() {
+        let setup = include_str!("../../scripts/setup.sh");
+        assert!(setup.contains(CARGO_ZIGBUILD), "{CARGO_ZIGBUILD} in scripts/setup.sh");
+        let zig = ZIGLANG.trim_start_matches("ziglang==");
+        assert!(setup.lines().any(|l| l == format!("ZIGLANG={zig}")), "ZIGLANG={zig} in scripts/setup.sh");
+        let other = |n: &str| PREREQS.iter().find(|p| p.name == n).and_then(|p| p.other).unwrap();
+        assert!(other("cargo-zigbuild").ends_with(CARGO_ZIGBUILD));
+        assert!(other("zig").contains(ZIGLANG));
     }
 }

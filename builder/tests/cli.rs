@@ -485,9 +485,22 @@ fn doctor_lists_every_prerequisite_with_its_install_command() {
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let names: Vec<&str> = v.as_array().unwrap().iter().map(|r| r["prereq"]["name"].as_str().unwrap()).collect();
-    for n in ["x86_64-pc-windows-gnu", "makensis", "wixl", "osslsigncode", "aarch64-linux-gnu-gcc"] {
+    for n in [
+        "x86_64-pc-windows-gnu",
+        "makensis",
+        "wixl",
+        "osslsigncode",
+        "x86_64-unknown-linux-musl",
+        "aarch64-unknown-linux-musl",
+        "cargo-zigbuild",
+        "zig",
+    ] {
         assert!(names.contains(&n), "{n}");
     }
-    assert!(v.as_array().unwrap().iter().all(|r| r["install"].as_str().unwrap().starts_with("apt-get install -y ")
-        || r["install"].as_str().unwrap().starts_with("rustup target add ")));
+    assert!(v.as_array().unwrap().iter().all(|r| {
+        let i = r["install"].as_str().unwrap();
+        ["apt-get install -y ", "rustup target add ", "cargo install --locked ", "scripts/setup.sh "]
+            .iter()
+            .any(|p| i.starts_with(p))
+    }));
 }

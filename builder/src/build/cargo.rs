@@ -1,5 +1,11 @@
 //! Running cargo for the apps and the gateway, reproducibly: fixed
 //! `SOURCE_DATE_EPOCH`, paths remapped out of the binaries, no PE timestamp.
+//!
+//! Linux targets go through `cargo zigbuild`: zig is their linker and C
+//! compiler (ring's C code), which links static musl binaries for any
+//! architecture and glibc binaries against an old glibc baseline
+//! (`x86_64-unknown-linux-gnu.2.17`: only symbols glibc 2.17 has), without a
+//! cross gcc or an old sysroot on the build machine.
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -50,7 +56,7 @@ impl CargoEnv {
         let mut f = vec![
             format!("--remap-path-prefix={}=/build", self.workspace.display()),
             format!("--remap-path-prefix={}=/cargo", cargo_home().display()),
-            format!("--remap-path-prefix={}=/target", self.target_dir.display()),
+            format!("--remap-path-prefix={}=/target", self.target_dir_of(triple).display()),
         ];
         if triple.contains("windows-gnu") {
             f.push("-Clink-arg=-Wl,--no-insert-timestamp".into());
@@ -59,25 +65,25 @@ impl CargoEnv {
     }
 
     /// `cargo build --profile dist -p PACKAGE... --target TRIPLE <extra>` with
-    /// `envs`; returns the folder holding the binaries. Packages built by one
-    /// call share one feature resolution, so their common dependencies are
-    /// compiled once. Output is shown only on failure.
+    /// `envs` (`cargo zigbuild` for Linux, see [`uses_zig`]); returns the
+    /// folder holding the binaries. Packages built by one call share one
+    /// feature resolution, so their common dependencies are compiled once.
+    /// Output is shown only on failure.
     pub fn build(&self, packages: &[&str], triple: &str, extra: &[&str], envs: &[(&str, &Path)]) -> Result<PathBuf> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(&self.workspace)
-            .args(["build", "--profile", "dist", "--manifest-path"])
+            .arg(if uses_zig(triple) { "zigbuild" } else { "build" })
+            .args(["--profile", "dist", "--manifest-path"])
             .arg(self.workspace.join("Cargo.toml"))
             .args(packages.iter().flat_map(|p| ["-p", p]))
             .args(["--target", triple])
             .args(extra)
-            .env("CARGO_TARGET_DIR", &self.target_dir)
+            .env("CARGO_TARGET_DIR", self.target_dir_of(triple))
             .env("SOURCE_DATE_EPOCH", self.epoch.to_string())
             .env("CARGO_ENCODED_RUSTFLAGS", self.rustflags(triple))
             .env_remove("RUSTFLAGS")
-            .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc")
             .env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER", "x86_64-w64-mingw32-gcc")
-            .env("CC_aarch64_unknown_linux_gnu", "aarch64-linux-gnu-gcc")
             .env("CC_x86_64_pc_windows_gnu", "x86_64-w64-mingw32-gcc");
         for (k, v) in envs {
             cmd.env(k, v);
@@ -86,11 +92,54 @@ impl CargoEnv {
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             let tail: Vec<&str> = err.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect();
+            let verb = if uses_zig(triple) { "zigbuild" } else { "build" };
             return Err(Error::Tool {
-                tool: format!("cargo build -p {} --target {triple}", packages.join(" -p ")),
+                tool: format!("cargo {verb} -p {} --target {triple}", packages.join(" -p ")),
                 msg: format!("failed ({}):\n{}", out.status, tail.join("\n")),
             });
         }
-        Ok(self.target_dir.join(triple).join("dist"))
+        Ok(self.target_dir_of(triple).join(rust_triple(triple)).join("dist"))
+    }
+
+    /// The cargo target folder of `triple`. A glibc-baseline triple
+    /// (`x86_64-unknown-linux-gnu.2.17`) is the build machine's own triple,
+    /// so `cargo zigbuild` makes zig the linker of the build scripts and
+    /// proc-macros as well: in a folder shared with the other runs, each
+    /// switch between them would recompile those and every crate that uses
+    /// them. It gets a folder of its own, `glibc/` inside the builder's.
+    pub fn target_dir_of(&self, triple: &str) -> PathBuf {
+        if triple != rust_triple(triple) {
+            self.target_dir.join("glibc")
+        } else {
+            self.target_dir.clone()
+        }
+    }
+}
+
+/// Whether `triple` is compiled with `cargo zigbuild` (every Linux target).
+pub fn uses_zig(triple: &str) -> bool {
+    triple.contains("-linux-")
+}
+
+/// The Rust triple of a zigbuild target: `x86_64-unknown-linux-gnu.2.17`
+/// (glibc baseline 2.17) is `x86_64-unknown-linux-gnu`.
+pub fn rust_triple(triple: &str) -> &str {
+    triple.split_once('.').map_or(triple, |(t, _)| t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linux_triples_go_through_zig_and_lose_their_glibc_suffix() {
+        assert!(uses_zig("x86_64-unknown-linux-gnu.2.17") && uses_zig("aarch64-unknown-linux-musl"));
+        assert!(!uses_zig("x86_64-pc-windows-gnu"));
+        assert_eq!(rust_triple("x86_64-unknown-linux-gnu.2.17"), "x86_64-unknown-linux-gnu");
+        assert_eq!(rust_triple("x86_64-unknown-linux-musl"), "x86_64-unknown-linux-musl");
+        let env = CargoEnv { workspace: "/w".into(), target_dir: "/t".into(), epoch: 0 };
+        assert_eq!(env.target_dir_of("x86_64-unknown-linux-gnu.2.17"), Path::new("/t/glibc"));
+        assert_eq!(env.target_dir_of("x86_64-unknown-linux-musl"), Path::new("/t"));
+        assert_eq!(env.target_dir_of("x86_64-pc-windows-gnu"), Path::new("/t"));
     }
 }

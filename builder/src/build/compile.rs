@@ -1,7 +1,11 @@
 //! The cargo runs of one build, one after the other in one cargo target
-//! folder. The x86_64 gateway and the Linux apps are one cargo run, so their
-//! common dependencies (tokio, rustls, ring, ...) get one feature resolution
-//! and are compiled once. (Running the Windows and the Linux compiles at the
+//! folder: the Windows apps, the Linux apps (glibc 2.17 baseline, see
+//! `super::linux_apps`), then the gateway for each architecture (static musl,
+//! see `super::linux`). The x86_64 gateway is a run of its own since it is
+//! another Rust target than the Linux apps; that costs a compile of the
+//! gateway's dependencies for musl (tokio, rustls, ring, ...). The Linux apps
+//! compile in a target folder of their own (see `CargoEnv::target_dir_of`).
+//! (Running the Windows and the Linux compiles at the
 //! same time, in two target folders, was measured slower on 2 cores: 957 s
 //! against 934 s cold, since each cargo run already keeps both cores busy and
 //! the build scripts and proc-macros were compiled twice.)
@@ -40,17 +44,15 @@ pub fn run(cargo: &CargoEnv, plan: &Plan, brand_dir: &Path, p: &mut Progress) ->
         let name = format!("compile thinclient.exe and thinsvr.exe ({triple})");
         c.windows = Some(p.step(&name, || cargo.build(&["thin-apps"], triple, &["--bins"], &brand))?);
     }
+    if plan.linux.contains(&Arch::X86_64) {
+        let triple = super::linux_apps::TRIPLE;
+        let name = format!("compile the Linux apps ({triple})");
+        c.linux_apps = Some(p.step(&name, || cargo.build(&["thin-apps"], triple, &["--bins"], &brand))?);
+    }
     for &arch in &plan.linux {
         let triple = arch.triple();
-        let dir = if arch == Arch::X86_64 {
-            let name = format!("compile thingate and the Linux apps ({triple})");
-            let d = p.step(&name, || cargo.build(&["thingate", "thin-apps"], triple, &["--bins"], &brand))?;
-            c.linux_apps = Some(d.clone());
-            d
-        } else {
-            let name = format!("compile thingate ({triple})");
-            p.step(&name, || cargo.build(&["thingate"], triple, &["--bin", "thingate"], &[]))?
-        };
+        let name = format!("compile thingate ({triple})");
+        let dir = p.step(&name, || cargo.build(&["thingate"], triple, &["--bin", "thingate"], &[]))?;
         c.gateway.push((arch, dir));
     }
     Ok(c)

@@ -1,5 +1,11 @@
 //! `build --target linux`: `thingate` for x86_64 and aarch64 with its rendered
 //! configuration, certificate, systemd unit, kernel settings and install script.
+//!
+//! The gateway is a static musl binary: it loads nothing from the host (no
+//! libc, no `ld.so`), so one bundle runs on any Linux kernel since 3.2, from
+//! the manual's Ubuntu 18.04 and RHEL 7 to today's. It needs no system
+//! library at run time (TLS is rustls, DNS lookups read `/etc/hosts` and
+//! `/etc/resolv.conf` through musl's resolver).
 
 use super::archive;
 use super::compiled::Vars;
@@ -13,10 +19,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
-    /// x86_64-unknown-linux-gnu.
+    /// x86_64-unknown-linux-musl.
     #[value(name = "x86_64")]
     X86_64,
-    /// aarch64-unknown-linux-gnu.
+    /// aarch64-unknown-linux-musl.
     Aarch64,
 }
 
@@ -24,8 +30,8 @@ impl Arch {
     /// Rust target triple.
     pub fn triple(self) -> &'static str {
         match self {
-            Arch::X86_64 => "x86_64-unknown-linux-gnu",
-            Arch::Aarch64 => "aarch64-unknown-linux-gnu",
+            Arch::X86_64 => "x86_64-unknown-linux-musl",
+            Arch::Aarch64 => "aarch64-unknown-linux-musl",
         }
     }
 

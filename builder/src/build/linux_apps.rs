@@ -8,8 +8,16 @@ use crate::manifest::Brand;
 use crate::render;
 use std::path::{Path, PathBuf};
 
-/// The only triple the apps bundle is made for.
-pub const TRIPLE: &str = "x86_64-unknown-linux-gnu";
+/// The oldest glibc the Linux apps run on: they are linked (`cargo zigbuild`)
+/// against glibc 2.17's symbols only (CentOS/RHEL 7, Ubuntu 14.04, Debian 8
+/// and everything newer). Not static musl: their windows load the system's
+/// OpenGL, EGL and X libraries at run time (`dlopen`), which only a glibc
+/// process can do.
+pub const GLIBC_BASELINE: &str = "2.17";
+
+/// The only triple the apps bundle is made for, with its glibc baseline
+/// (`cargo zigbuild`'s `TRIPLE.GLIBC` form).
+pub const TRIPLE: &str = "x86_64-unknown-linux-gnu.2.17";
 
 /// File name of the apps bundle (without `.tar.gz`).
 pub fn bundle_name(b: &Brand) -> String {

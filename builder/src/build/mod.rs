@@ -143,7 +143,7 @@ pub fn run(a: &BuildArgs, json: bool) -> Result<Summary> {
     if win && a.toolchain == Toolchain::Gnu {
         needs.push(Need::Windows);
     }
-    if lin && a.linux_arch.contains(&Arch::Aarch64) {
+    if lin {
         needs.push(Need::Linux);
     }
     if a.sign {

@@ -27,8 +27,8 @@ pub struct Wine {
 
 /// The prefix, made on first use: an old one is stopped and removed, a new
 /// one booted (`wineboot -i`), the stand-in DLL compiled and copied into its
-/// `system32`. Its wineserver stays up 30 s after the last Wine process, so
-/// the tests do not pay for restarting it and it ends by itself after them.
+/// `system32`, and one user program kept running for the whole test run
+/// (see [`keep_a_user_program_running`]).
 pub fn wine() -> &'static Wine {
     static W: OnceLock<Result<Wine, String>> = OnceLock::new();
     let r = W.get_or_init(|| {
@@ -75,15 +75,55 @@ fn init() -> Wine {
         SHORT,
     );
     assert!(o.status.success(), "compiling the stand-in bcryptprimitives.dll: {}", text(&o));
-    let o = output(w.cmd("wineserver").arg("-p30"), None, SHORT);
-    assert!(o.status.success(), "wineserver -p30: {}", text(&o));
     let o = output(w.cmd("wineboot").arg("-i"), None, Duration::from_secs(300));
     let system32 = w.prefix.join("drive_c/windows/system32");
     assert!(system32.join("kernel32.dll").exists(), "wineboot -i made no prefix: {}", text(&o));
     std::fs::copy(&dll, system32.join("bcryptprimitives.dll")).unwrap();
+    // End the boot's session before the tests' one starts: a program started
+    // while it winds down gets a second services.exe in the same session,
+    // and then every StartService fails (ERROR_SERVICE_DATABASE_LOCKED).
+    let _ = output(w.cmd("wineserver").arg("-k"), None, SHORT);
+    let _ = output(w.cmd("wineserver").arg("-w"), None, SHORT);
+    keep_a_user_program_running(&w, &fixtures, &root);
     stop_wine_when_this_process_ends(&w);
     eprintln!("Wine prefix ready in {:.0} s", t.elapsed().as_secs_f64());
     w
+}
+
+/// Starts `keepalive.exe` (`tests/fixtures/wine/keepalive.c`), which waits
+/// forever, as the first program of a fresh session: with one user program
+/// always running, the Wine session and the services it started live as long
+/// as the tests, as they would on a PC with a user logged on. Without it the
+/// session ends soon after the last `wine` command, and the next one starts
+/// and stops every auto-start service of the prefix, so a service may be down
+/// when a test looks for it, or restarted by each `wine sc query` (a service
+/// then seems to run but never answers). The watcher's `wineserver -k` ends
+/// it with the tests.
+fn keep_a_user_program_running(w: &Wine, fixtures: &Path, root: &Path) {
+    let exe = root.join("keepalive.exe");
+    let o = output(
+        Command::new("x86_64-w64-mingw32-gcc").args(["-O2", "-s", "-o"]).arg(&exe).arg(fixtures.join("keepalive.c")),
+        None,
+        SHORT,
+    );
+    assert!(o.status.success(), "compiling keepalive.exe: {}", text(&o));
+    let spawned =
+        w.wine(&[&exe.to_string_lossy()]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+    let mut child = spawned.unwrap_or_else(|e| panic!("cannot start keepalive.exe under Wine: {e}"));
+    // It must still be running a moment later (a missing DLL ends it at once).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if let Some(s) = child.try_wait().unwrap() {
+            panic!("keepalive.exe ended at once under Wine: {s}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Reaped by nobody: it lives until `wineserver -k` when the tests end.
+    std::mem::forget(child);
+    // The session's service manager answers once it has started its services.
+    w.wait_until("the service manager of the tests' Wine session", SHORT, || {
+        w.run(&["sc", "query", "PlugPlay"]).status.success()
+    });
 }
 
 /// The installed ThinServer services keep the prefix's wineserver alive after

@@ -1,7 +1,7 @@
 //! The one real build every end-to-end test reads, made once per test run:
 //! `builder new` and a cold `builder build --target all` (Windows installers,
-//! separate ThinClient and ThinServer ones by default; the Linux gateway and
-//! apps bundles) of E2eWin, its build 1; a warm, signed rebrand (E2eSig,
+//! separate ThinClient and ThinServer ones by default; the Linux gateway
+//! bundles for x86_64 and aarch64 and the apps bundle) of E2eWin, its build 1; a warm, signed rebrand (E2eSig,
 //! `--target windows --sign --installers both`, its build 1); E2eWin built
 //! again with `--build-number 1`, which must give the same bytes; and E2eSig's
 //! build 2 (the same version, only the build number changed), which the
@@ -143,11 +143,15 @@ fn make() -> Built {
         format!("# e2e patch\nAPP_TITLE_CLIENT\t%PRODUCT% Home\nAPP_WELCOME\t{PATCHED_WELCOME}\n{PATCHED_VERSION}"),
     )
     .unwrap();
-    let all = ["build", "--brand", "a", "--target", "all", "--linux-arch", "x86_64", "--out"];
+    let all = ["build", "--brand", "a", "--target", "all", "--linux-arch", "x86_64,aarch64", "--out"];
     let t = Instant::now();
     let o = builder(&root, &[&["--json"][..], &all, &["out-a"]].concat(), &[]);
-    let json = serde_json::from_slice(&o.stdout).expect("builder --json prints JSON");
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("builder --json prints JSON");
     eprintln!("build --target all (E2eWin): {:.0} s", t.elapsed().as_secs_f64());
+    // Each step's time, for CI's log (what each compile costs).
+    for step in json["steps"].as_array().into_iter().flatten() {
+        eprintln!("  {:>7.1} s  {}", step[1].as_f64().unwrap_or(0.0), step[0].as_str().unwrap_or("?"));
+    }
     let new_s = ["new", "--app-id", "E2eSig", "--dir", "s", "--rpc-port", "9912", "--self-signed-codesign"];
     builder_umask(&root, &new_s, &[], Some("002"));
     let pw = std::fs::read_to_string(root.join("s/certs/codesign.password")).unwrap();

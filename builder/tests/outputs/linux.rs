@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 const TGZ: &str = "thingate-E2eWin-1.0.0-linux-x86_64.tar.gz";
+const TGZ_ARM: &str = "thingate-E2eWin-1.0.0-linux-aarch64.tar.gz";
 const APPS: &str = "thinapps-E2eWin-1.0.0-linux-x86_64.tar.gz";
 
 fn entries() -> Vec<(String, u32, Vec<u8>)> {
@@ -558,5 +559,141 @@ fn systemd_units_verify_and_are_sandboxed() {
         println!("{unit}: exposure {level} of 10");
         assert!(level <= common::MAX_EXPOSURE, "{unit} rates {level}:\n{report}");
         common::assert_runs_unprivileged(unit, &report, &[caps]);
+    }
+}
+
+/// `readelf ARGS FILE` (binutils' readelf reads every architecture's ELF).
+fn readelf(args: &[&str], file: &std::path::Path) -> String {
+    let o = Command::new("readelf").args(args).arg(file).output().expect("readelf (apt-get install binutils)");
+    assert!(o.status.success(), "readelf {args:?} {}: {}", file.display(), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A static executable: no program interpreter (`ld.so`) and no shared
+/// library needed, so it runs without any libc on the host.
+fn assert_static(file: &std::path::Path) {
+    let segments = readelf(&["-lW"], file);
+    assert!(segments.contains("Program Headers:"), "{}: {segments}", file.display());
+    assert!(!segments.contains("INTERP"), "{} asks for a program interpreter:\n{segments}", file.display());
+    let dynamic = readelf(&["-dW"], file);
+    assert!(!dynamic.contains("(NEEDED)"), "{} needs shared libraries:\n{dynamic}", file.display());
+}
+
+/// The gateway bundle's `thingate` is a static musl binary: it needs no
+/// libc, so it runs on any Linux of the last ten years whatever glibc it has.
+/// Shown for real: the extracted bundle's folder, holding nothing but the
+/// bundle's files, becomes the root file system (`chroot`; in an
+/// unprivileged user namespace when not root), and the gateway starts there
+/// from its own `ThinGate.ini`, listens, and answers `/thingate/` over TLS.
+#[test]
+fn bundled_gateway_is_static_and_serves_from_a_root_holding_only_the_bundle() {
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let root = extract(&tmp.path().join("x"));
+    assert_static(&root.join("thingate"));
+    let mut listed: Vec<String> =
+        std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    listed.sort();
+    assert!(!listed.iter().any(|n| ["lib", "lib64", "usr", "etc"].contains(&n.as_str())), "{listed:?}");
+    // Its own ini, on a port of its own (the Wine tests use the compiled-in
+    // one), with the database beside it instead of /var/lib.
+    let ini = root.join("ThinGate.ini");
+    let port = thin_e2e::free_port();
+    let text = std::fs::read_to_string(&ini)
+        .unwrap()
+        .replace(&format!("ListenPort {}\n", built().port), &format!("ListenPort {port}\n"))
+        .replace("DatabaseFile /var/lib/thingate-e2ewin/", "DatabaseFile /");
+    assert!(text.contains(&format!("ListenPort {port}\n")) && text.contains("DatabaseFile /MachineDatabase"));
+    std::fs::write(&ini, text + "ListenAddress 127.0.0.1\n").unwrap();
+    let as_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let mut cmd = if as_root {
+        Command::new("chroot")
+    } else {
+        let mut c = Command::new("unshare");
+        c.args(["--user", "--map-root-user", "chroot"]);
+        c
+    };
+    cmd.arg(&root).args(["/thingate", "run", "--config", "/ThinGate.ini"]);
+    if !as_root {
+        let probe = Command::new("unshare").args(["--user", "--map-root-user", "true"]).status();
+        if !probe.is_ok_and(|s| s.success()) {
+            assert!(std::env::var_os("CI").is_none(), "CI runs as root: chroot is available there");
+            eprintln!("skipped the chroot run: not root, and no unprivileged user namespaces");
+            return;
+        }
+    }
+    let mut gw = thin_e2e::procs::Proc::start("thingate in a bare root", &mut cmd, None);
+    assert_eq!(gw.wait_line("listening on ", std::time::Duration::from_secs(30)), format!("127.0.0.1:{port}"));
+    // The alive check, through TLS with the brand's CA (curl is the client).
+    let o = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--cacert"])
+        .arg(built().brand.join("certs/ca.cer"))
+        .args(["--resolve", &format!("127.0.0.1:{port}:127.0.0.1"), &format!("https://127.0.0.1:{port}/thingate/")])
+        .output()
+        .expect("curl (apt-get install curl)");
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && said.starts_with("PACK"),
+        "/thingate/ from the gateway in a bare root: {said}{}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        gw.report()
+    );
+}
+
+/// The newest `GLIBC_x.y` symbol version `objdump -T` lists for `file`, and
+/// how many symbols carry one.
+fn newest_glibc(file: &std::path::Path) -> ((u32, u32), usize) {
+    let o = Command::new("objdump").arg("-T").arg(file).output().expect("objdump (apt-get install binutils)");
+    assert!(o.status.success(), "objdump -T {}: {}", file.display(), String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let versions: Vec<(u32, u32)> = text
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter_map(|w| w.strip_prefix("GLIBC_"))
+        .filter_map(|v| {
+            let mut it = v.split('.').map(|n| n.parse::<u32>().ok());
+            Some((it.next()??, it.next().flatten().unwrap_or(0)))
+        })
+        .collect();
+    (versions.iter().copied().max().unwrap_or((0, 0)), versions.len())
+}
+
+/// The Linux apps are linked against the glibc baseline the README states
+/// (`builder::build::linux_apps::GLIBC_BASELINE`): `objdump -T` shows no symbol
+/// version newer, so they start on any glibc since (RHEL 7, Ubuntu 14.04).
+/// They stay dynamic (their windows `dlopen` the system's OpenGL and X
+/// libraries): the check reads real symbol versions, not an empty table.
+#[test]
+fn linux_apps_use_no_glibc_symbol_newer_than_the_baseline() {
+    let baseline = builder::build::linux_apps::GLIBC_BASELINE;
+    let (major, minor) = baseline.split_once('.').unwrap();
+    let baseline = (major.parse::<u32>().unwrap(), minor.parse::<u32>().unwrap());
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let bundle = extract_of(APPS, tmp.path());
+    for bin in ["thinsvr", "thinclient"] {
+        let (newest, count) = newest_glibc(&bundle.join(bin));
+        assert!(count > 10, "{bin}: only {count} versioned glibc symbols; is it dynamic?");
+        assert!(
+            newest <= baseline,
+            "{bin} needs GLIBC_{}.{}, newer than the baseline {baseline:?}",
+            newest.0,
+            newest.1
+        );
+        println!("{bin}: newest glibc symbol version {}.{} ({count} symbols)", newest.0, newest.1);
+    }
+}
+
+/// The aarch64 gateway bundle's `thingate` is a static musl binary for
+/// aarch64 too (no machine here runs it: no interpreter and no library to
+/// find on an ARM server is what matters), with the same files beside it.
+#[test]
+fn aarch64_gateway_bundle_is_static_too() {
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let arm = extract_of(TGZ_ARM, tmp.path());
+    let bin = std::fs::read(arm.join("thingate")).unwrap();
+    assert_eq!(&bin[..4], b"\x7fELF");
+    assert_eq!(u16::from_le_bytes([bin[18], bin[19]]), 183, "aarch64 ELF");
+    assert_static(&arm.join("thingate"));
+    let x86 = extract(&tmp.path().join("x"));
+    for f in ["ThinGate.ini", "ThinGate.cer", "install.sh", "thingate-e2ewin.service"] {
+        assert_eq!(std::fs::read(arm.join(f)).unwrap(), std::fs::read(x86.join(f)).unwrap(), "{f}");
     }
 }
