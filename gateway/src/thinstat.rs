@@ -75,11 +75,14 @@ pub fn page(gw: &Figures, req: &Request, peer: SocketAddr) -> (u16, &'static str
         return (405, "Method Not Allowed", text, "method not allowed\r\n".into());
     }
     match req.path() {
+        // The alive check answers everyone (apps, load balancers); how many
+        // office PCs are connected is told on loopback only, as /thinstat/.
         "/thingate/" | "/thingate" => {
+            let sessions =
+                if peer.ip().is_loopback() { format!("sessions={}; ", gw.sessions.len()) } else { String::new() };
             let line = format!(
-                "PACK ThinGate {} standalone; sessions={}; this URL answers the alive check\r\n",
+                "PACK ThinGate {} standalone; {sessions}this URL answers the alive check\r\n",
                 env!("CARGO_PKG_VERSION"),
-                gw.sessions.len()
             );
             (200, "OK", text, line)
         }

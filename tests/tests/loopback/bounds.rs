@@ -132,6 +132,12 @@ fn thinstat_refuses_peers_that_are_not_loopback() {
         assert_eq!(status, 403);
         let near: std::net::SocketAddr = "[::1]:50000".parse().unwrap();
         assert_eq!(thingate::thinstat::page(&gw.gateway.figures(), &req, near).0, 200);
+        // The alive check answers everyone, but tells the session count to loopback only.
+        let alive = thin_protocol::http::Request { method: "GET".into(), target: "/thingate/".into(), headers: vec![] };
+        let (status, _, _, body) = thingate::thinstat::page(&gw.gateway.figures(), &alive, far);
+        assert!(status == 200 && body.starts_with("PACK ThinGate ") && !body.contains("sessions="), "{body}");
+        let (_, _, _, body) = thingate::thinstat::page(&gw.gateway.figures(), &alive, near);
+        assert!(body.contains("sessions=0; "), "{body}");
         gw.shutdown().await;
     });
 }
