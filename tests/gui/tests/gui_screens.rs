@@ -52,6 +52,7 @@ fn main() {
     for (which, lang) in [("client", "en"), ("client", "ja"), ("server", "en"), ("server", "ja"), ("server-new", "ja")]
     {
         let w = Window::open(&x, which, lang);
+        assert_eq!(w.renderer.as_deref(), Some("opengl"), "{which} ({lang}): OpenGL paints where it can");
         // A few more frames after the first one.
         std::thread::sleep(Duration::from_millis(500));
         let png = out.join(format!("{which}-{lang}.png"));
@@ -60,6 +61,21 @@ fn main() {
         if which == "client" {
             check_text(&png, &welcome, lang == "en");
         }
+        println!("gui_screens: {} ({} ms to the first frame, debug build)", png.display(), w.ready_after.as_millis());
+        passed += 1;
+    }
+    // Painted on the CPU: asked for (THIN_RENDERER=software), and chosen by
+    // itself when Mesa offers only OpenGL 1.1, where OpenGL cannot open it.
+    for (name, env) in
+        [("software", &[("THIN_RENDERER", "software")][..]), ("gl11", &[("MESA_GL_VERSION_OVERRIDE", "1.1")][..])]
+    {
+        let w = Window::open_with(&x, "client", "en", env);
+        assert_eq!(w.renderer.as_deref(), Some("software"), "{name}: the window painted on the CPU");
+        std::thread::sleep(Duration::from_millis(500));
+        let png = out.join(format!("client-en-{name}.png"));
+        w.shoot(&png);
+        check_artwork(&png, &header, &icon);
+        check_text(&png, &welcome, true);
         println!("gui_screens: {} ({} ms to the first frame, debug build)", png.display(), w.ready_after.as_millis());
         passed += 1;
     }
@@ -79,6 +95,26 @@ fn main() {
     let idle = load_rgb(&out.join("client-en.png"));
     let typed = load_rgb(&png);
     assert!(idle.px != typed.px, "typing changed the window");
+    println!("gui_screens: {}", png.display());
+    passed += 1;
+    drop(w);
+    // The same on the CPU painter: keys reach the window and it repaints.
+    let w = Window::open_with(&x, "client-empty", "en", &[("THIN_RENDERER", "software")]);
+    let before = out.join("client-empty-en-software.png");
+    w.shoot(&before);
+    w.focus();
+    std::thread::sleep(Duration::from_millis(300));
+    w.xdotool(&["type", "--delay", "30", "desk-01"]);
+    std::thread::sleep(Duration::from_millis(800));
+    let png = out.join("client-typed-en-software.png");
+    w.shoot(&png);
+    assert!(load_rgb(&before).px != load_rgb(&png).px, "typing changed the window painted on the CPU");
+    let text = ocr::read(&png);
+    assert!(
+        ocr::contains_approx(&text, "desk-01", 1),
+        "{}: the typed ID is not shown; Tesseract read:\n{text}",
+        png.display()
+    );
     println!("gui_screens: {}", png.display());
     passed += 1;
     println!("gui_screens: {passed} passed, 0 failed");
