@@ -269,9 +269,9 @@ fn installed() -> &'static Wine {
     let w = wine::wine();
     let r = I.get_or_init(|| {
         std::panic::catch_unwind(|| {
+            client_installed();
             let _l = wine::lock();
             let t = Instant::now();
-            nsis_install_into(w, &built().a.join("E2eWin-1.0.0-client-setup.exe"), &client_dir(w, "E2eWin"));
             let _ = CLIENT_ONLY.set(ClientOnly {
                 service: w.reg_query(r"HKLM\System\CurrentControlSet\Services\E2eWinThinServer"),
                 hklm: w.reg_query(r"HKLM\Software\E2eWin"),
@@ -280,11 +280,30 @@ fn installed() -> &'static Wine {
                 program_files: w.c("Program Files/E2eWin").exists(),
             });
             nsis_install(w, &built().a.join("E2eWin-1.0.0-server-setup.exe"), "E2eWin");
-            eprintln!("NSIS setups of E2eWin (client, server) under Wine: {:.1} s", t.elapsed().as_secs_f64());
+            eprintln!("NSIS setup of E2eWin's server under Wine: {:.1} s", t.elapsed().as_secs_f64());
         })
         .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_else(|| "the install panicked".into()))
     });
     r.as_ref().unwrap_or_else(|e| panic!("NSIS install of E2eWin failed: {e}"));
+    w
+}
+
+/// The prefix with E2eWin's ThinClient installed by its NSIS setup, and
+/// nothing else (no service listening): the first step of [`installed`], and
+/// all the tests of the windows alone need (once, shared).
+fn client_installed() -> &'static Wine {
+    static C: OnceLock<Result<(), String>> = OnceLock::new();
+    let w = wine::wine();
+    let r = C.get_or_init(|| {
+        std::panic::catch_unwind(|| {
+            let _l = wine::lock();
+            let t = Instant::now();
+            nsis_install_into(w, &built().a.join("E2eWin-1.0.0-client-setup.exe"), &client_dir(w, "E2eWin"));
+            eprintln!("NSIS setup of E2eWin's client under Wine: {:.1} s", t.elapsed().as_secs_f64());
+        })
+        .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_else(|| "the install panicked".into()))
+    });
+    r.as_ref().unwrap_or_else(|e| panic!("NSIS install of E2eWin's client failed: {e}"));
     w
 }
 
@@ -1047,7 +1066,7 @@ fn xdotool(x: &common::xvfb::Xvfb, args: &[&str]) -> Vec<String> {
 #[test]
 fn without_opengl_2_the_window_is_painted_on_the_cpu_and_a_failure_shows_a_message_box() {
     use common::xvfb;
-    let w = installed();
+    let w = client_installed();
     let _l = wine::lock();
     let x = &w.xvfb;
     let exe = client_exe(w, "E2eWin");
