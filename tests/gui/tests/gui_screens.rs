@@ -64,11 +64,10 @@ fn main() {
         println!("gui_screens: {} ({} ms to the first frame, debug build)", png.display(), w.ready_after.as_millis());
         passed += 1;
     }
-    // Painted on the CPU: asked for (THIN_RENDERER=software), and chosen by
-    // itself when Mesa offers only OpenGL 1.1, where OpenGL cannot open it.
-    for (name, env) in
-        [("software", &[("THIN_RENDERER", "software")][..]), ("gl11", &[("MESA_GL_VERSION_OVERRIDE", "1.1")][..])]
-    {
+    // Painted on the CPU when asked for (THIN_RENDERER=software). (Mesa's
+    // `MESA_GL_VERSION_OVERRIDE=1.1` does not stop GLX here, so the automatic
+    // choice is tested under Wine, where it stops WGL: builder's outputs.)
+    for (name, env) in [("software", &[("THIN_RENDERER", "software")][..])] {
         let w = Window::open_with(&x, "client", "en", env);
         assert_eq!(w.renderer.as_deref(), Some("software"), "{name}: the window painted on the CPU");
         std::thread::sleep(Duration::from_millis(500));
