@@ -1080,11 +1080,11 @@ fn without_opengl_2_the_window_is_painted_on_the_cpu_and_a_failure_shows_a_messa
     // OpenGL forced: the failure shows in a message box.
     let mut cmd = w.wine(&[&exe]);
     cmd.envs(gl11).env("THIN_RENDERER", "opengl");
-    let p = Proc::start("thinclient.exe (OpenGL 1.1, OpenGL forced)", &mut cmd, None);
-    let mut found = Vec::new();
-    w.wait_until(&format!("a message box titled {title:?}"), Duration::from_secs(90), || {
-        found = xdotool(x, &["search", "--name", &format!("^{title}$")]);
-        !found.is_empty()
+    let mut p = Proc::start("thinclient.exe (OpenGL 1.1, OpenGL forced)", &mut cmd, None);
+    // The app logs the failure just before it shows the box.
+    p.wait_stderr("The window could not be opened", Duration::from_secs(90));
+    w.wait_until(&format!("a message box titled {title:?}"), Duration::from_secs(30), || {
+        !xdotool(x, &["search", "--name", &format!("^{title}$")]).is_empty()
     });
     // Its text is drawn once it is mapped.
     std::thread::sleep(Duration::from_secs(1));
@@ -1098,9 +1098,11 @@ fn without_opengl_2_the_window_is_painted_on_the_cpu_and_a_failure_shows_a_messa
             png.display()
         );
     }
-    let id = &found[0];
-    xdotool(x, &["windowfocus", "--sync", id]);
-    xdotool(x, &["key", "--window", id, "Return"]);
+    // Enter on the box (searched again: the window OpenGL failed in had the same title).
+    for id in xdotool(x, &["search", "--name", &format!("^{title}$")]) {
+        xdotool(x, &["windowfocus", "--sync", &id]);
+        xdotool(x, &["key", "--window", &id, "Return"]);
+    }
     let (status, stderr) = p.finish(Duration::from_secs(30));
     assert_eq!(status.code(), Some(1), "exit code once the box is closed; stderr:\n{stderr}");
     assert!(stderr.contains("glutin error"), "OpenGL failed as on such a PC; stderr:\n{stderr}");
