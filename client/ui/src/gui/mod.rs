@@ -347,3 +347,23 @@ pub fn connect_or_embed(
     let addr = rx.recv().map_err(|e| EmbedError::Gone(e.to_string()))??;
     Ok(AdminControl::new(addr, secret))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Renderer;
+
+    #[test]
+    fn thin_renderer_values() {
+        for (v, r) in [
+            ("", Renderer::Auto),
+            ("auto", Renderer::Auto),
+            ("OpenGL", Renderer::OpenGl),
+            ("gl", Renderer::OpenGl),
+            (" software ", Renderer::Software),
+            ("cpu", Renderer::Software),
+        ] {
+            assert_eq!(Renderer::parse(v), Some(r), "{v:?}");
+        }
+        assert_eq!(Renderer::parse("wgpu"), None);
+    }
+}
