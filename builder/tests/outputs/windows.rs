@@ -296,9 +296,10 @@ fn client_installed() -> &'static Wine {
     let w = wine::wine();
     let r = C.get_or_init(|| {
         std::panic::catch_unwind(|| {
+            let setup = built().a.join("E2eWin-1.0.0-client-setup.exe");
             let _l = wine::lock();
             let t = Instant::now();
-            nsis_install_into(w, &built().a.join("E2eWin-1.0.0-client-setup.exe"), &client_dir(w, "E2eWin"));
+            nsis_install_into(w, &setup, &client_dir(w, "E2eWin"));
             eprintln!("NSIS setup of E2eWin's client under Wine: {:.1} s", t.elapsed().as_secs_f64());
         })
         .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_else(|| "the install panicked".into()))
