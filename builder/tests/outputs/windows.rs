@@ -270,9 +270,9 @@ fn installed() -> &'static Wine {
     let w = wine::wine();
     let r = I.get_or_init(|| {
         std::panic::catch_unwind(|| {
+            client_installed();
             let _l = wine::lock();
             let t = Instant::now();
-            nsis_install_into(w, &built().a.join("E2eWin-1.0.0-client-setup.exe"), &client_dir(w, "E2eWin"));
             let _ = CLIENT_ONLY.set(ClientOnly {
                 service: w.reg_query(r"HKLM\System\CurrentControlSet\Services\E2eWinThinServer"),
                 hklm: w.reg_query(r"HKLM\Software\E2eWin"),
@@ -281,11 +281,31 @@ fn installed() -> &'static Wine {
                 program_files: w.c("Program Files/E2eWin").exists(),
             });
             nsis_install(w, &built().a.join("E2eWin-1.0.0-server-setup.exe"), "E2eWin");
-            eprintln!("NSIS setups of E2eWin (client, server) under Wine: {:.1} s", t.elapsed().as_secs_f64());
+            eprintln!("NSIS setup of E2eWin's server under Wine: {:.1} s", t.elapsed().as_secs_f64());
         })
         .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_else(|| "the install panicked".into()))
     });
     r.as_ref().unwrap_or_else(|e| panic!("NSIS install of E2eWin failed: {e}"));
+    w
+}
+
+/// The prefix with E2eWin's ThinClient installed by its NSIS setup, and
+/// nothing else (no service listening): the first step of [`installed`], and
+/// all the tests of the windows alone need (once, shared).
+fn client_installed() -> &'static Wine {
+    static C: OnceLock<Result<(), String>> = OnceLock::new();
+    let w = wine::wine();
+    let r = C.get_or_init(|| {
+        std::panic::catch_unwind(|| {
+            let setup = built().a.join("E2eWin-1.0.0-client-setup.exe");
+            let _l = wine::lock();
+            let t = Instant::now();
+            nsis_install_into(w, &setup, &client_dir(w, "E2eWin"));
+            eprintln!("NSIS setup of E2eWin's client under Wine: {:.1} s", t.elapsed().as_secs_f64());
+        })
+        .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_else(|| "the install panicked".into()))
+    });
+    r.as_ref().unwrap_or_else(|e| panic!("NSIS install of E2eWin's client failed: {e}"));
     w
 }
 
@@ -1025,4 +1045,95 @@ fn windows_of_the_installed_apps_under_wine_show_the_brand() {
             assert!(shots[i] != shots[j], "screenshots {i} and {j} are identical");
         }
     }
+}
+
+/// `xdotool ARGS` on the Wine session's X server; its output lines.
+fn xdotool(x: &common::xvfb::Xvfb, args: &[&str]) -> Vec<String> {
+    let o = Command::new("xdotool").args(args).env("DISPLAY", &x.display).output().expect("cannot run xdotool");
+    String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect()
+}
+
+/// A Windows PC whose OpenGL is only 1.1 (no GPU driver, Windows Server, some
+/// VDI), as Mesa under Wine with `MESA_GL_VERSION_OVERRIDE=1.1`: eframe's
+/// OpenGL painter cannot open a window there (`glutin error: Invalid handle`).
+/// With OpenGL forced (`THIN_RENDERER=opengl`) the installed ThinClient says
+/// so in a message box (found by its title, its text read back with
+/// Tesseract, kept as `wine-thinclient-gl11-message-box.png`) and exits 1 once
+/// the box is closed with Enter. Left to choose, it paints the same window on
+/// the CPU: it reports the software painter and its first frame, and the
+/// screenshot (`wine-thinclient-gl11-software.png`) shows the brand's header
+/// BMP pixel for pixel and the patched welcome text.
+#[test]
+fn without_opengl_2_the_window_is_painted_on_the_cpu_and_a_failure_shows_a_message_box() {
+    use common::xvfb;
+    let w = client_installed();
+    let _l = wine::lock();
+    let x = &w.xvfb;
+    let exe = client_exe(w, "E2eWin");
+    let out = xvfb::screenshot_dir();
+    std::fs::create_dir_all(&out).unwrap();
+    let header = xvfb::load_bmp(&built().a.parent().unwrap().join("a/artwork/header.bmp"));
+    let gl11 = [("MESA_GL_VERSION_OVERRIDE", "1.1"), ("LIBGL_ALWAYS_SOFTWARE", "1"), ("THIN_GUI_REPORT_READY", "1")];
+    // The patched client title, also the message box's.
+    let title = "E2eWin Telework Home";
+
+    // OpenGL forced: the failure shows in a message box.
+    let mut cmd = w.wine(&[&exe]);
+    cmd.envs(gl11).env("THIN_RENDERER", "opengl");
+    let mut p = Proc::start("thinclient.exe (OpenGL 1.1, OpenGL forced)", &mut cmd, None);
+    // The app logs the failure just before it shows the box.
+    p.wait_stderr("The window could not be opened", Duration::from_secs(90));
+    w.wait_until(&format!("a message box titled {title:?}"), Duration::from_secs(30), || {
+        !xdotool(x, &["search", "--name", &format!("^{title}$")]).is_empty()
+    });
+    // Its text is drawn once it is mapped.
+    std::thread::sleep(Duration::from_secs(1));
+    let png = out.join("wine-thinclient-gl11-message-box.png");
+    x.shoot(&png);
+    let text = common::ocr::read(&png);
+    for phrase in ["The window could not be opened", "OpenGL 2 or newer is needed"] {
+        assert!(
+            common::ocr::contains_approx(&text, phrase, 3),
+            "{}: {phrase:?} is not in the message box; Tesseract read:\n{text}",
+            png.display()
+        );
+    }
+    // Enter on the box (searched again: the window OpenGL failed in had the same title).
+    for id in xdotool(x, &["search", "--name", &format!("^{title}$")]) {
+        xdotool(x, &["windowfocus", "--sync", &id]);
+        xdotool(x, &["key", "--window", &id, "Return"]);
+    }
+    let (status, stderr) = p.finish(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "exit code once the box is closed; stderr:\n{stderr}");
+    assert!(stderr.contains("glutin error"), "OpenGL failed as on such a PC; stderr:\n{stderr}");
+
+    // Left to choose: painted on the CPU.
+    let mut cmd = w.wine(&[&exe]);
+    cmd.envs(gl11);
+    let t = Instant::now();
+    let mut window = Proc::start("thinclient.exe (OpenGL 1.1)", &mut cmd, None);
+    window.wait_stderr("thin-gui: ready", Duration::from_secs(90));
+    let ready = t.elapsed();
+    let log = window.stderr();
+    assert!(log.contains("glutin error"), "OpenGL was tried first and failed; stderr:\n{log}");
+    assert!(log.contains("thin-gui: renderer software"), "the CPU painter shows the window; stderr:\n{log}");
+    // A few more frames after the first one.
+    std::thread::sleep(Duration::from_secs(1));
+    let png = out.join("wine-thinclient-gl11-software.png");
+    x.shoot(&png);
+    drop(window);
+    let img = xvfb::load_png(&png);
+    assert!(
+        xvfb::find(&img, &header, 0).is_some(),
+        "{}: the brand's header BMP is not in the window pixel for pixel (found with a per-channel tolerance of: {:?})",
+        png.display(),
+        xvfb::tolerance_needed(&img, &header)
+    );
+    let text = common::ocr::read(&png);
+    assert!(
+        common::ocr::contains_approx(&text, PATCHED_WELCOME, 4),
+        "{}: the patched welcome {PATCHED_WELCOME:?} is not in the window; Tesseract read:\n{text}",
+        png.display()
+    );
+    println!("wine: thinclient en, OpenGL 1.1: painted on the CPU, {} ms to the first frame", ready.as_millis());
 }

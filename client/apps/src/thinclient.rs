@@ -91,7 +91,10 @@ fn main() -> ExitCode {
 fn window(cli: &Cli, pcid: Option<&str>, viewer: Option<String>) -> ExitCode {
     entry::init_logging("warn");
     let link = entry::link(cli.entry_point.as_deref(), cli.proxy.as_deref(), None);
-    let r = thin_ui::gui::open_client_app(link, viewer, pcid).map_err(|e| anyhow::anyhow!("{e}"));
+    let r = thin_ui::gui::open_client_app(link, viewer, pcid).map_err(|e| {
+        thin_ui::gui::show_failure(&thin_ui::strings::text(Key::APP_TITLE_CLIENT), &e);
+        anyhow::anyhow!("{e}")
+    });
     cli::exit_code("thinclient", r)
 }
 

@@ -112,7 +112,10 @@ fn window(cli: Cli) -> ExitCode {
     let dir = config_dir(&cli);
     let saved_proxy = dir.settings().ok().and_then(|s| s.proxy);
     let link = entry::link(cli.entry_point.as_deref(), cli.proxy.as_deref(), saved_proxy.as_deref()).ok();
-    let r = thin_ui::gui::open_server_app(dir, link, admin_port(&cli)).map_err(|e| anyhow::anyhow!("{e}"));
+    let r = thin_ui::gui::open_server_app(dir, link, admin_port(&cli)).map_err(|e| {
+        thin_ui::gui::show_failure(&thin_ui::strings::text(Key::APP_TITLE_SERVER), &e);
+        anyhow::anyhow!("{e}")
+    });
     cli::exit_code("thinsvr", r)
 }
 

@@ -68,11 +68,18 @@ pub struct Window {
     pub id: String,
     /// From spawning the process to its first frame.
     pub ready_after: Duration,
+    /// The painter that shows it (`opengl`, `software`), as it reported.
+    pub renderer: Option<String>,
 }
 
 impl Window {
     /// Opens demo window `which` in language `lang` and waits for its first frame.
     pub fn open(x: &Xvfb, which: &str, lang: &str) -> Self {
+        Self::open_with(x, which, lang, &[])
+    }
+
+    /// [`Window::open`] with extra environment (`THIN_RENDERER`, Mesa's settings).
+    pub fn open_with(x: &Xvfb, which: &str, lang: &str, env: &[(&str, &str)]) -> Self {
         let started = Instant::now();
         let mut child = Command::new(std::env::current_exe().unwrap())
             .env("THIN_GUI_CHILD", which)
@@ -81,6 +88,8 @@ impl Window {
             .env("DISPLAY", &x.display)
             .env("LIBGL_ALWAYS_SOFTWARE", "1")
             .env_remove("WAYLAND_DISPLAY")
+            .env_remove("THIN_RENDERER")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -92,7 +101,7 @@ impl Window {
                 let _ = tx.send(l);
             }
         });
-        let mut log = Vec::new();
+        let mut log: Vec<String> = Vec::new();
         let ready_after = loop {
             match rx.recv_timeout(Duration::from_secs(60).saturating_sub(started.elapsed())) {
                 Ok(l) if l.contains("thin-gui: ready") => break started.elapsed(),
@@ -110,7 +119,8 @@ impl Window {
             .unwrap();
         let id = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_string();
         assert!(!id.is_empty(), "no X window of {which}");
-        Self { child, display: x.display.clone(), id, ready_after }
+        let renderer = log.iter().find_map(|l| l.split("thin-gui: renderer ").nth(1)).map(|r| r.trim().to_string());
+        Self { child, display: x.display.clone(), id, ready_after, renderer }
     }
 
     /// Runs `xdotool ARGS` on this window's display (a few tries: a window that

@@ -1,7 +1,7 @@
 //! The Windows glue, the only place with `unsafe` code: attaching to the
 //! parent's console, the ProgramData known folder, the config folder's owner
 //! and access list (with the rule that judges them, plain code in `sddl`) and
-//! the service control manager; on Unix, the process's user and its
+//! the service control manager, error message boxes; on Unix, the process's user and its
 //! open-file limit. Elsewhere each
 //! call does the portable thing (or nothing).
 #![allow(unsafe_code)]
@@ -10,6 +10,7 @@ pub mod acl;
 pub mod console;
 pub mod known_folder;
 pub mod limits;
+pub mod message_box;
 pub mod sddl;
 #[cfg(windows)]
 mod win_security;

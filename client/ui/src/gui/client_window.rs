@@ -579,8 +579,8 @@ impl Drop for ClientWindow {
     }
 }
 
-impl eframe::App for ClientWindow {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+impl super::WindowUi for ClientWindow {
+    fn ui(&mut self, ui: &mut egui::Ui) {
         ClientWindow::ui(self, ui);
     }
 }

@@ -32,6 +32,17 @@ pub enum GuiError {
     /// The service could not be started inside the window.
     #[error(transparent)]
     Embed(#[from] EmbedError),
+    /// OpenGL (forced with `THIN_RENDERER=opengl`) could not open the window.
+    #[error(
+        "OpenGL could not open the window (OpenGL 2 or newer is needed; THIN_RENDERER=software paints on the CPU)"
+    )]
+    NoOpenGl,
+    /// The window painted on the CPU failed.
+    #[error(transparent)]
+    Software(#[from] super::software::SoftwareError),
+    /// `THIN_RENDERER` names no painter.
+    #[error("THIN_RENDERER={0:?}: use auto, opengl or software")]
+    Renderer(String),
     /// No such stand-in window.
     #[error("no demo window {0:?}: client, client-empty, server, server-new")]
     NoDemo(String),

@@ -3,7 +3,9 @@
 //! ThinServer's (computer ID, password, one-time password by e-mail, local
 //! service port, live state).
 //!
-//! Toolkit: egui, opened by eframe with OpenGL (glow). Each window is a plain
+//! Toolkit: egui, opened by eframe with OpenGL (glow), or, where OpenGL 2 is
+//! missing (or `THIN_RENDERER=software`), painted on the CPU ([`software`]).
+//! Each window is a plain
 //! state struct with `fn ui(&mut self, ui: &mut egui::Ui)`, so tests drive it
 //! headless with `egui_kittest`; [`run_client_window`] and
 //! [`run_server_window`] open it as a native window. The work behind the
@@ -21,7 +23,9 @@ pub mod connector;
 pub mod error;
 pub mod fonts;
 pub mod history;
+pub mod raster;
 pub mod server_window;
+pub mod software;
 #[cfg(feature = "test-support")]
 pub mod stand_in;
 
@@ -39,6 +43,7 @@ pub use history::History;
 pub use server_window::{
     run_server_window, suggest_pcids, ControlError, Online, ServerConfig, ServerControl, ServerStatus, ServerWindow,
 };
+pub use software::SoftwareError;
 
 /// What the windows show of the brand compiled into this build.
 #[derive(Debug, Clone, Copy)]
@@ -129,27 +134,130 @@ pub(crate) fn labeled_field(
     .inner
 }
 
-/// Options common to both windows: size, title, icon.
-/// Opens a window titled `title` of `size` showing `app`, and returns when it
-/// is closed.
-pub(crate) fn run_window(title: &str, size: [f32; 2], app: Box<dyn eframe::App>) -> Result<(), GuiError> {
-    eframe::run_native(
-        title,
-        native_options(title, size),
-        Box::new(move |cc| {
-            let _ = setup(&cc.egui_ctx);
-            Ok(app)
-        }),
-    )?;
+/// A window's content: its state and the `ui` function that shows it.
+pub trait WindowUi {
+    /// Shows the window's content for one frame.
+    fn ui(&mut self, ui: &mut egui::Ui);
+}
+
+/// Which painter opens the windows: `THIN_RENDERER` is `opengl` (eframe's
+/// OpenGL painter only), `software` (painted on the CPU), or unset or `auto`
+/// (OpenGL, and the CPU painter when OpenGL cannot open the window, e.g. with
+/// OpenGL 1.1 only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renderer {
+    /// OpenGL, else the CPU.
+    Auto,
+    /// OpenGL only.
+    OpenGl,
+    /// The CPU only.
+    Software,
+}
+
+impl Renderer {
+    /// The environment variable that chooses the painter.
+    pub const ENV: &'static str = "THIN_RENDERER";
+
+    /// The painter `THIN_RENDERER` asks for.
+    pub fn from_env() -> Result<Self, GuiError> {
+        match std::env::var(Self::ENV) {
+            Err(_) => Ok(Self::Auto),
+            Ok(v) => Self::parse(&v).ok_or(GuiError::Renderer(v)),
+        }
+    }
+
+    /// `auto`, `opengl` (or `gl`, `glow`), `software` (or `cpu`); empty is `auto`.
+    pub fn parse(v: &str) -> Option<Self> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Some(Self::Auto),
+            "opengl" | "gl" | "glow" => Some(Self::OpenGl),
+            "software" | "cpu" => Some(Self::Software),
+            _ => None,
+        }
+    }
+}
+
+/// eframe's view of a window's content.
+struct Shared(std::rc::Rc<std::cell::RefCell<Box<dyn WindowUi>>>);
+
+impl eframe::App for Shared {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.0.borrow_mut().ui(ui);
+    }
+}
+
+/// Prints which painter shows the window, when `THIN_GUI_REPORT_READY` is set
+/// (the tests check that the one they expect was used).
+fn report_renderer(name: &str) {
+    if std::env::var_os("THIN_GUI_REPORT_READY").is_some() {
+        eprintln!("thin-gui: renderer {name}");
+    }
+}
+
+/// Opens a window titled `title` of `size` showing `app` with the painter
+/// [`Renderer::from_env`] chooses, and returns when it is closed. OpenGL is
+/// tried first; when it could not open the window (eframe never created the
+/// app: no OpenGL 2 context, no usable pixel format), the same window opens
+/// again painted on the CPU, on the same event loop (winit allows only one
+/// per process).
+pub(crate) fn run_window(title: &str, size: [f32; 2], app: Box<dyn WindowUi>) -> Result<(), GuiError> {
+    use egui_winit::winit::platform::run_on_demand::EventLoopExtRunOnDemand as _;
+    let renderer = Renderer::from_env()?;
+    let app = std::rc::Rc::new(std::cell::RefCell::new(app));
+    let mut event_loop = egui_winit::winit::event_loop::EventLoop::<eframe::UserEvent>::with_user_event()
+        .build()
+        .map_err(eframe::Error::from)?;
+    if renderer != Renderer::Software {
+        let created = std::rc::Rc::new(std::cell::Cell::new(false));
+        {
+            let (created, app) = (created.clone(), app.clone());
+            let mut gl = eframe::create_native(
+                title,
+                native_options(title, size),
+                Box::new(move |cc| {
+                    created.set(true);
+                    report_renderer("opengl");
+                    let _ = setup(&cc.egui_ctx);
+                    Ok(Box::new(Shared(app)))
+                }),
+                &event_loop,
+            );
+            event_loop.run_app_on_demand(&mut gl).map_err(eframe::Error::from)?;
+        }
+        if created.get() {
+            return Ok(());
+        }
+        if renderer == Renderer::OpenGl {
+            return Err(GuiError::NoOpenGl);
+        }
+        tracing::warn!("OpenGL could not open the window (no OpenGL 2?): painting it on the CPU");
+    }
+    report_renderer("software");
+    software::run(&mut event_loop, viewport(title, size), size, app)?;
     Ok(())
 }
 
-pub(crate) fn native_options(title: &str, size: [f32; 2]) -> eframe::NativeOptions {
+/// The window's title, size and icon.
+fn viewport(title: &str, size: [f32; 2]) -> egui::ViewportBuilder {
     let mut viewport = egui::ViewportBuilder::default().with_title(title).with_inner_size(size).with_resizable(true);
     if let Some(icon) = artwork::icon_data(brand().icon_bmp) {
         viewport = viewport.with_icon(icon);
     }
-    eframe::NativeOptions { viewport, centered: true, ..Default::default() }
+    viewport
+}
+
+/// eframe's options for a window titled `title` of `size`.
+pub(crate) fn native_options(title: &str, size: [f32; 2]) -> eframe::NativeOptions {
+    eframe::NativeOptions { viewport: viewport(title, size), centered: true, ..Default::default() }
+}
+
+/// Shows why a window could not be opened, or failed, where the user sees it:
+/// in a message box titled `title` on Windows (a double-clicked app has no
+/// console); the log gets it too. The caller still prints it on standard error.
+pub fn show_failure(title: &str, e: &GuiError) {
+    let text = trf(Key::GUI_WINDOW_FAILED, &[e]);
+    tracing::error!("{text}");
+    thin_tunnel::platform::message_box::show_error(title, &text);
 }
 
 /// ThinClient's window as the app opens it: the real connector over `link`
@@ -238,4 +346,24 @@ pub fn connect_or_embed(
         .map_err(EmbedError::from)?;
     let addr = rx.recv().map_err(|e| EmbedError::Gone(e.to_string()))??;
     Ok(AdminControl::new(addr, secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Renderer;
+
+    #[test]
+    fn thin_renderer_values() {
+        for (v, r) in [
+            ("", Renderer::Auto),
+            ("auto", Renderer::Auto),
+            ("OpenGL", Renderer::OpenGl),
+            ("gl", Renderer::OpenGl),
+            (" software ", Renderer::Software),
+            ("cpu", Renderer::Software),
+        ] {
+            assert_eq!(Renderer::parse(v), Some(r), "{v:?}");
+        }
+        assert_eq!(Renderer::parse("wgpu"), None);
+    }
 }

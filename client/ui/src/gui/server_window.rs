@@ -501,8 +501,8 @@ fn parse_port(s: &str) -> Option<u16> {
     s.trim().parse::<u16>().ok().filter(|p| *p > 0)
 }
 
-impl eframe::App for ServerWindow {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+impl super::WindowUi for ServerWindow {
+    fn ui(&mut self, ui: &mut egui::Ui) {
         ServerWindow::ui(self, ui);
     }
 }
