@@ -9,15 +9,19 @@
 //! * [`identity`]: the office PC's long-term key pair and the MSID derived from it;
 //! * [`auth`]: end-to-end password authentication between client and server (OPAQUE);
 //! * [`pcid`]: computer-ID rules;
+//! * [`device_check`]: the home-PC check after the end-to-end login (device key, MACs, inspection);
+//! * [`inspection`]: the home PC's state that the inspection rule judges;
 //! * [`policy`]: the company's rules the gateway sends to office PCs, and MAC addresses for Wake-on-LAN.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod cert_policy;
+pub mod device_check;
 pub mod entry_point;
 pub mod frame;
 pub mod http;
 pub mod identity;
+pub mod inspection;
 pub mod messages;
 pub mod pcid;
 pub mod policy;

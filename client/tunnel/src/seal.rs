@@ -41,6 +41,10 @@ pub struct Keys {
     pub send: Sealer,
     /// Opens what this end receives.
     pub recv: Opener,
+    /// A value both ends of this login share and nobody else knows, different
+    /// in every login: what a home PC's device key signs
+    /// ([`thin_protocol::device_check`]), so a proof cannot be replayed.
+    pub binding: [u8; 32],
 }
 
 impl std::fmt::Debug for Keys {
@@ -55,11 +59,16 @@ impl Keys {
     pub fn derive(key: &SessionKey, transcript: &[u8], role: Role) -> Self {
         let c2s = key.expand(transcript, "thintelework e2e v2 record key client to server");
         let s2c = key.expand(transcript, "thintelework e2e v2 record key server to client");
+        let binding = *key.expand(transcript, "thintelework e2e v2 device binding");
         let (send, recv) = match role {
             Role::Client => (c2s, s2c),
             Role::Server => (s2c, c2s),
         };
-        Self { send: Sealer { key: aead_key(&send), next: 0 }, recv: Opener { key: aead_key(&recv), next: 0 } }
+        Self {
+            send: Sealer { key: aead_key(&send), next: 0 },
+            recv: Opener { key: aead_key(&recv), next: 0 },
+            binding,
+        }
     }
 }
 
