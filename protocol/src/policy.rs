@@ -23,8 +23,9 @@ pub struct Policy {
     /// mailed to the office PC's address; a PC without one does not serve.
     #[serde(default)]
     pub enforce_otp: bool,
-    /// `ENFORCE_MACCHECK`: only registered home PCs may connect. Not checked
-    /// by this version: office PCs refuse every connection while it is on.
+    /// `ENFORCE_MACCHECK`: only known home PCs may connect (by device key,
+    /// or by MAC address as the original checks), whatever the office PC's
+    /// own setting says.
     #[serde(default)]
     pub enforce_maccheck: bool,
     /// `ENFORCE_INSPECTION`: home PCs must pass the inspection. Not checked
@@ -58,9 +59,6 @@ impl Policy {
     /// cannot enforce them, worded for its user (empty: none).
     pub fn unenforceable(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        if self.enforce_maccheck {
-            out.push("ENFORCE_MACCHECK (only registered home PCs)");
-        }
         if self.enforce_inspection {
             out.push("ENFORCE_INSPECTION (home PC inspection)");
         }
@@ -120,7 +118,10 @@ mod tests {
         assert_eq!(strict.idle_limit(None), Some(60));
         assert_eq!(strict.idle_limit(Some(600)), Some(60), "a local setting cannot loosen the policy");
         assert_eq!(strict.idle_limit(Some(30)), Some(30));
-        assert!(Policy { enforce_maccheck: true, ..Policy::default() }.unenforceable()[0].contains("ENFORCE_MACCHECK"));
+        assert!(Policy { enforce_maccheck: true, ..Policy::default() }.unenforceable().is_empty());
+        assert!(
+            Policy { enforce_inspection: true, ..Policy::default() }.unenforceable()[0].contains("ENFORCE_INSPECTION")
+        );
     }
 
     #[test]

@@ -60,6 +60,8 @@ enum Cmd {
         #[arg(long)]
         viewer: Option<String>,
     },
+    /// Show this home PC's device ID, which an office PC's owner adds to let it connect.
+    Device,
     /// Wake a sleeping office PC (Wake-on-LAN) through another office PC on its LAN.
     Wake {
         /// Computer ID of the office PC to wake.
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
     match &cli.cmd {
         None => window(&cli, None, None),
         Some(Cmd::Window { pcid, viewer }) => window(&cli, pcid.as_deref(), viewer.clone()),
+        Some(Cmd::Device) => device(),
         Some(_) => cli::block_on("thinclient", "warn", real_main(cli)),
     }
 }
@@ -98,6 +101,15 @@ fn window(cli: &Cli, pcid: Option<&str>, viewer: Option<String>) -> ExitCode {
     cli::exit_code("thinclient", r)
 }
 
+/// `thinclient device`: the device ID, made on first use (a home PC's owner
+/// asks for it to have the office PC's owner add it).
+fn device() -> ExitCode {
+    entry::init_logging("warn");
+    let store = thin_tunnel::device::DeviceStore::user_default();
+    let r = store.load_or_create().map(|k| println!("{}", thin_ui::strings::fmt(Key::CLI_DEVICE_ID, &[&k.id()])));
+    cli::exit_code("thinclient", r.map_err(anyhow::Error::from))
+}
+
 async fn real_main(cli: Cli) -> anyhow::Result<()> {
     let link = entry::link(cli.entry_point.as_deref(), cli.proxy.as_deref(), None)?;
     let Some(cmd) = cli.cmd else { unreachable!("the window has no runtime") };
@@ -105,6 +117,9 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         Cmd::Connect { pcid, listen, no_launch, viewer: viewer_cmd, .. } => {
             let pw = entry::read_secret_line()?;
             let tunnel = client_agent::connect_with_otp(&link, &pcid, &pw, &cli::otp_from_stdin).await?;
+            if let Some(note) = &tunnel.note {
+                eprintln!("{note}");
+            }
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let addr = listener.local_addr()?;
             println!("{}", thin_ui::strings::fmt(Key::LISTENING_ON, &[&addr]));
@@ -136,7 +151,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             println!("{}", thin_ui::strings::fmt(Key::WAKE_SENT, &[&via, &pcid, &reply.sent]));
             Ok(())
         }
-        Cmd::Window { .. } => unreachable!("the window has no runtime"),
+        Cmd::Window { .. } | Cmd::Device => unreachable!("answered without a runtime"),
     }
 }
 

@@ -66,6 +66,29 @@ enum Cmd {
         #[arg(long)]
         disable: bool,
     },
+    /// Show or change the home PCs allowed to connect (known home PCs);
+    /// without options it lists them.
+    Devices {
+        /// Allow the home PC with this device ID (`thinclient device` shows it).
+        #[arg(long, value_name = "ID")]
+        add: Option<String>,
+        /// Name to show for the home PC added with --add.
+        #[arg(long, requires = "add")]
+        name: Option<String>,
+        /// Allow home PCs with this MAC address (the original's MAC check).
+        #[arg(long, value_name = "MAC")]
+        add_mac: Option<String>,
+        /// Remove a device ID or MAC address from the list.
+        #[arg(long, value_name = "ID|MAC")]
+        remove: Option<String>,
+        /// Add the next unknown home PC that logs in with the password within MINUTES.
+        #[arg(long, value_name = "MINUTES", num_args = 0..=1, default_missing_value = "10",
+              value_parser = clap::value_parser!(u32).range(1..=1440))]
+        pair: Option<u32>,
+        /// on: only known home PCs may connect; off: any that knows the password.
+        #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+        require: Option<String>,
+    },
     /// Keep the session to the gateway and forward tunnels to the target.
     Run {
         /// Local service the tunnels reach (default from settings, 127.0.0.1:3389).
@@ -204,6 +227,10 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if let Cmd::Devices { add, name, add_mac, remove, pair, require } = cmd {
+        let change = DeviceChange { add, name, add_mac, remove, pair, require };
+        return devices(&dir, saved, change);
+    }
     let link = entry::link(cli.entry_point.as_deref(), cli.proxy.as_deref(), saved.proxy.as_deref())?;
     match cmd {
         Cmd::Register { pcid, .. } => {
@@ -241,6 +268,94 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// What `thinsvr devices` was asked to change.
+struct DeviceChange {
+    add: Option<String>,
+    name: Option<String>,
+    add_mac: Option<String>,
+    remove: Option<String>,
+    pair: Option<u32>,
+    require: Option<String>,
+}
+
+/// `thinsvr devices`: changes the known home PCs in `thinsvr.toml` (checked
+/// first, saved atomically, nothing saved on an error), then lists them.
+fn devices(dir: &ConfigDir, mut s: thin_tunnel::settings::ServerSettings, c: DeviceChange) -> anyhow::Result<()> {
+    use thin_protocol::policy::{format_mac, parse_mac};
+    use thin_tunnel::device::{parse_id, same_id};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let mut changed = false;
+    if let Some(id) = &c.add {
+        let id = parse_id(id).map_err(|e| anyhow::anyhow!("--add: {e}"))?;
+        s.allowed_devices.retain(|d| !same_id(&d.id, &id));
+        let name = c.name.clone().unwrap_or_default().chars().filter(|c| !c.is_control()).take(64).collect();
+        s.allowed_devices.push(thin_tunnel::settings::AllowedDevice { id, name, added: now });
+        changed = true;
+    }
+    if let Some(mac) = &c.add_mac {
+        let mac = format_mac(&parse_mac(mac).map_err(|e| anyhow::anyhow!("--add-mac: {e}"))?);
+        if !s.allowed_macs.iter().any(|m| parse_mac(m).is_ok_and(|m| format_mac(&m) == mac)) {
+            s.allowed_macs.push(mac);
+        }
+        changed = true;
+    }
+    if let Some(what) = &c.remove {
+        let before = s.allowed_devices.len() + s.allowed_macs.len();
+        match (parse_id(what), parse_mac(what)) {
+            (Ok(id), _) => s.allowed_devices.retain(|d| !same_id(&d.id, &id)),
+            (_, Ok(mac)) => s.allowed_macs.retain(|m| parse_mac(m) != Ok(mac)),
+            (Err(e), Err(_)) => anyhow::bail!("--remove: {e}, or a MAC address such as 00-11-22-AA-BB-CC"),
+        }
+        if s.allowed_devices.len() + s.allowed_macs.len() == before {
+            anyhow::bail!("{}", strings::fmt(Key::CLI_DEVICES_NOT_FOUND, &[what]));
+        }
+        changed = true;
+    }
+    if let Some(minutes) = c.pair {
+        s.pair_until = Some(now + u64::from(minutes) * 60);
+        changed = true;
+    }
+    if let Some(on) = &c.require {
+        s.devices_only = on == "on";
+        changed = true;
+    }
+    if changed {
+        dir.save_settings(&s)?;
+        println!("{}", strings::text(Key::CLI_DEVICES_CHANGED));
+    }
+    let listed = s.allowed_devices.len() + s.allowed_macs.len();
+    let state = match (s.devices_only, listed) {
+        (true, n) => strings::fmt(Key::CLI_DEVICES_REQUIRED, &[&n]),
+        (false, 0) => strings::text(Key::CLI_DEVICES_NONE).into_owned(),
+        (false, n) => strings::fmt(Key::CLI_DEVICES_OPEN, &[&n]),
+    };
+    println!("{state}");
+    for d in &s.allowed_devices {
+        println!("{}", strings::fmt(Key::CLI_DEVICES_ROW, &[&d.id, &d.name, &utc_date(d.added)]));
+    }
+    for m in &s.allowed_macs {
+        println!("{}", strings::fmt(Key::CLI_DEVICES_MAC_ROW, &[m]));
+    }
+    if let Some(t) = s.pair_until.filter(|t| *t > now) {
+        println!("{}", strings::fmt(Key::CLI_DEVICES_PAIRING, &[&utc_time(t)]));
+    }
+    Ok(())
+}
+
+/// `2026-12-01` of a Unix time (UTC).
+fn utc_date(t: u64) -> String {
+    utc_time(t)[..10].to_string()
+}
+
+/// `2026-12-01 13:45` of a Unix time (UTC).
+fn utc_time(t: u64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    time::OffsetDateTime::from_unix_timestamp(t as i64)
+        .ok()
+        .and_then(|d| d.format(format).ok())
+        .unwrap_or_else(|| "????-??-?? ??:??".into())
+}
+
 async fn wait_signal() {
     #[cfg(unix)]
     {
@@ -251,6 +366,13 @@ async fn wait_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[test]
+fn utc_times_read_as_calendar_dates() {
+    assert_eq!(utc_time(0), "1970-01-01 00:00");
+    assert_eq!(utc_time(1_796_132_700), "2026-12-01 13:45");
+    assert_eq!(utc_date(951_782_400), "2000-02-29");
 }
 
 #[test]

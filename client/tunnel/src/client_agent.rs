@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn};
 
+use crate::device::DeviceStore;
 use crate::e2e::{LoginError, LoginTimes};
 use crate::link::{Link, LinkError};
 use crate::mux::{self, Opener, KIND_KEEPALIVE, KIND_TCP};
@@ -31,12 +32,18 @@ pub enum ClientError {
     /// The tunnel died.
     #[error("the connection to the remote computer was lost: {0}")]
     Lost(String),
+    /// The office PC refused this home PC after the login (unknown device, inspection).
+    #[error("the remote computer refused this home PC: {0}")]
+    Refused(String),
 }
 
 /// An authenticated tunnel to a server. Keepalive runs as long as it lives.
 pub struct ClientTunnel {
     opener: Opener,
     dead: tokio::sync::watch::Receiver<Option<String>>,
+    /// What the office PC said when it accepted this home PC (e.g. that it
+    /// was just added to its known home PCs), to show the user.
+    pub note: Option<String>,
     _keepalive: AbortOnDropHandle<()>,
     _conn: AbortOnDropHandle<()>,
 }
@@ -55,6 +62,18 @@ pub async fn connect_with_otp(
     pcid: &str,
     password: &Secret,
     otp: &dyn OtpProvider,
+) -> Result<ClientTunnel, ClientError> {
+    connect_as(link, pcid, password, otp, &DeviceStore::user_default()).await
+}
+
+/// As [`connect_with_otp`], with the device key kept in `device` (read only
+/// when the office PC accepts only known home PCs).
+pub async fn connect_as(
+    link: &Link,
+    pcid: &str,
+    password: &Secret,
+    otp: &dyn OtpProvider,
+    device: &DeviceStore,
 ) -> Result<ClientTunnel, ClientError> {
     let (mut s, mut at) = link.open_any().await?;
     let build = Some(crate::brand::get().build);
@@ -88,7 +107,13 @@ pub async fn connect_with_otp(
     let times = LoginTimes { answer: link.timeout, keepalive, idle: timeout };
     let keys = crate::e2e::client_login(&mut s, password, &pcid_norm, otp, times).await?;
     info!(pcid = %pcid_norm, "logged in");
+    let binding = keys.binding;
     let (opener, conn) = mux::client(crate::decouple::Decoupled::sealed(s, keys).compat());
+    let conn = AbortOnDropHandle::new(conn);
+    let note = crate::check::client_check(&opener, &binding, device).await.map_err(ClientError::Refused)?;
+    if let Some(note) = &note {
+        info!("{note}");
+    }
     let (dead_tx, dead) = tokio::sync::watch::channel(None);
     let ka = tokio::spawn({
         let opener = opener.clone();
@@ -97,7 +122,7 @@ pub async fn connect_with_otp(
             let _ = dead_tx.send(Some(why));
         }
     });
-    Ok(ClientTunnel { opener, dead, _keepalive: AbortOnDropHandle::new(ka), _conn: AbortOnDropHandle::new(conn) })
+    Ok(ClientTunnel { opener, dead, note, _keepalive: AbortOnDropHandle::new(ka), _conn: conn })
 }
 
 impl ClientTunnel {

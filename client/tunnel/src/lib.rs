@@ -6,9 +6,11 @@
 
 pub mod admin_rpc;
 pub mod brand;
+pub mod check;
 pub mod client_agent;
 pub mod control;
 pub mod decouple;
+pub mod device;
 pub mod e2e;
 pub mod entry;
 pub mod link;

@@ -61,7 +61,9 @@ mod tests {
         assert_eq!(serving_refusal(&otp, &s), None);
         assert_eq!(serving_refusal(&Policy::default(), &ServerSettings::default()), None);
         let mac = Policy { enforce_maccheck: true, ..Policy::default() };
-        assert!(serving_refusal(&mac, &s).unwrap().contains("ENFORCE_MACCHECK"));
+        assert_eq!(serving_refusal(&mac, &s), None, "the device check enforces it");
+        let inspect = Policy { enforce_inspection: true, ..Policy::default() };
+        assert!(serving_refusal(&inspect, &s).unwrap().contains("ENFORCE_INSPECTION"));
         let cell = PolicyCell::default();
         cell.clone().set(otp.clone());
         assert_eq!(cell.get(), otp);

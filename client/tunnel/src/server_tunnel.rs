@@ -17,11 +17,15 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn};
 
+use thin_protocol::device_check::CheckAsk;
+use thin_protocol::policy::Policy;
+
+use crate::check::KIND_CHECK;
 use crate::e2e::{LoginError, LoginTimes, OtpCheck};
 use crate::link::LinkError;
 use crate::mux::{self, MuxStream, KIND_KEEPALIVE, KIND_TCP};
 use crate::server_agent::{ServeCtx, TunnelCount};
-use crate::settings::SettingsError;
+use crate::settings::{ConfigDir, SettingsError};
 use crate::wake::{Waker, KIND_WAKE};
 
 /// Why a tunnel ended before or during its login.
@@ -48,6 +52,9 @@ pub enum TunnelError {
     /// The company's policy forbids serving as this computer is set up.
     #[error("client refused: {0}")]
     Policy(String),
+    /// The home PC did not pass the check after the login (unknown device, inspection).
+    #[error("home PC refused: {0}")]
+    Check(String),
 }
 
 /// Serves one tunnel to its end.
@@ -78,7 +85,7 @@ async fn serve_inner(
         Err(_) => return Err(TunnelError::NotPaired),
     }
     let rules = ctx.policy.get();
-    let otp_email = match ctx.dir.settings() {
+    let (otp_email, ask) = match ctx.dir.settings() {
         Ok(settings) => {
             // Fail closed: the rules may have changed since the session checked them.
             if let Some(why) = crate::policy::serving_refusal(&rules, &settings) {
@@ -86,7 +93,8 @@ async fn serve_inner(
                 crate::e2e::refuse(&mut s, thin_protocol::messages::ErrorCode::Internal, message, None).await;
                 return Err(TunnelError::Policy(why));
             }
-            settings.otp_email
+            let ask = crate::check::what_to_ask(&rules, &settings);
+            (settings.otp_email, ask)
         }
         Err(e) => {
             // Fail closed: without its settings the server cannot tell whether OTP is on.
@@ -104,9 +112,17 @@ async fn serve_inner(
     let heard = Arc::new(AtomicU64::new(0));
     // Only what opens under the client's key counts as hearing from it: the
     // gateway cannot keep a tunnel alive after the user has left.
+    let binding = keys.binding;
     let sealed = crate::decouple::Decoupled::sealed(s, keys);
     let (mut inbound, conn) = mux::server(mux::Touch::new(sealed, epoch, heard.clone()).compat());
     let _conn = AbortOnDropHandle::new(conn);
+    // Known home PCs, inspection: nothing is served before the check passed.
+    if ask != CheckAsk::default() {
+        let first = tokio::time::timeout(crate::check::CHECK_WAIT, inbound.recv()).await.ok().flatten();
+        if let Err(why) = crate::check::server_check(first, &ask, &rules, &ctx.dir, &binding).await {
+            return Err(TunnelError::Check(why));
+        }
+    }
     // Input from the home PC (not keepalives) for IDLE_TIMEOUT.
     let active = Arc::new(AtomicU64::new(0));
     let idle = rules.idle_timeout_s.map(Duration::from_secs);
@@ -125,7 +141,8 @@ async fn serve_inner(
                     let target = ctx.target.clone();
                     let marks = Marks { heard: heard.clone(), active: active.clone(), epoch };
                     let waker = ctx.waker.clone();
-                    streams.spawn(async move { handle_stream(st, target, marks, waker).await });
+                    let check = (ctx.dir.clone(), rules.clone(), binding);
+                    streams.spawn(async move { handle_stream(st, target, marks, waker, check).await });
                 }
                 None => break,
             },
@@ -159,7 +176,13 @@ struct Marks {
     epoch: Instant,
 }
 
-async fn handle_stream(mut st: MuxStream, target: String, marks: Marks, waker: Waker) {
+async fn handle_stream(
+    mut st: MuxStream,
+    target: String,
+    marks: Marks,
+    waker: Waker,
+    (dir, rules, binding): (ConfigDir, Policy, [u8; 32]),
+) {
     let Marks { heard, active, epoch } = marks;
     let mut kind = [0u8; 1];
     match tokio::time::timeout(Duration::from_secs(30), st.read_exact(&mut kind)).await {
@@ -169,6 +192,11 @@ async fn handle_stream(mut st: MuxStream, target: String, marks: Marks, waker: W
     heard.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
     match kind[0] {
         KIND_WAKE => crate::wake::serve_stream(st, &waker).await,
+        // A check when none is required (it passed before the loop when one
+        // is): nothing to ask, so the client knows it was heard.
+        KIND_CHECK => {
+            let _ = crate::check::answer_check(&mut st, &CheckAsk::default(), &rules, &dir, &binding).await;
+        }
         KIND_TCP => {
             active.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
             let mut st = mux::Touch::new(st, epoch, active);

@@ -54,6 +54,41 @@ pub struct ServerSettings {
     /// of the adapters the system lists; unset = those.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wol_macs: Vec<String>,
+    /// Only known home PCs may connect: those in `allowed_devices`, or with a
+    /// MAC address in `allowed_macs` (`thinsvr devices require on`). The
+    /// company's `ENFORCE_MACCHECK` turns it on whatever this says.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub devices_only: bool,
+    /// Known home PCs, by device ID (`thinsvr devices add ID`, or pairing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_devices: Vec<AllowedDevice>,
+    /// Known home PCs by MAC address, as the original's MAC check lists them
+    /// (`thinsvr devices add-mac MAC`). A MAC address is what the home PC
+    /// says it has, so this is weaker than a device ID.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_macs: Vec<String>,
+    /// Until when (Unix time, seconds) the next unknown home PC that logs in
+    /// is added to `allowed_devices` (`thinsvr devices pair`); one device, then it closes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair_until: Option<u64>,
+}
+
+/// A known home PC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedDevice {
+    /// Device ID (`3f2a-9c01-77de-b410-5e6d`).
+    pub id: String,
+    /// The name it gave, or the owner gave it.
+    #[serde(default)]
+    pub name: String,
+    /// When it was added (Unix time, seconds).
+    #[serde(default)]
+    pub added: u64,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_target() -> String {
@@ -77,6 +112,10 @@ impl Default for ServerSettings {
             otp_email: None,
             register_token: None,
             wol_macs: Vec::new(),
+            devices_only: false,
+            allowed_devices: Vec::new(),
+            allowed_macs: Vec::new(),
+            pair_until: None,
         }
     }
 }

@@ -139,6 +139,8 @@ pub fn classify(e: &ClientError) -> ConnectError {
             other => ConnectError::Other(other.to_string()),
         },
         ClientError::Lost(m) => ConnectError::ConnectionLost(m.clone()),
+        // The office PC's own words (unknown home PC, inspection): they name the fix.
+        ClientError::Refused(m) => ConnectError::Other(m.clone()),
     }
 }
 

@@ -28,14 +28,7 @@ pub struct History {
 
 /// The user's config folder of this brand, if the environment names one.
 pub fn user_config_dir() -> Option<PathBuf> {
-    let name = thin_tunnel::brand::config_dir_name();
-    if cfg!(windows) {
-        return std::env::var_os("APPDATA").map(|p| PathBuf::from(p).join(name));
-    }
-    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(x).join(name));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config").join(name))
+    thin_tunnel::device::user_config_dir()
 }
 
 impl History {
