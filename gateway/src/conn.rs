@@ -161,7 +161,7 @@ async fn head(routes: &Routes, tcp: TcpStream, peer: SocketAddr, (slot, permit):
         let body = if req.method == "HEAD" { &[][..] } else { &r.body[..] };
         let _ = http::write_response_with(&mut tls, r.status, r.reason, r.content_type, &r.headers(), body).await;
     } else {
-        let (status, reason, ctype, body) = crate::thinstat::page(&routes.figures, &req, peer);
+        let (status, reason, ctype, body) = crate::thinstat::answer(&routes.figures, &req, peer).await;
         let _ = http::write_response(&mut tls, status, reason, ctype, body.as_bytes()).await;
     }
     let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;

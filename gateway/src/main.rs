@@ -214,6 +214,7 @@ fn status(config: &Path, pid_file: Option<PathBuf>) -> ExitCode {
         Ok(text) => {
             println!("ThinGate is running{who}, listening on {listen}");
             print!("{}", status::summary(&status::parse(&text)));
+            cluster_status(&rt, &cfg);
             ExitCode::SUCCESS
         }
         Err(status::StatusError::Connect { .. }) if pid.is_none() => {
@@ -225,6 +226,23 @@ fn status(config: &Path, pid_file: Option<PathBuf>) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The cluster lines of `status` for a member (`StandaloneMode 0`), read from
+/// etcd with the member's own `ClusterEtcd*` settings: the members, office
+/// PCs online per member, and etcd's health per endpoint. When etcd does not
+/// answer (each call within `ClusterEtcdTimeout`), says so; the exit code
+/// stays the gateway's.
+fn cluster_status(rt: &tokio::runtime::Runtime, cfg: &thingate::config::GateConfig) {
+    use thingate::registry::cluster_view;
+    let Some(s) = &cfg.cluster else { return };
+    println!("Cluster {}, this member {}", s.name, s.public_url);
+    let (view, health) = rt.block_on(async { tokio::join!(cluster_view::read_with(s), cluster_view::health(s)) });
+    match view {
+        Ok(v) => print!("{}", cluster_view::summary(&v)),
+        Err(e) => println!("  {:<24}unavailable: {e}", "cluster view"),
+    }
+    print!("{}", cluster_view::health_summary(&health));
 }
 
 /// `thingate cluster import|export`.

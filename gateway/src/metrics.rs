@@ -80,6 +80,8 @@ pub struct Figures {
     pub registry: Arc<dyn MachineRegistry>,
     /// When the gateway started.
     pub started: Instant,
+    /// The cluster this gateway is a member of (`StandaloneMode 0`).
+    pub cluster: Option<Arc<crate::registry::cluster_view::ClusterInfo>>,
 }
 
 /// One line per metric: (name, type, help, value).

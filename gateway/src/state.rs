@@ -19,6 +19,7 @@ use crate::live::{History, LiveTunnels};
 use crate::metrics::{Figures, Metrics};
 use crate::otp_mail::{MailGate, OtpMailer};
 use crate::policy::PolicyHolder;
+use crate::registry::cluster_view::ClusterInfo;
 use crate::registry::{
     EtcdDirectory, EtcdError, EtcdLink, EtcdRegistry, FileRegistry, LocalDirectory, MachineRegistry, SessionDirectory,
 };
@@ -100,6 +101,8 @@ pub struct Gateway {
     pub wake_limits: Arc<WakeLimits>,
     /// When the gateway started.
     pub started: Instant,
+    /// The cluster it is a member of, for showing it (`/thinstat/`).
+    pub cluster: Option<Arc<ClusterInfo>>,
 }
 
 impl Gateway {
@@ -121,7 +124,7 @@ impl Gateway {
             return Err(StartError::ClusterNeedsOpen);
         }
         let registry = FileRegistry::open(&cfg.database_file)?;
-        Self::assemble(cfg, Arc::new(registry), Arc::new(LocalDirectory::default()), policy)
+        Self::assemble(cfg, Arc::new(registry), Arc::new(LocalDirectory::default()), policy, None)
     }
 
     /// Loads what the configuration names; a cluster member (`StandaloneMode
@@ -143,9 +146,10 @@ impl Gateway {
         };
         let link = EtcdLink::connect(&cluster).await?;
         let registry = EtcdRegistry::open(link.clone()).await?;
-        let directory = EtcdDirectory::join(link, &cluster.public_url, cluster.lease_ttl).await?;
+        let directory = EtcdDirectory::join(link.clone(), &cluster.public_url, cluster.lease_ttl).await?;
         tracing::info!(cluster = %cluster.name, url = %cluster.public_url, machines = registry.registered_count(), "joined the cluster");
-        Self::assemble(cfg, Arc::new(registry), Arc::new(directory), policy)
+        let info = ClusterInfo { link, name: cluster.name.clone(), url: cluster.public_url.clone() };
+        Self::assemble(cfg, Arc::new(registry), Arc::new(directory), policy, Some(Arc::new(info)))
     }
 
     fn assemble(
@@ -153,6 +157,7 @@ impl Gateway {
         registry: Arc<dyn MachineRegistry>,
         directory: Arc<dyn SessionDirectory>,
         policy: Arc<PolicyHolder>,
+        cluster: Option<Arc<ClusterInfo>>,
     ) -> Result<Arc<Self>, StartError> {
         let certs = Certs::load(cfg.server_cert.clone(), cfg.server_key.clone())?;
         let limits = Limits::new(cfg.max_unestablished, cfg.max_connections_per_ip, !cfg.disable_dos_protection);
@@ -180,6 +185,7 @@ impl Gateway {
             started: Instant::now(),
             policy,
             wake_limits: Arc::default(),
+            cluster,
             cfg: Arc::new(cfg),
         }))
     }
@@ -206,6 +212,7 @@ impl Gateway {
             sessions: self.sessions.clone(),
             registry: self.registry.clone(),
             started: self.started,
+            cluster: self.cluster.clone(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The plain HTTP pages: `/thingate/` (alive check that answers a `PACK` line)
-//! and `/thinstat/` (session list, loopback only; `?format=json` for JSON).
+//! and `/thinstat/` (session list, loopback only; `?format=json` for JSON;
+//! on a cluster member also the whole cluster, `docs/cluster.md`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -8,6 +9,7 @@ use thin_protocol::http::Request;
 
 use crate::machine_db::ORIGINAL_EPOCH_OFFSET_MS;
 use crate::metrics::Figures;
+use crate::registry::cluster_view;
 use crate::sessions::Sessions;
 
 /// One session as listed by `/thinstat/`.
@@ -68,7 +70,33 @@ fn forbidden(path: &str) -> (u16, &'static str, &'static str, String) {
     (403, "Forbidden", "text/plain; charset=utf-8", body)
 }
 
-/// Answers a plain HTTP request: (status, reason, content type, body).
+/// Answers a plain HTTP request as [`page`] does; on a cluster member,
+/// `/thinstat/` (loopback only, as always) adds the whole cluster read from
+/// etcd, or, when etcd does not answer within `ClusterEtcdTimeout`, this
+/// member's own sessions and why the cluster view is unavailable.
+pub async fn answer(gw: &Figures, req: &Request, peer: SocketAddr) -> (u16, &'static str, &'static str, String) {
+    let (status, reason, ctype, body) = page(gw, req, peer);
+    let Some(cluster) = gw.cluster.as_ref() else { return (status, reason, ctype, body) };
+    if status != 200 || !matches!(req.path(), "/thinstat/" | "/thinstat") {
+        return (status, reason, ctype, body);
+    }
+    let view = cluster.view().await;
+    if is_json(req) {
+        let rows = rows(&gw.sessions);
+        let c = cluster_view::to_json(&cluster.name, &cluster.url, &view);
+        let body = serde_json::json!({ "NumSession": rows.len(), "Sessions": rows, "Cluster": c });
+        (200, "OK", "application/json", format!("{body}\n"))
+    } else {
+        (200, "OK", ctype, body + &cluster_view::render_text(&cluster.name, &cluster.url, &view))
+    }
+}
+
+fn is_json(req: &Request) -> bool {
+    req.query().is_some_and(|q| q.split('&').any(|kv| kv == "format=json"))
+}
+
+/// Answers a plain HTTP request: (status, reason, content type, body); the
+/// standalone gateway's pages (see [`answer`] for a cluster member's).
 pub fn page(gw: &Figures, req: &Request, peer: SocketAddr) -> (u16, &'static str, &'static str, String) {
     let text = "text/plain; charset=utf-8";
     if req.method != "GET" && req.method != "HEAD" {
@@ -91,7 +119,7 @@ pub fn page(gw: &Figures, req: &Request, peer: SocketAddr) -> (u16, &'static str
                 return forbidden(req.path());
             }
             let rows = rows(&gw.sessions);
-            if req.query().is_some_and(|q| q.split('&').any(|kv| kv == "format=json")) {
+            if is_json(req) {
                 let body = serde_json::json!({ "NumSession": rows.len(), "Sessions": rows });
                 (200, "OK", "application/json", format!("{body}\n"))
             } else {

@@ -19,6 +19,20 @@ use crate::gateway::GateDir;
 use crate::procs::Proc;
 use crate::Pki;
 
+/// The value of the line `key value` of a `/thinstat/` text body.
+pub fn stat_field<'a>(body: &'a str, key: &str) -> Option<&'a str> {
+    body.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+}
+
+/// The gateway URL `/thinstat/`'s cluster lines give for computer `pcid`.
+pub fn stat_gateway_of<'a>(body: &'a str, pcid: &str) -> Option<&'a str> {
+    let i = body.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (v == pcid).then_some(k.strip_prefix("ClusterOnlinePcid")?)
+    })?;
+    stat_field(body, &format!("ClusterOnlineGateway{i}"))
+}
+
 /// `ThinGate.ini` lines that make a gateway a member of cluster `name` on
 /// `etcd`, reached at `https://gwN.test/`.
 pub fn member_ini(etcd: &EtcdServer, name: &str, n: usize) -> String {
@@ -101,6 +115,30 @@ impl GatewayCluster {
             .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("no {name} in /metrics: {body}"))
+    }
+
+    /// `GET /thinstat/` (with `query`, e.g. `?format=json`) of gateway `i`: the body.
+    pub async fn thinstat(&self, i: usize, query: &str) -> String {
+        let (status, body) =
+            crate::https::get(self.members[i].addr, &self.pki.ca_pem, &format!("/thinstat/{query}")).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// `thingate status --config` gateway `i`'s ini: (exit code, stdout and stderr).
+    pub async fn status(&self, i: usize) -> (Option<i32>, String) {
+        let ini = self.members[i].dir.ini();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(crate::procs::bin("thingate"))
+                .arg("status")
+                .arg("--config")
+                .arg(ini)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
     }
 
     /// What gateway `i` printed, for messages.

@@ -9,6 +9,7 @@
 //! cache); changes are async, and [`MachineRegistry::register`] is the one
 //! that must be atomic and durable before it answers.
 
+pub mod cluster_view;
 mod directory;
 mod etcd;
 mod etcd_directory;

@@ -76,6 +76,11 @@ impl EtcdServer {
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
+
+    /// Its data directory (`--data-dir`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
 }
 
 impl Drop for EtcdServer {

@@ -118,6 +118,8 @@ async fn thinstat_lists_sessions_in_text_and_json() {
     let (status, json) = gw.get("/thinstat/?format=json").await;
     assert_eq!(status, 200);
     assert!(json.contains("\"NumSession\":1") && json.contains(&id.msid()), "{json}");
+    // A standalone gateway has no cluster lines.
+    assert!(!body.contains("Cluster") && !json.contains("Cluster"), "{body}{json}");
     gw.shutdown().await;
 }
 

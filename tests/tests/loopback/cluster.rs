@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use thin_e2e::etcd::{member_ini, EtcdServer};
+use thin_e2e::etcd::{member_ini, stat_field, stat_gateway_of, EtcdServer};
 use thin_e2e::raw::RawServer;
 use thin_e2e::*;
 use thin_protocol::frame::{read_frame, write_frame};
@@ -28,6 +28,37 @@ async fn members_share_computer_ids_and_announce_where_each_office_pc_is() {
     }
     let at = b.state().directory.locate("desk-01").await.unwrap().expect("announced");
     assert_eq!((at.gateway.as_str(), at.session), ("https://gw1.test/", pc.session_id()));
+    // B's /thinstat/ shows the whole cluster, read from etcd: the members,
+    // where each office PC is, sessions per member; loopback only, as always.
+    let req = |t: &str| thin_protocol::http::Request { method: "GET".into(), target: t.into(), headers: vec![] };
+    let far: std::net::SocketAddr = "203.0.113.7:50000".parse().unwrap();
+    let near: std::net::SocketAddr = "127.0.0.1:50000".parse().unwrap();
+    let figures = b.state().figures();
+    assert_eq!(thingate::thinstat::answer(&figures, &req("/thinstat/"), far).await.0, 403);
+    let (status, _, _, stat) = thingate::thinstat::answer(&figures, &req("/thinstat/"), near).await;
+    assert_eq!(status, 200, "{stat}");
+    for (key, value) in [
+        ("NumSession", "0"),
+        ("ClusterName", "e2e"),
+        ("ClusterSelf", "https://gw2.test/"),
+        ("ClusterView", "ok"),
+        ("ClusterRegistered", "1"),
+        ("ClusterNumMember", "2"),
+        ("ClusterMemberUrl[0]", "https://gw1.test/"),
+        ("ClusterMemberSessions[0]", "1"),
+        ("ClusterMemberUrl[1]", "https://gw2.test/"),
+        ("ClusterMemberSessions[1]", "0"),
+        ("ClusterNumOnline", "1"),
+    ] {
+        assert_eq!(stat_field(&stat, key), Some(value), "{key}: {stat}");
+    }
+    assert_eq!(stat_gateway_of(&stat, "desk-01"), Some("https://gw1.test/"), "{stat}");
+    let json = thingate::thinstat::answer(&figures, &req("/thinstat/?format=json"), near).await.3;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let c = &json["Cluster"];
+    assert_eq!((c["Available"].as_bool(), c["Members"][0]["Sessions"].as_u64()), (Some(true), Some(1)), "{json}");
+    assert_eq!(c["Online"][0]["Pcid"], "desk-01", "{json}");
+    assert_eq!(c["Online"][0]["Gateway"], "https://gw1.test/", "{json}");
     // A client at B is sent to A; an app that does not follow redirects is
     // told where the computer is instead.
     let mut s = thin_e2e::raw::client_connect_following(b.addr, b.ca(), "DESK-01").await;
@@ -208,6 +239,27 @@ async fn three_gateways_any_client_reaches_any_office_pc_and_a_killed_gateways_p
         let stat = thin_e2e::https::get(cl.members[g].addr, &cl.pki.ca_pem, "/thinstat/").await.1;
         assert!(stat.contains(&pc.session_id()), "desk-{g} is not online at gateway {g}: {stat}");
     }
+    // Each member's /thinstat/ shows the whole cluster: three members with
+    // one office PC each, and which member each office PC is at.
+    for g in 0..3 {
+        let stat = cl.thinstat(g, "").await;
+        assert_eq!(stat_field(&stat, "ClusterSelf"), Some(cl.members[g].url().as_str()), "{stat}");
+        assert_eq!(stat_field(&stat, "ClusterNumMember"), Some("3"), "{stat}");
+        assert_eq!(stat_field(&stat, "ClusterRegistered"), Some("3"), "{stat}");
+        for i in 0..3 {
+            assert_eq!(stat_field(&stat, &format!("ClusterMemberSessions[{i}]")), Some("1"), "{stat}");
+            let at = stat_gateway_of(&stat, &format!("desk-{i}"));
+            assert_eq!(at, Some(cl.members[i].url().as_str()), "desk-{i}, seen from gateway {g}: {stat}");
+        }
+    }
+    // `thingate status` beside a member says the same, with etcd's health.
+    let (code, out) = cl.status(2).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("3 registered, 3 online at 3 members"), "{out}");
+    for m in &cl.members {
+        assert!(out.contains(&format!("{}  ({}): 1 office PCs online", m.url(), env!("CARGO_PKG_VERSION"))), "{out}");
+    }
+    assert!(out.contains("3 of 3 endpoints answering") && out.matches(", leader, ").count() == 1, "{out}");
     // Every client entry (one gateway each) reaches every office PC.
     for g in 0..3 {
         let entry = cl.link(&[g]);
@@ -300,10 +352,24 @@ async fn killing_the_etcd_leader_is_a_short_pause_and_without_etcd_tunnels_keep_
     // (its own table first); at the other one it is told why not.
     let local = try_connect(&cl.link(&[0]), "desk-a", "pw a").await;
     let remote = try_connect(&cl.link(&[1]), "desk-a", "pw a").await;
+    // A member still shows its own sessions and says the cluster view is
+    // unavailable (within ClusterEtcdTimeout), on /thinstat/ and in `status`.
+    let stat = cl.thinstat(0, "").await;
+    let (code, status) = cl.status(0).await;
     for p in &pids {
         kill(Pid::from_raw(*p), Signal::SIGCONT).unwrap();
     }
     assert_eq!(refused.unwrap_err(), "the gateway cannot save its database; try again later");
+    assert_eq!(stat_field(&stat, "NumSession"), Some("1"), "{stat}");
+    assert!(stat.contains(&pc.session_id()), "{stat}");
+    let why = stat_field(&stat, "ClusterView").unwrap_or_default();
+    // A deadline, or the connection's keep-alive giving up first.
+    assert!(why.starts_with("unavailable: etcd "), "{stat}");
+    assert!(!stat.contains("ClusterNumMember"), "{stat}");
+    assert_eq!(code, Some(0), "{status}");
+    assert!(status.contains("office PCs online       1"), "{status}");
+    assert!(status.contains("cluster view            unavailable: "), "{status}");
+    assert!(status.contains("0 of 3 endpoints answering"), "{status}");
     assert_tunnel_echo(&local.expect("a client at the office PC's own gateway"), 32 * 1024, 4).await;
     match remote {
         Err(e) => assert!(e.to_string().contains("the cluster's directory cannot be reached"), "{e}"),
