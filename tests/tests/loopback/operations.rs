@@ -222,3 +222,47 @@ async fn statistics_carry_the_manuals_fields_only_back_off_and_are_off_by_defaul
     assert!(tokio::time::timeout(Duration::from_millis(2500), rx.recv()).await.is_err(), "nothing posted");
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rereads_the_policy_at_once_and_a_bad_file_leaves_the_rules_in_force() {
+    let g = GateDir::new("");
+    g.write_policy("SERVER_MESSAGE first\n");
+    let (gw, addr) = g.spawn(&[("RUST_LOG", "info")]);
+    let pc = OfficePc::start(&g.link(addr), "hup-desk", "pw", echo_server().await).await;
+    wait_for("the first rules at the office PC", Duration::from_secs(15), || {
+        let m = pc.policy.get().server_message;
+        async move { (m.as_deref() == Some("first")).then_some(()) }
+    })
+    .await;
+
+    // A bad file: refused once by the poll; each SIGHUP re-reads it at once,
+    // refuses it again (the same bytes, which the poll would not re-read), and
+    // the rules in force stay.
+    g.write_policy("SERVER_MESSAGE second\nIDLE_TIMEOUT soon\n");
+    let refusals = |gw: &procs::Proc| gw.stderr().matches("new policy refused").count();
+    wait_for("the poll to refuse the bad file", Duration::from_secs(15), || {
+        let n = refusals(&gw);
+        async move { (n >= 1).then_some(()) }
+    })
+    .await;
+    let before = refusals(&gw);
+    gw.signal(SIGHUP);
+    wait_for("SIGHUP to refuse it again", Duration::from_secs(15), || {
+        let n = refusals(&gw);
+        async move { (n > before).then_some(()) }
+    })
+    .await;
+    assert_eq!(pc.policy.get().server_message.as_deref(), Some("first"), "the rules in force stay");
+
+    // Fixed: the office PC holds the new rules without a restart.
+    g.write_policy("SERVER_MESSAGE second\n");
+    gw.signal(SIGHUP);
+    wait_for("the new rules at the office PC", Duration::from_secs(15), || {
+        let m = pc.policy.get().server_message;
+        async move { (m.as_deref() == Some("second")).then_some(()) }
+    })
+    .await;
+    gw.signal(SIGTERM);
+    let (st, _) = gw.finish(Duration::from_secs(15));
+    assert!(st.success());
+}
