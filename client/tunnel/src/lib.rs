@@ -27,5 +27,6 @@ pub mod server_agent;
 pub mod server_tunnel;
 pub mod service;
 pub mod settings;
+pub mod share_policy;
 pub mod tls_failure;
 pub mod wake;

@@ -351,9 +351,26 @@ async fn session(
                         let settings = ctx.dir.settings()?;
                         let refusal = crate::policy::serving_refusal(&policy, &settings);
                         info!(rules = ?policy, "the gateway's policy applies");
+                        let (dir, disable) = (ctx.dir.clone(), policy.disable_share);
                         ctx.policy.set(policy);
                         if let Some(why) = refusal {
                             return Err(AgentError::Policy(why));
+                        }
+                        // DISABLE_SHARE: fail closed where it can be honoured and was not.
+                        let shared = tokio::task::spawn_blocking(move || crate::share_policy::apply_system(&dir, disable));
+                        match shared.await.map_err(|e| e.to_string()).and_then(|r| r) {
+                            Ok(crate::share_policy::Outcome::NotHonoured) => warn!(
+                                "the company's policy sets DISABLE_SHARE, which this system's Remote Desktop host \
+                                 cannot be told; turn off drive and clipboard redirection in its own settings"
+                            ),
+                            Ok(outcome) => info!(?outcome, "DISABLE_SHARE applied to the Remote Desktop host"),
+                            Err(why) if disable => {
+                                return Err(AgentError::Policy(format!(
+                                    "the company's policy (DISABLE_SHARE) turns off drive and clipboard sharing, \
+                                     and this computer could not apply it: {why}"
+                                )))
+                            }
+                            Err(why) => warn!("could not put back the Remote Desktop sharing settings: {why}"),
                         }
                     }
                     Some(Ok(GateToServer::Ping)) => write_frame(&mut wr, &ServerToGate::Pong).await.map_err(lost)?,

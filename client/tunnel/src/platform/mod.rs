@@ -11,6 +11,8 @@ pub mod console;
 pub mod known_folder;
 pub mod limits;
 pub mod message_box;
+#[cfg(windows)]
+pub mod rdp_policy;
 pub mod sddl;
 #[cfg(windows)]
 mod win_security;
