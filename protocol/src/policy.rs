@@ -31,6 +31,16 @@ pub struct Policy {
     /// by this version: office PCs refuse every connection while it is on.
     #[serde(default)]
     pub enforce_inspection: bool,
+    /// `INSPECTION_UPDATE_DAYS`: under `ENFORCE_INSPECTION`, most days since
+    /// the home PC last installed updates; `None`: the default
+    /// ([`crate::inspection::DEFAULT_UPDATE_DAYS`]); `Some(0)`: not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspection_update_days: Option<u32>,
+    /// `INSPECTION_ALLOW_OTHER_OS`: under `ENFORCE_INSPECTION`, home PCs
+    /// other than Windows may connect, judged on their update age only
+    /// (see [`crate::inspection`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inspection_allow_other_os: bool,
     /// `IDLE_TIMEOUT`: a tunnel through which no data has flowed for this
     /// many seconds is closed (keepalives do not count); `None`: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]

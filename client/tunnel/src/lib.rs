@@ -11,6 +11,7 @@ pub mod control;
 pub mod decouple;
 pub mod e2e;
 pub mod entry;
+pub mod inspection;
 pub mod link;
 pub mod lockout;
 pub mod mux;
