@@ -38,13 +38,9 @@ fn read_state(limit: Duration) -> HomeState {
     let av = bounded(wmi::antivirus_products);
     let updates = bounded(wmi::update_install_dates);
     let os = bounded(wmi::os_name);
-    let late = || format!("WMI did not answer within {} s", limit.as_secs());
-    let wait = |rx: std::sync::mpsc::Receiver<Result<_, String>>| {
-        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).unwrap_or_else(|_| Err(late()))
-    };
     let mut s = HomeState { platform: Platform::Windows, ..HomeState::default() };
-    s.os = wait(os).ok().filter(|n: &String| !n.is_empty()).unwrap_or_else(|| "Windows".into());
-    match wait(av) {
+    s.os = answer(os, deadline, limit).ok().filter(|n: &String| !n.is_empty()).unwrap_or_else(|| "Windows".into());
+    match answer(av, deadline, limit) {
         Ok(list) => {
             s.antivirus = list
                 .into_iter()
@@ -56,10 +52,12 @@ fn read_state(limit: Duration) -> HomeState {
         }
         Err(e) => s.antivirus_unread = Some(e),
     }
-    s.update_source = Some("Win32_QuickFixEngineering".into());
-    match wait(updates) {
+    match answer(updates, deadline, limit) {
         Ok(dates) => match latest_days_ago(&dates, today()) {
-            Some(d) => s.last_update_days = Some(d),
+            Some(d) => {
+                s.last_update_days = Some(d);
+                s.update_source = Some("Win32_QuickFixEngineering".into());
+            }
             None => {
                 let shown: Vec<&str> = dates.iter().map(String::as_str).take(3).collect();
                 s.update_unread = Some(format!(
@@ -72,6 +70,17 @@ fn read_state(limit: Duration) -> HomeState {
         Err(e) => s.update_unread = Some(e),
     }
     s
+}
+
+/// The answer on `rx`, or "did not answer" once `deadline` has passed.
+#[cfg(windows)]
+fn answer<T>(
+    rx: std::sync::mpsc::Receiver<Result<T, String>>,
+    deadline: std::time::Instant,
+    limit: Duration,
+) -> Result<T, String> {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    rx.recv_timeout(left).unwrap_or_else(|_| Err(format!("WMI did not answer within {} s", limit.as_secs())))
 }
 
 /// Runs `f` on a thread of its own; the answer arrives on the channel. A

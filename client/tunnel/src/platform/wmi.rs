@@ -41,8 +41,12 @@ struct OperatingSystem {
 
 /// Security Center's antivirus products: `(displayName, productState)`.
 pub fn antivirus_products() -> Result<Vec<(String, u32)>, String> {
-    let con = WMIConnection::with_namespace_path(r"ROOT\SecurityCenter2")
-        .map_err(|e| format!(r"WMI namespace root\SecurityCenter2: {e}"))?;
+    let con = WMIConnection::with_namespace_path(r"ROOT\SecurityCenter2").map_err(|e| {
+        let e = e.to_string();
+        // WBEM_E_INVALID_NAMESPACE: no Security Center (Windows Server, Wine).
+        let why = if e.contains("0x8004100E") { " (no Windows Security Center on this system)" } else { "" };
+        format!(r"WMI namespace root\SecurityCenter2: {e}{why}")
+    })?;
     let rows: Vec<AntiVirusProduct> = con
         .raw_query("SELECT displayName, productState FROM AntiVirusProduct")
         .map_err(|e| format!("WMI AntiVirusProduct: {e}"))?;
