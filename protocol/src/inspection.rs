@@ -100,7 +100,7 @@ pub struct Rule {
 impl Rule {
     /// The rule of `policy`; `None` when `ENFORCE_INSPECTION` is off.
     pub fn from_policy(policy: &Policy) -> Option<Rule> {
-        policy.enforce_inspection.then(|| Rule {
+        policy.enforce_inspection.then_some(Rule {
             update_days: match policy.inspection_update_days {
                 None => Some(DEFAULT_UPDATE_DAYS),
                 Some(0) => None,

@@ -73,7 +73,7 @@ fn read_state(limit: Duration) -> HomeState {
 }
 
 /// The answer on `rx`, or "did not answer" once `deadline` has passed.
-#[cfg(windows)]
+#[cfg_attr(not(windows), allow(dead_code))]
 fn answer<T>(
     rx: std::sync::mpsc::Receiver<Result<T, String>>,
     deadline: std::time::Instant,
@@ -86,7 +86,7 @@ fn answer<T>(
 /// Runs `f` on a thread of its own; the answer arrives on the channel. A
 /// call that hangs leaves its thread behind (it cannot be stopped), and the
 /// caller stops waiting.
-#[cfg(windows)]
+#[cfg_attr(not(windows), allow(dead_code))]
 fn bounded<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> std::sync::mpsc::Receiver<Result<T, String>> {
@@ -203,7 +203,7 @@ pub fn installed_on_day(text: &str) -> Option<u64> {
 /// Days since 1970-01-01 of a date of the Gregorian calendar (years 1970-9999).
 fn civil_day(y: u32, m: u32, d: u32) -> Option<u64> {
     const DAYS: [u32; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    let leap = |y: u32| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let leap = |y: u32| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
     if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || d == 0 || d > DAYS[m as usize - 1] {
         return None;
     }
@@ -261,6 +261,25 @@ mod tests {
         assert_eq!(latest_days_ago(&["5/1/2024".to_string()], today), Some(0), "a future date counts as today");
         assert_eq!(latest_days_ago(&["junk".to_string()], today), None);
         assert_eq!(latest_days_ago(&[], today), None);
+    }
+
+    #[test]
+    fn a_query_that_does_not_answer_by_the_deadline_is_reported_unread() {
+        use std::time::Instant;
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let stuck = bounded(move || {
+            let _ = hold.recv();
+            Ok(1)
+        });
+        assert_eq!(answer(stuck, Instant::now(), READ_LIMIT), Err("WMI did not answer within 20 s".to_string()));
+        drop(release);
+        let quick = bounded(|| Ok(2));
+        assert_eq!(answer(quick, Instant::now() + Duration::from_secs(600), READ_LIMIT), Ok(2));
+        let failed = bounded(|| Err::<u8, _>("WMI AntiVirusProduct: 0x80041003".to_string()));
+        assert_eq!(
+            answer(failed, Instant::now() + Duration::from_secs(600), READ_LIMIT).unwrap_err(),
+            "WMI AntiVirusProduct: 0x80041003"
+        );
     }
 
     #[test]
