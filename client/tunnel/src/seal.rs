@@ -64,7 +64,11 @@ impl Keys {
             Role::Client => (c2s, s2c),
             Role::Server => (s2c, c2s),
         };
-        Self { send: Sealer { key: aead_key(&send), next: 0 }, recv: Opener { key: aead_key(&recv), next: 0 }, binding }
+        Self {
+            send: Sealer { key: aead_key(&send), next: 0 },
+            recv: Opener { key: aead_key(&recv), next: 0 },
+            binding,
+        }
     }
 }
 
