@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use thin_protocol::inspection::MAX_UPDATE_DAYS;
 use thin_protocol::policy::{Policy, MAX_SERVER_MESSAGE};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -134,6 +135,22 @@ impl GatePolicy {
                 "ENFORCE_MACCHECK" => r.enforce_maccheck = flag()?,
                 "ENFORCE_INSPECTION" => r.enforce_inspection = flag()?,
                 "DISABLE_SHARE" => r.disable_share = flag()?,
+                "INSPECTION_ALLOW_OTHER_OS" => r.inspection_allow_other_os = flag()?,
+                "INSPECTION_UPDATE_DAYS" => {
+                    r.inspection_update_days = match value.parse::<u32>() {
+                        Ok(d) if d <= MAX_UPDATE_DAYS => Some(d),
+                        _ => {
+                            return Err(bad(
+                                n,
+                                key,
+                                format!(
+                                    "{value:?} is not a number of days; write e.g. \"{key} 30\" \
+                                     (at most {MAX_UPDATE_DAYS}; 0: updates not checked)"
+                                ),
+                            ))
+                        }
+                    }
+                }
                 "IDLE_TIMEOUT" => r.idle_timeout_s = idle(value).map_err(|m| bad(n, key, m))?,
                 "REQUIRE_MINIMUM_CLIENT_BUILD" => {
                     r.min_client_build = match value.parse::<u32>() {
@@ -186,23 +203,21 @@ impl GatePolicy {
         self.wake_groups.iter().find(|g| g.members.iter().any(|m| m == a) && g.members.iter().any(|m| m == b))
     }
 
-    /// What the admin should know about rules this version does not enforce.
+    /// What the admin should know about the rules as written.
     pub fn findings(&self, path: &Path) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .rules
-            .unenforceable()
-            .iter()
-            .map(|r| {
-                format!(
-                    "{}: {r} is not checked by this version: office PCs refuse every connection while it is on",
-                    path.display()
-                )
-            })
-            .collect();
+        let mut out = Vec::new();
+        let r = &self.rules;
+        if !r.enforce_inspection && (r.inspection_update_days.is_some() || r.inspection_allow_other_os) {
+            out.push(format!(
+                "{}: INSPECTION_UPDATE_DAYS and INSPECTION_ALLOW_OTHER_OS apply only with ENFORCE_INSPECTION 1; \
+                 no home PC is inspected now",
+                path.display()
+            ));
+        }
         if self.rules.disable_share {
             out.push(format!(
-                "{}: DISABLE_SHARE is shown to users but not enforced: the apps relay RDP without reading it; \
-                 turn off drive and clipboard redirection in the office PCs' Remote Desktop settings",
+                "{}: DISABLE_SHARE is applied by Windows office PCs (the Remote Desktop host's redirection \
+                 policy); on other office PCs, turn off drive and clipboard redirection in their RDP host's settings",
                 path.display()
             ));
         }
@@ -211,10 +226,12 @@ impl GatePolicy {
 }
 
 /// The keys of the file.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 10] = [
     "ENFORCE_OTP",
     "ENFORCE_MACCHECK",
     "ENFORCE_INSPECTION",
+    "INSPECTION_UPDATE_DAYS",
+    "INSPECTION_ALLOW_OTHER_OS",
     "IDLE_TIMEOUT",
     "REQUIRE_MINIMUM_CLIENT_BUILD",
     "SERVER_MESSAGE",
@@ -386,6 +403,26 @@ mod tests {
     }
 
     #[test]
+    fn inspection_keys_make_the_rule() {
+        use thin_protocol::inspection::{Rule, DEFAULT_UPDATE_DAYS};
+        let rule = |text: &str| Rule::from_policy(&parse(text).unwrap().rules);
+        assert_eq!(rule("ENFORCE_INSPECTION 0"), None);
+        let default = rule("ENFORCE_INSPECTION 1").unwrap();
+        assert_eq!(default, Rule { update_days: Some(DEFAULT_UPDATE_DAYS), allow_other_os: false });
+        let set = rule("ENFORCE_INSPECTION 1\ninspection_update_days 14\nINSPECTION_ALLOW_OTHER_OS 1").unwrap();
+        assert_eq!(set, Rule { update_days: Some(14), allow_other_os: true });
+        assert_eq!(rule("ENFORCE_INSPECTION 1\nINSPECTION_UPDATE_DAYS 0").unwrap().update_days, None);
+        let p = Path::new("/x/ThinGatePolicy.ini");
+        let alone = parse("INSPECTION_UPDATE_DAYS 14").unwrap();
+        assert!(alone.findings(p).iter().any(|f| f.contains("apply only with ENFORCE_INSPECTION 1")));
+        assert!(!parse("ENFORCE_INSPECTION 1\nINSPECTION_UPDATE_DAYS 14")
+            .unwrap()
+            .findings(p)
+            .iter()
+            .any(|f| f.contains("apply only with")));
+    }
+
+    #[test]
     fn bad_lines_name_file_line_key_and_fix() {
         let cases = [
             ("ENFORCE_OTP yes", "/x/ThinGatePolicy.ini:1: ENFORCE_OTP: \"yes\" is not 0 or 1; write \"ENFORCE_OTP 1\""),
@@ -395,6 +432,14 @@ mod tests {
             ("IDLE_TIMEOUT 20000", "at most a week"),
             ("REQUIRE_MINIMUM_CLIENT_BUILD -1", ":1: REQUIRE_MINIMUM_CLIENT_BUILD: \"-1\" is not a build number"),
             ("SERVER_MESSAGE a\u{7}b", "SERVER_MESSAGE: holds control characters"),
+            (
+                "INSPECTION_UPDATE_DAYS month",
+                ":1: INSPECTION_UPDATE_DAYS: \"month\" is not a number of days; write e.g. \"INSPECTION_UPDATE_DAYS 30\"",
+            ),
+            ("INSPECTION_UPDATE_DAYS 3651", "INSPECTION_UPDATE_DAYS: \"3651\" is not a number of days"),
+            ("INSPECTION_UPDATE_DAYS -1", "(at most 3650; 0: updates not checked)"),
+            ("INSPECTION_ALLOW_OTHER_OS yes", ":1: INSPECTION_ALLOW_OTHER_OS: \"yes\" is not 0 or 1"),
+            ("INSPECTION_UPDATE_DAYS 7\nINSPECTION_UPDATE_DAYS 8", ":2: INSPECTION_UPDATE_DAYS: set again (first on line 1)"),
             ("WOL_GROUP g desk-01", "fewer than two computers"),
             ("WOL_GROUP g desk-01,bad/id", "WOL_GROUP:"),
             ("WOL_GROUP a x1,x2\nWOL_GROUP b x2,x3", ":2: WOL_GROUP: x2 is already in group a (line 1)"),

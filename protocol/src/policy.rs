@@ -28,10 +28,20 @@ pub struct Policy {
     /// own setting says.
     #[serde(default)]
     pub enforce_maccheck: bool,
-    /// `ENFORCE_INSPECTION`: home PCs must pass the inspection. Not checked
-    /// by this version: office PCs refuse every connection while it is on.
+    /// `ENFORCE_INSPECTION`: home PCs must pass the inspection
+    /// ([`crate::inspection`]), judged by the office PC after the login.
     #[serde(default)]
     pub enforce_inspection: bool,
+    /// `INSPECTION_UPDATE_DAYS`: under `ENFORCE_INSPECTION`, most days since
+    /// the home PC last installed updates; `None`: the default
+    /// ([`crate::inspection::DEFAULT_UPDATE_DAYS`]); `Some(0)`: not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspection_update_days: Option<u32>,
+    /// `INSPECTION_ALLOW_OTHER_OS`: under `ENFORCE_INSPECTION`, home PCs
+    /// other than Windows may connect, judged on their update age only
+    /// (see [`crate::inspection`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inspection_allow_other_os: bool,
     /// `IDLE_TIMEOUT`: a tunnel through which no data has flowed for this
     /// many seconds is closed (keepalives do not count); `None`: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,8 +53,9 @@ pub struct Policy {
     /// `SERVER_MESSAGE`: shown in ThinServer's window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_message: Option<String>,
-    /// `DISABLE_SHARE`: carried and shown; not enforceable on RDP bytes the
-    /// apps do not read (see the README).
+    /// `DISABLE_SHARE`: Windows office PCs turn off drive, clipboard, printer
+    /// and device redirection in their Remote Desktop host's policy; others
+    /// show it (the apps do not read the RDP bytes).
     #[serde(default)]
     pub disable_share: bool,
 }
@@ -53,16 +64,6 @@ impl Policy {
     /// True when no rule is set (no policy applies).
     pub fn is_empty(&self) -> bool {
         *self == Policy::default()
-    }
-
-    /// The rules an office PC may not serve under, because this version
-    /// cannot enforce them, worded for its user (empty: none).
-    pub fn unenforceable(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if self.enforce_inspection {
-            out.push("ENFORCE_INSPECTION (home PC inspection)");
-        }
-        out
     }
 
     /// The stricter of two idle limits (the policy's and a local one).
@@ -118,10 +119,6 @@ mod tests {
         assert_eq!(strict.idle_limit(None), Some(60));
         assert_eq!(strict.idle_limit(Some(600)), Some(60), "a local setting cannot loosen the policy");
         assert_eq!(strict.idle_limit(Some(30)), Some(30));
-        assert!(Policy { enforce_maccheck: true, ..Policy::default() }.unenforceable().is_empty());
-        assert!(
-            Policy { enforce_inspection: true, ..Policy::default() }.unenforceable()[0].contains("ENFORCE_INSPECTION")
-        );
     }
 
     #[test]

@@ -458,6 +458,59 @@ fn installed_apps_print_the_brand_the_build_and_the_patched_version_line() {
     assert_eq!(ja, format!("thinclient E2eWin Telework 1.0.0 ビルド 1 (AppId E2eWin、システム {SYSTEM})"));
 }
 
+/// Wine 8's one `Win32_QuickFixEngineering` row (`KB1234567`) is dated
+/// `22/2/2022`, day first: 2022-02-22, 19,045 days after 1970-01-01.
+const WINE_QFE_DAY: u64 = 19_045;
+
+fn today() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 86_400
+}
+
+/// `thinclient inspect` reads the home PC's state over WMI as it would for
+/// an office PC's inspection rule, and reports exactly what Wine 8's
+/// `wbemprox` answers: no `root\SecurityCenter2` namespace (Windows Server
+/// has none either), so the antivirus is reported unread, with the WMI error,
+/// never guessed; the update date from `Win32_QuickFixEngineering`; the
+/// system's name from `Win32_OperatingSystem`. (A Wine that implements
+/// Security Center lists a product instead, and this test says so.)
+#[test]
+fn installed_client_inspects_the_home_pc_as_wine_answers() {
+    use thin_protocol::inspection::{judge, HomeState, Platform, Rule};
+    let w = client_installed();
+    let exe = client_exe(w, "E2eWin");
+    let before = today();
+    let o = wine::output(&mut w.wine(&[&exe, "inspect", "--json"]), None, wine::SHORT);
+    let after = today();
+    assert!(o.status.success(), "thinclient inspect --json: {}", wine::text(&o));
+    let s: HomeState = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("inspect --json is no HomeState ({e}): {}", wine::text(&o)));
+    assert_eq!(s.platform, Platform::Windows, "{s:?}");
+    assert!(s.os.starts_with("Microsoft Windows "), "the name from Win32_OperatingSystem: {s:?}");
+    assert!(s.antivirus.is_empty(), "Wine 8 has no Security Center; a newer Wine answers: {s:?}");
+    let unread = s.antivirus_unread.as_deref().unwrap_or_default();
+    assert!(
+        unread.starts_with(r"WMI namespace root\SecurityCenter2: ") && unread.contains("0x8004100E"),
+        "WBEM_E_INVALID_NAMESPACE expected: {s:?}"
+    );
+    assert_eq!(s.update_source.as_deref(), Some("Win32_QuickFixEngineering"), "{s:?}");
+    assert!(s.update_unread.is_none(), "{s:?}");
+    let days = s.last_update_days.expect("days since Wine's update") as u64;
+    assert!(days == before - WINE_QFE_DAY || days == after - WINE_QFE_DAY, "{days} days: {s:?}");
+    // The office PC's judge refuses it for both reasons, naming them.
+    let rule = Rule { update_days: Some(30), allow_other_os: false };
+    let why = judge(&rule, &s).expect_err("Wine's state fails the usual rule");
+    assert!(why.contains("the antivirus state could not be read") && why.contains(&format!("{days} days")), "{why}");
+    // The text for the user says the same, from the string tables.
+    let o = wine::output(&mut w.wine(&[&exe, "inspect"]), None, wine::SHORT);
+    assert!(o.status.success(), "thinclient inspect: {}", wine::text(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.first().copied(), Some(&*format!("System: {}", s.os)), "{text}");
+    assert!(lines.iter().any(|l| l.starts_with(r"Antivirus: not read (WMI namespace root\SecurityCenter2")), "{text}");
+    assert!(lines.iter().any(|l| l.starts_with("Updates last installed: ") && l.contains("Win32_QuickFixEngineering")));
+    assert!(text.contains("an office PC would refuse this PC:"), "{text}");
+}
+
 #[test]
 fn second_brand_installs_beside_the_first_and_removing_it_leaves_the_first() {
     let w = installed();

@@ -75,6 +75,13 @@ enum Cmd {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Show this PC's state (antivirus, updates) as an office PC under the
+    /// company's inspection rule sees it.
+    Inspect {
+        /// Print the report as JSON, exactly as it is sent to the office PC.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 include!(concat!(env!("OUT_DIR"), "/brand_gen.rs"));
@@ -87,6 +94,7 @@ fn main() -> ExitCode {
         None => window(&cli, None, None),
         Some(Cmd::Window { pcid, viewer }) => window(&cli, pcid.as_deref(), viewer.clone()),
         Some(Cmd::Device) => device(),
+        Some(Cmd::Inspect { json }) => inspect(*json),
         Some(_) => cli::block_on("thinclient", "warn", real_main(cli)),
     }
 }
@@ -108,6 +116,47 @@ fn device() -> ExitCode {
     let store = thin_tunnel::device::DeviceStore::user_default();
     let r = store.load_or_create().map(|k| println!("{}", thin_ui::strings::fmt(Key::CLI_DEVICE_ID, &[&k.id()])));
     cli::exit_code("thinclient", r.map_err(anyhow::Error::from))
+}
+
+/// `thinclient inspect`: reads the state (no gateway needed) and prints it.
+fn inspect(json: bool) -> ExitCode {
+    let state = thin_tunnel::inspection::read_home_state();
+    let text = if json {
+        serde_json::to_string_pretty(&state).map_err(anyhow::Error::from)
+    } else {
+        Ok(inspection_text(&state))
+    };
+    cli::exit_code("thinclient", text.map(|t| println!("{t}")))
+}
+
+/// The state in the user's words, then the verdict of the usual rule.
+fn inspection_text(s: &thin_protocol::inspection::HomeState) -> String {
+    use thin_protocol::inspection::{judge, Rule, DEFAULT_UPDATE_DAYS};
+    use thin_ui::strings::{fmt, text};
+    let mut lines = vec![fmt(Key::INSPECT_SYSTEM, &[&s.os])];
+    match (&s.antivirus_unread, s.antivirus.is_empty()) {
+        (Some(why), true) => lines.push(fmt(Key::INSPECT_ANTIVIRUS_UNREAD, &[why])),
+        (None, true) => lines.push(text(Key::INSPECT_NO_ANTIVIRUS).into_owned()),
+        _ => {}
+    }
+    for a in &s.antivirus {
+        let on = text(if a.enabled { Key::INSPECT_AV_ON } else { Key::INSPECT_AV_OFF });
+        let sig = text(if a.up_to_date { Key::INSPECT_SIGNATURES_CURRENT } else { Key::INSPECT_SIGNATURES_OLD });
+        lines.push(fmt(Key::INSPECT_ANTIVIRUS, &[&a.name, &on, &sig]));
+    }
+    match (s.last_update_days, &s.update_unread) {
+        (Some(d), _) => lines.push(fmt(Key::INSPECT_UPDATES, &[&d, &s.update_source.as_deref().unwrap_or("?")])),
+        (None, why) => lines.push(fmt(Key::INSPECT_UPDATES_UNREAD, &[&why.as_deref().unwrap_or("?")])),
+    }
+    let usual = Rule { update_days: Some(DEFAULT_UPDATE_DAYS), allow_other_os: false };
+    match judge(&usual, s) {
+        Ok(()) => lines.push(fmt(Key::INSPECT_PASSES, &[&DEFAULT_UPDATE_DAYS])),
+        Err(why) => {
+            lines.push(fmt(Key::INSPECT_FAILS, &[&DEFAULT_UPDATE_DAYS]));
+            lines.extend(why.lines().skip(1).map(str::to_string));
+        }
+    }
+    lines.join("\n")
 }
 
 async fn real_main(cli: Cli) -> anyhow::Result<()> {
@@ -151,7 +200,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             println!("{}", thin_ui::strings::fmt(Key::WAKE_SENT, &[&via, &pcid, &reply.sent]));
             Ok(())
         }
-        Cmd::Window { .. } | Cmd::Device => unreachable!("answered without a runtime"),
+        Cmd::Window { .. } | Cmd::Device | Cmd::Inspect { .. } => unreachable!("these have no runtime"),
     }
 }
 
@@ -159,4 +208,39 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
 fn every_help_text_comes_from_the_string_tables() {
     let missing = thin_ui::cli_help::missing_keys(&<Cli as clap::CommandFactory>::command());
     assert!(missing.is_empty(), "no table text for {missing:?}");
+}
+
+#[test]
+fn inspection_text_names_every_part_and_the_usual_verdict() {
+    use thin_protocol::inspection::{Antivirus, HomeState, Platform};
+    let s = HomeState {
+        os: "Microsoft Windows 10 Pro 10.0.19043".into(),
+        platform: Platform::Windows,
+        antivirus: vec![Antivirus {
+            name: "Windows Defender".into(),
+            enabled: true,
+            up_to_date: false,
+            product_state: None,
+        }],
+        last_update_days: Some(45),
+        update_source: Some("Win32_QuickFixEngineering".into()),
+        ..HomeState::default()
+    };
+    let t = thin_ui::strings::fmt_in;
+    let en = inspection_text(&s);
+    let lines: Vec<&str> = en.lines().collect();
+    assert_eq!(lines[0], t(thin_ui::strings::language(), Key::INSPECT_SYSTEM, &[&s.os]));
+    assert!(lines[1].contains("Windows Defender"), "{en}");
+    assert!(lines[2].contains("45"), "{en}");
+    assert_eq!(lines[3], t(thin_ui::strings::language(), Key::INSPECT_FAILS, &[&30]));
+    assert!(lines[4].starts_with("- the antivirus signatures are out of date") && lines[5].contains("45 days"), "{en}");
+    let unread = HomeState {
+        antivirus: vec![],
+        antivirus_unread: Some("WMI did not answer".into()),
+        last_update_days: None,
+        update_unread: Some("no date".into()),
+        ..s
+    };
+    let text = inspection_text(&unread);
+    assert!(text.contains("WMI did not answer") && text.contains("no date"), "{text}");
 }

@@ -7,7 +7,7 @@
 //!
 //! Known home PCs are listed in the office PC's `thinsvr.toml`
 //! (`allowed_devices`, and `allowed_macs` for the original's MAC check), and
-//! added by its owner (`thinsvr devices add ID`, or `thinsvr devices pair`:
+//! added by its owner (`thinsvr devices --add ID`, or `thinsvr devices --pair`:
 //! the next new home PC that logs in with the password within the time given
 //! is added). `ENFORCE_MACCHECK` of the company's policy makes the check
 //! mandatory.
@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use thin_protocol::device_check::{CheckAsk, CheckReport, CheckVerdict};
 use thin_protocol::frame::{read_frame, write_frame};
+use thin_protocol::inspection::{judge, HomeState, Rule};
 use thin_protocol::policy::{format_mac, parse_mac, Policy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{info, warn};
@@ -77,9 +78,8 @@ pub async fn client_check(opener: &Opener, binding: &[u8; 32], store: &DeviceSto
         report.macs = macs;
     }
     if ask.inspection {
-        return Err("the company's policy requires the inspection of this home PC (ENFORCE_INSPECTION), \
-                    which this version of the app cannot do; update the app"
-            .into());
+        let home = tokio::task::spawn_blocking(crate::inspection::read_home_state).await.map_err(|e| lost(&e))?;
+        report.home = Some(home);
     }
     write_frame(&mut st, &report).await.map_err(|e| lost(&e))?;
     match tokio::time::timeout(CHECK_WAIT, read_frame::<CheckVerdict, _>(&mut st)).await {
@@ -167,14 +167,33 @@ fn decide(
     binding: &[u8; 32],
     now: u64,
 ) -> Result<Option<String>, String> {
-    if ask.inspection {
-        return Err("the company's policy requires the inspection of home PCs (ENFORCE_INSPECTION), \
-                    which this version of ThinServer cannot do; ask the office PC's user to update it"
-            .into());
+    // Who it is first (no change yet), then its state, then pairing (which
+    // changes the list): a home PC that fails the inspection is not added.
+    let known = if ask.device { Some(device_known(report, rules, dir, binding, now)?) } else { None };
+    // `ask` was made from these same rules, so the rule is there when asked.
+    if let Some(rule) = Rule::from_policy(rules).filter(|_| ask.inspection) {
+        let unreported = HomeState::default();
+        judge(&rule, report.home.as_ref().unwrap_or(&unreported))?;
     }
-    if !ask.device {
-        return Ok(None);
+    match known {
+        Some(Known::Pair { id, name }) => pair(dir, &id, &name, now),
+        _ => Ok(None),
     }
+}
+
+/// The device's standing: on the list (or not required), or to be added by pairing.
+enum Known {
+    Yes,
+    Pair { id: String, name: String },
+}
+
+fn device_known(
+    report: &CheckReport,
+    rules: &Policy,
+    dir: &ConfigDir,
+    binding: &[u8; 32],
+    now: u64,
+) -> Result<Known, String> {
     let Some(proof) = &report.device else {
         return Err("this home PC did not prove its device key; update the app".into());
     };
@@ -188,15 +207,15 @@ fn decide(
     })?;
     if allowed(&settings, &id, &macs) {
         info!(device = %id, "known home PC");
-        return Ok(None);
+        return Ok(Known::Yes);
     }
     let name = shown_name(&proof.name);
     if pairing(&settings, now) {
-        return pair(dir, &id, &name, now);
+        return Ok(Known::Pair { id, name });
     }
     if !required(rules, &settings) {
         // Asked only because pairing was open, and it has closed since.
-        return Ok(None);
+        return Ok(Known::Yes);
     }
     let why = if rules.enforce_maccheck && !settings.devices_only {
         "the company's policy (ENFORCE_MACCHECK) lets only known home PCs connect"
@@ -206,7 +225,7 @@ fn decide(
     info!(device = %id, "unknown home PC refused");
     Err(format!(
         "{why}, and this one ({name}, device ID {id}) is not on its list. Ask the office PC's user to add it: \
-         `thinsvr devices add {id}`, or `thinsvr devices pair` there and connect again within the time it gives"
+         `thinsvr devices --add {id}`, or `thinsvr devices --pair` there and connect again within the time it gives"
     ))
 }
 
@@ -268,7 +287,7 @@ mod tests {
         let mut s = ServerSettings { devices_only: true, ..ServerSettings::default() };
         dir.save_settings(&s).unwrap();
         let err = decide(&ask, &report(&key, &b, &[]), &rules, &dir, &b, 100).unwrap_err();
-        assert!(err.contains(&key.id()) && err.contains("thinsvr devices add"), "{err}");
+        assert!(err.contains(&key.id()) && err.contains("thinsvr devices --add"), "{err}");
 
         s.allowed_macs.push("00:11:22:aa:bb:cc".into());
         dir.save_settings(&s).unwrap();

@@ -13,6 +13,7 @@ pub mod decouple;
 pub mod device;
 pub mod e2e;
 pub mod entry;
+pub mod inspection;
 pub mod link;
 pub mod lockout;
 pub mod mux;

@@ -59,16 +59,16 @@ pub struct ServerSettings {
     /// company's `ENFORCE_MACCHECK` turns it on whatever this says.
     #[serde(default, skip_serializing_if = "is_false")]
     pub devices_only: bool,
-    /// Known home PCs, by device ID (`thinsvr devices add ID`, or pairing).
+    /// Known home PCs, by device ID (`thinsvr devices --add ID`, or pairing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_devices: Vec<AllowedDevice>,
     /// Known home PCs by MAC address, as the original's MAC check lists them
-    /// (`thinsvr devices add-mac MAC`). A MAC address is what the home PC
+    /// (`thinsvr devices --add-mac MAC`). A MAC address is what the home PC
     /// says it has, so this is weaker than a device ID.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_macs: Vec<String>,
     /// Until when (Unix time, seconds) the next unknown home PC that logs in
-    /// is added to `allowed_devices` (`thinsvr devices pair`); one device, then it closes.
+    /// is added to `allowed_devices` (`thinsvr devices --pair`); one device, then it closes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pair_until: Option<u64>,
 }

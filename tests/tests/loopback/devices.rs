@@ -57,7 +57,7 @@ async fn a_stranger_is_refused_with_its_device_id_until_the_owner_adds_it() {
 
     let m = refusal(home_pc(&gw, "dev-desk", &store).await);
     let id = store.existing_id().expect("the key was made when the office PC asked");
-    assert!(m.contains(&id) && m.contains("thinsvr devices add") && m.contains("only known home PCs"), "{m}");
+    assert!(m.contains(&id) && m.contains("thinsvr devices --add") && m.contains("only known home PCs"), "{m}");
 
     // The real thinclient says the same, with the same ID, and fails.
     let ep = gw.entry_point();
@@ -187,5 +187,43 @@ async fn a_client_that_skips_the_check_reaches_nothing() {
     .expect("answered in time");
     assert!(matches!(again, Ok(0) | Err(_)), "{again:?}");
     assert_eq!(accepted.load(Ordering::SeqCst), 0, "the local service was reached");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforce_inspection_refuses_a_home_pc_that_fails_the_rule_and_names_what_to_fix() {
+    let dir = GateDir::new("");
+    dir.write_policy("ENFORCE_INSPECTION 1\n");
+    let gw = dir.start().await;
+    let pc = gw.office_pc("insp-desk", "pw").await;
+    let holds = |what: &'static str, f: fn(&thin_protocol::policy::Policy) -> bool| {
+        let cell = pc.policy.clone();
+        wait_for(what, Duration::from_secs(15), move || {
+            let ok = f(&cell.get());
+            async move { ok.then_some(()) }
+        })
+    };
+    holds("the office PC to hold ENFORCE_INSPECTION", |p| p.enforce_inspection).await;
+    let home = tempfile::tempdir().unwrap();
+    let store = DeviceStore::at(home.path());
+
+    // This home PC (Linux, as the test machine) is read for real and refused
+    // under the usual rule, with what to do.
+    let m = refusal(home_pc(&gw, "insp-desk", &store).await);
+    assert!(m.contains("inspection refused this home PC") && m.contains("accepts only Windows PCs"), "{m}");
+
+    // The admin lets other systems in and checks no update age: it passes.
+    gw.dir.write_policy("ENFORCE_INSPECTION 1\nINSPECTION_ALLOW_OTHER_OS 1\nINSPECTION_UPDATE_DAYS 0\n");
+    holds("the office PC to hold the looser rule", |p| p.inspection_allow_other_os).await;
+    echoes(&home_pc(&gw, "insp-desk", &store).await.expect("passes the looser rule")).await;
+
+    // Known home PCs and the inspection together: a known device that fails
+    // the inspection is refused, and pairing adds nobody who fails it.
+    gw.dir.write_policy("ENFORCE_INSPECTION 1\n");
+    holds("the office PC to hold the strict rule again", |p| !p.inspection_allow_other_os).await;
+    devices(&gw, pc.dir.path(), &["--require", "on", "--pair", "5"]);
+    refusal(home_pc(&gw, "insp-desk", &store).await);
+    let out = devices(&gw, pc.dir.path(), &[]);
+    assert!(out.contains("pairing open") && !out.contains(&store.existing_id().unwrap()), "{out}");
     gw.shutdown().await;
 }

@@ -1,7 +1,8 @@
 //! The Windows glue, the only place with `unsafe` code: attaching to the
 //! parent's console, the ProgramData known folder, the config folder's owner
 //! and access list (with the rule that judges them, plain code in `sddl`) and
-//! the service control manager, error message boxes; on Unix, the process's user and its
+//! the service control manager, error message boxes, the home PC's state over
+//! WMI (`wmi`); on Unix, the process's user and its
 //! open-file limit. Elsewhere each
 //! call does the portable thing (or nothing).
 #![allow(unsafe_code)]
@@ -18,3 +19,5 @@ pub mod sddl;
 mod win_security;
 #[cfg(windows)]
 pub mod winsvc;
+#[cfg(windows)]
+pub mod wmi;
