@@ -680,5 +680,5 @@ impl super::WindowUi for ClientWindow {
 
 /// Opens ThinClient's window and returns when it is closed.
 pub fn run_client_window(window: ClientWindow) -> Result<(), super::GuiError> {
-    super::run_window(&tr(Key::APP_TITLE_CLIENT), [460.0, 440.0], Box::new(window))
+    super::run_window(&tr(Key::APP_TITLE_CLIENT), [460.0, 540.0], Box::new(window))
 }
