@@ -160,6 +160,68 @@ fn cancelling_the_one_time_password_or_the_connection_goes_back() {
     assert!(slow.viewers.lock().unwrap().is_empty());
 }
 
+/// Opens the wake section, types both IDs and clicks Wake.
+fn ask_wake(h: &mut Harness<'static, ClientWindow>, target: &str, via: &str) {
+    if h.query_by_label(&tr(Key::WAKE_TARGET_LABEL)).is_none() {
+        click(h, &tr(Key::WAKE_SECTION));
+    }
+    for (label, text) in [(tr(Key::WAKE_TARGET_LABEL), target), (tr(Key::WAKE_VIA_LABEL), via)] {
+        h.get_by_label(&label).click();
+        h.run_steps(2);
+        h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+        h.get_by_label(&label).type_text(text);
+        h.run_steps(2);
+    }
+    click(h, &tr(Key::WAKE_BUTTON));
+}
+
+#[test]
+fn the_window_wakes_a_pc_through_another_with_its_password_and_otp() {
+    let conn =
+        ScriptedConnector { otp: Some("123456".into()), wake_group: vec!["desk-02".into()], ..Default::default() };
+    let mut h = client(&conn, History::in_memory(&[]));
+    assert!(h.query_by_label(&tr(Key::WAKE_TARGET_LABEL)).is_none(), "the section starts closed");
+    // A malformed ID is said before anything is asked.
+    ask_wake(&mut h, "desk 02", "desk-01");
+    assert_eq!(h.state().phase(), PhaseKind::Idle);
+    assert!(shows(&h, &tr(Key::ERR_PCID_INVALID)));
+    // The via PC's password, then its one-time password, then the result.
+    ask_wake(&mut h, "Desk-02", "desk-01");
+    assert_eq!(h.state().phase(), PhaseKind::Password, "Wake asks for the password of the PC that sends");
+    assert!(shows(&h, &format!("{}: {}", tr(Key::THINCLIENT_PCID_LABEL), "desk-01")));
+    type_into(&mut h, &tr(Key::PASSWORD_PROMPT), "wrong");
+    click(&mut h, &tr(Key::BUTTON_OK));
+    wait(&mut h, "the password again", |w| w.error().is_some());
+    assert_eq!(h.state().phase(), PhaseKind::Password);
+    assert_eq!(h.state().error(), Some(tr(Key::ERR_WRONG_PASSWORD).as_str()));
+    type_into(&mut h, &tr(Key::PASSWORD_PROMPT), "secret");
+    click(&mut h, &tr(Key::BUTTON_OK));
+    wait(&mut h, "the OTP prompt", |w| w.phase() == PhaseKind::Otp);
+    type_into(&mut h, &tr(Key::OTP_PROMPT), "123456");
+    click(&mut h, &tr(Key::BUTTON_OK));
+    wait(&mut h, "the result", |w| w.phase() == PhaseKind::Idle);
+    let sent = trf(Key::WAKE_SENT, &[&"desk-01", &"Desk-02", &1]);
+    assert_eq!(h.state().status(), Some(sent.as_str()));
+    assert_eq!(h.state().error(), None);
+    assert!(shows(&h, &sent));
+    assert_eq!(*conn.woken.lock().unwrap(), ["desk-02 via desk-01"]);
+    assert!(conn.viewers.lock().unwrap().is_empty(), "no viewer for a wake");
+    assert!(h.state().history().ids().is_empty(), "a wake is not a recent connection");
+
+    // Outside the group: the refusal is shown, nothing woken.
+    ask_wake(&mut h, "desk-09", "desk-01");
+    type_into(&mut h, &tr(Key::PASSWORD_PROMPT), "secret");
+    click(&mut h, &tr(Key::BUTTON_OK));
+    wait(&mut h, "the OTP prompt", |w| w.phase() == PhaseKind::Otp);
+    type_into(&mut h, &tr(Key::OTP_PROMPT), "123456");
+    click(&mut h, &tr(Key::BUTTON_OK));
+    wait(&mut h, "the refusal", |w| w.error().is_some());
+    let refused = trf(Key::WAKE_REFUSED, &[&"\"desk-01\" may not wake \"desk-09\""]);
+    assert_eq!(h.state().error(), Some(refused.as_str()));
+    assert!(shows(&h, &refused));
+    assert_eq!(conn.woken.lock().unwrap().len(), 1);
+}
+
 #[test]
 fn recent_ids_are_kept_across_windows_and_offered() {
     let dir = tempfile::tempdir().unwrap();

@@ -80,16 +80,25 @@ impl Window {
 
     /// [`Window::open`] with extra environment (`THIN_RENDERER`, Mesa's settings).
     pub fn open_with(x: &Xvfb, which: &str, lang: &str, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.env("THIN_GUI_CHILD", which).envs(env.iter().copied());
+        Self::open_command(x, cmd, which, lang)
+    }
+
+    /// Runs `cmd` (a real app's window, e.g. `thinclient window`), named
+    /// `which` in messages, in language `lang`, and waits for its first frame.
+    pub fn open_command(x: &Xvfb, mut cmd: Command, which: &str, lang: &str) -> Self {
         let started = Instant::now();
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .env("THIN_GUI_CHILD", which)
+        // The painter is chosen automatically unless the caller names one.
+        if !cmd.get_envs().any(|(k, _)| k == "THIN_RENDERER") {
+            cmd.env_remove("THIN_RENDERER");
+        }
+        let mut child = cmd
             .env("THIN_LANG", lang)
             .env("THIN_GUI_REPORT_READY", "1")
             .env("DISPLAY", &x.display)
             .env("LIBGL_ALWAYS_SOFTWARE", "1")
             .env_remove("WAYLAND_DISPLAY")
-            .env_remove("THIN_RENDERER")
-            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -9,23 +9,33 @@
 //! welcome text (read back with Tesseract; the Japanese one must not, since
 //! the phrase is English). Prints the time from start to the first frame.
 //!
+//! `gui_wake_from_the_window`: the real `thinclient` window against a real
+//! gateway wakes a sleeping office PC through the real `thinsvr` in its wake
+//! group, typed in with `xdotool`; the magic packet reaches a UDP listener on
+//! loopback (`THIN_TEST_WOL_BROADCAST`) and the window says it was sent.
+//!
 //! Needs Xvfb, ImageMagick, xdotool and Tesseract (`scripts/setup.sh`);
-//! skipped when they are missing, except under CI.
+//! skipped when they are missing, except under CI. The wake test also needs
+//! the binaries (`cargo build --workspace --bins`).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thin_e2e::ocr;
 use thin_e2e_gui::xvfb::{self, Window, Xvfb};
 use thin_ui::strings::Key;
 
+const TESTS: [&str; 2] = ["gui_screenshots", "gui_wake_from_the_window"];
+
 fn main() {
     xvfb::child_main();
-    // `cargo test NAME`: run only when the filter names this test.
+    // `cargo test NAME`: run only the tests the filter names.
     let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| "gui_screenshots".contains(f.as_str())) {
+    let chosen: Vec<&str> =
+        TESTS.into_iter().filter(|t| filters.is_empty() || filters.iter().any(|f| t.contains(f.as_str()))).collect();
+    if chosen.is_empty() {
         return;
     }
     let tools = ["Xvfb", "xdotool", "/usr/bin/import", "/usr/bin/convert", "tesseract"];
@@ -39,6 +49,20 @@ fn main() {
     let out = screenshot_dir();
     std::fs::create_dir_all(&out).unwrap();
     let x = Xvfb::start();
+    let mut passed = 0;
+    if chosen.contains(&"gui_screenshots") {
+        passed += gui_screenshots(&x, &out);
+    }
+    if chosen.contains(&"gui_wake_from_the_window") {
+        gui_wake_from_the_window(&x, &out);
+        passed += 1;
+    }
+    println!("gui_screens: {passed} passed, 0 failed");
+}
+
+/// Both windows in both languages, on both painters, and typed into.
+fn gui_screenshots(x: &Xvfb, out: &Path) -> usize {
+    let out = out.to_path_buf();
     let brand = thin_ui::gui::brand();
     let header = thin_ui::gui::artwork::decode_bmp(brand.header_bmp).unwrap();
     let icon = thin_ui::gui::artwork::decode_bmp(brand.icon_bmp).unwrap();
@@ -51,7 +75,7 @@ fn main() {
     let mut passed = 0;
     for (which, lang) in [("client", "en"), ("client", "ja"), ("server", "en"), ("server", "ja"), ("server-new", "ja")]
     {
-        let w = Window::open(&x, which, lang);
+        let w = Window::open(x, which, lang);
         assert_eq!(w.renderer.as_deref(), Some("opengl"), "{which} ({lang}): OpenGL paints where it can");
         // A few more frames after the first one.
         std::thread::sleep(Duration::from_millis(500));
@@ -67,7 +91,7 @@ fn main() {
     // Painted on the CPU when asked for (THIN_RENDERER=software). (Mesa's
     // `MESA_GL_VERSION_OVERRIDE=1.1` does not stop GLX here, so the automatic
     // choice is tested under Wine, where it stops WGL: builder's outputs.)
-    let w = Window::open_with(&x, "client", "en", &[("THIN_RENDERER", "software")]);
+    let w = Window::open_with(x, "client", "en", &[("THIN_RENDERER", "software")]);
     assert_eq!(w.renderer.as_deref(), Some("software"), "the window painted on the CPU");
     std::thread::sleep(Duration::from_millis(500));
     let png = out.join("client-en-software.png");
@@ -78,7 +102,7 @@ fn main() {
     passed += 1;
     drop(w);
     // Driven by keyboard, as a user: ID, Enter, wrong password, Enter.
-    let w = Window::open(&x, "client-empty", "en");
+    let w = Window::open(x, "client-empty", "en");
     w.focus();
     std::thread::sleep(Duration::from_millis(300));
     w.xdotool(&["type", "--delay", "30", "desk-01"]);
@@ -97,7 +121,7 @@ fn main() {
     passed += 1;
     drop(w);
     // The same on the CPU painter: keys reach the window and it repaints.
-    let w = Window::open_with(&x, "client-empty", "en", &[("THIN_RENDERER", "software")]);
+    let w = Window::open_with(x, "client-empty", "en", &[("THIN_RENDERER", "software")]);
     let before = out.join("client-empty-en-software.png");
     w.shoot(&before);
     w.focus();
@@ -115,7 +139,82 @@ fn main() {
     );
     println!("gui_screens: {}", png.display());
     passed += 1;
-    println!("gui_screens: {passed} passed, 0 failed");
+    passed
+}
+
+/// The real ThinClient window wakes `wake-b` through `wake-a` (the real
+/// thinsvr, same wake group), typed in as a user would.
+fn gui_wake_from_the_window(x: &Xvfb, out: &Path) {
+    use thin_e2e::procs::{bin, Proc};
+    const MAC: &str = "02-00-5E-10-00-02";
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = thin_e2e::GateDir::new("");
+    dir.write_policy("WOL_GROUP floor1 wake-a, wake-b\n");
+    let gw = rt.block_on(dir.start());
+    let ep = gw.entry_point();
+    // The target serves once (reporting its MAC address), then sleeps.
+    let target = rt.block_on(async { gw.office_pc("wake-b", "pw").settings(|s| s.wol_macs = vec![MAC.into()]).await });
+    target.stop.cancel();
+    rt.block_on(gw.wait_sessions("the target asleep", 0, Duration::from_secs(10)));
+    // The PC that sends the packet: the real thinsvr, broadcasting to loopback.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let via = rt.block_on(gw.register("wake-a", "via-password"));
+    let mut cmd = thin_e2e::procs::thinsvr(&ep, via.dir.path(), &["run", "--target", "127.0.0.1:9"]);
+    cmd.env(thin_tunnel::wake::TEST_BROADCAST_ENV, udp.local_addr().unwrap().to_string());
+    let _via = Proc::spawn(cmd, None);
+    rt.block_on(gw.wait_sessions("wake-a online", 1, Duration::from_secs(20)));
+
+    // The real window, with a home folder of its own (no recent IDs).
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(bin("thinclient"));
+    cmd.arg("--entry-point").arg(&ep).arg("window").env("HOME", home.path()).env("XDG_CONFIG_HOME", home.path());
+    let w = Window::open_command(x, cmd, "thinclient window", "en");
+    w.focus();
+    std::thread::sleep(Duration::from_millis(300));
+    // The ID field has the focus: Tab to Connect, Tab to the wake section, open it.
+    w.xdotool(&["key", "Tab", "Tab", "Return"]);
+    std::thread::sleep(Duration::from_millis(500));
+    w.xdotool(&["key", "Tab"]);
+    w.xdotool(&["type", "--delay", "30", "wake-b"]);
+    w.xdotool(&["key", "Tab"]);
+    w.xdotool(&["type", "--delay", "30", "wake-a"]);
+    w.xdotool(&["key", "Return"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = out.join("client-wake-password-en.png");
+    w.shoot(&asked);
+    w.xdotool(&["type", "--delay", "30", "via-password"]);
+    w.xdotool(&["key", "Return"]);
+
+    // The packet: 102 bytes, 6 x FF, then the MAC 16 times.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut buf = [0u8; 2048];
+    let n = loop {
+        if let Ok((n, _)) = udp.recv_from(&mut buf) {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "no magic packet within 60 s ({} shows the password step)", asked.display());
+    };
+    assert_eq!(n, 102);
+    assert_eq!(&buf[..6], &[0xff; 6]);
+    let mac = thin_protocol::policy::parse_mac(MAC).unwrap();
+    assert!(buf[6..n].chunks(6).all(|c| c == mac), "{:02x?}", &buf[..n]);
+    // The window says so.
+    let said = thin_ui::strings::fmt(Key::WAKE_SENT, &[&"wake-a", &"wake-b", &1]);
+    let png = out.join("client-wake-sent-en.png");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        w.shoot(&png);
+        let text = ocr::read(&png);
+        if ocr::contains_approx(&text, &said, ocr::normalize(&said).len() / 10) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}: {said:?} is not shown; Tesseract read:\n{text}", png.display());
+    }
+    println!("gui_screens: {}", png.display());
+    drop(w);
+    rt.block_on(gw.shutdown());
 }
 
 fn screenshot_dir() -> PathBuf {

@@ -6,6 +6,12 @@
 //! The connection itself runs on a worker thread through a [`Connector`]; the
 //! window and the worker talk through a [`Session`] (events to the window,
 //! one-time-password answers back, cancellation).
+//!
+//! "Wake a sleeping office PC" (Wake-on-LAN) runs the same way: the window
+//! asks for the password of the office PC that sends the packet (and its
+//! one-time password when it wants one), the worker logs in to it through
+//! [`Connector::wake`], and the window says how many packets went out or why
+//! none did.
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -79,6 +85,8 @@ pub enum ConnectError {
     NoEntryPoint,
     /// The user cancelled.
     Cancelled,
+    /// The wake request was refused (the office PC's or the gateway's words).
+    WakeRefused(String),
     /// Anything else (detail shown).
     Other(String),
 }
@@ -106,6 +114,7 @@ impl ConnectError {
             Self::LocalPort(e) => trf(Key::ERR_PORT_IN_USE, &[e]),
             Self::NoEntryPoint => tr(Key::ERR_NO_ENTRY_POINT),
             Self::Cancelled => tr(Key::THINCLIENT_CANCELLED),
+            Self::WakeRefused(e) => trf(Key::WAKE_REFUSED, &[e]),
             Self::Other(e) => trf(Key::ERR_INTERNAL, &[e]),
         }
     }
@@ -125,6 +134,13 @@ pub enum ClientEvent {
     },
     /// The viewer runs against this local address.
     ViewerStarted(SocketAddr),
+    /// The office PC sent `sent` magic packets for `target` (a wake request).
+    Woken {
+        /// Computer ID woken.
+        target: String,
+        /// Magic packets sent.
+        sent: u32,
+    },
     /// The session is over: `Ok` when the viewer exited or the user disconnected.
     Finished(Result<(), ConnectError>),
 }
@@ -190,6 +206,23 @@ pub trait Connector: Send + Sync + 'static {
     /// `session`; returns when the viewer has exited (`Ok`), on error, or when
     /// cancelled ([`ConnectError::Cancelled`], or `Ok` once the viewer ran).
     fn run(&self, pcid: &str, password: Secret, session: &Session) -> Result<(), ConnectError>;
+
+    /// Logs in to office PC `via` (with `password`, and a one-time password
+    /// asked through `session` when it wants one) and asks it to wake
+    /// `target` on its LAN; the number of magic packets it sent.
+    fn wake(&self, target: &str, via: &str, password: Secret, session: &Session) -> Result<u32, ConnectError> {
+        let _ = (target, via, password, session);
+        Err(ConnectError::WakeRefused("this build cannot wake office PCs".into()))
+    }
+}
+
+/// What the worker does once the password is typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Job {
+    /// Connect to the active computer ID and start the viewer.
+    Connect,
+    /// Log in to the active computer ID and have it wake `target`.
+    Wake { target: String },
 }
 
 enum Phase {
@@ -234,6 +267,10 @@ pub struct ClientWindow {
     password: String,
     otp_code: String,
     phase: Phase,
+    job: Job,
+    wake_target: String,
+    wake_via: String,
+    woken: Option<(String, u32)>,
     message: Option<Message>,
     active_pcid: String,
     events: Option<mpsc::Receiver<ClientEvent>>,
@@ -254,6 +291,10 @@ impl ClientWindow {
             password: String::new(),
             otp_code: String::new(),
             phase: Phase::Idle,
+            job: Job::Connect,
+            wake_target: String::new(),
+            wake_via: String::new(),
+            woken: None,
             message: None,
             active_pcid: String::new(),
             events: None,
@@ -284,6 +325,11 @@ impl ClientWindow {
     /// The error shown, if any.
     pub fn error(&self) -> Option<&str> {
         self.message.as_ref().filter(|m| m.error).map(|m| m.text.as_str())
+    }
+
+    /// The message shown under the controls (an error or a result), if any.
+    pub fn status(&self) -> Option<&str> {
+        self.message.as_ref().map(|m| m.text.as_str())
     }
 
     /// The recent computer IDs.
@@ -348,6 +394,38 @@ impl ClientWindow {
         if ui.button(tr(Key::BUTTON_CONNECT)).clicked() || enter {
             self.ask_password();
         }
+        ui.add_space(8.0);
+        let mut wake = false;
+        egui::CollapsingHeader::new(tr(Key::WAKE_SECTION)).id_salt("wake").show(ui, |ui| {
+            let t = labeled_field(ui, &tr(Key::WAKE_TARGET_LABEL), &mut self.wake_target, false, 160.0);
+            let v = labeled_field(ui, &tr(Key::WAKE_VIA_LABEL), &mut self.wake_via, false, 160.0);
+            ui.label(egui::RichText::new(tr(Key::WAKE_VIA_HINT)).weak());
+            let enter = (t.lost_focus() || v.lost_focus()) && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            wake = ui.button(tr(Key::WAKE_BUTTON)).clicked() || enter;
+        });
+        if wake {
+            self.ask_wake_password();
+        }
+    }
+
+    /// Wake: both IDs must be valid; then the password of the `via` PC.
+    fn ask_wake_password(&mut self) {
+        let target = self.wake_target.trim().to_string();
+        let via = self.wake_via.trim().to_string();
+        for id in [&target, &via] {
+            if thin_protocol::pcid::normalize(id).is_err() {
+                self.message = Some(Message { text: ConnectError::InvalidPcid.message(id), error: true });
+                return;
+            }
+        }
+        self.wake_target = target.clone();
+        self.wake_via = via.clone();
+        self.job = Job::Wake { target };
+        self.active_pcid = via;
+        self.message = None;
+        self.password.clear();
+        self.phase = Phase::Password;
+        self.focus = true;
     }
 
     fn ask_password(&mut self) {
@@ -357,6 +435,7 @@ impl ClientWindow {
             return;
         }
         self.pcid = pcid;
+        self.job = Job::Connect;
         self.active_pcid = self.pcid.clone();
         self.message = None;
         self.password.clear();
@@ -462,8 +541,15 @@ impl ClientWindow {
         let connector = self.connector.clone();
         let pcid = self.active_pcid.clone();
         let password = Secret::new(std::mem::take(&mut self.password));
+        let job = self.job.clone();
+        self.woken = None;
         let worker = std::thread::Builder::new().name("thin-connect".into()).spawn(move || {
-            let r = connector.run(&pcid, password, &session);
+            let r = match job {
+                Job::Connect => connector.run(&pcid, password, &session),
+                Job::Wake { target } => connector
+                    .wake(&target, &pcid, password, &session)
+                    .map(|sent| session.send(ClientEvent::Woken { target, sent })),
+            };
             session.send(ClientEvent::Finished(r));
         });
         match worker {
@@ -482,7 +568,8 @@ impl ClientWindow {
     }
 
     fn remember(&mut self) {
-        if !self.remembered {
+        // Only the IDs connected to are offered again, not the PCs that woke others.
+        if !self.remembered && self.job == Job::Connect {
             self.remembered = true;
             if let Err(e) = self.history.remember(&self.active_pcid) {
                 tracing::warn!("cannot save the recent computer IDs: {e}");
@@ -533,6 +620,7 @@ impl ClientWindow {
                 self.remember();
                 self.phase = Phase::Running(addr);
             }
+            ClientEvent::Woken { target, sent } => self.woken = Some((target, sent)),
             ClientEvent::Finished(r) => self.finish(r),
         }
     }
@@ -548,7 +636,12 @@ impl ClientWindow {
         match r {
             Ok(()) => {
                 self.phase = Phase::Idle;
-                self.message = was_running.then(|| Message { text: tr(Key::THINCLIENT_VIEWER_EXITED), error: false });
+                self.message = match self.woken.take() {
+                    Some((target, sent)) => {
+                        Some(Message { text: trf(Key::WAKE_SENT, &[&self.active_pcid, &target, &sent]), error: false })
+                    }
+                    None => was_running.then(|| Message { text: tr(Key::THINCLIENT_VIEWER_EXITED), error: false }),
+                };
             }
             Err(ConnectError::Cancelled) => {
                 self.phase = Phase::Idle;
@@ -587,5 +680,5 @@ impl super::WindowUi for ClientWindow {
 
 /// Opens ThinClient's window and returns when it is closed.
 pub fn run_client_window(window: ClientWindow) -> Result<(), super::GuiError> {
-    super::run_window(&tr(Key::APP_TITLE_CLIENT), [460.0, 440.0], Box::new(window))
+    super::run_window(&tr(Key::APP_TITLE_CLIENT), [460.0, 540.0], Box::new(window))
 }

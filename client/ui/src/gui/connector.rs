@@ -75,20 +75,50 @@ impl RealConnector {
         }
         result
     }
+
+    /// Logs in to `via` and has it wake `target`: the packets it sent.
+    async fn wake_through(&self, target: &str, via: &str, password: Secret, s: &Session) -> Result<u32, ConnectError> {
+        let cancel = s.cancel_token();
+        s.progress(Progress::Connecting);
+        let otp = AskTheWindow(s.clone());
+        let tunnel = tokio::select! {
+            r = client_agent::connect_with_otp(&self.link, via, &password, &otp) => r.map_err(|e| classify(&e))?,
+            _ = cancel.cancelled() => return Err(ConnectError::Cancelled),
+        };
+        drop(password);
+        s.progress(Progress::Connected);
+        let reply = tokio::select! {
+            r = tunnel.wake(target) => r.map_err(ConnectError::WakeRefused)?,
+            _ = cancel.cancelled() => return Err(ConnectError::Cancelled),
+        };
+        match reply.error {
+            Some(why) => Err(ConnectError::WakeRefused(why)),
+            None => Ok(reply.sent),
+        }
+    }
+}
+
+/// Runs `f` on a runtime of its own: the login stretches the password on a
+/// blocking section, so a multi-thread one.
+fn on_runtime<T>(f: impl std::future::Future<Output = Result<T, ConnectError>>) -> Result<T, ConnectError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("thin-connect-rt")
+        .enable_all()
+        .build()
+        .map_err(|e| ConnectError::Other(e.to_string()))?;
+    let r = rt.block_on(f);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    r
 }
 
 impl Connector for RealConnector {
     fn run(&self, pcid: &str, password: Secret, session: &Session) -> Result<(), ConnectError> {
-        // The login stretches the password on a blocking section: a multi-thread runtime.
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("thin-connect-rt")
-            .enable_all()
-            .build()
-            .map_err(|e| ConnectError::Other(e.to_string()))?;
-        let r = rt.block_on(self.session(pcid, password, session));
-        rt.shutdown_timeout(Duration::from_secs(1));
-        r
+        on_runtime(self.session(pcid, password, session))
+    }
+
+    fn wake(&self, target: &str, via: &str, password: Secret, session: &Session) -> Result<u32, ConnectError> {
+        on_runtime(self.wake_through(target, via, password, session))
     }
 }
 

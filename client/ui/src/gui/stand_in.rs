@@ -31,6 +31,10 @@ pub struct ScriptedConnector {
     pub hold: bool,
     /// Computer IDs whose viewer was started, in order.
     pub viewers: Arc<Mutex<Vec<String>>>,
+    /// Computer IDs that may be woken; empty = all.
+    pub wake_group: Vec<String>,
+    /// Computer IDs woken (`target via via`), in order.
+    pub woken: Arc<Mutex<Vec<String>>>,
 }
 
 impl Default for ScriptedConnector {
@@ -44,6 +48,8 @@ impl Default for ScriptedConnector {
             delay: Duration::ZERO,
             hold: true,
             viewers: Arc::default(),
+            wake_group: Vec::new(),
+            woken: Arc::default(),
         }
     }
 }
@@ -60,15 +66,15 @@ impl ScriptedConnector {
     }
 }
 
-impl Connector for ScriptedConnector {
-    fn run(&self, pcid: &str, password: Secret, s: &Session) -> Result<(), ConnectError> {
-        let pcid = pcid.to_ascii_lowercase();
+impl ScriptedConnector {
+    /// Reaches `pcid` and logs in (password, then the one-time password).
+    fn login(&self, pcid: &str, password: Secret, s: &Session) -> Result<(), ConnectError> {
         s.progress(Progress::Connecting);
         self.pause(s)?;
-        if !self.known.is_empty() && !self.known.contains(&pcid) {
+        if !self.known.is_empty() && !self.known.iter().any(|k| k == pcid) {
             return Err(ConnectError::UnknownPcid);
         }
-        if self.offline.contains(&pcid) {
+        if self.offline.iter().any(|k| k == pcid) {
             return Err(ConnectError::ServerOffline);
         }
         s.progress(Progress::Authenticating);
@@ -96,13 +102,30 @@ impl Connector for ScriptedConnector {
             }
         }
         s.progress(Progress::Connected);
-        self.pause(s)?;
+        self.pause(s)
+    }
+}
+
+impl Connector for ScriptedConnector {
+    fn run(&self, pcid: &str, password: Secret, s: &Session) -> Result<(), ConnectError> {
+        let pcid = pcid.to_ascii_lowercase();
+        self.login(&pcid, password, s)?;
         self.viewers.lock().unwrap().push(pcid);
         s.viewer_started(SocketAddr::from(([127, 0, 0, 1], 3500)));
         if self.hold {
             futures::executor::block_on(s.cancel_token().cancelled());
         }
         Ok(())
+    }
+
+    fn wake(&self, target: &str, via: &str, password: Secret, s: &Session) -> Result<u32, ConnectError> {
+        let (target, via) = (target.to_ascii_lowercase(), via.to_ascii_lowercase());
+        self.login(&via, password, s)?;
+        if !self.wake_group.is_empty() && !self.wake_group.contains(&target) {
+            return Err(ConnectError::WakeRefused(format!("{via:?} may not wake {target:?}")));
+        }
+        self.woken.lock().unwrap().push(format!("{target} via {via}"));
+        Ok(1)
     }
 }
 
