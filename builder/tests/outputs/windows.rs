@@ -827,6 +827,50 @@ fn gateway_bundle_relays_between_the_installed_windows_apps() {
     eprintln!("relay through the gateway bundle under Wine: {:.1} s", t.elapsed().as_secs_f64());
 }
 
+/// The Remote Desktop host's machine policy key that DISABLE_SHARE writes.
+const TS_POLICY: &str = r"HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services";
+
+/// `reg query` of one value of [`TS_POLICY`]: its data (`0x1`), or `None` when absent.
+fn ts_value(w: &Wine, name: &str) -> Option<String> {
+    let o = w.run(&["reg", "query", TS_POLICY, "/v", name]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    text.lines()
+        .find(|l| l.contains(name) && l.contains("REG_DWORD"))
+        .and_then(|l| l.split_whitespace().last())
+        .map(String::from)
+}
+
+#[test]
+fn disable_share_turns_off_redirection_in_the_rdp_host_policy_and_lifting_it_puts_back_the_owners_values() {
+    let w = installed();
+    let _l = wine::lock();
+    let gw = start_gateway();
+    let home = gw.dir.path().join("thingate-E2eWin-1.0.0-linux-x86_64");
+    // The owner allowed the clipboard explicitly and never set drives.
+    w.ok(&["reg", "add", TS_POLICY, "/v", "fDisableClip", "/t", "REG_DWORD", "/d", "0", "/f"]);
+    let _ = w.run(&["reg", "delete", TS_POLICY, "/v", "fDisableCdm", "/f"]);
+    std::fs::write(home.join("ThinGatePolicy.ini"), "DISABLE_SHARE 1\n").unwrap();
+    let o = register(w, "wine-share", &[]);
+    assert!(o.status.success(), "register: {}", wine::text(&o));
+    let svr = installed_exe("E2eWin", "thinsvr.exe");
+    let mut server = Proc::start(
+        "thinsvr.exe run",
+        &mut w.wine(&[&svr, "run", "--target", "127.0.0.1:9", "--config-dir", r"C:\e2e\wine-share"]),
+        None,
+    );
+    assert_eq!(server.wait_line("online as ", Duration::from_secs(60)), "wine-share");
+    w.wait_until("redirection turned off", Duration::from_secs(60), || {
+        ["fDisableCdm", "fDisableClip", "fDisableCpm"].iter().all(|v| ts_value(w, v).as_deref() == Some("0x1"))
+    });
+    // Lifted: the owner's values are back (the clipboard 0, drives unset).
+    std::fs::write(home.join("ThinGatePolicy.ini"), "# no rules\n").unwrap();
+    w.wait_until("the owner's values back", Duration::from_secs(60), || {
+        ts_value(w, "fDisableClip").as_deref() == Some("0x0") && ts_value(w, "fDisableCdm").is_none()
+    });
+    drop(server);
+    let _ = w.run(&["reg", "delete", TS_POLICY, "/v", "fDisableClip", "/f"]);
+}
+
 /// Sets the per-user Internet Options proxy; clears it on drop.
 struct SystemProxy<'a>(&'a Wine);
 
