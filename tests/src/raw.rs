@@ -177,3 +177,31 @@ impl RawServer {
         }
     }
 }
+
+/// A client logged in end to end to `pcid` through `link` with `password`, as
+/// the apps log in, and stopped there: the sealed pipe before any stream (the
+/// home-PC check included), for tests that then speak out of turn.
+pub async fn logged_in(
+    link: &thin_tunnel::link::Link,
+    pcid: &str,
+    password: &str,
+) -> thin_tunnel::decouple::Decoupled<thin_tunnel::link::LinkStream> {
+    let mut s = link.open().await.unwrap();
+    let hello = Hello::ClientConnect {
+        version: thin_protocol::PROTOCOL_VERSION,
+        pcid: pcid.into(),
+        build: None,
+        follows_redirect: false,
+    };
+    write_frame(&mut s, &hello).await.unwrap();
+    let answer = read_frame::<thin_protocol::messages::GateToTunnel, _>(&mut s).await.unwrap();
+    assert!(matches!(answer, thin_protocol::messages::GateToTunnel::Paired { .. }), "not paired: {answer:?}");
+    let times = thin_tunnel::e2e::LoginTimes {
+        answer: std::time::Duration::from_secs(10),
+        keepalive: std::time::Duration::from_secs(1),
+        idle: std::time::Duration::from_secs(10),
+    };
+    let pw = Secret::new(password);
+    let keys = thin_tunnel::e2e::client_login(&mut s, &pw, pcid, &thin_tunnel::otp::NoOtp, times).await.unwrap();
+    thin_tunnel::decouple::Decoupled::sealed(s, keys)
+}

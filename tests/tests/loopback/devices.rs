@@ -11,8 +11,6 @@ use std::time::Duration;
 
 use thin_e2e::procs::{self, Proc};
 use thin_e2e::*;
-use thin_protocol::frame::{read_frame, write_frame};
-use thin_protocol::messages::{GateToTunnel, Hello};
 use thin_protocol::secret::Secret;
 use thin_tunnel::client_agent::{connect_as, ClientError, ClientTunnel};
 use thin_tunnel::device::DeviceStore;
@@ -149,26 +147,8 @@ async fn a_client_that_skips_the_check_reaches_nothing() {
     let (target, accepted) = thin_e2e::net::echo_server_counting().await;
     let _pc = gw.office_pc("skip-desk", "pw").target(target).settings(|s| s.devices_only = true).await;
 
-    let mut s = gw.link.open().await.unwrap();
-    let hello = Hello::ClientConnect {
-        version: thin_protocol::PROTOCOL_VERSION,
-        pcid: "skip-desk".into(),
-        build: None,
-        follows_redirect: false,
-    };
-    write_frame(&mut s, &hello).await.unwrap();
-    let GateToTunnel::Paired { .. } = read_frame::<GateToTunnel, _>(&mut s).await.unwrap() else {
-        panic!("not paired")
-    };
-    let times = thin_tunnel::e2e::LoginTimes {
-        answer: Duration::from_secs(10),
-        keepalive: Duration::from_secs(1),
-        idle: Duration::from_secs(10),
-    };
-    let keys = thin_tunnel::e2e::client_login(&mut s, &Secret::new("pw"), "skip-desk", &NoOtp, times).await.unwrap();
-    let (opener, conn) = thin_tunnel::mux::client(tokio_util::compat::TokioAsyncReadCompatExt::compat(
-        thin_tunnel::decouple::Decoupled::sealed(s, keys),
-    ));
+    let pipe = thin_e2e::raw::logged_in(&gw.link, "skip-desk", "pw").await;
+    let (opener, conn) = thin_tunnel::mux::client(tokio_util::compat::TokioAsyncReadCompatExt::compat(pipe));
     let _conn = tokio_util::task::AbortOnDropHandle::new(conn);
     // Straight to a forwarded connection, no check stream.
     let mut st = opener.open().await.unwrap();

@@ -317,26 +317,7 @@ async fn a_ping_and_window_update_flood_leaves_the_office_pc_memory_flat() {
     gw.wait_sessions("thinsvr online", 1, Duration::from_secs(20)).await;
     let pid = svc.child.id();
 
-    let mut s = gw.link.open().await.unwrap();
-    let hello = Hello::ClientConnect {
-        version: thin_protocol::PROTOCOL_VERSION,
-        pcid: "flood-desk".into(),
-        build: None,
-        follows_redirect: false,
-    };
-    write_frame(&mut s, &hello).await.unwrap();
-    let GateToTunnel::Paired { .. } = read_frame::<GateToTunnel, _>(&mut s).await.unwrap() else {
-        panic!("not paired")
-    };
-    let times = thin_tunnel::e2e::LoginTimes {
-        answer: Duration::from_secs(10),
-        keepalive: Duration::from_secs(1),
-        idle: Duration::from_secs(10),
-    };
-    let pw = thin_protocol::secret::Secret::new("pw");
-    let keys =
-        thin_tunnel::e2e::client_login(&mut s, &pw, "flood-desk", &thin_tunnel::otp::NoOtp, times).await.unwrap();
-    let mut io = thin_tunnel::decouple::Decoupled::sealed(s, keys);
+    let mut io = thin_e2e::raw::logged_in(&gw.link, "flood-desk", "pw").await;
     io.write_all(&yamux_header(1, 1, 1, 0)).await.unwrap();
     let before = procs::rss_kib(pid);
 

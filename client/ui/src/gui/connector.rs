@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::client_window::{ConnectError, Connector, Progress, Session};
-use thin_tunnel::client_agent::{self, ClientError};
+use thin_tunnel::client_agent::{self, ClientError, ClientTunnel};
 use thin_tunnel::e2e::LoginError;
 use thin_tunnel::link::{Link, LinkError, TlsFailure};
 use thin_tunnel::otp::{OtpAnswer, OtpProvider, OtpRequest};
@@ -35,7 +35,9 @@ impl RealConnector {
         self
     }
 
-    async fn session(&self, pcid: &str, password: Secret, s: &Session) -> Result<(), ConnectError> {
+    /// Logs in to `pcid` with the window's password (and its one-time
+    /// password prompt), unless the user cancels.
+    async fn log_in(&self, pcid: &str, password: Secret, s: &Session) -> Result<ClientTunnel, ConnectError> {
         let cancel = s.cancel_token();
         s.progress(Progress::Connecting);
         let otp = AskTheWindow(s.clone());
@@ -45,6 +47,12 @@ impl RealConnector {
         };
         drop(password);
         s.progress(Progress::Connected);
+        Ok(tunnel)
+    }
+
+    async fn session(&self, pcid: &str, password: Secret, s: &Session) -> Result<(), ConnectError> {
+        let cancel = s.cancel_token();
+        let tunnel = self.log_in(pcid, password, s).await?;
         let listener = bind_local(pcid).await.map_err(|e| ConnectError::LocalPort(e.to_string()))?;
         let addr = listener.local_addr().map_err(|e| ConnectError::LocalPort(e.to_string()))?;
         let mut viewer =
@@ -79,14 +87,7 @@ impl RealConnector {
     /// Logs in to `via` and has it wake `target`: the packets it sent.
     async fn wake_through(&self, target: &str, via: &str, password: Secret, s: &Session) -> Result<u32, ConnectError> {
         let cancel = s.cancel_token();
-        s.progress(Progress::Connecting);
-        let otp = AskTheWindow(s.clone());
-        let tunnel = tokio::select! {
-            r = client_agent::connect_with_otp(&self.link, via, &password, &otp) => r.map_err(|e| classify(&e))?,
-            _ = cancel.cancelled() => return Err(ConnectError::Cancelled),
-        };
-        drop(password);
-        s.progress(Progress::Connected);
+        let tunnel = self.log_in(via, password, s).await?;
         let reply = tokio::select! {
             r = tunnel.wake(target) => r.map_err(ConnectError::WakeRefused)?,
             _ = cancel.cancelled() => return Err(ConnectError::Cancelled),
