@@ -49,10 +49,15 @@ enum HeadError {
 }
 
 /// What a connection turned out to be, once its head was read.
+///
+/// The TLS stream is boxed (it is 1.3 KiB): a role is held by the
+/// connection's task while the role's future runs, and an async fn keeps its
+/// arguments for its whole life, so a stream passed inline would be paid for
+/// twice or three times for as long as an office PC stays connected.
 enum Role {
     /// An office PC's control connection (the per-IP slot held to its end).
     Control {
-        tls: GateStream,
+        tls: Box<GateStream>,
         public_key: String,
         hostname: String,
         permit: Option<OwnedSemaphorePermit>,
@@ -60,7 +65,7 @@ enum Role {
     },
     /// A client asking for an office PC.
     Client {
-        tls: GateStream,
+        tls: Box<GateStream>,
         pcid: String,
         build: Option<u32>,
         follows_redirect: bool,
@@ -68,7 +73,7 @@ enum Role {
         slot: IpSlot,
     },
     /// An office PC's data connection.
-    Attach { tls: GateStream, tunnel_id: String, slot: IpSlot },
+    Attach { tls: Box<GateStream>, tunnel_id: String, slot: IpSlot },
     /// Answered (a page, a refusal) or closed.
     Done,
 }
@@ -89,10 +94,10 @@ pub async fn handle(routes: Arc<Routes>, tcp: TcpStream, peer: SocketAddr, admis
         }
         Role::Client { tls, pcid, build, follows_redirect, permit, slot: _slot } => {
             let ask = crate::tunnel::ClientAsk { pcid, build, follows_redirect };
-            Box::pin(crate::tunnel::client_connect(&routes.tunnels, tls, peer.ip(), ask, permit)).await
+            Box::pin(crate::tunnel::client_connect(&routes.tunnels, *tls, peer.ip(), ask, permit)).await
         }
         Role::Attach { tls, tunnel_id, slot } => {
-            Box::pin(crate::tunnel::attach(&routes.tunnels.pending, tls, tunnel_id, slot)).await
+            Box::pin(crate::tunnel::attach(&routes.tunnels.pending, *tls, tunnel_id, slot)).await
         }
         Role::Done => {}
     }
@@ -132,17 +137,17 @@ async fn head(routes: &Routes, tcp: TcpStream, peer: SocketAddr, (slot, permit):
         match first {
             Ok(Ok(Hello::ServerHello { version, public_key, hostname })) => {
                 if check_version::<GateToServer>(&mut tls, version).await {
-                    return Role::Control { tls, public_key, hostname, permit, slot };
+                    return Role::Control { tls: Box::new(tls), public_key, hostname, permit, slot };
                 }
             }
             Ok(Ok(Hello::ClientConnect { version, pcid, build, follows_redirect })) => {
                 if check_version::<GateToTunnel>(&mut tls, version).await {
-                    return Role::Client { tls, pcid, build, follows_redirect, permit, slot };
+                    return Role::Client { tls: Box::new(tls), pcid, build, follows_redirect, permit, slot };
                 }
             }
             Ok(Ok(Hello::Attach { version, tunnel_id })) => {
                 if check_version::<GateToTunnel>(&mut tls, version).await {
-                    return Role::Attach { tls, tunnel_id, slot };
+                    return Role::Attach { tls: Box::new(tls), tunnel_id, slot };
                 }
             }
             Ok(Ok(Hello::Unexpected)) => {
@@ -178,4 +183,24 @@ async fn check_version<M: ErrorFrame>(tls: &mut GateStream, version: u16) -> boo
     );
     refuse::<M, _>(tls, ErrorCode::Version, msg).await;
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    /// The size of the future an async fn of four arguments returns.
+    fn future_size<A, B, C, D, F: Future>(_: impl Fn(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every connection's task holds this future for its whole life, an idle
+    /// office PC's for hours: it must not hold a role's state inline
+    /// (`relay` bench: gateway memory per idle session).
+    #[test]
+    fn a_connection_task_is_small() {
+        let n = future_size(super::handle);
+        eprintln!("conn::handle future: {n} bytes");
+        assert!(n <= 512, "conn::handle's future is {n} bytes");
+    }
 }

@@ -36,7 +36,7 @@ pub struct ServerSession {
     /// ServerMask64 bits (bit 32 follows the policy while it serves).
     pub server_mask: AtomicU64,
     /// Sends `Incoming` to the session's control connection.
-    pub tx: mpsc::Sender<GateToServer>,
+    pub tx: mpsc::Sender<Box<GateToServer>>,
     /// Cancelled when a newer session of the same machine replaces this one.
     pub replaced: CancellationToken,
     /// Cancelled when the gateway is full and a machine of higher standing

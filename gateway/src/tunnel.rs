@@ -170,7 +170,7 @@ pub async fn client_connect(
     let waiting = t.pending.expect();
     // The session's queue is bounded; a session that does not read it is not
     // waited for.
-    let incoming = GateToServer::Incoming { tunnel_id: waiting.id().to_string() };
+    let incoming = Box::new(GateToServer::Incoming { tunnel_id: waiting.id().to_string() });
     if let Err(e) = session.tx.try_send(incoming) {
         drop(waiting);
         let (code, message) = match e {

@@ -69,10 +69,20 @@ where
 /// and resumed without losing a half-read frame: the bytes read so far stay
 /// here until the frame is complete. Like [`read_frame`], it never reads past
 /// the end of a frame.
+///
+/// Between frames it holds no buffer, and while a frame arrives its buffer
+/// grows with the bytes that came (4 KiB at a time), not with the length the
+/// peer announced: an idle session costs nothing here, and a peer that sends
+/// a length prefix and stops does not make it allocate the whole frame.
 #[derive(Debug, Default)]
 pub struct FrameReader {
     buf: Vec<u8>,
+    /// Bytes of `buf` read so far (the rest is room for the next read).
+    filled: usize,
 }
+
+/// The most one read adds to a [`FrameReader`]'s buffer.
+const READ_STEP: usize = 4096;
 
 impl FrameReader {
     /// An empty reader.
@@ -86,33 +96,37 @@ impl FrameReader {
         T: DeserializeOwned,
         R: AsyncRead + Unpin,
     {
-        let mut chunk = [0u8; 4096];
         loop {
-            let need = match self.buf.get(..4) {
+            let need = match self.buf.get(..4).filter(|_| self.filled >= 4) {
                 Some(prefix) => {
                     let len = u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
                     if len > MAX_FRAME {
-                        self.buf.clear();
+                        *self = Self::default();
                         return Err(FrameError::TooLarge(len));
                     }
-                    if self.buf.len() == 4 + len {
-                        let frame = std::mem::take(&mut self.buf);
-                        return serde_json::from_slice(&frame[4..]).map_err(|e| FrameError::Malformed(e.to_string()));
+                    if self.filled == 4 + len {
+                        let frame = std::mem::take(self).buf;
+                        return serde_json::from_slice(&frame[4..4 + len])
+                            .map_err(|e| FrameError::Malformed(e.to_string()));
                     }
                     4 + len
                 }
                 None => 4,
             };
-            let want = (need - self.buf.len()).min(chunk.len());
-            let n = r.read(&mut chunk[..want]).await?;
+            // Room for more only once the room there is has been filled.
+            if self.filled == self.buf.len() {
+                self.buf.resize(need.min(self.filled + READ_STEP), 0);
+            }
+            let end = self.buf.len();
+            let n = r.read(&mut self.buf[self.filled..end]).await?;
             if n == 0 {
-                return Err(if self.buf.is_empty() {
+                return Err(if self.filled == 0 {
                     FrameError::Closed
                 } else {
                     FrameError::Io(std::io::ErrorKind::UnexpectedEof.into())
                 });
             }
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.filled += n;
         }
     }
 }
@@ -171,6 +185,29 @@ mod tests {
         assert!(matches!(FrameReader::new().read::<GateToServer, _>(&mut b).await, Err(FrameError::TooLarge(_))));
         drop(a);
         assert!(matches!(FrameReader::new().read::<GateToServer, _>(&mut b).await, Err(FrameError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn frame_reader_holds_no_buffer_between_frames_and_grows_with_what_came() {
+        let (mut a, mut b) = tokio::io::duplex(256 * 1024);
+        let mut fr = FrameReader::new();
+        write_frame(&mut a, &ServerToGate::Ping).await.unwrap();
+        assert!(matches!(fr.read::<GateToServer, _>(&mut b).await.unwrap(), GateToServer::Ping));
+        assert_eq!(fr.buf.capacity(), 0, "nothing held between frames");
+        // A peer announces the largest frame and sends ten bytes of it.
+        a.write_all(&(MAX_FRAME as u32).to_be_bytes()).await.unwrap();
+        a.write_all(&[b' '; 10]).await.unwrap();
+        let t = tokio::time::timeout(std::time::Duration::from_millis(20), fr.read::<GateToServer, _>(&mut b)).await;
+        assert!(t.is_err(), "no whole frame yet");
+        assert!(fr.buf.capacity() <= 4 + READ_STEP, "grew to {} for 14 bytes", fr.buf.capacity());
+        // The rest, in one go: a frame of the largest size still decodes.
+        let mut body = vec![b' '; MAX_FRAME - 10];
+        let json = br#"{"t":"pong"}"#;
+        let at = body.len() - json.len();
+        body[at..].copy_from_slice(json);
+        a.write_all(&body).await.unwrap();
+        assert!(matches!(fr.read::<GateToServer, _>(&mut b).await.unwrap(), GateToServer::Pong));
+        assert_eq!(fr.buf.capacity(), 0);
     }
 
     #[tokio::test]

@@ -12,30 +12,25 @@ use crate::stream::{refuse, GateStream};
 
 /// Challenges the office PC to sign a nonce with the key of `public_key` and
 /// welcomes it; `None` when it failed (the connection is then closed).
-pub(super) async fn prove(
-    ctl: &Control,
-    mut tls: GateStream,
-    addr: SocketAddr,
-    public_key: String,
-) -> Option<(GateStream, Peer)> {
+pub(super) async fn prove(ctl: &Control, tls: &mut GateStream, addr: SocketAddr, public_key: String) -> Option<Peer> {
     let mut nonce = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut nonce);
-    write_frame(&mut tls, &GateToServer::Challenge { nonce: hex::encode(nonce) }).await.ok()?;
-    let msid = match tokio::time::timeout(ctl.timing.handshake, read_frame::<ServerToGate, _>(&mut tls)).await {
+    write_frame(tls, &GateToServer::Challenge { nonce: hex::encode(nonce) }).await.ok()?;
+    let msid = match tokio::time::timeout(ctl.timing.handshake, read_frame::<ServerToGate, _>(tls)).await {
         Ok(Ok(ServerToGate::Proof { signature })) => {
             match thin_protocol::identity::verify_challenge(&public_key, &nonce, &signature) {
                 Ok(msid) => msid,
                 Err(e) => {
                     crate::metrics::inc(&ctl.metrics.auth_failures);
                     let message = format!("key proof failed: {e}");
-                    refuse::<GateToServer, _>(&mut tls, ErrorCode::BadSignature, message).await;
+                    refuse::<GateToServer, _>(tls, ErrorCode::BadSignature, message).await;
                     return None;
                 }
             }
         }
         Ok(Ok(other)) => {
             let message = format!("expected proof, got {other:?}");
-            refuse::<GateToServer, _>(&mut tls, ErrorCode::Protocol, message).await;
+            refuse::<GateToServer, _>(tls, ErrorCode::Protocol, message).await;
             return None;
         }
         _ => {
@@ -47,6 +42,6 @@ pub(super) async fn prove(
     let (keepalive_ms, timeout_ms) = ctl.timing.millis();
     let welcome =
         GateToServer::Welcome { msid: msid.clone(), pcid: ctl.registry.pcid_of(&msid), keepalive_ms, timeout_ms };
-    write_frame(&mut tls, &welcome).await.ok()?;
-    Some((tls, Peer { msid, cert_hash, hostname: addr.ip().to_string(), addr }))
+    write_frame(tls, &welcome).await.ok()?;
+    Some(Peer { msid, cert_hash, hostname: addr.ip().to_string(), addr })
 }

@@ -75,7 +75,7 @@ pub fn dispatch(
     gate: &MailGate,
     who: Requester<'_>,
     job: MailJob,
-    reply: mpsc::Sender<GateToServer>,
+    reply: mpsc::Sender<Box<GateToServer>>,
 ) -> Option<GateToServer> {
     let request_id = job.request_id;
     let refuse = |error: Refusal| {
@@ -105,7 +105,7 @@ pub fn dispatch(
                 Some(e.to_string())
             }
         };
-        let _ = reply.send(GateToServer::OtpMailed { request_id, error }).await;
+        let _ = reply.send(Box::new(GateToServer::OtpMailed { request_id, error })).await;
     });
     None
 }
