@@ -244,13 +244,7 @@ async fn idle_sessions(n: usize) {
         asks.spawn(async move {
             let t = Instant::now();
             let mut c = upgraded_from(source(1, i), addr, &ca).await;
-            let hello = Hello::ClientConnect {
-                version: thin_protocol::PROTOCOL_VERSION,
-                pcid: format!("idle-{i}"),
-                build: None,
-                follows_redirect: false,
-            };
-            write_frame(&mut c, &hello).await.unwrap();
+            write_frame(&mut c, &thin_e2e::raw::client_hello(&format!("idle-{i}"), None, false)).await.unwrap();
             let paired: GateToTunnel = read_frame(&mut c).await.unwrap();
             assert!(matches!(paired, GateToTunnel::Paired { .. }), "idle-{i}: {paired:?}");
             drop(permit);

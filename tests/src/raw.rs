@@ -39,29 +39,22 @@ async fn upgrade(mut s: Tls) -> Tls {
     s
 }
 
+/// The first frame of a client asking for `pcid`, as the apps send it.
+pub fn client_hello(pcid: &str, build: Option<u32>, follows_redirect: bool) -> Hello {
+    Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.into(), build, follows_redirect }
+}
+
 /// A client's request for `pcid`; the caller reads the answer (`GateToTunnel`).
 pub async fn client_connect(addr: SocketAddr, ca: &str, pcid: &str) -> Tls {
     let mut s = upgraded(addr, ca).await;
-    let hello = Hello::ClientConnect {
-        version: thin_protocol::PROTOCOL_VERSION,
-        pcid: pcid.into(),
-        build: None,
-        follows_redirect: false,
-    };
-    write_frame(&mut s, &hello).await.unwrap();
+    write_frame(&mut s, &client_hello(pcid, None, false)).await.unwrap();
     s
 }
 
 /// A client's request for `pcid` announcing build `build`; the caller reads the answer.
 pub async fn client_connect_build(addr: SocketAddr, ca: &str, pcid: &str, build: u32) -> Tls {
     let mut s = upgraded(addr, ca).await;
-    let hello = Hello::ClientConnect {
-        version: thin_protocol::PROTOCOL_VERSION,
-        pcid: pcid.into(),
-        build: Some(build),
-        follows_redirect: false,
-    };
-    write_frame(&mut s, &hello).await.unwrap();
+    write_frame(&mut s, &client_hello(pcid, Some(build), false)).await.unwrap();
     s
 }
 
@@ -69,13 +62,7 @@ pub async fn client_connect_build(addr: SocketAddr, ca: &str, pcid: &str, build:
 /// caller reads the answer.
 pub async fn client_connect_following(addr: SocketAddr, ca: &str, pcid: &str) -> Tls {
     let mut s = upgraded(addr, ca).await;
-    let hello = Hello::ClientConnect {
-        version: thin_protocol::PROTOCOL_VERSION,
-        pcid: pcid.into(),
-        build: None,
-        follows_redirect: true,
-    };
-    write_frame(&mut s, &hello).await.unwrap();
+    write_frame(&mut s, &client_hello(pcid, None, true)).await.unwrap();
     s
 }
 
@@ -187,13 +174,7 @@ pub async fn logged_in(
     password: &str,
 ) -> thin_tunnel::decouple::Decoupled<thin_tunnel::link::LinkStream> {
     let mut s = link.open().await.unwrap();
-    let hello = Hello::ClientConnect {
-        version: thin_protocol::PROTOCOL_VERSION,
-        pcid: pcid.into(),
-        build: None,
-        follows_redirect: false,
-    };
-    write_frame(&mut s, &hello).await.unwrap();
+    write_frame(&mut s, &client_hello(pcid, None, false)).await.unwrap();
     let answer = read_frame::<thin_protocol::messages::GateToTunnel, _>(&mut s).await.unwrap();
     assert!(matches!(answer, thin_protocol::messages::GateToTunnel::Paired { .. }), "not paired: {answer:?}");
     let times = thin_tunnel::e2e::LoginTimes {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use thin_e2e::*;
 use thin_protocol::auth::ClientAuth;
 use thin_protocol::frame::{read_frame, write_frame};
-use thin_protocol::messages::{E2e, ErrorCode, GateToTunnel, Hello};
+use thin_protocol::messages::{E2e, ErrorCode, GateToTunnel};
 use thin_tunnel::client_agent::ClientError;
 use thin_tunnel::e2e::LoginError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -210,13 +210,7 @@ async fn wrong_login(gw: SocketAddr, ca: &str, pcid: &str, hold: &tokio::sync::B
     let mut s = https::tls_connect(gw, ca).await;
     thin_protocol::http::write_upgrade_request(&mut s, "gw").await.unwrap();
     assert_eq!(thin_protocol::http::read_response(&mut s).await.unwrap().status, 101);
-    let hello = Hello::ClientConnect {
-        version: thin_protocol::PROTOCOL_VERSION,
-        pcid: pcid.into(),
-        build: None,
-        follows_redirect: false,
-    };
-    write_frame(&mut s, &hello).await.unwrap();
+    write_frame(&mut s, &thin_e2e::raw::client_hello(pcid, None, false)).await.unwrap();
     let paired = read_frame::<GateToTunnel, _>(&mut s).await.unwrap();
     assert!(matches!(paired, GateToTunnel::Paired { .. }), "{paired:?}");
     let (_, ke1) = ClientAuth::start("not the password").unwrap();
