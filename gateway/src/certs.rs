@@ -7,19 +7,38 @@ use std::sync::{Arc, RwLock};
 use rustls::ServerConfig;
 use thin_protocol::tls::TlsError;
 
+use crate::relay::HandshakeSecrets;
+
+/// `cfg` as the relay needs it: a paired tunnel's keys can be taken out of
+/// rustls, and the secrets behind them are kept for a while, in memory only
+/// (`relay::records`, `relay::secrets`).
+fn relay_ready(cfg: Arc<ServerConfig>, secrets: &Arc<HandshakeSecrets>) -> Arc<ServerConfig> {
+    let mut cfg = Arc::unwrap_or_clone(cfg);
+    cfg.enable_secret_extraction = true;
+    cfg.key_log = secrets.clone();
+    Arc::new(cfg)
+}
+
 /// The TLS configuration built from `ServerCert` and `ServerKey`.
 #[derive(Debug)]
 pub struct Certs {
     cert: PathBuf,
     key: PathBuf,
     current: RwLock<Arc<ServerConfig>>,
+    secrets: Arc<HandshakeSecrets>,
 }
 
 impl Certs {
     /// Loads certificate and key.
     pub fn load(cert: PathBuf, key: PathBuf) -> Result<Self, TlsError> {
-        let current = RwLock::new(thin_protocol::tls::server_config(&cert, &key)?);
-        Ok(Self { cert, key, current })
+        let secrets = Arc::new(HandshakeSecrets::default());
+        let current = RwLock::new(relay_ready(thin_protocol::tls::server_config(&cert, &key)?, &secrets));
+        Ok(Self { cert, key, current, secrets })
+    }
+
+    /// The first traffic secrets of recent handshakes, for the relay.
+    pub fn secrets(&self) -> Arc<HandshakeSecrets> {
+        self.secrets.clone()
     }
 
     /// The configuration in force.
@@ -29,7 +48,7 @@ impl Certs {
 
     /// Re-reads certificate and key; on error the old ones stay in force.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let new = thin_protocol::tls::server_config(&self.cert, &self.key)?;
+        let new = relay_ready(thin_protocol::tls::server_config(&self.cert, &self.key)?, &self.secrets);
         *self.current.write().expect("tls lock") = new;
         Ok(())
     }

@@ -246,6 +246,7 @@ impl Gateway {
             pending: self.pending.clone(),
             metrics: self.metrics.clone(),
             traffic: self.traffic.clone(),
+            secrets: self.certs.secrets(),
             live: self.live.clone(),
             mail_gate: self.mail_gate.clone(),
             max_per_session: cfg.max_tunnels_per_session,

@@ -49,6 +49,8 @@ pub struct Tunnels {
     pub metrics: Arc<Metrics>,
     /// Relayed bytes.
     pub traffic: Arc<Traffic>,
+    /// Traffic secrets of recent handshakes, so a relay can follow key updates.
+    pub secrets: Arc<crate::relay::HandshakeSecrets>,
     /// The tunnels relaying now, for the admin console.
     pub live: Arc<crate::live::LiveTunnels>,
     /// Each client tunnel may have one OTP mail sent for its login.
@@ -200,7 +202,8 @@ pub async fn client_connect(
     t.registry.note_client(&session.msid).await;
     let listed = t.live.open(&pcid, client, t.shutdown.child_token());
     let counters = (t.traffic.clone(), listed.tunnel.bytes.clone());
-    let end = crate::relay::relay(tls, server, t.timing.timeout, counters, listed.tunnel.cut.clone()).await;
+    let end =
+        crate::relay::relay_tls((tls, server), &t.secrets, t.timing.timeout, counters, listed.tunnel.cut.clone()).await;
     info!(%pcid, ?end, "tunnel closed");
 }
 

@@ -37,6 +37,12 @@ impl<S> ReadAhead<S> {
         &self.inner
     }
 
+    /// The wrapped stream and the bytes read from it that nobody took yet.
+    pub fn into_parts(self) -> (S, Vec<u8>) {
+        let rest = self.buf[self.pos..self.end].to_vec();
+        (self.inner, rest)
+    }
+
     /// Bytes held in the read-ahead buffer (0 when idle).
     pub fn buffered_capacity(&self) -> usize {
         self.buf.capacity()

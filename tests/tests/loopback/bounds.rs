@@ -435,9 +435,11 @@ async fn a_paired_tunnel_where_neither_side_sends_is_closed_after_the_tunnel_tim
     use std::sync::atomic::Ordering::Relaxed;
     let gw = TestGateway::with_ini("TunnelTimeout 2000\nTunnelKeepAlive 500").await;
     let mut pc = deaf_server(&gw, "quiet").await;
+    // The silent tunnel's timeout runs from its own pairing, which happens
+    // after this instant (and before this side reads `Paired`).
+    let paired = Instant::now();
     let (mut silent_c, mut silent_d) = pair(&gw, &mut pc, "quiet").await;
     let (mut busy_c, mut busy_d) = pair(&gw, &mut pc, "quiet").await;
-    let paired = Instant::now();
     assert_eq!(gw.gateway.metrics.tunnels_open.load(Relaxed), 2);
     // One pair stays silent; the other sends a byte every 400 ms for 4 s.
     let talker = tokio::spawn(async move {

@@ -1,6 +1,18 @@
 //! Byte relay between a paired client connection and server data connection.
 //! Half-close is passed through; a relay with no traffic in either direction for
 //! the tunnel timeout is closed (the apps ping well inside it).
+//!
+//! Two TLS 1.3 legs are relayed record by record ([`transcrypt`]): each record
+//! is decrypted and encrypted again where it was read, with no copy. Any
+//! other pair (a TLS 1.2 leg) goes through rustls's streams ([`relay`]).
+
+mod records;
+mod secrets;
+#[cfg(test)]
+pub(crate) mod test_tls;
+mod transcrypt;
+
+pub use secrets::HandshakeSecrets;
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +24,8 @@ use tokio::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::stream::GateStream;
+
 /// Traffic counters shared by all relays of a gateway.
 #[derive(Debug, Default)]
 pub struct Traffic {
@@ -21,14 +35,43 @@ pub struct Traffic {
     pub server_to_client: AtomicU64,
 }
 
-/// A stream that records when it last read anything and counts bytes read.
-struct Watched<S> {
-    inner: S,
+/// When a relay last carried anything, and the counters its bytes go to.
+#[derive(Clone)]
+struct Meter {
     last: Arc<AtomicU64>,
     epoch: Instant,
     counter: Arc<Traffic>,
     /// This tunnel's own counter (the admin console's bytes per tunnel).
     tunnel: Arc<Traffic>,
+}
+
+impl Meter {
+    fn new((counter, tunnel): (Arc<Traffic>, Arc<Traffic>)) -> Self {
+        Self { last: Arc::new(AtomicU64::new(0)), epoch: Instant::now(), counter, tunnel }
+    }
+
+    /// `n` bytes went from the client to the server (`client_side`) or back.
+    fn carried(&self, n: u64, client_side: bool) {
+        if n == 0 {
+            return;
+        }
+        self.last.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        for t in [&self.counter, &self.tunnel] {
+            let c = if client_side { &t.client_to_server } else { &t.server_to_client };
+            c.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Milliseconds since anything was carried.
+    fn quiet_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64 - self.last.load(Ordering::Relaxed)
+    }
+}
+
+/// A stream that records when it last read anything and counts bytes read.
+struct Watched<S> {
+    inner: S,
+    meter: Meter,
     client_side: bool,
 }
 
@@ -36,15 +79,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = (buf.filled().len() - before) as u64;
-        if n > 0 {
-            let now = self.epoch.elapsed().as_millis() as u64;
-            self.last.store(now, Ordering::Relaxed);
-            for t in [&self.counter, &self.tunnel] {
-                let c = if self.client_side { &t.client_to_server } else { &t.server_to_client };
-                c.fetch_add(n, Ordering::Relaxed);
-            }
-        }
+        self.meter.carried((buf.filled().len() - before) as u64, self.client_side);
         r
     }
 }
@@ -84,6 +119,33 @@ pub enum RelayEnd {
     Shutdown,
 }
 
+/// Relays a paired tunnel: record by record when both legs are TLS 1.3
+/// ([`transcrypt`]), else through rustls's streams ([`relay`]).
+pub async fn relay_tls(
+    (client, server): (GateStream, GateStream),
+    secrets: &HandshakeSecrets,
+    idle: Duration,
+    counters: (Arc<Traffic>, Arc<Traffic>),
+    shutdown: tokio_util::sync::CancellationToken,
+) -> RelayEnd {
+    if transcrypt::can_take(&client) && transcrypt::can_take(&server) {
+        let legs = async {
+            Ok::<_, std::io::Error>((
+                transcrypt::Leg::take(client, secrets).await?,
+                transcrypt::Leg::take(server, secrets).await?,
+            ))
+        };
+        return match legs.await {
+            Ok((c, s)) => {
+                let meter = Meter::new(counters);
+                watch(transcrypt::both_ways(c, s, meter.clone()), &meter, idle, shutdown).await
+            }
+            Err(e) => RelayEnd::Error(e),
+        };
+    }
+    relay(client, server, idle, counters, shutdown).await
+}
+
 /// Copies bytes both ways until both sides have closed, either side fails,
 /// the relay is idle for `idle`, or `shutdown` fires. Bytes count in the
 /// gateway's `traffic` and in this tunnel's own `tunnel` counter.
@@ -91,33 +153,34 @@ pub async fn relay<C, S>(
     client: C,
     server: S,
     idle: Duration,
-    (traffic, tunnel): (Arc<Traffic>, Arc<Traffic>),
+    counters: (Arc<Traffic>, Arc<Traffic>),
     shutdown: tokio_util::sync::CancellationToken,
 ) -> RelayEnd
 where
     C: AsyncRead + AsyncWrite + Unpin,
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let epoch = Instant::now();
-    let last = Arc::new(AtomicU64::new(0));
-    let mut c = Watched {
-        inner: client,
-        last: last.clone(),
-        epoch,
-        counter: traffic.clone(),
-        tunnel: tunnel.clone(),
-        client_side: true,
-    };
-    let mut s = Watched { inner: server, last: last.clone(), epoch, counter: traffic, tunnel, client_side: false };
+    let meter = Meter::new(counters);
+    let mut c = Watched { inner: client, meter: meter.clone(), client_side: true };
+    let mut s = Watched { inner: server, meter: meter.clone(), client_side: false };
     let copy = tokio::io::copy_bidirectional_with_sizes(&mut c, &mut s, 64 * 1024, 64 * 1024);
+    watch(copy, &meter, idle, shutdown).await
+}
+
+/// Runs `copy` to its end, or until nothing moved for `idle` or `shutdown` fires.
+async fn watch(
+    copy: impl std::future::Future<Output = std::io::Result<(u64, u64)>>,
+    meter: &Meter,
+    idle: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> RelayEnd {
     tokio::pin!(copy);
     let tick = (idle / 4).max(Duration::from_millis(50));
     loop {
         tokio::select! {
             r = &mut copy => return match r { Ok((a, b)) => RelayEnd::Done(a, b), Err(e) => RelayEnd::Error(e) },
             _ = tokio::time::sleep(tick) => {
-                let quiet = epoch.elapsed().as_millis() as u64 - last.load(Ordering::Relaxed);
-                if quiet >= idle.as_millis() as u64 {
+                if meter.quiet_ms() >= idle.as_millis() as u64 {
                     return RelayEnd::Idle;
                 }
             }
