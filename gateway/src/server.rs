@@ -36,7 +36,7 @@ const SAVE_EVERY: Duration = Duration::from_secs(60);
 pub async fn run(listener: TcpListener, state: Arc<Gateway>, shutdown: CancellationToken) {
     let routes = Arc::new(state.routes(&shutdown));
     let tracker = TaskTracker::new();
-    let saver = tokio::spawn(save_loop(state.registry.clone(), shutdown.clone()));
+    let saver = tokio::spawn(save_loop(state.registry.clone(), state.certs.secrets(), shutdown.clone()));
     let policy_watch = tokio::spawn(state.policy.clone().watch_file(shutdown.clone()));
     let sampler = tokio::spawn(state.admin.clone().sample_loop(shutdown.clone()));
     let poster = state.cfg.stat_post_url.clone().map(|url| {
@@ -163,12 +163,19 @@ impl Accept {
     }
 }
 
-async fn save_loop(registry: Arc<dyn MachineRegistry>, shutdown: CancellationToken) {
+/// Saves the registry every [`SAVE_EVERY`]; also lets the handshake secrets
+/// nobody took age out while no new connection comes.
+async fn save_loop(
+    registry: Arc<dyn MachineRegistry>,
+    secrets: Arc<crate::relay::HandshakeSecrets>,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(SAVE_EVERY) => {}
             _ = shutdown.cancelled() => return,
         }
+        secrets.prune(std::time::Instant::now());
         if let Err(e) = registry.flush().await {
             warn!(error = %e, "periodic save of the machine database failed");
         }

@@ -13,7 +13,10 @@
 //! Run: `cargo build --release --workspace --bins && cargo bench -p thin-e2e --bench versus`.
 //! rathole and bore are built once into `target/anchors` (crates.io; rathole
 //! without `--locked`, as its lock file pins a `time` release that no longer
-//! compiles). `VERSUS_MIB` sets the bytes per throughput run (1024).
+//! compiles). `VERSUS_MIB` sets the bytes per throughput run (1024);
+//! `VERSUS_BASE_THINGATE` names an earlier build's `thingate` to run as a
+//! fourth chain, "thin-base", so a change to the relay is measured against
+//! what it replaced in the same run.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -76,9 +79,20 @@ async fn wait_ready(name: &str, local: SocketAddr, procs: &mut [Proc]) {
     }
 }
 
-async fn start_thin(sink: SocketAddr) -> Chain {
+/// The project's chain; with `gate`, that `thingate` binary instead of this
+/// build's (an earlier build, to measure a change in the same run).
+async fn start_thin(name: &'static str, gate: Option<&Path>, sink: SocketAddr) -> Chain {
     let g = GateDir::new("TunnelTimeout 30000\nTunnelKeepAlive 10000");
-    let (gw, addr) = g.spawn(&[("RUST_LOG", "warn")]);
+    let (gw, addr) = match gate {
+        None => g.spawn(&[("RUST_LOG", "warn")]),
+        Some(bin) => {
+            let mut cmd = Command::new(bin);
+            cmd.arg("run").arg("--config").arg(g.ini()).env("RUST_LOG", "warn");
+            let mut p = Proc::spawn(cmd, None);
+            let addr: SocketAddr = p.wait_line("listening on ", Duration::from_secs(20)).parse().unwrap();
+            (p, addr)
+        }
+    };
     let relay_pid = gw.child.id();
     let ep = g.entry_point(addr);
     let cfg = tempfile::tempdir().unwrap();
@@ -93,7 +107,7 @@ async fn start_thin(sink: SocketAddr) -> Chain {
     let local: SocketAddr = cli.wait_line("listening on ", Duration::from_secs(30)).parse().unwrap();
     let mut procs = vec![gw, svr, cli];
     wait_ready("thin", local, &mut procs).await;
-    Chain { name: "thin", local, relay_pid, _procs: procs, _dirs: vec![cfg], _gate: Some(g) }
+    Chain { name, local, relay_pid, _procs: procs, _dirs: vec![cfg], _gate: Some(g) }
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -219,7 +233,14 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let sink = sink_server().await;
-        let chains = [start_thin(sink).await, start_rathole(&rathole, sink).await, start_bore(&bore, sink).await];
+        let mut chains = vec![
+            start_thin("thin", None, sink).await,
+            start_rathole(&rathole, sink).await,
+            start_bore(&bore, sink).await,
+        ];
+        if let Some(base) = std::env::var_os("VERSUS_BASE_THINGATE") {
+            chains.push(start_thin("thin-base", Some(Path::new(&base)), sink).await);
+        }
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
         println!("versus: {cores} cores, {mib} MiB per throughput run, 3 repetitions, chains taking turns");
         let mut all: Vec<Vec<Figures>> = vec![Vec::new(); chains.len()];
@@ -268,5 +289,13 @@ fn main() {
             "thingate / rathole server, CPU per GiB: {:.2}x (goal <= 0.5)",
             med(0, |f| f.relay_cpu_per_gib) / med(1, |f| f.relay_cpu_per_gib)
         );
+        if chains.len() > 3 {
+            println!(
+                "thin / thin-base: single {:.2}x, 4 streams {:.2}x, thingate CPU per GiB {:.2}x",
+                med(0, |f| f.single) / med(3, |f| f.single),
+                med(0, |f| f.four) / med(3, |f| f.four),
+                med(0, |f| f.relay_cpu_per_gib) / med(3, |f| f.relay_cpu_per_gib)
+            );
+        }
     });
 }

@@ -6,7 +6,7 @@
 //! the next keys from those secrets. rustls does give each connection's
 //! first application traffic secrets to a [`rustls::KeyLog`] at the end of
 //! its handshake; [`HandshakeSecrets`] keeps them in memory (never in a log
-//! or a file), indexed by the IV they yield, for a few minutes and at most
+//! or a file), indexed by the IV they yield, for two minutes and at most
 //! [`MAX_HELD`] at once. The relay takes a leg's two secrets when it takes
 //! the leg's keys; secrets nobody takes (control sessions, connections that
 //! never pair) age out. A leg whose secrets were not held still relays, and
@@ -22,9 +22,10 @@ use zeroize::Zeroizing;
 /// Most secrets held at once (two per handshake): a flood of handshakes
 /// pushes out the oldest, never grows the table.
 pub const MAX_HELD: usize = 65_536;
-/// How long a secret is held for the relay to take it: well past the longest
-/// wait of a tunnel for its office PC.
-pub const HOLD: Duration = Duration::from_secs(300);
+/// How long a secret is held for the relay to take it: well past a client's
+/// handshake plus its wait for the office PC (`HandshakeTimeout` each, 10 s
+/// by default).
+pub const HOLD: Duration = Duration::from_secs(120);
 
 /// A traffic secret and its hash.
 pub struct Secret {
@@ -58,6 +59,13 @@ impl HandshakeSecrets {
         self.held.lock().ok()?.by_iv.remove(iv)
     }
 
+    /// Drops the secrets held longer than [`HOLD`] (also done as new ones come).
+    pub fn prune(&self, now: Instant) {
+        if let Ok(mut h) = self.held.lock() {
+            h.prune(now, 0);
+        }
+    }
+
     /// Secrets held now.
     pub fn len(&self) -> usize {
         self.held.lock().map(|h| h.by_iv.len()).unwrap_or(0)
@@ -66,15 +74,27 @@ impl HandshakeSecrets {
     fn hold(&self, secret: Secret, now: Instant) {
         let iv: [u8; 12] = expand_label(secret.hash, &secret.bytes, b"iv", 12)[..].try_into().expect("12 bytes");
         let Ok(mut h) = self.held.lock() else { return };
-        while let Some(&(at, old)) = h.order.front() {
-            if h.order.len() < MAX_HELD && now.duration_since(at) < HOLD {
-                break;
-            }
-            h.order.pop_front();
-            h.by_iv.remove(&old);
-        }
+        h.prune(now, 1);
         h.order.push_back((now, iv));
         h.by_iv.insert(iv, secret);
+    }
+}
+
+impl Held {
+    /// Drops what is older than [`HOLD`], and the oldest until `room` more fit.
+    fn prune(&mut self, now: Instant, room: usize) {
+        while let Some(&(at, old)) = self.order.front() {
+            if self.order.len() + room <= MAX_HELD && now.duration_since(at) < HOLD {
+                break;
+            }
+            self.order.pop_front();
+            self.by_iv.remove(&old);
+        }
+        if self.order.is_empty() {
+            // Give the memory of a past burst back.
+            self.order.shrink_to_fit();
+            self.by_iv.shrink_to_fit();
+        }
     }
 }
 
@@ -133,6 +153,9 @@ mod tests {
         s.hold(Secret { hash: hkdf::HKDF_SHA256, bytes: Zeroizing::new(vec![3; 32]) }, t0);
         s.hold(Secret { hash: hkdf::HKDF_SHA256, bytes: Zeroizing::new(vec![4; 32]) }, t0 + HOLD);
         assert_eq!(s.len(), 1, "the older one went");
+        // And without new ones, as time passes.
+        s.prune(t0 + HOLD + HOLD);
+        assert_eq!(s.len(), 0);
     }
 
     #[test]
