@@ -123,7 +123,8 @@ enum State {
 
 /// One direction. Its buffer holds, in order: sealed records being written
 /// (`start..out_end`), spent bytes, records not yet opened
-/// (`parse..filled`), free room. A key update goes out of its own small
+/// (`parse..filled`, and `filled` is the vector's length), free capacity
+/// (read into without being zeroed first). A key update goes out of its own small
 /// buffer, before the records sealed after it.
 struct Pump {
     buf: Vec<u8>,
@@ -184,6 +185,7 @@ impl Pump {
             p.buf[p.filled..p.filled + ahead.len()].copy_from_slice(&ahead);
             p.filled += ahead.len();
         }
+        p.buf.truncate(p.filled);
         Ok(p)
     }
 
@@ -225,16 +227,17 @@ impl Pump {
             if all_sent {
                 if self.parse == self.filled {
                     (self.start, self.out_end, self.parse, self.filled) = (0, 0, 0, 0);
-                } else if self.buf.len() - self.parse < MAX_RECORD {
+                    self.buf.clear();
+                } else if self.buf.capacity() - self.parse < MAX_RECORD {
                     // A record began near the end: move it to the front.
                     self.buf.copy_within(self.parse..self.filled, 0);
                     (self.start, self.out_end, self.parse, self.filled) = (0, 0, 0, self.filled - self.parse);
+                    self.buf.truncate(self.filled);
                 }
                 match self.state {
                     State::Closing => {
-                        if self.buf.len() < CLOSE_NOTIFY_LEN {
-                            self.buf = vec![0u8; CLOSE_NOTIFY_LEN];
-                        }
+                        self.buf.clear();
+                        self.buf.resize(CLOSE_NOTIFY_LEN, 0);
                         let n = records::seal_close_notify(&mut self.tx, &mut self.buf).map_err(bad)?;
                         (self.start, self.out_end, self.parse, self.filled) = (0, n, n, n);
                         self.state = State::Shutdown;
@@ -251,7 +254,7 @@ impl Pump {
                 }
             }
             // Read while there is room; an idle direction holds no buffer.
-            if self.state == State::Open && (self.buf.is_empty() || self.filled < self.buf.len()) {
+            if self.state == State::Open && (self.buf.capacity() == 0 || self.filled < self.buf.capacity()) {
                 match from.poll_read_ready(cx) {
                     Poll::Pending => {
                         if self.filled == 0 {
@@ -260,10 +263,10 @@ impl Pump {
                     }
                     Poll::Ready(r) => {
                         r?;
-                        if self.buf.is_empty() {
-                            self.buf = vec![0u8; CAP];
+                        if self.buf.capacity() == 0 {
+                            self.buf = Vec::with_capacity(CAP);
                         }
-                        match from.try_read(&mut self.buf[self.filled..]) {
+                        match from.try_read_buf(&mut self.buf) {
                             Ok(0) => {
                                 return Poll::Ready(Err(io::Error::new(
                                     io::ErrorKind::UnexpectedEof,
@@ -280,6 +283,7 @@ impl Pump {
                 }
             }
             // Open every whole record that came and seal it again in place.
+            let mut batch = 0;
             while self.state == State::Open {
                 let Some(n) = records::record_len(&self.buf[self.parse..self.filled]).map_err(bad)? else { break };
                 if self.parse + n > self.filled {
@@ -307,17 +311,19 @@ impl Pump {
                         }
                         self.out_end += sealed;
                         self.carried += len as u64;
-                        meter.carried(len as u64, client_side);
+                        batch += len as u64;
                     }
                     Opened::CloseNotify => {
                         // Whatever follows a close_notify is ignored.
                         self.filled = at + n;
+                        self.buf.truncate(self.filled);
                         self.state = State::Closing;
                     }
                 }
                 self.parse = at + n;
                 moved = true;
             }
+            meter.carried(batch, client_side);
             if !moved {
                 return Poll::Pending;
             }
