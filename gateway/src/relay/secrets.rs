@@ -71,6 +71,11 @@ impl HandshakeSecrets {
         self.held.lock().map(|h| h.by_iv.len()).unwrap_or(0)
     }
 
+    /// Whether no secret is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn hold(&self, secret: Secret, now: Instant) {
         let iv: [u8; 12] = expand_label(secret.hash, &secret.bytes, b"iv", 12)[..].try_into().expect("12 bytes");
         let Ok(mut h) = self.held.lock() else { return };
