@@ -522,7 +522,9 @@ fn second_brand_installs_beside_the_first_and_removing_it_leaves_the_first() {
     assert_installed(w, "E2eWin", 9911, false);
     assert!(version(w, &installed_exe("E2eSig", "thinsvr.exe"), &[]).contains("AppId E2eSig"));
     // Both brands' services run side by side, each on its own admin port.
-    w.wait_until("E2eSig's service on 9912", Duration::from_secs(60), || admin_challenge(9912).is_some());
+    // Wine's service manager took over 60 s to start it once on a loaded
+    // 2-core VM (the outputs suite ran 2,139 s that time).
+    w.wait_until("E2eSig's service on 9912", Duration::from_secs(120), || admin_challenge(9912).is_some());
     assert!(admin_challenge(9911).is_some(), "E2eWin's service still answers");
     // The signed setup wrote an uninstaller signed at build time (!uninstfinalize).
     let o = verify_signed(&w.c("Program Files/E2eSig/uninstall.exe"));
