@@ -81,7 +81,15 @@ impl OfficePc {
         let stop = CancellationToken::new();
         let (tx, state) = tokio::sync::watch::channel(ServerState::Connecting);
         let policy = thin_tunnel::policy::PolicyCell::default();
-        let opts = ServeOptions { target: Some(target.to_string()), otp, policy: policy.clone(), ..Default::default() };
+        // No built-in desktop unless a test gives one: the runner's DISPLAY is not the office PC's.
+        let desktop = Some(thin_tunnel::desktop::Desktop::default());
+        let opts = ServeOptions {
+            target: Some(target.to_string()),
+            otp,
+            policy: policy.clone(),
+            desktop,
+            ..Default::default()
+        };
         let task = tokio::spawn(thin_tunnel::server_agent::run_with(link.clone(), cfg, opts, stop.clone(), tx));
         let pc = Self { dir, stop, state, task, policy };
         pc.wait_online().await;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use thin_tunnel::desktop::DesktopInfo;
 use thin_tunnel::{client_agent, entry};
 use thin_ui::strings::Key;
 use thin_ui::{cli, viewer};
@@ -175,13 +176,32 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             let _ = std::io::stdout().flush();
             let shutdown = tokio_util::sync::CancellationToken::new();
             let stop = shutdown.clone();
+            let desktop = tunnel.desktop().await?;
             if !no_launch {
-                let mut child = viewer::launch(addr, viewer_cmd.as_deref())?;
+                let mut child = match &desktop {
+                    DesktopInfo::Rdp => viewer::launch(addr, viewer_cmd.as_deref())?,
+                    DesktopInfo::Builtin { sha256 } => {
+                        let pw = tunnel.desktop_password();
+                        viewer::launch_builtin(addr, None, thin_tunnel::desktop::USER, sha256, pw.expose()).await?
+                    }
+                };
                 tokio::spawn(async move {
                     let _ = child.wait().await;
                     stop.cancel();
                 });
             } else {
+                if let DesktopInfo::Builtin { sha256 } = &desktop {
+                    // The user starts the viewer: tell them what it needs.
+                    let pw = tunnel.desktop_password();
+                    println!(
+                        "{}",
+                        thin_ui::strings::fmt(
+                            Key::BUILTIN_DESKTOP_CREDENTIALS,
+                            &[&thin_tunnel::desktop::USER, &pw.expose(), &sha256]
+                        )
+                    );
+                    let _ = std::io::stdout().flush();
+                }
                 tokio::spawn(async move {
                     let _ = tokio::signal::ctrl_c().await;
                     stop.cancel();

@@ -44,6 +44,8 @@ pub struct ClientTunnel {
     /// What the office PC said when it accepted this home PC (e.g. that it
     /// was just added to its known home PCs), to show the user.
     pub note: Option<String>,
+    /// The login's binding, from which the built-in desktop's one-time password comes.
+    binding: [u8; 32],
     _keepalive: AbortOnDropHandle<()>,
     _conn: AbortOnDropHandle<()>,
 }
@@ -122,10 +124,25 @@ pub async fn connect_as(
             let _ = dead_tx.send(Some(why));
         }
     });
-    Ok(ClientTunnel { opener, dead, note, _keepalive: AbortOnDropHandle::new(ka), _conn: conn })
+    Ok(ClientTunnel { opener, dead, note, binding, _keepalive: AbortOnDropHandle::new(ka), _conn: conn })
 }
 
 impl ClientTunnel {
+    /// Asks the office PC which desktop it serves (an office PC too old to
+    /// know the question serves its RDP host).
+    pub async fn desktop(&self) -> std::io::Result<crate::desktop::DesktopInfo> {
+        let mut st = self.opener.open().await?;
+        st.write_all(&[crate::desktop::KIND_DESKTOP]).await?;
+        st.flush().await?;
+        crate::desktop::read_info(st, Duration::from_secs(10)).await
+    }
+
+    /// The one-time password the office PC's built-in desktop expects from
+    /// this tunnel's viewer (user [`crate::desktop::USER`]).
+    pub fn desktop_password(&self) -> thin_protocol::secret::Secret {
+        thin_protocol::secret::Secret::new(crate::desktop::one_time_password(&self.binding))
+    }
+
     /// Opens one forwarded stream to the server's target service.
     pub async fn open_stream(&self) -> std::io::Result<mux::MuxStream> {
         let mut st = self.opener.open().await?;

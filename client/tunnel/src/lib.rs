@@ -10,6 +10,7 @@ pub mod check;
 pub mod client_agent;
 pub mod control;
 pub mod decouple;
+pub mod desktop;
 pub mod device;
 pub mod e2e;
 pub mod entry;

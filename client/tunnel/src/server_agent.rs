@@ -187,6 +187,8 @@ pub struct ServeCtx {
     pub policy: PolicyCell,
     /// Asks the gateway for the MAC addresses of a PC to wake.
     pub waker: Waker,
+    /// The built-in desktop, for PCs without an RDP host (`desktop` in `thinsvr.toml`).
+    pub desktop: crate::desktop::Desktop,
 }
 
 /// How to serve, beyond the config folder's settings.
@@ -200,6 +202,8 @@ pub struct ServeOptions {
     pub stats: Arc<ServerStats>,
     /// The company's rules in force, which the caller may read (the window).
     pub policy: PolicyCell,
+    /// The built-in desktop (default: this platform's, [`crate::desktop::Desktop::for_platform`]).
+    pub desktop: Option<crate::desktop::Desktop>,
 }
 
 /// Serves until `shutdown`; reconnects with backoff and jitter.
@@ -241,6 +245,7 @@ pub async fn run_with(
         mailer,
         policy: opts.policy,
         waker,
+        desktop: opts.desktop.unwrap_or_else(crate::desktop::Desktop::for_platform),
     };
     let mut backoff = Duration::from_millis(500);
     loop {
@@ -306,7 +311,13 @@ async fn session(
     let settings = ctx.dir.settings().ok();
     let otp_on = settings.as_ref().is_some_and(|st| st.otp_email.is_some());
     let macs = crate::wake::local_macs(settings.as_ref().map_or(&[][..], |s| &s.wol_macs));
-    let server_mask = SERVER_MASK | if otp_on { MASK_OTP } else { 0 } | if macs.is_empty() { 0 } else { MASK_WOL };
+    let mode = settings.as_ref().map(|s| s.desktop).unwrap_or_default();
+    // The built-in desktop's bit as things stand when the session starts.
+    let builtin = ctx.desktop.serves(mode, &ctx.target).await.is_some();
+    let server_mask = SERVER_MASK
+        | if otp_on { MASK_OTP } else { 0 }
+        | if macs.is_empty() { 0 } else { MASK_WOL }
+        | if builtin { crate::desktop::MASK_BUILTIN } else { 0 };
     send(&mut s, &ServerToGate::Serve { server_mask, policy: true, macs }).await?;
     let session_id = match recv(&mut s, ctx.link.timeout).await? {
         GateToServer::Serving { session_id } => session_id,

@@ -21,6 +21,7 @@ use thin_protocol::device_check::CheckAsk;
 use thin_protocol::policy::Policy;
 
 use crate::check::KIND_CHECK;
+use crate::desktop::{Desktop, DesktopInfo, DesktopMode, KIND_DESKTOP};
 use crate::e2e::{LoginError, LoginTimes, OtpCheck};
 use crate::link::LinkError;
 use crate::mux::{self, MuxStream, KIND_KEEPALIVE, KIND_TCP};
@@ -85,7 +86,7 @@ async fn serve_inner(
         Err(_) => return Err(TunnelError::NotPaired),
     }
     let rules = ctx.policy.get();
-    let (otp_email, ask) = match ctx.dir.settings() {
+    let (otp_email, ask, mode) = match ctx.dir.settings() {
         Ok(settings) => {
             // Fail closed: the rules may have changed since the session checked them.
             if let Some(why) = crate::policy::serving_refusal(&rules, &settings) {
@@ -94,7 +95,7 @@ async fn serve_inner(
                 return Err(TunnelError::Policy(why));
             }
             let ask = crate::check::what_to_ask(&rules, &settings);
-            (settings.otp_email, ask)
+            (settings.otp_email, ask, settings.desktop)
         }
         Err(e) => {
             // Fail closed: without its settings the server cannot tell whether OTP is on.
@@ -142,7 +143,8 @@ async fn serve_inner(
                     let marks = Marks { heard: heard.clone(), active: active.clone(), epoch };
                     let waker = ctx.waker.clone();
                     let check = (ctx.dir.clone(), rules.clone(), binding);
-                    streams.spawn(async move { handle_stream(st, target, marks, waker, check).await });
+                    let desktop = (ctx.desktop.clone(), mode);
+                    streams.spawn(async move { handle_stream(st, (target, desktop), marks, waker, check).await });
                 }
                 None => break,
             },
@@ -178,7 +180,7 @@ struct Marks {
 
 async fn handle_stream(
     mut st: MuxStream,
-    target: String,
+    (target, (desktop, mode)): (String, (Desktop, DesktopMode)),
     marks: Marks,
     waker: Waker,
     (dir, rules, binding): (ConfigDir, Policy, [u8; 32]),
@@ -197,9 +199,24 @@ async fn handle_stream(
         KIND_CHECK => {
             let _ = crate::check::answer_check(&mut st, &CheckAsk::default(), &rules, &dir, &binding).await;
         }
+        KIND_DESKTOP => {
+            let info = match desktop.serves(mode, &target).await {
+                Some(server) => server.info(),
+                None => DesktopInfo::Rdp,
+            };
+            let _ = crate::desktop::answer_info(&mut st, &info).await;
+        }
         KIND_TCP => {
             active.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
             let mut st = mux::Touch::new(st, epoch, active);
+            if let Some(server) = desktop.serves(mode, &target).await {
+                let password = crate::desktop::one_time_password(&binding);
+                match server.clone().serve_detached(st, password).await {
+                    Ok(()) => debug!("desktop session done"),
+                    Err(e) => warn!("built-in desktop: {e}"),
+                }
+                return;
+            }
             let tcp = match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&target)).await {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => return warn!("cannot reach the local service {target}: {e}"),

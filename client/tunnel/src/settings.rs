@@ -71,6 +71,10 @@ pub struct ServerSettings {
     /// is added to `allowed_devices` (`thinsvr devices --pair`); one device, then it closes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pair_until: Option<u64>,
+    /// Which desktop the tunnels reach: `auto` (the built-in desktop when
+    /// nothing answers at `target`), `builtin` or `rdp`.
+    #[serde(default)]
+    pub desktop: crate::desktop::DesktopMode,
 }
 
 /// A known home PC.
@@ -116,6 +120,7 @@ impl Default for ServerSettings {
             allowed_devices: Vec::new(),
             allowed_macs: Vec::new(),
             pair_until: None,
+            desktop: Default::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ mod admin;
 mod bounds;
 mod cli;
 mod cluster;
+mod desktop;
 mod devices;
 mod e2e_attacks;
 mod gateway_files;

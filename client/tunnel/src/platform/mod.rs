@@ -21,3 +21,5 @@ mod win_security;
 pub mod winsvc;
 #[cfg(windows)]
 pub mod wmi;
+#[cfg(target_os = "linux")]
+pub mod x11;

@@ -55,8 +55,15 @@ impl RealConnector {
         let tunnel = self.log_in(pcid, password, s).await?;
         let listener = bind_local(pcid).await.map_err(|e| ConnectError::LocalPort(e.to_string()))?;
         let addr = listener.local_addr().map_err(|e| ConnectError::LocalPort(e.to_string()))?;
-        let mut viewer =
-            crate::viewer::launch(addr, self.viewer.as_deref()).map_err(|e| ConnectError::Viewer(e.to_string()))?;
+        let desktop = tunnel.desktop().await.map_err(|e| ConnectError::ConnectionLost(e.to_string()))?;
+        let launched = match &desktop {
+            thin_tunnel::desktop::DesktopInfo::Rdp => crate::viewer::launch(addr, self.viewer.as_deref()),
+            thin_tunnel::desktop::DesktopInfo::Builtin { sha256 } => {
+                let pw = tunnel.desktop_password();
+                crate::viewer::launch_builtin(addr, None, thin_tunnel::desktop::USER, sha256, pw.expose()).await
+            }
+        };
+        let mut viewer = launched.map_err(|e| ConnectError::Viewer(e.to_string()))?;
         tracing::info!(%addr, "viewer started");
         s.viewer_started(addr);
         let stop = CancellationToken::new();

@@ -1,0 +1,506 @@
+//! The built-in RDP server: IronRDP's acceptor does the connection sequence
+//! over TLS (rustls, a certificate made when thinsvr starts, whose SHA-256
+//! the viewer pins), the one-time password is checked before any pixel
+//! leaves, then the screen's changed regions go out as bitmap updates and
+//! the viewer's keys and mouse come back as input.
+//!
+//! One viewer at a time: a new session takes over from the one before (as
+//! a Windows PC's own remote desktop does), so a viewer that vanished
+//! without a goodbye never locks the desktop.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ironrdp_acceptor::{Acceptor, BeginResult, DesktopSize};
+use ironrdp_core::{decode, WriteBuf};
+use ironrdp_pdu::input::fast_path::{FastPathInput, FastPathInputEvent, KeyboardFlags};
+use ironrdp_pdu::input::mouse::PointerFlags;
+use ironrdp_pdu::input::{InputEvent, InputEventPdu};
+use ironrdp_pdu::mcs::{DisconnectReason, McsMessage};
+use ironrdp_pdu::rdp::capability_sets::{self as caps, CapabilitySet, GeneralExtraFlags};
+use ironrdp_pdu::rdp::headers::{ShareControlPdu, ShareDataPdu};
+use ironrdp_pdu::x224::X224;
+use ironrdp_pdu::Action;
+use ironrdp_tokio::TokioFramed;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use subtle::ConstantTimeEq;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::encode::Encoder;
+use super::screen::{Button, Input, Pixels, Screen, ScreenError};
+use super::{DesktopInfo, USER};
+
+/// How long the viewer may take to finish the connection sequence.
+const HANDSHAKE: Duration = Duration::from_secs(30);
+
+/// How long the screen is watched for changes before input is looked at again.
+const POLL: Duration = Duration::from_millis(8);
+
+/// Why a desktop session ended or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DesktopError {
+    /// The screen could not be opened or read.
+    #[error(transparent)]
+    Screen(#[from] ScreenError),
+    /// The viewer did not speak RDP as expected.
+    #[error("viewer: {0}")]
+    Protocol(String),
+    /// The viewer offered no TLS (plain RDP security is refused).
+    #[error("the viewer offered no TLS; plain RDP security is not served")]
+    NoTls,
+    /// The viewer did not present this tunnel's one-time credentials.
+    #[error("the viewer did not present this tunnel's one-time credentials")]
+    Credentials,
+    /// The connection sequence took too long.
+    #[error("the viewer did not finish connecting in {} s", HANDSHAKE.as_secs())]
+    Timeout,
+    /// A newer session took over.
+    #[error("another viewer took over the desktop")]
+    TakenOver,
+    /// The certificate could not be made.
+    #[error("desktop certificate: {0}")]
+    Certificate(String),
+    /// The stream failed.
+    #[error("desktop stream: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the office PC's screen (in the session's own thread).
+pub type ScreenOpener = Arc<dyn Fn() -> Result<Box<dyn Screen>, ScreenError> + Send + Sync>;
+
+/// The built-in desktop server of one thinsvr process.
+pub struct DesktopServer {
+    tls: tokio_rustls::TlsAcceptor,
+    sha256: String,
+    open: ScreenOpener,
+    /// The session serving now (its number), which a new one cancels.
+    current: Mutex<Option<(u64, CancellationToken)>>,
+    sessions: std::sync::atomic::AtomicU64,
+}
+
+impl DesktopServer {
+    /// A server for the screen `open` opens, with a new TLS certificate.
+    pub fn new(open: ScreenOpener) -> Result<Self, DesktopError> {
+        let ck = rcgen::generate_simple_self_signed(vec!["thinsvr-desktop".to_string()])
+            .map_err(|e| DesktopError::Certificate(e.to_string()))?;
+        let der = ck.cert.der().to_vec();
+        let sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, &der));
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| DesktopError::Certificate(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(vec![CertificateDer::from(der)], key)
+            .map_err(|e| DesktopError::Certificate(e.to_string()))?;
+        Ok(Self {
+            tls: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            sha256,
+            open,
+            current: Mutex::new(None),
+            sessions: Default::default(),
+        })
+    }
+
+    /// What the home PC is told: the certificate's SHA-256, for the viewer to pin.
+    pub fn info(&self) -> DesktopInfo {
+        DesktopInfo::Builtin { sha256: self.sha256.clone() }
+    }
+
+    /// [`Self::serve`] in a thread of its own: IronRDP's connection
+    /// sequence is not `Send`, so it runs on a single-threaded runtime.
+    pub async fn serve_detached<S>(self: Arc<Self>, stream: S, password: String) -> Result<(), DesktopError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new().name("desktop-session".into()).spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let r = match rt {
+                Ok(rt) => rt.block_on(self.serve(stream, &password)),
+                Err(e) => Err(DesktopError::Io(e)),
+            };
+            let _ = tx.send(r);
+        })?;
+        rx.await.unwrap_or_else(|_| Err(DesktopError::Protocol("the desktop session's thread ended".into())))
+    }
+
+    /// Serves one viewer on `stream` (a tunnel stream) until it leaves;
+    /// `password` is this tunnel's one-time password.
+    pub async fn serve<S>(&self, stream: S, password: &str) -> Result<(), DesktopError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
+    {
+        let n = self.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mine = CancellationToken::new();
+        if let Some((_, before)) = self.current.lock().unwrap_or_else(|e| e.into_inner()).replace((n, mine.clone())) {
+            before.cancel();
+        }
+        let r = tokio::select! {
+            r = self.session(stream, password) => r,
+            _ = mine.cancelled() => Err(DesktopError::TakenOver),
+        };
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if cur.as_ref().is_some_and(|(m, _)| *m == n) {
+            *cur = None;
+        }
+        r
+    }
+
+    async fn session<S>(&self, stream: S, password: &str) -> Result<(), DesktopError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
+    {
+        let mut worker = ScreenWorker::start(self.open.clone()).await?;
+        let (width, height) = worker.size;
+        let size = DesktopSize { width, height };
+        let (framed, result, acceptor) = tokio::time::timeout(HANDSHAKE, self.handshake(stream, size))
+            .await
+            .map_err(|_| DesktopError::Timeout)??;
+        let (inner, leftover) = framed.into_inner();
+        let (r, w) = tokio::io::split(inner);
+        let mut reader = TokioFramed::new_with_leftover(r, leftover);
+        let mut writer = w;
+        // Nothing of the screen leaves before the one-time credentials are checked.
+        let presented = match &result.credentials {
+            Some(c) => {
+                c.username.as_bytes().ct_eq(USER.as_bytes()).unwrap_u8()
+                    & c.password.as_bytes().ct_eq(password.as_bytes()).unwrap_u8()
+                    == 1
+            }
+            None => false,
+        };
+        if !presented || result.auto_reconnect.is_some() {
+            let mut buf = WriteBuf::new();
+            if let Ok(n) = acceptor.encode_access_denied(&mut buf) {
+                let _ = writer.write_all(&buf[..n]).await;
+            }
+            let _ = writer.shutdown().await;
+            return Err(DesktopError::Credentials);
+        }
+        let max_update = result
+            .capabilities
+            .iter()
+            .find_map(|c| match c {
+                CapabilitySet::MultiFragmentUpdate(m) => Some(m.max_request_size as usize),
+                _ => None,
+            })
+            .unwrap_or(0);
+        info!(width, height, "desktop session started");
+        let mut encoder = Encoder::new(max_update);
+        let mut out = Vec::new();
+        for ev in &result.input_events {
+            handle_frame(ev, &worker, (width, height))?;
+        }
+        loop {
+            tokio::select! {
+                pdu = reader.read_pdu() => {
+                    let (action, frame) = pdu?;
+                    match action {
+                        Action::FastPath | Action::X224 => {
+                            if handle_frame(&frame, &worker, (width, height))? == Flow::End {
+                                info!("the viewer left");
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+                frame = worker.updates.recv() => match frame {
+                    Some(Ok(parts)) => {
+                        out.clear();
+                        for px in parts.iter().filter_map(|p| clip(p, width, height)) {
+                            encoder.encode(&px, &mut out).map_err(|e| DesktopError::Protocol(e.to_string()))?;
+                        }
+                        writer.write_all(&out).await?;
+                        writer.flush().await?;
+                    }
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Err(DesktopError::Screen(ScreenError::Io("the screen reader stopped".into()))),
+                },
+            }
+        }
+    }
+
+    async fn handshake<S>(
+        &self,
+        stream: S,
+        size: DesktopSize,
+    ) -> Result<
+        (TokioFramed<tokio_rustls::server::TlsStream<S>>, ironrdp_acceptor::AcceptorResult, Acceptor),
+        DesktopError,
+    >
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
+    {
+        let mut acceptor = Acceptor::new(ironrdp_pdu::nego::SecurityProtocol::SSL, size, capabilities(size), None);
+        let begin = ironrdp_acceptor::accept_begin(TokioFramed::new(stream), &mut acceptor)
+            .await
+            .map_err(|e| DesktopError::Protocol(e.to_string()))?;
+        let stream = match begin {
+            BeginResult::ShouldUpgrade(s) => s,
+            BeginResult::Continue(_) => return Err(DesktopError::NoTls),
+        };
+        let tls = self.tls.accept(stream).await?;
+        acceptor.mark_security_upgrade_as_done();
+        let (framed, result) = ironrdp_acceptor::accept_finalize(TokioFramed::new(tls), &mut acceptor)
+            .await
+            .map_err(|e| DesktopError::Protocol(e.to_string()))?;
+        Ok((framed, result, acceptor))
+    }
+}
+
+/// The server's capabilities: 32-bit bitmaps of the screen's size, fast-path
+/// input and output, scan codes and Unicode keys.
+fn capabilities(size: DesktopSize) -> Vec<CapabilitySet> {
+    vec![
+        CapabilitySet::General(caps::General {
+            extra_flags: GeneralExtraFlags::FASTPATH_OUTPUT_SUPPORTED,
+            refresh_rect_support: true,
+            suppress_output_support: false,
+            ..Default::default()
+        }),
+        CapabilitySet::Bitmap(caps::Bitmap {
+            pref_bits_per_pix: 32,
+            desktop_width: size.width,
+            desktop_height: size.height,
+            desktop_resize_flag: false,
+            drawing_flags: caps::BitmapDrawingFlags::empty(),
+        }),
+        CapabilitySet::Order(caps::Order::new(caps::OrderFlags::empty(), caps::OrderSupportExFlags::empty(), 0, 0)),
+        CapabilitySet::Pointer(caps::Pointer { color_pointer_cache_size: 0, pointer_cache_size: 0 }),
+        CapabilitySet::Input(caps::Input {
+            input_flags: caps::InputFlags::SCANCODES
+                | caps::InputFlags::MOUSEX
+                | caps::InputFlags::FASTPATH_INPUT
+                | caps::InputFlags::UNICODE
+                | caps::InputFlags::FASTPATH_INPUT_2,
+            keyboard_layout: 0,
+            keyboard_type: None,
+            keyboard_subtype: 0,
+            keyboard_function_key: 12,
+            keyboard_ime_filename: String::new(),
+        }),
+        CapabilitySet::VirtualChannel(caps::VirtualChannel {
+            flags: caps::VirtualChannelFlags::NO_COMPRESSION,
+            chunk_size: None,
+        }),
+        CapabilitySet::MultiFragmentUpdate(caps::MultifragmentUpdate { max_request_size: 1024 * 1024 }),
+    ]
+}
+
+/// `px` cut to the negotiated desktop (a screen that grew is not sent past it).
+fn clip(px: &Pixels, width: u16, height: u16) -> Option<Pixels> {
+    let r = px.rect;
+    if r.x >= width || r.y >= height {
+        return None;
+    }
+    let w = r.width.min(width - r.x);
+    let h = r.height.min(height - r.y);
+    if w == r.width && h == r.height {
+        return Some(px.clone());
+    }
+    let mut data = Vec::with_capacity(usize::from(w) * usize::from(h) * 4);
+    for y in 0..usize::from(h) {
+        data.extend_from_slice(&px.data[y * px.stride..y * px.stride + usize::from(w) * 4]);
+    }
+    Some(Pixels { rect: super::screen::Rect { x: r.x, y: r.y, width: w, height: h }, stride: usize::from(w) * 4, data })
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Go,
+    End,
+}
+
+/// One PDU from the viewer: input goes to the screen; a refresh request
+/// repaints; a goodbye ends the session.
+fn handle_frame(frame: &[u8], worker: &ScreenWorker, size: (u16, u16)) -> Result<Flow, DesktopError> {
+    let bad = |e: ironrdp_core::DecodeError| DesktopError::Protocol(e.to_string());
+    match Action::from_fp_output_header(*frame.first().unwrap_or(&0)) {
+        Ok(Action::FastPath) => {
+            let input: FastPathInput = decode(frame).map_err(bad)?;
+            for ev in input.input_events() {
+                for i in fast_path_input(ev, size) {
+                    worker.input(i);
+                }
+            }
+        }
+        Ok(Action::X224) => {
+            let msg: X224<McsMessage<'_>> = decode(frame).map_err(bad)?;
+            match msg.0 {
+                McsMessage::SendDataRequest(data) => {
+                    let Ok(control) = decode::<ironrdp_pdu::rdp::headers::ShareControlHeader>(data.user_data.as_ref())
+                    else {
+                        debug!(channel = data.channel_id, "data on a channel the server does not serve");
+                        return Ok(Flow::Go);
+                    };
+                    if let ShareControlPdu::Data(header) = control.share_control_pdu {
+                        match header.share_data_pdu {
+                            ShareDataPdu::Input(InputEventPdu(events)) => {
+                                for ev in events {
+                                    for i in slow_path_input(&ev, size) {
+                                        worker.input(i);
+                                    }
+                                }
+                            }
+                            ShareDataPdu::RefreshRectangle(_) => worker.refresh(),
+                            ShareDataPdu::ShutdownRequest => return Ok(Flow::End),
+                            other => debug!(pdu = ironrdp_core::name(&other), "share data ignored"),
+                        }
+                    }
+                }
+                McsMessage::DisconnectProviderUltimatum(d) => {
+                    debug!(user = d.reason == DisconnectReason::UserRequested, "the viewer disconnected");
+                    return Ok(Flow::End);
+                }
+                _ => debug!("MCS message ignored"),
+            }
+        }
+        Err(bits) => return Err(DesktopError::Protocol(format!("unknown PDU action {bits}"))),
+    }
+    Ok(Flow::Go)
+}
+
+fn clamp(x: u16, y: u16, (w, h): (u16, u16)) -> (u16, u16) {
+    (x.min(w.saturating_sub(1)), y.min(h.saturating_sub(1)))
+}
+
+fn mouse(flags: PointerFlags, wheel: i16, x: u16, y: u16, size: (u16, u16)) -> Vec<Input> {
+    let (x, y) = clamp(x, y, size);
+    if flags.contains(PointerFlags::VERTICAL_WHEEL) {
+        return vec![Input::Wheel { delta: wheel }];
+    }
+    let down = flags.contains(PointerFlags::DOWN);
+    let button = if flags.contains(PointerFlags::LEFT_BUTTON) {
+        Some(Button::Left)
+    } else if flags.contains(PointerFlags::RIGHT_BUTTON) {
+        Some(Button::Right)
+    } else if flags.contains(PointerFlags::MIDDLE_BUTTON_OR_WHEEL) {
+        Some(Button::Middle)
+    } else {
+        None
+    };
+    match button {
+        Some(button) => vec![Input::Button { button, down, x, y }],
+        None => vec![Input::Move { x, y }],
+    }
+}
+
+fn fast_path_input(ev: &FastPathInputEvent, size: (u16, u16)) -> Vec<Input> {
+    match *ev {
+        FastPathInputEvent::KeyboardEvent(flags, code) => vec![Input::Key {
+            code,
+            extended: flags.contains(KeyboardFlags::EXTENDED),
+            down: !flags.contains(KeyboardFlags::RELEASE),
+        }],
+        FastPathInputEvent::UnicodeKeyboardEvent(flags, ch) => {
+            vec![Input::Unicode { ch, down: !flags.contains(KeyboardFlags::RELEASE) }]
+        }
+        FastPathInputEvent::MouseEvent(m) => {
+            mouse(m.flags, m.number_of_wheel_rotation_units, m.x_position, m.y_position, size)
+        }
+        FastPathInputEvent::MouseEventEx(m) => {
+            let (x, y) = clamp(m.x_position, m.y_position, size);
+            vec![Input::Move { x, y }]
+        }
+        FastPathInputEvent::MouseEventRel(_) | FastPathInputEvent::QoeEvent(_) | FastPathInputEvent::SyncEvent(_) => {
+            Vec::new()
+        }
+    }
+}
+
+fn slow_path_input(ev: &InputEvent, size: (u16, u16)) -> Vec<Input> {
+    use ironrdp_pdu::input::{scan_code, unicode};
+    match ev {
+        InputEvent::ScanCode(k) => vec![Input::Key {
+            code: k.key_code as u8,
+            extended: k.flags.contains(scan_code::KeyboardFlags::EXTENDED),
+            down: !k.flags.contains(scan_code::KeyboardFlags::RELEASE),
+        }],
+        InputEvent::Unicode(k) => {
+            vec![Input::Unicode { ch: k.unicode_code, down: !k.flags.contains(unicode::KeyboardFlags::RELEASE) }]
+        }
+        InputEvent::Mouse(m) => mouse(m.flags, m.number_of_wheel_rotation_units, m.x_position, m.y_position, size),
+        InputEvent::MouseX(m) => {
+            let (x, y) = clamp(m.x_position, m.y_position, size);
+            vec![Input::Move { x, y }]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// What the session asks of the screen's thread.
+enum ToScreen {
+    Input(Input),
+    Refresh,
+}
+
+/// The screen, read and driven in a thread of its own (its calls block).
+struct ScreenWorker {
+    size: (u16, u16),
+    commands: std::sync::mpsc::SyncSender<ToScreen>,
+    updates: tokio::sync::mpsc::Receiver<Result<Vec<Pixels>, ScreenError>>,
+}
+
+impl ScreenWorker {
+    async fn start(open: ScreenOpener) -> Result<Self, ScreenError> {
+        let (commands, inbox) = std::sync::mpsc::sync_channel::<ToScreen>(1024);
+        // Two frames in flight at most: a slow viewer makes the screen's
+        // changes pile up in the display server, where they merge.
+        let (tx, updates) = tokio::sync::mpsc::channel(2);
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("desktop-screen".into())
+            .spawn(move || {
+                let mut screen = match open() {
+                    Ok(s) => s,
+                    Err(e) => return drop(ready_tx.send(Err(e))),
+                };
+                let _ = ready_tx.send(Ok(screen.size()));
+                let mut refresh = true;
+                loop {
+                    loop {
+                        match inbox.try_recv() {
+                            Ok(ToScreen::Input(i)) => {
+                                if let Err(e) = screen.input(i) {
+                                    warn!("desktop input: {e}");
+                                }
+                            }
+                            Ok(ToScreen::Refresh) => refresh = true,
+                            Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                            Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+                        }
+                    }
+                    let parts = if std::mem::take(&mut refresh) {
+                        screen.grab_all().map(|p| vec![p])
+                    } else {
+                        screen.changes(POLL)
+                    };
+                    match parts {
+                        Ok(p) if p.is_empty() => {}
+                        Ok(p) => {
+                            if tx.blocking_send(Ok(p)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => return drop(tx.blocking_send(Err(e))),
+                    }
+                }
+            })
+            .map_err(|e| ScreenError::Io(e.to_string()))?;
+        let size = ready.await.map_err(|_| ScreenError::Io("the screen reader stopped".into()))??;
+        Ok(Self { size, commands, updates })
+    }
+
+    fn input(&self, i: Input) {
+        if self.commands.try_send(ToScreen::Input(i)).is_err() {
+            debug!("desktop input dropped: the screen is behind");
+        }
+    }
+
+    fn refresh(&self) {
+        let _ = self.commands.try_send(ToScreen::Refresh);
+    }
+}

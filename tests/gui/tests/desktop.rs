@@ -1,0 +1,260 @@
+//! The built-in desktop (issue 15) as an employee meets it: an office PC
+//! with no RDP host (an Xvfb display with an xterm showing a known text),
+//! the real `thinsvr` serving it through a real gateway, the real
+//! `thinclient` connecting from the home PC and starting the real
+//! `xfreerdp` on a second Xvfb display. The viewer's screenshot shows the
+//! office text (Tesseract), and keys typed into the viewer with `xdotool`
+//! reach the office PC's xterm. A viewer with the wrong password gets no
+//! desktop.
+//!
+//! Needs Xvfb, xterm, xfreerdp (Debian's freerdp2-x11), xdotool,
+//! ImageMagick and Tesseract (`scripts/setup.sh`); skipped when they are
+//! missing, except under CI. Needs the binaries (`cargo build --workspace --bins`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use thin_e2e::ocr;
+use thin_e2e::procs::{bin, thinsvr, Proc};
+use thin_e2e_gui::xvfb::{tool_exists, Xvfb};
+
+const TOOLS: [&str; 7] = ["Xvfb", "xterm", "xfreerdp", "xdotool", "/usr/bin/import", "/usr/bin/convert", "tesseract"];
+
+fn tools_missing() -> bool {
+    let missing: Vec<&str> = TOOLS.iter().copied().filter(|t| !tool_exists(t)).collect();
+    if missing.is_empty() {
+        return false;
+    }
+    assert!(std::env::var_os("CI").is_none(), "desktop tests: {missing:?} missing; run scripts/setup.sh");
+    println!("skipped: {missing:?} not installed (scripts/setup.sh installs them)");
+    true
+}
+
+/// A child killed on drop.
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn screenshot_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("THIN_SCREENSHOT_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).expect("target folder").join("screenshots")
+}
+
+fn shoot_root(display: &str, png: &Path) {
+    let st =
+        Command::new("/usr/bin/import").args(["-window", "root"]).arg(png).env("DISPLAY", display).status().unwrap();
+    assert!(st.success(), "import {}", png.display());
+}
+
+/// The X window of `name` on `display`, waited for up to `within`.
+fn window(display: &str, name: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let out = Command::new("xdotool").args(["search", "--name", name]).env("DISPLAY", display).output().unwrap();
+        let id = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_string();
+        if !id.is_empty() {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "no window named {name:?} on {display} within {within:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The office PC: its display, an xterm on it that shows `text` and writes
+/// the first line typed into it to `typed`.
+fn office_display(text: &str, typed: &Path) -> (Xvfb, Kill) {
+    let x = Xvfb::start();
+    let script = format!("printf '%s\\n' '{text}'; head -n 1 > '{}'; sleep 600", typed.display());
+    let log = typed.with_extension("xterm.log");
+    // xterm now and then exits at once when the display has just come up: start it again.
+    for _ in 0..3 {
+        let mut term = Kill(
+            Command::new("xterm")
+                .args([
+                    "-fa",
+                    "Monospace",
+                    "-fs",
+                    "16",
+                    "-geometry",
+                    "48x8+40+40",
+                    "-title",
+                    "office-term",
+                    "-e",
+                    "sh",
+                    "-c",
+                ])
+                .arg(&script)
+                .env("DISPLAY", &x.display)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("xterm starts"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && term.0.try_wait().unwrap().is_none() {
+            let out = Command::new("xdotool")
+                .args(["search", "--name", "office-term"])
+                .env("DISPLAY", &x.display)
+                .output()
+                .unwrap();
+            if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+                return (x, term);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        eprintln!("xterm on {} showed no window: {}", x.display, std::fs::read_to_string(&log).unwrap_or_default());
+    }
+    panic!("no xterm window on {}: {}", x.display, std::fs::read_to_string(&log).unwrap_or_default());
+}
+
+#[test]
+fn builtin_desktop_through_the_gateway_shows_the_office_screen_and_takes_keys() {
+    if tools_missing() {
+        return;
+    }
+    let out = screenshot_dir();
+    std::fs::create_dir_all(&out).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let typed = work.path().join("typed.txt");
+    const TEXT: &str = "QUARTERLY REPORT 4711";
+    let (office, _term) = office_display(TEXT, &typed);
+    let home = Xvfb::start();
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let gw = rt.block_on(thin_e2e::GateDir::new("").start());
+    let ep = gw.entry_point();
+    let pc = rt.block_on(gw.register("desk-home", "office-password"));
+    pc.edit_settings(|s| s.desktop = thin_tunnel::desktop::DesktopMode::Builtin);
+    // The real thinsvr on the office display; its RDP target answers nothing.
+    let mut cmd = thinsvr(&ep, pc.dir.path(), &["run", "--target", "127.0.0.1:9"]);
+    cmd.env("DISPLAY", &office.display);
+    let _svr = Proc::spawn(cmd, None);
+    rt.block_on(gw.wait_sessions("desk-home online", 1, Duration::from_secs(30)));
+    let (_, stat) = rt.block_on(gw.get("/thinstat/"));
+    let mask: u64 = stat.lines().find_map(|l| l.strip_prefix("ServerMask64[0] ")).unwrap().parse().unwrap();
+    assert_eq!(mask & 1, 1, "ServerMask64 bit 1 (built-in desktop) is set while it serves: {stat}");
+
+    // The real thinclient starts the real viewer on the home display.
+    let mut cmd = Command::new(bin("thinclient"));
+    cmd.arg("--entry-point")
+        .arg(&ep)
+        .args(["connect", "desk-home", "--password-stdin", "--listen", "127.0.0.1:0"])
+        .env("DISPLAY", &home.display)
+        .env_remove("THIN_VIEWER")
+        .env_remove("THIN_VIEWER_BUILTIN");
+    let mut client = Proc::spawn(cmd, Some("office-password\n"));
+    client.wait_line("listening on", Duration::from_secs(30));
+    let viewer = window(&home.display, "FreeRDP", Duration::from_secs(60));
+
+    // The office's text on the home screen.
+    let png = out.join("builtin-desktop-viewer.png");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        shoot_root(&home.display, &png);
+        let text = ocr::read(&png);
+        if ocr::contains_approx(&text, TEXT, 2) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: {TEXT:?} is not on the viewer's screen; Tesseract read:\n{text}\nthinclient: {}",
+            png.display(),
+            client.report()
+        );
+    }
+    println!("desktop: {}", png.display());
+
+    // Keys typed into the viewer reach the office PC's xterm. The viewer
+    // gets the focus; the pointer goes over the xterm, which takes keys
+    // where the pointer is.
+    let xdo = |args: &[&str]| {
+        let st = Command::new("xdotool").args(args).env("DISPLAY", &home.display).status().unwrap();
+        assert!(st.success(), "xdotool {args:?}");
+    };
+    xdo(&["windowfocus", "--sync", &viewer]);
+    xdo(&["mousemove", "--window", &viewer, "200", "100"]);
+    xdo(&["click", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        xdo(&["type", "--delay", "60", "hello4711"]);
+        xdo(&["key", "Return"]);
+        std::thread::sleep(Duration::from_millis(700));
+        if let Ok(t) = std::fs::read_to_string(&typed) {
+            assert!(t.trim().ends_with("hello4711"), "the office xterm got {t:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "keys typed into the viewer did not reach the office PC");
+    }
+    drop(client);
+    rt.block_on(gw.shutdown());
+}
+
+#[test]
+fn a_viewer_without_the_one_time_password_gets_no_desktop() {
+    if tools_missing() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (office, _term) = office_display("SECRET PLANS", &work.path().join("typed.txt"));
+    let home = Xvfb::start();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let gw = rt.block_on(thin_e2e::GateDir::new("").start());
+    let ep = gw.entry_point();
+    let pc = rt.block_on(gw.register("desk-locked", "office-password"));
+    pc.edit_settings(|s| s.desktop = thin_tunnel::desktop::DesktopMode::Builtin);
+    let mut cmd = thinsvr(&ep, pc.dir.path(), &["run", "--target", "127.0.0.1:9"]);
+    cmd.env("DISPLAY", &office.display);
+    let mut svr = Proc::spawn(cmd, None);
+    rt.block_on(gw.wait_sessions("desk-locked online", 1, Duration::from_secs(30)));
+
+    // The employee's tunnel is up (no viewer started); another user of the
+    // home PC points a viewer at its port with a guessed password.
+    let mut client = Proc::spawn(thin_e2e::procs::thinclient_connect(&ep, "desk-locked"), Some("office-password\n"));
+    let line = client.wait_line("listening on", Duration::from_secs(30));
+    let addr = line.rsplit(' ').next().unwrap().trim().to_string();
+    let creds = client.wait_line("the office PC serves its built-in desktop", Duration::from_secs(30));
+    let sha = creds
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim()
+        .as_bytes()
+        .chunks(2)
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect::<Vec<_>>()
+        .join(":");
+    let started = Instant::now();
+    let mut guess = Command::new("xfreerdp");
+    guess
+        .arg(format!("/v:{addr}"))
+        .args(["/u:thin", "/p:0123456789abcdef0123456789abcdef"])
+        .arg(format!("/cert:fingerprint:sha256:{sha}"))
+        .env("DISPLAY", &home.display)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut guess = Kill(guess.spawn().unwrap());
+    let status = loop {
+        if let Some(st) = guess.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "a viewer with a wrong password was not turned away in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!status.success(), "xfreerdp with a wrong password exited {status}");
+    // The office PC turned it away before any pixel left.
+    svr.wait_stderr("did not present this tunnel's one-time credentials", Duration::from_secs(10));
+    drop(client);
+    rt.block_on(gw.shutdown());
+}
