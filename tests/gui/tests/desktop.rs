@@ -199,7 +199,7 @@ fn builtin_desktop_through_the_gateway_shows_the_office_screen_and_takes_keys() 
 }
 
 #[test]
-fn a_viewer_without_the_one_time_password_gets_no_desktop() {
+fn a_viewer_without_the_one_time_password_gets_no_desktop_and_cannot_knock_the_employee_off() {
     if tools_missing() {
         return;
     }
@@ -216,32 +216,40 @@ fn a_viewer_without_the_one_time_password_gets_no_desktop() {
     let mut svr = Proc::spawn(cmd, None);
     rt.block_on(gw.wait_sessions("desk-locked online", 1, Duration::from_secs(30)));
 
-    // The employee's tunnel is up (no viewer started); another user of the
-    // home PC points a viewer at its port with a guessed password.
+    // The employee's tunnel is up; with --no-launch thinclient prints what
+    // the viewer needs, and the employee starts it (password on stdin).
     let mut client = Proc::spawn(thin_e2e::procs::thinclient_connect(&ep, "desk-locked"), Some("office-password\n"));
     let line = client.wait_line("listening on", Duration::from_secs(30));
     let addr = line.rsplit(' ').next().unwrap().trim().to_string();
     let creds = client.wait_line("the office PC serves its built-in desktop", Duration::from_secs(30));
-    let sha = creds
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .trim()
-        .as_bytes()
-        .chunks(2)
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .collect::<Vec<_>>()
-        .join(":");
+    let words: Vec<&str> = creds.split(' ').map(|w| w.trim_end_matches(',')).collect();
+    let password = words[words.iter().position(|w| *w == "password").unwrap() + 1].to_string();
+    let sha: Vec<String> =
+        words.last().unwrap().trim().as_bytes().chunks(2).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+    let pin = format!("/cert:fingerprint:sha256:{}", sha.join(":"));
+    let viewer = |args: &[&str], stdin: Option<&str>| {
+        let mut c = Command::new("xfreerdp");
+        c.arg(format!("/v:{addr}"))
+            .args(args)
+            .arg(&pin)
+            .env("DISPLAY", &home.display)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        if let Some(text) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        }
+        Kill(child)
+    };
+    let mut employee = viewer(&["/u:thin", "/from-stdin:force"], Some(&format!("{password}\n")));
+    window(&home.display, "FreeRDP", Duration::from_secs(60));
+    svr.wait_stderr("desktop session started", Duration::from_secs(20));
+
+    // Another user of the home PC points a viewer at the port with a guess.
     let started = Instant::now();
-    let mut guess = Command::new("xfreerdp");
-    guess
-        .arg(format!("/v:{addr}"))
-        .args(["/u:thin", "/p:0123456789abcdef0123456789abcdef"])
-        .arg(format!("/cert:fingerprint:sha256:{sha}"))
-        .env("DISPLAY", &home.display)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut guess = Kill(guess.spawn().unwrap());
+    let mut guess = viewer(&["/u:thin", "/p:0123456789abcdef0123456789abcdef"], None);
     let status = loop {
         if let Some(st) = guess.0.try_wait().unwrap() {
             break st;
@@ -253,8 +261,21 @@ fn a_viewer_without_the_one_time_password_gets_no_desktop() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(!status.success(), "xfreerdp with a wrong password exited {status}");
-    // The office PC turned it away before any pixel left.
+    // The office PC turned it away before any pixel left, and the employee's viewer goes on.
     svr.wait_stderr("did not present this tunnel's one-time credentials", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(employee.0.try_wait().unwrap().is_none(), "the guess knocked the employee's viewer off");
+    assert!(!svr.stderr().contains("took over"), "{}", svr.stderr());
+
+    // The employee's own second viewer takes over, and the first one ends:
+    // the desktop is never locked by a viewer that went away.
+    let _second = viewer(&["/u:thin", "/from-stdin:force"], Some(&format!("{password}\n")));
+    svr.wait_stderr("another viewer took over the desktop", Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while employee.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the first viewer still runs after the second took over");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     drop(client);
     rt.block_on(gw.shutdown());
 }

@@ -135,11 +135,8 @@ impl DesktopServer {
     {
         let n = self.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mine = CancellationToken::new();
-        if let Some((_, before)) = self.current.lock().unwrap_or_else(|e| e.into_inner()).replace((n, mine.clone())) {
-            before.cancel();
-        }
         let r = tokio::select! {
-            r = self.session(stream, password) => r,
+            r = self.session(stream, password, (n, &mine)) => r,
             _ = mine.cancelled() => Err(DesktopError::TakenOver),
         };
         let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
@@ -149,7 +146,17 @@ impl DesktopServer {
         r
     }
 
-    async fn session<S>(&self, stream: S, password: &str) -> Result<(), DesktopError>
+    /// Makes session `n` the one that serves, ending the one before. Only a
+    /// viewer that presented the credentials gets here, so a stranger at the
+    /// home PC's port cannot knock the employee's viewer off.
+    fn take_over(&self, (n, mine): (u64, &CancellationToken)) {
+        let before = self.current.lock().unwrap_or_else(|e| e.into_inner()).replace((n, mine.clone()));
+        if let Some((_, before)) = before {
+            before.cancel();
+        }
+    }
+
+    async fn session<S>(&self, stream: S, password: &str, me: (u64, &CancellationToken)) -> Result<(), DesktopError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
     {
@@ -180,6 +187,7 @@ impl DesktopServer {
             let _ = writer.shutdown().await;
             return Err(DesktopError::Credentials);
         }
+        self.take_over(me);
         let max_update = result
             .capabilities
             .iter()
