@@ -10,6 +10,8 @@
 #   fuzz/run.sh --runs N [TARGET...]     N executions each (the figures in BENCHMARKS.md);
 #                                        with --time too, whichever comes first
 #   fuzz/run.sh --no-build ...           reuse the last build
+#   fuzz/run.sh --build-only             build, run nothing (scripts/test.sh
+#                                        builds while the tests run)
 #   fuzz/run.sh --list                   the targets
 #
 # Needs cargo-fuzz (scripts/setup.sh installs it) and builds with the nightly
@@ -23,12 +25,14 @@ cd "$(dirname "$0")"
 TARGETS=(frame messages http_head proxy_protocol thingate_ini policy_ini machine_db stb brand_toml entry_point auth)
 limit=()
 build=1
+run=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) limit+=(-runs=50000); shift ;;
         --time) limit+=(-max_total_time="$2"); shift 2 ;;
         --runs) limit+=(-runs="$2"); shift 2 ;;
         --no-build) build=0; shift ;;
+        --build-only) run=0; shift ;;
         --list) printf '%s\n' "${TARGETS[@]}"; exit 0 ;;
         -*) echo "usage: $0 [--no-build] [--smoke | --time S | --runs N] [TARGET...]" >&2; exit 2 ;;
         *) break ;;
@@ -51,6 +55,7 @@ if [ "$build" = 1 ]; then
     cargo "+$toolchain" fuzz build --target-dir "$tdir" --debug-assertions --sanitizer "${FUZZ_SANITIZER:-none}"
     echo "fuzz: build ($toolchain) took $(( $(date +%s) - start )) s"
 fi
+[ "$run" = 1 ] || exit 0
 bin="$tdir/x86_64-unknown-linux-gnu/release"
 
 for t in "${TARGETS[@]}"; do

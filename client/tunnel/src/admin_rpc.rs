@@ -124,6 +124,11 @@ pub enum AdminRequest {
         /// The port.
         port: u16,
     },
+    /// Which desktop the tunnels reach (`desktop` in `thinsvr.toml`).
+    SetDesktop {
+        /// `auto`, `builtin` or `rdp`.
+        desktop: crate::desktop::DesktopMode,
+    },
 }
 
 /// Whether the service reaches the gateway.
@@ -163,6 +168,12 @@ pub struct AdminStatus {
     /// service: no rules.
     #[serde(default)]
     pub policy: thin_protocol::policy::Policy,
+    /// Which desktop the tunnels reach (`desktop` in `thinsvr.toml`).
+    #[serde(default)]
+    pub desktop: crate::desktop::DesktopMode,
+    /// Whether this PC has a built-in desktop to serve (an older service: no).
+    #[serde(default)]
+    pub builtin_desktop: bool,
 }
 
 /// The service's answer.
@@ -363,6 +374,7 @@ mod tests {
                     AdminRequest::SetPcid { pcid, .. } => s.pcid = Some(pcid),
                     AdminRequest::SetPassword { .. } => s.password_set = true,
                     AdminRequest::SetOtpEmail { email } => s.otp_email = email,
+                    AdminRequest::SetDesktop { desktop } => s.desktop = desktop,
                 }
                 AdminReply::Status(s.clone())
             })

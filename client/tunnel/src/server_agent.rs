@@ -189,6 +189,9 @@ pub struct ServeCtx {
     pub waker: Waker,
     /// The built-in desktop, for PCs without an RDP host (`desktop` in `thinsvr.toml`).
     pub desktop: crate::desktop::Desktop,
+    /// How often an online session checks whether the desktop it announced
+    /// (ServerMask64 bit 1) is still the one a tunnel would get.
+    pub desktop_recheck: Duration,
 }
 
 /// How to serve, beyond the config folder's settings.
@@ -204,7 +207,17 @@ pub struct ServeOptions {
     pub policy: PolicyCell,
     /// The built-in desktop (default: this platform's, [`crate::desktop::Desktop::for_platform`]).
     pub desktop: Option<crate::desktop::Desktop>,
+    /// How often an online session checks whether the desktop it announced
+    /// is still the one a tunnel would get (default [`DESKTOP_RECHECK`]).
+    pub desktop_recheck: Option<Duration>,
 }
+
+/// How often an online office PC checks, while no tunnel is open, whether
+/// the desktop it announced is still the one a tunnel would get: `desktop`
+/// in `thinsvr.toml` changed, or with `auto` an RDP host started or stopped
+/// answering at the target. When it changed, the session reconnects to
+/// announce the new ServerMask64.
+pub const DESKTOP_RECHECK: Duration = Duration::from_secs(30);
 
 /// Serves until `shutdown`; reconnects with backoff and jitter.
 pub async fn run(
@@ -246,6 +259,7 @@ pub async fn run_with(
         policy: opts.policy,
         waker,
         desktop: opts.desktop.unwrap_or_else(crate::desktop::Desktop::for_platform),
+        desktop_recheck: opts.desktop_recheck.unwrap_or(DESKTOP_RECHECK),
     };
     let mut backoff = Duration::from_millis(500);
     loop {
@@ -311,9 +325,9 @@ async fn session(
     let settings = ctx.dir.settings().ok();
     let otp_on = settings.as_ref().is_some_and(|st| st.otp_email.is_some());
     let macs = crate::wake::local_macs(settings.as_ref().map_or(&[][..], |s| &s.wol_macs));
-    let mode = settings.as_ref().map(|s| s.desktop).unwrap_or_default();
-    // The built-in desktop's bit as things stand when the session starts.
-    let builtin = ctx.desktop.serves(mode, &ctx.target).await.is_some();
+    // The built-in desktop's bit as things stand when the session starts
+    // (checked again every `desktop_recheck` while no tunnel is open).
+    let builtin = builtin_now(ctx).await;
     let server_mask = SERVER_MASK
         | if otp_on { MASK_OTP } else { 0 }
         | if macs.is_empty() { 0 } else { MASK_WOL }
@@ -331,6 +345,9 @@ async fn session(
     let mut tick = tokio::time::interval(keepalive);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = tokio::time::Instant::now();
+    let start = tokio::time::Instant::now() + ctx.desktop_recheck;
+    let mut recheck = tokio::time::interval_at(start, ctx.desktop_recheck);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let system = ctx.link.entry.system_name.clone().unwrap_or_else(|| crate::brand::get().system_name.to_string());
     let mut mails = InFlight::default();
     let mut wakes = WakesInFlight::default();
@@ -397,9 +414,22 @@ async fn session(
                 }
                 write_frame(&mut wr, &ServerToGate::Ping).await.map_err(lost)?;
             }
+            _ = recheck.tick(), if ctx.desktop.available() => {
+                if ctx.stats.tunnels.load(Ordering::Relaxed) == 0 && builtin_now(ctx).await != builtin {
+                    info!(builtin = !builtin, "the desktop a tunnel gets changed: reconnecting to announce it");
+                    return Ok(true);
+                }
+            }
             _ = shutdown.cancelled() => return Ok(false),
         }
     }
+}
+
+/// Whether a tunnel opened now would get the built-in desktop (the mode as
+/// `thinsvr.toml` says now).
+async fn builtin_now(ctx: &ServeCtx) -> bool {
+    let mode = ctx.dir.settings().map(|s| s.desktop).unwrap_or_default();
+    ctx.desktop.serves(mode, &ctx.target).await.is_some()
 }
 
 /// Counts one open tunnel while alive.

@@ -87,6 +87,9 @@ pub async fn run(
         .map_err(|source| ServiceError::AdminPort { port: opts.admin_port, source })?;
     let addr = listener.local_addr().map_err(|source| ServiceError::AdminPort { port: opts.admin_port, source })?;
     info!(%addr, "admin port open");
+    // One built-in desktop (and one certificate) for every restart of the agent.
+    let mut opts = opts;
+    let desktop = opts.serve.desktop.get_or_insert_with(crate::desktop::Desktop::for_platform).clone();
     let (state_tx, state_rx) = watch::channel(ServerState::Connecting);
     let shared = Arc::new(Shared {
         dir: dir.clone(),
@@ -97,6 +100,7 @@ pub async fn run(
         restart: Notify::new(),
         changing: Mutex::new(()),
         refused: std::sync::Mutex::new(None),
+        builtin_desktop: desktop.available(),
     });
     let admin = tokio::spawn(admin_rpc::serve(listener, secret, shared.clone()));
     let _admin = AbortOnDropHandle::new(admin);
@@ -167,6 +171,8 @@ struct Shared {
     changing: Mutex<()>,
     /// Why the agent gave up, until the next change.
     refused: std::sync::Mutex<Option<String>>,
+    /// Whether this PC has a built-in desktop.
+    builtin_desktop: bool,
 }
 
 impl Shared {
@@ -196,6 +202,8 @@ impl Shared {
             otp_email: s.otp_email,
             local_port,
             policy: self.policy.get(),
+            desktop: s.desktop,
+            builtin_desktop: self.builtin_desktop,
         })
     }
 
@@ -251,6 +259,12 @@ impl Shared {
                 let host = s.target.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_else(|| "127.0.0.1".into());
                 s.target = format!("{host}:{port}");
                 self.dir.save_settings(&s).map_err(other)?;
+            }
+            AdminRequest::SetDesktop { desktop } => {
+                let mut s = self.dir.settings().map_err(other)?;
+                s.desktop = desktop;
+                self.dir.save_settings(&s).map_err(other)?;
+                info!(%desktop, "desktop set through the admin port");
             }
         }
         self.restart.notify_one();

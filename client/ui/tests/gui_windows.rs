@@ -382,6 +382,31 @@ fn server_turns_on_one_time_passwords_with_a_valid_address() {
 }
 
 #[test]
+fn server_chooses_the_desktop_home_pcs_see() {
+    let control = Arc::new(MemoryControl::online("desk-01", 0));
+    let mut h = server(control.clone());
+    h.run_steps(2);
+    assert!(shows(&h, &tr(Key::THINSVR_DESKTOP_LABEL)));
+    assert!(!shows(&h, &tr(Key::THINSVR_DESKTOP_UNAVAILABLE)), "this PC has a built-in desktop");
+    click(&mut h, &tr(Key::THINSVR_DESKTOP_BUILTIN));
+    click(&mut h, &tr(Key::BUTTON_SAVE));
+    wait_idle(&mut h);
+    assert!(control.calls.lock().unwrap().contains(&"set_desktop builtin".to_string()));
+    assert_eq!(control.config.lock().unwrap().desktop, thin_ui::gui::DesktopMode::Builtin);
+    click(&mut h, &tr(Key::THINSVR_DESKTOP_RDP));
+    click(&mut h, &tr(Key::BUTTON_SAVE));
+    wait_idle(&mut h);
+    assert_eq!(control.config.lock().unwrap().desktop, thin_ui::gui::DesktopMode::Rdp);
+
+    // A PC without a built-in desktop says so.
+    let control = Arc::new(MemoryControl::online("desk-02", 0));
+    control.config.lock().unwrap().builtin_desktop = false;
+    let mut h = server(control);
+    h.run_steps(2);
+    assert!(shows(&h, &tr(Key::THINSVR_DESKTOP_UNAVAILABLE)));
+}
+
+#[test]
 fn server_shows_the_companys_policy_and_keeps_otp_on_under_enforce_otp() {
     let control = Arc::new(MemoryControl::online("desk-01", 0));
     let policy = thin_protocol::policy::Policy {

@@ -4,7 +4,8 @@
 //! `thinclient` connecting from the home PC and starting the real
 //! `xfreerdp` on a second Xvfb display. The viewer's screenshot shows the
 //! office text (Tesseract), and keys typed into the viewer with `xdotool`
-//! reach the office PC's xterm. A viewer with the wrong password gets no
+//! reach the office PC's xterm; when the office display shrinks (RandR), the
+//! viewer's window follows. A viewer with the wrong password gets no
 //! desktop.
 //!
 //! Needs Xvfb, xterm, xfreerdp (Debian's freerdp2-x11), xdotool,
@@ -136,7 +137,7 @@ fn builtin_desktop_through_the_gateway_shows_the_office_screen_and_takes_keys() 
     // The real thinsvr on the office display; its RDP target answers nothing.
     let mut cmd = thinsvr(&ep, pc.dir.path(), &["run", "--target", "127.0.0.1:9"]);
     cmd.env("DISPLAY", &office.display);
-    let _svr = Proc::spawn(cmd, None);
+    let mut svr = Proc::spawn(cmd, None);
     rt.block_on(gw.wait_sessions("desk-home online", 1, Duration::from_secs(30)));
     let (_, stat) = rt.block_on(gw.get("/thinstat/"));
     let mask: u64 = stat.lines().find_map(|l| l.strip_prefix("ServerMask64[0] ")).unwrap().parse().unwrap();
@@ -194,8 +195,83 @@ fn builtin_desktop_through_the_gateway_shows_the_office_screen_and_takes_keys() 
         }
         assert!(Instant::now() < deadline, "keys typed into the viewer did not reach the office PC");
     }
+
+    // The office display shrinks to 800x600 during the session: the viewer
+    // is reactivated at the new size, its window follows, and the office
+    // text is still on it.
+    assert_eq!(geometry(&home.display, &viewer), (1024, 768), "the viewer starts at the office's size");
+    set_screen_size(&office.display, 800, 600);
+    svr.wait_stderr("the desktop size changed", Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while geometry(&home.display, &viewer) != (800, 600) {
+        assert!(
+            Instant::now() < deadline,
+            "the viewer's window stayed {:?} after the office display became 800x600: {}",
+            geometry(&home.display, &viewer),
+            svr.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let png = out.join("builtin-desktop-viewer-800x600.png");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        shoot_root(&home.display, &png);
+        let text = ocr::read(&png);
+        if ocr::contains_approx(&text, TEXT, 2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}: {TEXT:?} gone after the resize; read:\n{text}", png.display());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(client.child.try_wait().unwrap().is_none(), "thinclient ended with the resize: {}", client.report());
     drop(client);
     rt.block_on(gw.shutdown());
+}
+
+/// The size of the X window `id` on `display` (`xdotool getwindowgeometry`).
+fn geometry(display: &str, id: &str) -> (u32, u32) {
+    let out = Command::new("xdotool").args(["getwindowgeometry", id]).env("DISPLAY", display).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let g = text.lines().find_map(|l| l.trim().strip_prefix("Geometry: ")).unwrap_or_default();
+    let (w, h) = g.split_once('x').unwrap_or_default();
+    (w.trim().parse().unwrap_or(0), h.trim().parse().unwrap_or(0))
+}
+
+/// Changes the size of `display`'s screen through RandR (as a user changing
+/// the resolution, or a laptop docking, does). Xvfb only shrinks (its
+/// framebuffer stays), and only once no CRTC shows a mode bigger than the new
+/// size, so its CRTC is turned off first, as `xrandr --fb` would need too.
+fn set_screen_size(display: &str, width: u16, height: u16) {
+    use x11rb::connection::{Connection, RequestConnection};
+    use x11rb::protocol::randr::{self, ConnectionExt as _};
+    let (c, screen) = x11rb::connect(Some(display)).expect("the office display");
+    assert!(c.extension_information(randr::X11_EXTENSION_NAME).unwrap().is_some(), "Xvfb has no RandR");
+    let root = c.setup().roots[screen].root;
+    c.randr_query_version(1, 2).unwrap().reply().unwrap();
+    let res = c.randr_get_screen_resources(root).unwrap().reply().unwrap();
+    for crtc in &res.crtcs {
+        let info = c.randr_get_crtc_info(*crtc, res.config_timestamp).unwrap().reply().unwrap();
+        if info.mode != 0 {
+            let off = c
+                .randr_set_crtc_config(
+                    *crtc,
+                    x11rb::CURRENT_TIME,
+                    res.config_timestamp,
+                    0,
+                    0,
+                    0,
+                    randr::Rotation::ROTATE0,
+                    &[],
+                )
+                .unwrap()
+                .reply()
+                .unwrap();
+            assert_eq!(off.status, randr::SetConfig::SUCCESS, "Xvfb refused to turn its CRTC off");
+        }
+    }
+    // Millimetres at 96 dpi.
+    let mm = |px: u16| u32::from(px) * 254 / 960;
+    c.randr_set_screen_size(root, width, height, mm(width), mm(height)).unwrap().check().unwrap();
 }
 
 #[test]

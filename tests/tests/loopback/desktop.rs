@@ -1,15 +1,18 @@
 //! Which desktop an office PC serves (`desktop` in `thinsvr.toml`), as the
 //! home PC asks it through the tunnel, and the ServerMask64 bit of the
-//! built-in desktop. The screen is a stand-in here; the real X11 screen and
+//! built-in desktop, also as the window sets it over the admin port. The
+//! screen is a stand-in here; the real X11 screen and
 //! the real viewer are in `tests/gui/tests/desktop.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use thin_e2e::TestGateway;
+use thin_tunnel::admin_rpc::{AdminClient, AdminReply, AdminRequest, AdminSecret, AdminStatus};
 use thin_tunnel::desktop::screen::{Input, Pixels, Rect, Screen, ScreenError};
 use thin_tunnel::desktop::{Desktop, DesktopInfo, DesktopMode};
 use thin_tunnel::server_agent::{ServeOptions, ServerState};
+use thin_tunnel::service::ServiceOptions;
 use thin_tunnel::settings::ConfigDir;
 use tokio_util::sync::CancellationToken;
 
@@ -96,4 +99,74 @@ async fn an_office_pc_without_a_builtin_desktop_says_rdp() {
     assert_eq!(t.desktop().await.unwrap(), DesktopInfo::Rdp);
     let (_, stat) = gw.get("/thinstat/").await;
     assert_eq!(mask(&stat) & 1, 0, "{stat}");
+}
+
+async fn admin(addr: std::net::SocketAddr, secret: &std::path::Path, req: AdminRequest) -> AdminStatus {
+    let s = AdminSecret::load(secret).unwrap();
+    match AdminClient::connect(addr, &s).await.unwrap().call(req).await.unwrap() {
+        AdminReply::Status(s) => s,
+        AdminReply::Error { error } => panic!("{error:?}"),
+    }
+}
+
+/// Waits until `/thinstat/` shows ServerMask64 bit 1 as `on`.
+async fn wait_bit(gw: &TestGateway, on: bool, why: &str) {
+    thin_e2e::wait_for(why, Duration::from_secs(20), || async {
+        let (_, stat) = gw.get("/thinstat/").await;
+        // Only an office PC that is online has the line.
+        let m = stat.lines().find_map(|l| l.strip_prefix("ServerMask64[0] "))?.parse::<u64>().ok()?;
+        (((m & 1) == 1) == on).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admin_port_chooses_the_desktop_and_the_mask_follows_it_and_the_rdp_host() {
+    let gw = TestGateway::start().await;
+    let pc = gw.register("urdp-admin", "pw").await;
+    // An RDP host answers at the target for now.
+    let host = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = host.local_addr().unwrap();
+    pc.edit_settings(|s| s.target = target.to_string());
+    let desktop = Desktop::with_screen(Arc::new(|| Ok(Box::new(Still) as Box<dyn Screen>)));
+    let serve = ServeOptions {
+        desktop: Some(desktop),
+        desktop_recheck: Some(Duration::from_millis(200)),
+        ..Default::default()
+    };
+    let (ready, addr) = tokio::sync::oneshot::channel();
+    let stop = CancellationToken::new();
+    let dir = ConfigDir(pc.dir.path().to_path_buf());
+    let opts = ServiceOptions { admin_port: 0, serve };
+    let _svc = tokio::spawn(thin_tunnel::service::run(Some(gw.link.clone()), dir, opts, stop.clone(), Some(ready)));
+    let addr = addr.await.unwrap();
+    let secret = pc.dir.path().join(thin_tunnel::service::ADMIN_SECRET_FILE);
+
+    let s = admin(addr, &secret, AdminRequest::Status).await;
+    assert_eq!((s.desktop, s.builtin_desktop), (DesktopMode::Auto, true));
+    wait_bit(&gw, false, "auto with an RDP host: bit 1 clear").await;
+
+    // The window's choice goes to thinsvr.toml and the gateway sees it.
+    let s = admin(addr, &secret, AdminRequest::SetDesktop { desktop: DesktopMode::Builtin }).await;
+    assert_eq!(s.desktop, DesktopMode::Builtin);
+    let toml = std::fs::read_to_string(pc.dir.path().join("thinsvr.toml")).unwrap();
+    assert!(toml.contains("desktop = \"builtin\""), "{toml}");
+    wait_bit(&gw, true, "builtin: bit 1 set").await;
+    let t = gw.connect("urdp-admin", "pw").await;
+    assert!(matches!(t.desktop().await.unwrap(), DesktopInfo::Builtin { .. }));
+    drop(t);
+
+    admin(addr, &secret, AdminRequest::SetDesktop { desktop: DesktopMode::Rdp }).await;
+    wait_bit(&gw, false, "rdp: bit 1 clear").await;
+
+    // Back to auto; then the RDP host stops answering: the online session
+    // notices on its own and announces the built-in desktop, and again when
+    // the host comes back.
+    admin(addr, &secret, AdminRequest::SetDesktop { desktop: DesktopMode::Auto }).await;
+    wait_bit(&gw, false, "auto with an RDP host again: bit 1 clear").await;
+    drop(host);
+    wait_bit(&gw, true, "auto, the RDP host gone: bit 1 set without any request").await;
+    let _host = tokio::net::TcpListener::bind(target).await.unwrap();
+    wait_bit(&gw, false, "auto, the RDP host back: bit 1 clear").await;
+    stop.cancel();
 }

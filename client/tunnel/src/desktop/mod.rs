@@ -164,6 +164,11 @@ impl Desktop {
         }
     }
 
+    /// Whether this PC has a built-in desktop to serve.
+    pub fn available(&self) -> bool {
+        self.server.is_some()
+    }
+
     /// The server, when this tunnel is to be served the built-in desktop:
     /// `mode` chooses it, or `auto` and nothing answers at `target`.
     pub async fn serves(&self, mode: DesktopMode, target: &str) -> Option<&std::sync::Arc<server::DesktopServer>> {

@@ -188,46 +188,66 @@ impl DesktopServer {
             return Err(DesktopError::Credentials);
         }
         self.take_over(me);
-        let max_update = result
-            .capabilities
-            .iter()
-            .find_map(|c| match c {
-                CapabilitySet::MultiFragmentUpdate(m) => Some(m.max_request_size as usize),
-                _ => None,
-            })
-            .unwrap_or(0);
         info!(width, height, "desktop session started");
-        let mut encoder = Encoder::new(max_update);
+        let (mut width, mut height) = (width, height);
+        let mut acceptor = acceptor;
+        let mut result = result;
+        let mut encoder = Encoder::new(max_update(&result));
         let mut out = Vec::new();
-        for ev in &result.input_events {
-            handle_frame(ev, &worker, (width, height))?;
-        }
         loop {
-            tokio::select! {
-                pdu = reader.read_pdu() => {
-                    let (action, frame) = pdu?;
-                    match action {
-                        Action::FastPath | Action::X224 => {
-                            if handle_frame(&frame, &worker, (width, height))? == Flow::End {
-                                info!("the viewer left");
-                                return Ok(());
+            for ev in &result.input_events {
+                handle_frame(ev, &worker, (width, height))?;
+            }
+            // Serves until the viewer leaves (`None`) or the screen's size changes.
+            let resized = loop {
+                tokio::select! {
+                    pdu = reader.read_pdu() => {
+                        let (action, frame) = pdu?;
+                        match action {
+                            Action::FastPath | Action::X224 => {
+                                if handle_frame(&frame, &worker, (width, height))? == Flow::End {
+                                    info!("the viewer left");
+                                    break None;
+                                }
                             }
                         }
                     }
-                }
-                frame = worker.updates.recv() => match frame {
-                    Some(Ok(parts)) => {
-                        out.clear();
-                        for px in parts.iter().filter_map(|p| clip(p, width, height)) {
-                            encoder.encode(&px, &mut out).map_err(|e| DesktopError::Protocol(e.to_string()))?;
+                    frame = worker.updates.recv() => match frame {
+                        Some(Ok(f)) if f.size != (width, height) => break Some(f.size),
+                        Some(Ok(f)) => {
+                            out.clear();
+                            for px in f.parts.iter().filter_map(|p| clip(p, width, height)) {
+                                encoder.encode(&px, &mut out).map_err(|e| DesktopError::Protocol(e.to_string()))?;
+                            }
+                            writer.write_all(&out).await?;
+                            writer.flush().await?;
                         }
-                        writer.write_all(&out).await?;
-                        writer.flush().await?;
-                    }
-                    Some(Err(e)) => return Err(e.into()),
-                    None => return Err(DesktopError::Screen(ScreenError::Io("the screen reader stopped".into()))),
-                },
-            }
+                        Some(Err(e)) => return Err(e.into()),
+                        None => return Err(DesktopError::Screen(ScreenError::Io("the screen reader stopped".into()))),
+                    },
+                }
+            };
+            let Some((w, h)) = resized else { return Ok(()) };
+            // The viewer follows the new size through a deactivation-reactivation
+            // sequence: Deactivate All, then the capabilities again with the new size.
+            info!(from = ?(width, height), to = ?(w, h), "the desktop size changed: reactivating the viewer");
+            writer.write_all(&deactivate_all(&result)?).await?;
+            writer.flush().await?;
+            let (r, leftover) = reader.into_inner();
+            let framed = TokioFramed::new_with_leftover(r.unsplit(writer), leftover);
+            let size = DesktopSize { width: w, height: h };
+            let mut next = Acceptor::new_deactivation_reactivation(acceptor, Default::default(), size)
+                .map_err(|e| DesktopError::Protocol(e.to_string()))?;
+            let (framed, again) = tokio::time::timeout(HANDSHAKE, ironrdp_acceptor::accept_finalize(framed, &mut next))
+                .await
+                .map_err(|_| DesktopError::Timeout)?
+                .map_err(|e| DesktopError::Protocol(e.to_string()))?;
+            let (inner, leftover) = framed.into_inner();
+            let (r, w2) = tokio::io::split(inner);
+            (reader, writer) = (TokioFramed::new_with_leftover(r, leftover), w2);
+            (acceptor, result, width, height) = (next, again, w, h);
+            encoder = Encoder::new(max_update(&result));
+            worker.refresh();
         }
     }
 
@@ -259,6 +279,33 @@ impl DesktopServer {
     }
 }
 
+/// The largest fast-path update the viewer takes (0: no limit given).
+fn max_update(result: &ironrdp_acceptor::AcceptorResult) -> usize {
+    result
+        .capabilities
+        .iter()
+        .find_map(|c| match c {
+            CapabilitySet::MultiFragmentUpdate(m) => Some(m.max_request_size as usize),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// The Deactivate All PDU that starts a deactivation-reactivation sequence.
+fn deactivate_all(result: &ironrdp_acceptor::AcceptorResult) -> Result<Vec<u8>, DesktopError> {
+    use ironrdp_pdu::mcs::SendDataIndication;
+    use ironrdp_pdu::rdp::headers::{ServerDeactivateAll, ShareControlHeader};
+    let bad = |e: ironrdp_core::EncodeError| DesktopError::Protocol(e.to_string());
+    let control = ShareControlHeader {
+        share_id: 0,
+        pdu_source: result.io_channel_id,
+        share_control_pdu: ShareControlPdu::ServerDeactivateAll(ServerDeactivateAll),
+    };
+    let user_data = ironrdp_core::encode_vec(&control).map_err(bad)?.into();
+    let pdu = SendDataIndication { initiator_id: result.user_channel_id, channel_id: result.io_channel_id, user_data };
+    ironrdp_core::encode_vec(&X224(pdu)).map_err(bad)
+}
+
 /// The server's capabilities: 32-bit bitmaps of the screen's size, fast-path
 /// input and output, scan codes and Unicode keys.
 fn capabilities(size: DesktopSize) -> Vec<CapabilitySet> {
@@ -273,7 +320,9 @@ fn capabilities(size: DesktopSize) -> Vec<CapabilitySet> {
             pref_bits_per_pix: 32,
             desktop_width: size.width,
             desktop_height: size.height,
-            desktop_resize_flag: false,
+            // The viewer follows a size change (deactivation-reactivation); with
+            // the flag off FreeRDP keeps its window at the first size.
+            desktop_resize_flag: true,
             drawing_flags: caps::BitmapDrawingFlags::empty(),
         }),
         CapabilitySet::Order(caps::Order::new(caps::OrderFlags::empty(), caps::OrderSupportExFlags::empty(), 0, 0)),
@@ -445,11 +494,17 @@ enum ToScreen {
     Refresh,
 }
 
+/// Changed parts of the screen, and the screen's size after them.
+struct Frame {
+    size: (u16, u16),
+    parts: Vec<Pixels>,
+}
+
 /// The screen, read and driven in a thread of its own (its calls block).
 struct ScreenWorker {
     size: (u16, u16),
     commands: std::sync::mpsc::SyncSender<ToScreen>,
-    updates: tokio::sync::mpsc::Receiver<Result<Vec<Pixels>, ScreenError>>,
+    updates: tokio::sync::mpsc::Receiver<Result<Frame, ScreenError>>,
 }
 
 impl ScreenWorker {
@@ -488,8 +543,8 @@ impl ScreenWorker {
                     };
                     match parts {
                         Ok(p) if p.is_empty() => {}
-                        Ok(p) => {
-                            if tx.blocking_send(Ok(p)).is_err() {
+                        Ok(parts) => {
+                            if tx.blocking_send(Ok(Frame { size: screen.size(), parts })).is_err() {
                                 return;
                             }
                         }

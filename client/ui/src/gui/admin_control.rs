@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use thin_protocol::secret::Secret;
 
-use super::server_window::{ControlError, Online, ServerConfig, ServerControl, ServerStatus};
+use super::server_window::{ControlError, DesktopMode, Online, ServerConfig, ServerControl, ServerStatus};
 use crate::strings::Key;
 use thin_tunnel::admin_rpc::{AdminClient, AdminReply, AdminRequest, AdminSecret, AdminStatus, LinkState};
 
@@ -103,7 +103,14 @@ impl ServerControl for AdminControl {
 
     fn config(&self) -> Result<ServerConfig, ControlError> {
         let s = self.call(AdminRequest::Status)?;
-        Ok(ServerConfig { pcid: s.pcid, port: s.local_port, otp_email: s.otp_email, has_password: s.password_set })
+        Ok(ServerConfig {
+            pcid: s.pcid,
+            port: s.local_port,
+            otp_email: s.otp_email,
+            has_password: s.password_set,
+            desktop: s.desktop,
+            builtin_desktop: s.builtin_desktop,
+        })
     }
 
     fn register(&self, pcid: &str, password: Option<&Secret>) -> Result<String, ControlError> {
@@ -121,5 +128,9 @@ impl ServerControl for AdminControl {
 
     fn set_port(&self, port: u16) -> Result<(), ControlError> {
         self.call(AdminRequest::SetLocalPort { port }).map(drop)
+    }
+
+    fn set_desktop(&self, desktop: DesktopMode) -> Result<(), ControlError> {
+        self.call(AdminRequest::SetDesktop { desktop }).map(drop)
     }
 }

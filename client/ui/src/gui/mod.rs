@@ -41,7 +41,8 @@ pub use connector::{RealConnector, UnusableConnector};
 pub use error::{EmbedError, GuiError};
 pub use history::History;
 pub use server_window::{
-    run_server_window, suggest_pcids, ControlError, Online, ServerConfig, ServerControl, ServerStatus, ServerWindow,
+    run_server_window, suggest_pcids, ControlError, DesktopMode, Online, ServerConfig, ServerControl, ServerStatus,
+    ServerWindow,
 };
 pub use software::SoftwareError;
 

@@ -1,7 +1,8 @@
 //! ThinServer's window: the live state (registered ID, connected to the
 //! gateway, number of clients), the computer ID (with a suggestion, as the
 //! original's candidate function offers one), the password, the one-time
-//! password by e-mail, and the local service port.
+//! password by e-mail, the local service port, and which desktop home PCs
+//! see (the RDP host at that port or the built-in desktop).
 //!
 //! The window changes nothing itself: it goes through a [`ServerControl`]
 //! (the config folder today, the service later), on a worker thread for the
@@ -14,6 +15,7 @@ use std::time::Duration;
 use eframe::egui;
 use thin_protocol::policy::Policy;
 use thin_protocol::secret::Secret;
+pub use thin_tunnel::desktop::DesktopMode;
 
 use super::{labeled_field, tr, trf};
 use crate::strings::Key;
@@ -56,11 +58,22 @@ pub struct ServerConfig {
     pub otp_email: Option<String>,
     /// A password is set.
     pub has_password: bool,
+    /// Which desktop home PCs see.
+    pub desktop: DesktopMode,
+    /// Whether this PC has a built-in desktop.
+    pub builtin_desktop: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { pcid: None, port: 3389, otp_email: None, has_password: false }
+        Self {
+            pcid: None,
+            port: 3389,
+            otp_email: None,
+            has_password: false,
+            desktop: DesktopMode::Auto,
+            builtin_desktop: false,
+        }
     }
 }
 
@@ -84,6 +97,8 @@ pub trait ServerControl: Send + Sync + 'static {
     fn set_otp_email(&self, email: Option<&str>) -> Result<(), ControlError>;
     /// Sets the local service port.
     fn set_port(&self, port: u16) -> Result<(), ControlError>;
+    /// Chooses which desktop home PCs see.
+    fn set_desktop(&self, desktop: DesktopMode) -> Result<(), ControlError>;
 }
 
 /// Computer IDs to suggest for a user and a computer, best first, each valid
@@ -166,6 +181,7 @@ pub struct ServerWindow {
     otp_on: bool,
     email: String,
     port: String,
+    desktop: DesktopMode,
     suggestions: Vec<String>,
     suggestion: usize,
     busy: Option<mpsc::Receiver<Result<Done, ControlError>>>,
@@ -212,6 +228,7 @@ impl ServerWindow {
             otp_on: false,
             email: String::new(),
             port: String::new(),
+            desktop: DesktopMode::Auto,
             suggestions: suggest_pcids(user, host),
             suggestion: 0,
             busy: None,
@@ -230,6 +247,7 @@ impl ServerWindow {
                 self.otp_on = c.otp_email.is_some();
                 self.email = c.otp_email.clone().unwrap_or_default();
                 self.port = c.port.to_string();
+                self.desktop = c.desktop;
                 self.config = c;
             }
             Err(e) => self.message = Some(Message { text: e.message(), error: true }),
@@ -372,8 +390,23 @@ impl ServerWindow {
         if parse_port(&self.port).is_none() {
             ui.label(egui::RichText::new(tr(Key::ERR_PORT_INVALID)).color(ui.visuals().error_fg_color).small());
         }
+        self.desktop_ui(ui);
         if ui.button(tr(Key::BUTTON_SAVE)).clicked() {
             self.save_settings(ui.ctx());
+        }
+    }
+
+    fn desktop_ui(&mut self, ui: &mut egui::Ui) {
+        ui.label(tr(Key::THINSVR_DESKTOP_LABEL));
+        for (mode, key) in [
+            (DesktopMode::Auto, Key::THINSVR_DESKTOP_AUTO),
+            (DesktopMode::Builtin, Key::THINSVR_DESKTOP_BUILTIN),
+            (DesktopMode::Rdp, Key::THINSVR_DESKTOP_RDP),
+        ] {
+            ui.radio_value(&mut self.desktop, mode, tr(key));
+        }
+        if !self.config.builtin_desktop {
+            ui.label(egui::RichText::new(tr(Key::THINSVR_DESKTOP_UNAVAILABLE)).weak().small());
         }
     }
 
@@ -436,10 +469,11 @@ impl ServerWindow {
         } else {
             None
         };
-        let c = self.control.clone();
+        let (c, desktop) = (self.control.clone(), self.desktop);
         self.spawn(ctx, move || {
             c.set_otp_email(email.as_deref())?;
             c.set_port(port)?;
+            c.set_desktop(desktop)?;
             Ok(Done::SettingsSaved)
         });
     }

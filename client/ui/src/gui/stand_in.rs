@@ -157,7 +157,7 @@ impl MemoryControl {
     pub fn online(pcid: &str, clients: usize) -> Self {
         let c = Self::default();
         *c.config.lock().unwrap() =
-            ServerConfig { pcid: Some(pcid.into()), port: 3389, otp_email: None, has_password: true };
+            ServerConfig { pcid: Some(pcid.into()), has_password: true, builtin_desktop: true, ..Default::default() };
         *c.status.lock().unwrap() =
             ServerStatus { online: Online::Online, clients: Some(clients), policy: Default::default() };
         c
@@ -204,6 +204,12 @@ impl ServerControl for MemoryControl {
     fn set_port(&self, port: u16) -> Result<(), ControlError> {
         self.log(format!("set_port {port}"));
         self.config.lock().unwrap().port = port;
+        Ok(())
+    }
+
+    fn set_desktop(&self, desktop: super::server_window::DesktopMode) -> Result<(), ControlError> {
+        self.log(format!("set_desktop {desktop}"));
+        self.config.lock().unwrap().desktop = desktop;
         Ok(())
     }
 }
