@@ -39,8 +39,13 @@ pub struct Xvfb {
 impl Xvfb {
     /// Starts one on a free display and waits until it accepts clients.
     pub fn start() -> Self {
+        Self::start_sized("1024x768")
+    }
+
+    /// [`Self::start`] with a screen of `size` (`"1920x1080"`), 24-bit.
+    pub fn start_sized(size: &str) -> Self {
         let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+            .args(["-displayfd", "1", "-screen", "0", &format!("{size}x24"), "-nolisten", "tcp"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -78,6 +78,8 @@ pub struct DesktopServer {
     /// The session serving now (its number), which a new one cancels.
     current: Mutex<Option<(u64, CancellationToken)>>,
     sessions: std::sync::atomic::AtomicU64,
+    /// Screen updates sent to viewers so far (the speed benchmark reads it).
+    updates: std::sync::atomic::AtomicU64,
 }
 
 impl DesktopServer {
@@ -101,7 +103,13 @@ impl DesktopServer {
             open,
             current: Mutex::new(None),
             sessions: Default::default(),
+            updates: Default::default(),
         })
+    }
+
+    /// Screen updates (one batch of changed regions each) sent to viewers so far.
+    pub fn updates_sent(&self) -> u64 {
+        self.updates.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// What the home PC is told: the certificate's SHA-256, for the viewer to pin.
@@ -221,6 +229,7 @@ impl DesktopServer {
                             }
                             writer.write_all(&out).await?;
                             writer.flush().await?;
+                            self.updates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                         Some(Err(e)) => return Err(e.into()),
                         None => return Err(DesktopError::Screen(ScreenError::Io("the screen reader stopped".into()))),
