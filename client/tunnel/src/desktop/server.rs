@@ -169,9 +169,9 @@ impl DesktopServer {
         S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
     {
         let mut worker = ScreenWorker::start(self.open.clone()).await?;
-        let (width, height) = worker.size;
+        let (mut width, mut height) = worker.size;
         let size = DesktopSize { width, height };
-        let (framed, result, acceptor) = tokio::time::timeout(HANDSHAKE, self.handshake(stream, size))
+        let (framed, mut result, mut acceptor) = tokio::time::timeout(HANDSHAKE, self.handshake(stream, size))
             .await
             .map_err(|_| DesktopError::Timeout)??;
         let (inner, leftover) = framed.into_inner();
@@ -197,9 +197,6 @@ impl DesktopServer {
         }
         self.take_over(me);
         info!(width, height, "desktop session started");
-        let (mut width, mut height) = (width, height);
-        let mut acceptor = acceptor;
-        let mut result = result;
         let mut encoder = Encoder::new(max_update(&result));
         let mut out = Vec::new();
         loop {
