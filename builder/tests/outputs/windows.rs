@@ -795,6 +795,21 @@ fn register(w: &Wine, pcid: &str, extra: &[&str]) -> std::process::Output {
     wine::output(&mut w.wine(&args), Some(b"wine e2e copper lantern\n"), wine::SHORT)
 }
 
+/// `thinsvr.exe run` (E2eWin, installed) registered as `pcid` by
+/// [`register`], with an RDP target that answers nothing; waited for until
+/// it is online.
+fn run_without_rdp_host(w: &Wine, pcid: &str) -> Proc {
+    let svr = installed_exe("E2eWin", "thinsvr.exe");
+    let dir = format!(r"C:\e2e\{pcid}");
+    let mut server = Proc::start(
+        &format!("thinsvr.exe run ({pcid})"),
+        &mut w.wine(&[&svr, "run", "--target", "127.0.0.1:9", "--config-dir", &dir]),
+        None,
+    );
+    assert_eq!(server.wait_line("online as ", Duration::from_secs(60)), pcid);
+    server
+}
+
 #[test]
 fn gateway_bundle_relays_between_the_installed_windows_apps() {
     let w = installed();
@@ -854,13 +869,7 @@ fn disable_share_turns_off_redirection_in_the_rdp_host_policy_and_lifting_it_put
     std::fs::write(home.join("ThinGatePolicy.ini"), "DISABLE_SHARE 1\n").unwrap();
     let o = register(w, "wine-share", &[]);
     assert!(o.status.success(), "register: {}", wine::text(&o));
-    let svr = installed_exe("E2eWin", "thinsvr.exe");
-    let mut server = Proc::start(
-        "thinsvr.exe run",
-        &mut w.wine(&[&svr, "run", "--target", "127.0.0.1:9", "--config-dir", r"C:\e2e\wine-share"]),
-        None,
-    );
-    assert_eq!(server.wait_line("online as ", Duration::from_secs(60)), "wine-share");
+    let server = run_without_rdp_host(w, "wine-share");
     w.wait_until("redirection turned off", Duration::from_secs(60), || {
         ["fDisableCdm", "fDisableClip", "fDisableCpm"].iter().all(|v| ts_value(w, v).as_deref() == Some("0x1"))
     });
@@ -1235,4 +1244,148 @@ fn without_opengl_2_the_window_is_painted_on_the_cpu_and_a_failure_shows_a_messa
         png.display()
     );
     println!("wine: thinclient en, OpenGL 1.1: painted on the CPU, {} ms to the first frame", ready.as_millis());
+}
+
+/// The built-in desktop of the Windows build (issue 15, point 4): the
+/// installed `thinsvr.exe`, run in the Wine session with `desktop =
+/// "builtin"` and an RDP target that answers nothing, serves the Wine desktop
+/// (GDI capture, `SendInput`) through the brand's gateway bundle; the brand's
+/// Linux `thinclient` (from its apps bundle) connects and starts the real
+/// `xfreerdp` on a second Xvfb display. The viewer's screenshot
+/// (`wine-builtin-desktop-viewer.png`, kept by CI) shows the text of a
+/// Notepad window open on the office PC (Tesseract); a click and keys typed
+/// into the viewer with `xdotool` reach that Notepad, whose Ctrl+S saves
+/// them to its file, and the typed text comes back to the viewer's screen
+/// (`wine-builtin-desktop-typed.png`).
+#[test]
+fn builtin_desktop_of_thinsvr_exe_under_wine_is_seen_and_driven_with_xfreerdp_through_the_gateway() {
+    use common::xvfb;
+    let w = installed();
+    let _l = wine::lock();
+    for tool in ["xfreerdp", "xdotool", "tesseract"] {
+        assert!(thin_e2e::procs::on_path(tool), "{tool} is not on PATH; scripts/setup.sh installs it");
+    }
+    let t = Instant::now();
+    let gw = start_gateway();
+    let o = register(w, "wine-desk", &[]);
+    assert!(o.status.success(), "register: {}", wine::text(&o));
+    let settings = w.c("e2e/wine-desk/thinsvr.toml");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    assert!(text.contains("desktop = \"auto\""), "{}: {text}", settings.display());
+    std::fs::write(&settings, text.replace("desktop = \"auto\"", "desktop = \"builtin\"")).unwrap();
+
+    // The office PC's screen: Notepad with a known text.
+    const TEXT: &str = "QUARTERLY REPORT 4711";
+    let memo = w.c("e2e/memo.txt");
+    std::fs::write(&memo, format!("{TEXT}\r\n")).unwrap();
+    let x = &w.xvfb;
+    let notepad = Proc::start("notepad", &mut w.wine(&["notepad", r"C:\e2e\memo.txt"]), None);
+    let mut note_window = String::new();
+    w.wait_until("Notepad's window", Duration::from_secs(60), || {
+        note_window = xdotool(x, &["search", "--name", "memo"]).pop().unwrap_or_default();
+        !note_window.is_empty()
+    });
+    let geometry = xdotool(x, &["getwindowgeometry", &note_window]);
+    let at = |prefix: &str| -> (i32, i32) {
+        let line = geometry.iter().find_map(|l| l.trim().strip_prefix(prefix)).unwrap_or_default();
+        let (a, b) = line.split_once([',', 'x']).unwrap_or(("0", "0"));
+        (a.trim().parse().unwrap_or(0), b.split_whitespace().next().unwrap_or("0").parse().unwrap_or(0))
+    };
+    let (nx, ny) = at("Position: ");
+
+    let mut server = run_without_rdp_host(w, "wine-desk");
+
+    // The home PC: the brand's Linux thinclient starts xfreerdp on its display.
+    let home = xvfb::Xvfb::start();
+    let apps = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let tgz = std::fs::File::open(built().a.join("thinapps-E2eWin-1.0.0-linux-x86_64.tar.gz")).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(tgz));
+    tar.set_preserve_permissions(true);
+    tar.unpack(apps.path()).unwrap();
+    let thinclient = apps.path().join("thinapps-E2eWin-1.0.0-linux-x86_64/thinclient");
+    let mut cmd = Command::new(&thinclient);
+    cmd.args(["connect", "wine-desk", "--password-stdin", "--listen", "127.0.0.1:0"])
+        .env("DISPLAY", &home.display)
+        .env("HOME", apps.path())
+        .env("XDG_CONFIG_HOME", apps.path().join("config"))
+        .env_remove("THIN_VIEWER")
+        .env_remove("THIN_VIEWER_BUILTIN");
+    let mut client = Proc::start("thinclient connect (Linux)", &mut cmd, Some(b"wine e2e copper lantern\n"));
+    client.wait_line("listening on", Duration::from_secs(60));
+    let mut viewer = String::new();
+    w.wait_until("xfreerdp's window on the home display", Duration::from_secs(60), || {
+        viewer = xdotool(&home, &["search", "--name", "FreeRDP"]).pop().unwrap_or_default();
+        !viewer.is_empty()
+    });
+
+    // Notepad's text on the home screen.
+    let out = xvfb::screenshot_dir();
+    std::fs::create_dir_all(&out).unwrap();
+    let png = out.join("wine-builtin-desktop-viewer.png");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        home.shoot(&png);
+        let read = common::ocr::read(&png);
+        if common::ocr::contains_approx(&read, TEXT, 2) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: {TEXT:?} is not on the viewer's screen; Tesseract read:\n{read}\nthinsvr.exe: {}\nthinclient: {}",
+            png.display(),
+            server.report(),
+            client.report()
+        );
+    }
+    println!("wine built-in desktop: {}", png.display());
+
+    // A click into Notepad through the viewer, keys typed there, Ctrl+S.
+    let xdo = |args: &[&str]| {
+        let st = Command::new("xdotool").args(args).env("DISPLAY", &home.display).status().unwrap();
+        assert!(st.success(), "xdotool {args:?}");
+    };
+    xdo(&["windowfocus", "--sync", &viewer]);
+    let (cx, cy) = ((nx + 120).to_string(), (ny + 120).to_string());
+    xdo(&["mousemove", "--window", &viewer, &cx, &cy]);
+    xdo(&["click", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        xdo(&["key", "ctrl+End"]);
+        xdo(&["type", "--delay", "60", "hello4711"]);
+        xdo(&["key", "ctrl+s"]);
+        std::thread::sleep(Duration::from_millis(1000));
+        let saved = std::fs::read(&memo).unwrap_or_default();
+        if String::from_utf8_lossy(&saved).contains("hello4711") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "keys typed into the viewer did not reach Notepad on the office PC (memo.txt: {:?}); thinsvr.exe: {}",
+            String::from_utf8_lossy(&saved),
+            server.report()
+        );
+    }
+    // What was typed comes back as changed tiles (the viewer's screen shows it).
+    let png = out.join("wine-builtin-desktop-typed.png");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        home.shoot(&png);
+        let read = common::ocr::read(&png);
+        if common::ocr::contains_approx(&read, "hello4711", 1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: the typed text is not on the viewer's screen; read:\n{read}",
+            png.display()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(client.child.try_wait().unwrap().is_none(), "thinclient ended: {}", client.report());
+    drop(client);
+    drop(server);
+    drop(notepad);
+    drop(gw);
+    eprintln!("built-in desktop of thinsvr.exe under Wine: {:.1} s", t.elapsed().as_secs_f64());
 }

@@ -17,6 +17,7 @@
 //!   ([`KIND_DESKTOP`], answered by a [`DesktopInfo`]), with the SHA-256 of
 //!   the built-in server's certificate, which the viewer pins.
 
+pub mod diff;
 pub mod encode;
 pub mod screen;
 pub mod server;
@@ -136,7 +137,8 @@ impl std::fmt::Debug for Desktop {
 
 impl Desktop {
     /// The built-in desktop of this platform: the X11 display of `DISPLAY`
-    /// on Linux; none yet elsewhere.
+    /// on Linux, the desktop of this session (GDI) on Windows, except in a
+    /// service's session 0, which has no user's desktop; none elsewhere.
     pub fn for_platform() -> Self {
         #[cfg(target_os = "linux")]
         {
@@ -149,7 +151,21 @@ impl Desktop {
             });
             Self::with_screen(open)
         }
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(windows)]
+        {
+            if crate::platform::gdi::in_service_session() {
+                tracing::info!(
+                    "the built-in desktop is off: a service (session 0) cannot see the user's desktop; \
+                     run `thinsvr run` in the user's session to serve it"
+                );
+                return Self::default();
+            }
+            let open: server::ScreenOpener = std::sync::Arc::new(|| {
+                crate::platform::gdi::GdiScreen::open().map(|s| Box::new(s) as Box<dyn screen::Screen>)
+            });
+            Self::with_screen(open)
+        }
+        #[cfg(not(any(target_os = "linux", windows)))]
         Self::default()
     }
 

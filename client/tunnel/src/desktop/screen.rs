@@ -29,6 +29,36 @@ pub struct Pixels {
     pub data: Vec<u8>,
 }
 
+/// More changed rectangles than this are sent as their bounding box.
+pub const MAX_RECTS: usize = 16;
+/// Changed rectangles covering more than this share (in tenths) of their
+/// bounding box are sent as the box.
+const MERGE_TENTHS: u64 = 7;
+
+/// The changed rectangles to send (inside the screen, not overlapping),
+/// replaced by their bounding box when there are more than [`MAX_RECTS`] or
+/// they cover most of it (one bigger image costs less than many small ones).
+pub fn merge(rects: Vec<Rect>) -> Vec<Rect> {
+    let Some(first) = rects.first() else { return rects };
+    let (mut x0, mut y0) = (u32::from(first.x), u32::from(first.y));
+    let (mut x1, mut y1) = (x0 + u32::from(first.width), y0 + u32::from(first.height));
+    for r in &rects[1..] {
+        x0 = x0.min(u32::from(r.x));
+        y0 = y0.min(u32::from(r.y));
+        x1 = x1.max(u32::from(r.x) + u32::from(r.width));
+        y1 = y1.max(u32::from(r.y) + u32::from(r.height));
+    }
+    let c = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+    let bbox = Rect { x: c(x0), y: c(y0), width: c(x1 - x0), height: c(y1 - y0) };
+    // The rectangles do not overlap: their sum is the changed area.
+    let sum: u64 = rects.iter().map(|r| u64::from(r.area())).sum();
+    if rects.len() > MAX_RECTS || sum * 10 > u64::from(bbox.area()) * MERGE_TENTHS {
+        vec![bbox]
+    } else {
+        rects
+    }
+}
+
 /// A mouse button.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Button {

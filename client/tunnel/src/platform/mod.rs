@@ -2,13 +2,15 @@
 //! parent's console, the ProgramData known folder, the config folder's owner
 //! and access list (with the rule that judges them, plain code in `sddl`) and
 //! the service control manager, error message boxes, the home PC's state over
-//! WMI (`wmi`); on Unix, the process's user and its
+//! WMI (`wmi`), the screen and input of the built-in desktop (`gdi`); on Unix, the process's user and its
 //! open-file limit. Elsewhere each
 //! call does the portable thing (or nothing).
 #![allow(unsafe_code)]
 
 pub mod acl;
 pub mod console;
+#[cfg(windows)]
+pub mod gdi;
 pub mod known_folder;
 pub mod limits;
 pub mod message_box;

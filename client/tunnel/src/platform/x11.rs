@@ -34,11 +34,6 @@ use x11rb::rust_connection::RustConnection;
 
 use crate::desktop::screen::{Button, Input, Pixels, Rect, Screen, ScreenError};
 
-/// More changed rectangles than this are sent as their bounding box.
-const MAX_RECTS: usize = 16;
-/// Changed rectangles covering more than this share (in tenths) of their
-/// bounding box are sent as the box.
-const MERGE_TENTHS: u64 = 7;
 /// The most bytes one `GetImage` fetches: 32 MiB, a 3840x2160 screen in one.
 const BAND_BYTES: usize = 32 << 20;
 /// The first and the longest nap while waiting for damage.
@@ -519,29 +514,10 @@ fn clip(r: &xproto::Rectangle, width: u16, height: u16) -> Option<Rect> {
     Some(Rect { x: c(x0), y: c(y0), width: c(x1 - x0), height: c(y1 - y0) })
 }
 
-/// The damaged rectangles to send: clipped to the screen, and replaced by
-/// their bounding box when there are more than [`MAX_RECTS`] or they cover
-/// most of it (one bigger image costs less than many small ones).
+/// The damaged rectangles to send: clipped to the screen, then merged
+/// ([`crate::desktop::screen::merge`]).
 fn merge(rects: &[xproto::Rectangle], width: u16, height: u16) -> Vec<Rect> {
-    let clipped: Vec<Rect> = rects.iter().filter_map(|r| clip(r, width, height)).collect();
-    let Some(first) = clipped.first() else { return clipped };
-    let (mut x0, mut y0) = (u32::from(first.x), u32::from(first.y));
-    let (mut x1, mut y1) = (x0 + u32::from(first.width), y0 + u32::from(first.height));
-    for r in &clipped[1..] {
-        x0 = x0.min(u32::from(r.x));
-        y0 = y0.min(u32::from(r.y));
-        x1 = x1.max(u32::from(r.x) + u32::from(r.width));
-        y1 = y1.max(u32::from(r.y) + u32::from(r.height));
-    }
-    let c = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
-    let bbox = Rect { x: c(x0), y: c(y0), width: c(x1 - x0), height: c(y1 - y0) };
-    // A region's rectangles do not overlap: their sum is the damaged area.
-    let sum: u64 = clipped.iter().map(|r| u64::from(r.area())).sum();
-    if clipped.len() > MAX_RECTS || sum * 10 > u64::from(bbox.area()) * MERGE_TENTHS {
-        vec![bbox]
-    } else {
-        clipped
-    }
+    crate::desktop::screen::merge(rects.iter().filter_map(|r| clip(r, width, height)).collect())
 }
 
 /// The X keycode of a PC/AT set-1 scan code on a server with evdev keycodes
