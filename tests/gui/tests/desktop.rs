@@ -5,8 +5,9 @@
 //! `xfreerdp` on a second Xvfb display. The viewer's screenshot shows the
 //! office text (Tesseract), and keys typed into the viewer with `xdotool`
 //! reach the office PC's xterm; when the office display shrinks (RandR), the
-//! viewer's window follows. A viewer with the wrong password gets no
-//! desktop.
+//! viewer's window follows; when the home PC goes away with a key held,
+//! the office PC is left with none held, and the next session gets the
+//! desktop. A viewer with the wrong password gets no desktop.
 //!
 //! Needs Xvfb, xterm, xfreerdp (Debian's freerdp2-x11), xdotool,
 //! ImageMagick and Tesseract (`scripts/setup.sh`); skipped when they are
@@ -144,15 +145,7 @@ fn builtin_desktop_through_the_gateway_shows_the_office_screen_and_takes_keys() 
     assert_eq!(mask & 1, 1, "ServerMask64 bit 1 (built-in desktop) is set while it serves: {stat}");
 
     // The real thinclient starts the real viewer on the home display.
-    let mut cmd = Command::new(bin("thinclient"));
-    cmd.arg("--entry-point")
-        .arg(&ep)
-        .args(["connect", "desk-home", "--password-stdin", "--listen", "127.0.0.1:0"])
-        .env("DISPLAY", &home.display)
-        .env_remove("THIN_VIEWER")
-        .env_remove("THIN_VIEWER_BUILTIN");
-    let mut client = Proc::spawn(cmd, Some("office-password\n"));
-    client.wait_line("listening on", Duration::from_secs(30));
+    let mut client = home_client(&ep, &home.display);
     let viewer = window(&home.display, "FreeRDP", Duration::from_secs(60));
 
     // The office's text on the home screen.
@@ -224,8 +217,60 @@ fn builtin_desktop_through_the_gateway_shows_the_office_screen_and_takes_keys() 
         std::thread::sleep(Duration::from_millis(500));
     }
     assert!(client.child.try_wait().unwrap().is_none(), "thinclient ended with the resize: {}", client.report());
+
+    // The home PC goes away while Shift is held in the viewer: the office
+    // PC is not left with Shift down, and the next session gets the desktop.
+    const SHIFT_L: u8 = 50;
+    xdo(&["keydown", "shift"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !keys_down(&office.display).contains(&SHIFT_L) {
+        assert!(Instant::now() < deadline, "Shift held in the viewer is not down on the office display");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(client);
+    svr.wait_stderr("the viewer left keys or buttons held: released", Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !keys_down(&office.display).is_empty() {
+        let down = keys_down(&office.display);
+        assert!(
+            Instant::now() < deadline,
+            "keys {down:?} still down on the office display after the viewer went: {}",
+            svr.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    xdo(&["keyup", "shift"]);
+    let mut client = home_client(&ep, &home.display);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while svr.stderr().matches("desktop session started").count() < 2 {
+        assert!(Instant::now() < deadline, "no second desktop session: {}\n{}", svr.stderr(), client.report());
+        std::thread::sleep(Duration::from_millis(200));
+    }
     drop(client);
     rt.block_on(gw.shutdown());
+}
+
+/// The real thinclient connecting to `desk-home` (password on stdin), which
+/// starts the real viewer on `display`; waited for until it listens.
+fn home_client(ep: &Path, display: &str) -> Proc {
+    let mut cmd = Command::new(bin("thinclient"));
+    cmd.arg("--entry-point")
+        .arg(ep)
+        .args(["connect", "desk-home", "--password-stdin", "--listen", "127.0.0.1:0"])
+        .env("DISPLAY", display)
+        .env_remove("THIN_VIEWER")
+        .env_remove("THIN_VIEWER_BUILTIN");
+    let mut client = Proc::spawn(cmd, Some("office-password\n"));
+    client.wait_line("listening on", Duration::from_secs(30));
+    client
+}
+
+/// The keycodes held down on `display` now (QueryKeymap).
+fn keys_down(display: &str) -> Vec<u8> {
+    use x11rb::protocol::xproto::ConnectionExt as _;
+    let (c, _) = x11rb::connect(Some(display)).expect("the office display");
+    let map = c.query_keymap().unwrap().reply().unwrap().keys;
+    (0..=255u8).filter(|k| map[usize::from(*k / 8)] & (1 << (k % 8)) != 0).collect()
 }
 
 /// The size of the X window `id` on `display` (`xdotool getwindowgeometry`).

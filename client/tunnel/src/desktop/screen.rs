@@ -110,3 +110,96 @@ pub trait Screen: Send {
     /// Injects one input event.
     fn input(&mut self, event: Input) -> Result<(), ScreenError>;
 }
+
+/// What the viewer holds down on the office PC: keys, characters and mouse
+/// buttons pressed and not yet released. A viewer that vanishes (its
+/// connection dropped, a key-up lost) must not leave Ctrl or a button held
+/// on the office PC: the session releases what is left when it ends.
+#[derive(Debug, Default)]
+pub struct Held {
+    /// Keys and characters down, in the order they went down.
+    keys: Vec<Input>,
+    buttons: Vec<Button>,
+    /// Where the pointer was last put.
+    at: (u16, u16),
+}
+
+impl Held {
+    /// Notes one event that was passed on to the screen.
+    pub fn note(&mut self, event: &Input) {
+        match *event {
+            Input::Key { code, extended, down } => {
+                self.keys.retain(|k| *k != Input::Key { code, extended, down: true });
+                if down {
+                    self.keys.push(*event);
+                }
+            }
+            Input::Unicode { ch, down } => {
+                self.keys.retain(|k| *k != Input::Unicode { ch, down: true });
+                if down {
+                    self.keys.push(*event);
+                }
+            }
+            Input::Move { x, y } => self.at = (x, y),
+            Input::Button { button, down, x, y } => {
+                self.at = (x, y);
+                self.buttons.retain(|b| *b != button);
+                if down {
+                    self.buttons.push(button);
+                }
+            }
+            Input::Wheel { .. } => {}
+        }
+    }
+
+    /// The events that release everything still held (last pressed first),
+    /// after which nothing is.
+    pub fn release_all(&mut self) -> Vec<Input> {
+        let (x, y) = self.at;
+        let buttons = self.buttons.drain(..).rev().map(|button| Input::Button { button, down: false, x, y });
+        let keys = self.keys.drain(..).rev().map(|k| match k {
+            Input::Key { code, extended, .. } => Input::Key { code, extended, down: false },
+            Input::Unicode { ch, .. } => Input::Unicode { ch, down: false },
+            other => other,
+        });
+        buttons.chain(keys).collect::<Vec<_>>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: u8, down: bool) -> Input {
+        Input::Key { code, extended: false, down }
+    }
+
+    #[test]
+    fn what_is_still_held_is_released_last_pressed_first() {
+        let mut h = Held::default();
+        // Ctrl down, C down and up, Shift down (twice: a repeat), a button down at (5, 6).
+        for e in [key(0x1d, true), key(0x2e, true), key(0x2e, false), key(0x2a, true), key(0x2a, true)] {
+            h.note(&e);
+        }
+        h.note(&Input::Unicode { ch: 0x3042, down: true });
+        h.note(&Input::Button { button: Button::Left, down: true, x: 5, y: 6 });
+        h.note(&Input::Move { x: 7, y: 8 });
+        h.note(&Input::Wheel { delta: 120 });
+        assert_eq!(
+            h.release_all(),
+            vec![
+                Input::Button { button: Button::Left, down: false, x: 7, y: 8 },
+                Input::Unicode { ch: 0x3042, down: false },
+                key(0x2a, false),
+                key(0x1d, false),
+            ]
+        );
+        assert!(h.release_all().is_empty(), "nothing is held after the release");
+        // Released by the viewer: nothing to do.
+        h.note(&Input::Button { button: Button::Right, down: true, x: 1, y: 1 });
+        h.note(&Input::Button { button: Button::Right, down: false, x: 1, y: 1 });
+        h.note(&Input::Key { code: 0x1d, extended: true, down: true });
+        h.note(&Input::Key { code: 0x1d, extended: true, down: false });
+        assert!(h.release_all().is_empty());
+    }
+}

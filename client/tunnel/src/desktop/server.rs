@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::encode::Encoder;
-use super::screen::{Button, Input, Pixels, Screen, ScreenError};
+use super::screen::{Button, Held, Input, Pixels, Screen, ScreenError};
 use super::{DesktopInfo, USER};
 
 /// How long the viewer may take to finish the connection sequence.
@@ -529,17 +529,30 @@ impl ScreenWorker {
                 };
                 let _ = ready_tx.send(Ok(screen.size()));
                 let mut refresh = true;
+                let mut held = Held::default();
+                // Whatever way the session ends, the office PC is left with
+                // no key or button held.
+                let release = |screen: &mut Box<dyn Screen>, held: &mut Held| {
+                    let left = held.release_all();
+                    if !left.is_empty() {
+                        info!(?left, "the viewer left keys or buttons held: released");
+                    }
+                    for i in left {
+                        if let Err(e) = screen.input(i) {
+                            warn!("desktop input: {e}");
+                        }
+                    }
+                };
                 loop {
                     loop {
                         match inbox.try_recv() {
-                            Ok(ToScreen::Input(i)) => {
-                                if let Err(e) = screen.input(i) {
-                                    warn!("desktop input: {e}");
-                                }
-                            }
+                            Ok(ToScreen::Input(i)) => match screen.input(i) {
+                                Ok(()) => held.note(&i),
+                                Err(e) => warn!("desktop input: {e}"),
+                            },
                             Ok(ToScreen::Refresh) => refresh = true,
                             Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                            Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+                            Err(std::sync::mpsc::TryRecvError::Disconnected) => return release(&mut screen, &mut held),
                         }
                     }
                     let parts = if std::mem::take(&mut refresh) {
@@ -551,10 +564,13 @@ impl ScreenWorker {
                         Ok(p) if p.is_empty() => {}
                         Ok(parts) => {
                             if tx.blocking_send(Ok(Frame { size: screen.size(), parts })).is_err() {
-                                return;
+                                return release(&mut screen, &mut held);
                             }
                         }
-                        Err(e) => return drop(tx.blocking_send(Err(e))),
+                        Err(e) => {
+                            release(&mut screen, &mut held);
+                            return drop(tx.blocking_send(Err(e)));
+                        }
                     }
                 }
             })

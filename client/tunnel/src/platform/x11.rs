@@ -343,6 +343,17 @@ impl X11Screen {
     }
 }
 
+impl Drop for X11Screen {
+    /// A round trip before the connection closes: the X server drops fake
+    /// input it has not yet processed when its client goes, and the last
+    /// events of a session are the releases of what the viewer left held.
+    fn drop(&mut self) {
+        if let Ok(cookie) = self.conn.get_input_focus() {
+            let _ = cookie.reply();
+        }
+    }
+}
+
 impl Screen for X11Screen {
     fn size(&self) -> (u16, u16) {
         (self.width, self.height)
@@ -826,6 +837,28 @@ mod tests {
 
         let none = s.changes(Duration::from_millis(200)).unwrap();
         assert!(none.is_empty(), "changes without drawing: {:?}", none.iter().map(|p| p.rect).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_key_released_just_before_the_screen_closes_is_released() {
+        let Some(x) = Xvfb::start("640x480", &[]) else { return };
+        let mut s = X11Screen::open(Some(&x.display)).unwrap();
+        let (c, _root) = x.client();
+        // Shift (scan code 0x2A) is X keycode 50 on evdev servers.
+        let shift_down = |c: &RustConnection| c.query_keymap().unwrap().reply().unwrap().keys[50 / 8] & (1 << 2) != 0;
+        let wait = |want: bool| {
+            let start = Instant::now();
+            while shift_down(&c) != want && start.elapsed() < Duration::from_secs(2) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            shift_down(&c) == want
+        };
+        s.input(Input::Key { code: 0x2a, extended: false, down: true }).unwrap();
+        assert!(wait(true), "Shift did not go down");
+        // The session's last event, then the connection closes at once.
+        s.input(Input::Key { code: 0x2a, extended: false, down: false }).unwrap();
+        drop(s);
+        assert!(wait(false), "the release sent just before closing was dropped: Shift stays down");
     }
 
     #[test]
