@@ -67,6 +67,10 @@ nice -n 19 ./fuzz/run.sh --build-only >"$fuzz_log" 2>&1 &
 fuzz_build=$!
 cargo test --workspace --locked --no-fail-fast || status=$?
 echo "test.sh: build and tests took $(( $(date +%s) - start )) s"
+if [ -f target/builder-timings.log ]; then
+    echo "test.sh: the builder test's own builds (builder/tests/outputs/built.rs):"
+    cat target/builder-timings.log
+fi
 fuzz_ok=1
 wait "$fuzz_build" || fuzz_ok=0
 cat "$fuzz_log"

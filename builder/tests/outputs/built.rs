@@ -123,7 +123,25 @@ impl Drop for Watcher {
     }
 }
 
+/// `target/builder-timings.log`: what the shared build's steps took, which
+/// `scripts/test.sh` prints after the tests (libtest keeps a passing test's
+/// output to itself).
+fn timings_log() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("builder-timings.log")
+}
+
+/// One line of [`timings_log`], also on stderr.
+fn timing(line: &str) {
+    use std::io::Write;
+    eprintln!("{line}");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(timings_log());
+    if let Ok(mut f) = log {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
 fn make() -> Built {
+    let _ = std::fs::remove_file(timings_log());
     // The Wine prefix boots while the apps compile.
     std::thread::spawn(|| std::panic::catch_unwind(wine::wine));
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-windows");
@@ -147,10 +165,10 @@ fn make() -> Built {
     let t = Instant::now();
     let o = builder(&root, &[&["--json"][..], &all, &["out-a"]].concat(), &[]);
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("builder --json prints JSON");
-    eprintln!("build --target all (E2eWin): {:.0} s", t.elapsed().as_secs_f64());
+    timing(&format!("build --target all (E2eWin): {:.0} s", t.elapsed().as_secs_f64()));
     // Each step's time, for CI's log (what each compile costs).
     for step in json["steps"].as_array().into_iter().flatten() {
-        eprintln!("  {:>7.1} s  {}", step[1].as_f64().unwrap_or(0.0), step[0].as_str().unwrap_or("?"));
+        timing(&format!("  {:>7.1} s  {}", step[1].as_f64().unwrap_or(0.0), step[0].as_str().unwrap_or("?")));
     }
     let new_s = ["new", "--app-id", "E2eSig", "--dir", "s", "--rpc-port", "9912", "--self-signed-codesign"];
     builder_umask(&root, &new_s, &[], Some("002"));
@@ -162,12 +180,12 @@ fn make() -> Built {
         &[("THIN_CODESIGN_PASSWORD_E2ESIG", pw)],
         Some("002"),
     );
-    eprintln!("warm rebrand, signed (E2eSig): {:.0} s", t.elapsed().as_secs_f64());
+    timing(&format!("warm rebrand, signed (E2eSig): {:.0} s", t.elapsed().as_secs_f64()));
     builder_umask(&root, &[&all[..], &["out-a2", "--build-number", "1"]].concat(), &[], Some("002"));
     let t = Instant::now();
     builder_umask(&root, &["build", "--brand", "s", "--target", "windows", "--out", "out-s2"], &[], Some("002"));
     let next_secs = t.elapsed().as_secs_f64();
-    eprintln!("build 2 of the same version, warm (E2eSig): {next_secs:.0} s");
+    timing(&format!("build 2 of the same version, warm (E2eSig): {next_secs:.0} s"));
     let (exposed_during, scans) = watcher.finish();
     Built {
         brand: root.join("a"),
