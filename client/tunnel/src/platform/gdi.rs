@@ -220,13 +220,11 @@ impl GdiScreen {
     /// The pixels of `r` from the last capture sent.
     fn part(&self, r: Rect) -> Pixels {
         let stride = self.canvas.stride();
-        let row = usize::from(r.width) * 4;
-        let mut data = Vec::with_capacity(row * usize::from(r.height));
-        for y in usize::from(r.y)..usize::from(r.y) + usize::from(r.height) {
-            let start = y * stride + usize::from(r.x) * 4;
-            data.extend_from_slice(&self.sent[start..start + row]);
+        let mut data = Vec::with_capacity(r.area() as usize * 4);
+        for row in rows(r, stride) {
+            data.extend_from_slice(&self.sent[row]);
         }
-        Pixels { rect: r, stride: row, data }
+        Pixels { rect: r, stride: usize::from(r.width) * 4, data }
     }
 
     fn whole(&self) -> Pixels {
@@ -274,13 +272,9 @@ impl Screen for GdiScreen {
                 let (w, h) = self.size();
                 let rects = diff::changed(&self.sent, self.canvas.pixels(), w, h, self.canvas.stride());
                 if !rects.is_empty() {
-                    let stride = self.canvas.stride();
-                    for r in &rects {
-                        let row = usize::from(r.width) * 4;
-                        for y in usize::from(r.y)..usize::from(r.y) + usize::from(r.height) {
-                            let start = y * stride + usize::from(r.x) * 4;
-                            self.sent[start..start + row].copy_from_slice(&self.canvas.pixels()[start..start + row]);
-                        }
+                    let (stride, now) = (self.canvas.stride(), self.canvas.pixels());
+                    for row in rects.iter().flat_map(|r| rows(*r, stride)) {
+                        self.sent[row.clone()].copy_from_slice(&now[row]);
                     }
                     return Ok(rects.into_iter().map(|r| self.part(r)).collect());
                 }
@@ -365,6 +359,15 @@ impl GdiScreen {
             },
         }
     }
+}
+
+/// The byte ranges of the rows of `r` in a frame with rows `stride` bytes apart.
+fn rows(r: Rect, stride: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let len = usize::from(r.width) * 4;
+    (usize::from(r.y)..usize::from(r.y) + usize::from(r.height)).map(move |y| {
+        let start = y * stride + usize::from(r.x) * 4;
+        start..start + len
+    })
 }
 
 fn key(ki: KEYBDINPUT) -> INPUT {
