@@ -27,6 +27,30 @@ pub fn read(png: &Path) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Screenshots taken with `shoot` into `png`, read until one shows `phrase`
+/// (at most `max_edits` edits, as [`contains_approx`]), every half second for
+/// up to `within`; `Err` with the last text read when none did.
+pub fn wait_for(
+    png: &Path,
+    phrase: &str,
+    max_edits: usize,
+    within: std::time::Duration,
+    mut shoot: impl FnMut(&Path),
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        shoot(png);
+        let text = read(png);
+        if contains_approx(&text, phrase, max_edits) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(text);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 /// The letters and digits of `s`, in lower case.
 pub fn normalize(s: &str) -> Vec<char> {
     s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()

@@ -1322,16 +1322,8 @@ fn builtin_desktop_of_thinsvr_exe_under_wine_is_seen_and_driven_with_xfreerdp_th
     let out = xvfb::screenshot_dir();
     std::fs::create_dir_all(&out).unwrap();
     let png = out.join("wine-builtin-desktop-viewer.png");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        std::thread::sleep(Duration::from_millis(500));
-        home.shoot(&png);
-        let read = common::ocr::read(&png);
-        if common::ocr::contains_approx(&read, TEXT, 2) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
+    if let Err(read) = common::ocr::wait_for(&png, TEXT, 2, Duration::from_secs(60), |p| home.shoot(p)) {
+        panic!(
             "{}: {TEXT:?} is not on the viewer's screen; Tesseract read:\n{read}\nthinsvr.exe: {}\nthinclient: {}",
             png.display(),
             server.report(),
@@ -1368,19 +1360,8 @@ fn builtin_desktop_of_thinsvr_exe_under_wine_is_seen_and_driven_with_xfreerdp_th
     }
     // What was typed comes back as changed tiles (the viewer's screen shows it).
     let png = out.join("wine-builtin-desktop-typed.png");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        home.shoot(&png);
-        let read = common::ocr::read(&png);
-        if common::ocr::contains_approx(&read, "hello4711", 1) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}: the typed text is not on the viewer's screen; read:\n{read}",
-            png.display()
-        );
-        std::thread::sleep(Duration::from_millis(500));
+    if let Err(read) = common::ocr::wait_for(&png, "hello4711", 1, Duration::from_secs(30), |p| home.shoot(p)) {
+        panic!("{}: the typed text is not on the viewer's screen; read:\n{read}", png.display());
     }
     assert!(client.child.try_wait().unwrap().is_none(), "thinclient ended: {}", client.report());
     drop(client);

@@ -150,16 +150,8 @@ fn builtin_desktop_through_the_gateway_shows_the_office_screen_and_takes_keys() 
 
     // The office's text on the home screen.
     let png = out.join("builtin-desktop-viewer.png");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        std::thread::sleep(Duration::from_millis(500));
-        shoot_root(&home.display, &png);
-        let text = ocr::read(&png);
-        if ocr::contains_approx(&text, TEXT, 2) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
+    if let Err(text) = ocr::wait_for(&png, TEXT, 2, Duration::from_secs(60), |p| shoot_root(&home.display, p)) {
+        panic!(
             "{}: {TEXT:?} is not on the viewer's screen; Tesseract read:\n{text}\nthinclient: {}",
             png.display(),
             client.report()
@@ -206,15 +198,8 @@ fn builtin_desktop_through_the_gateway_shows_the_office_screen_and_takes_keys() 
         std::thread::sleep(Duration::from_millis(200));
     }
     let png = out.join("builtin-desktop-viewer-800x600.png");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        shoot_root(&home.display, &png);
-        let text = ocr::read(&png);
-        if ocr::contains_approx(&text, TEXT, 2) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{}: {TEXT:?} gone after the resize; read:\n{text}", png.display());
-        std::thread::sleep(Duration::from_millis(500));
+    if let Err(text) = ocr::wait_for(&png, TEXT, 2, Duration::from_secs(30), |p| shoot_root(&home.display, p)) {
+        panic!("{}: {TEXT:?} gone after the resize; read:\n{text}", png.display());
     }
     assert!(client.child.try_wait().unwrap().is_none(), "thinclient ended with the resize: {}", client.report());
 
