@@ -170,10 +170,16 @@ impl EtcdLink {
 }
 
 /// Whether etcd may serve the call if asked again shortly: it is electing a
-/// leader, or the member asked is unreachable (the client tries another).
+/// leader, or the member asked is unreachable or its connection broke (the
+/// client tries another). tonic reports a connection reset or closed during
+/// a call as `Unknown` with a transport or h2 message, not as `Unavailable`.
 fn transient(e: &etcd_client::Error) -> bool {
     match e {
-        etcd_client::Error::GRpcStatus(s) => s.code() == tonic::Code::Unavailable,
+        etcd_client::Error::GRpcStatus(s) => match s.code() {
+            tonic::Code::Unavailable => true,
+            tonic::Code::Unknown => s.message() == "transport error" || s.message().starts_with("h2 protocol error"),
+            _ => false,
+        },
         etcd_client::Error::TransportError(_) => true,
         _ => false,
     }
@@ -240,5 +246,24 @@ pub fn decode(key: &str, value: &[u8]) -> Result<Machine, EtcdError> {
         (Some(m), None) if key.ends_with(&format!("/{}", m.msid)) => Ok(m.clone()),
         (Some(m), None) => Err(bad(format!("it holds machine {} instead", m.msid))),
         _ => Err(bad("it must hold exactly one machine".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient;
+    use etcd_client::Error::GRpcStatus;
+
+    #[test]
+    fn a_broken_connection_and_an_election_are_transient_and_refusals_are_not() {
+        // As seen when the etcd member a gateway talked to was killed.
+        assert!(transient(&GRpcStatus(tonic::Status::unknown("transport error"))));
+        assert!(transient(&GRpcStatus(tonic::Status::unknown(
+            "h2 protocol error: error reading a body from connection"
+        ))));
+        assert!(transient(&GRpcStatus(tonic::Status::unavailable("etcdserver: leader changed"))));
+        assert!(!transient(&GRpcStatus(tonic::Status::unknown("etcdserver: some other failure"))));
+        assert!(!transient(&GRpcStatus(tonic::Status::invalid_argument("etcdserver: key is not provided"))));
+        assert!(!transient(&GRpcStatus(tonic::Status::permission_denied("etcdserver: permission denied"))));
     }
 }
