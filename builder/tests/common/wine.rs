@@ -188,10 +188,24 @@ impl Wine {
         self.prefix.join("drive_c").join(rel)
     }
 
-    /// `reg query KEY` output, or `None` when the key does not exist.
+    /// `reg query KEY` output, or `None` when the key does not exist. A `reg`
+    /// that fails any other way (a Wine process that dies at start on a
+    /// loaded machine) is run again, and after three tries is a panic: it
+    /// must not read as "the key is absent".
     pub fn reg_query(&self, key: &str) -> Option<String> {
-        let o = self.run(&["reg", "query", key]);
-        o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+        let mut last = String::new();
+        for _ in 0..3 {
+            let o = self.run(&["reg", "query", key]);
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            if o.status.success() {
+                return Some(out);
+            }
+            if out.contains("Unable to find the specified registry key") {
+                return None;
+            }
+            last = text(&o);
+        }
+        panic!("reg query {key} failed three times: {last}")
     }
 
     /// Polls `done` (every 100 ms) until it holds; panics with `what` after `limit`.
