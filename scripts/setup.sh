@@ -11,7 +11,7 @@ APT_PACKAGES=(
   protobuf-compiler libprotobuf-dev etcd-server
   wine wine64
   chromium
-  xvfb xauth imagemagick xdotool tesseract-ocr tesseract-ocr-eng xterm freerdp2-x11 libgl1-mesa-dri libegl1 libegl-mesa0 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
+  xvfb xauth imagemagick xdotool xclip tesseract-ocr tesseract-ocr-eng xterm freerdp2-x11 libgl1-mesa-dri libegl1 libegl-mesa0 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
 )
 RUST_TARGETS=(x86_64-pc-windows-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 # cargo-zigbuild links the Linux gateway (static musl) and apps (glibc 2.17

@@ -10,8 +10,9 @@ use super::common::{
     self,
     wine::{self, Wine},
 };
+use std::io::Write as _;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use thin_e2e::procs::Proc;
@@ -1262,7 +1263,7 @@ fn builtin_desktop_of_thinsvr_exe_under_wine_is_seen_and_driven_with_xfreerdp_th
     use common::xvfb;
     let w = installed();
     let _l = wine::lock();
-    for tool in ["xfreerdp", "xdotool", "tesseract"] {
+    for tool in ["xfreerdp", "xdotool", "xclip", "tesseract"] {
         assert!(thin_e2e::procs::on_path(tool), "{tool} is not on PATH; scripts/setup.sh installs it");
     }
     let t = Instant::now();
@@ -1363,6 +1364,48 @@ fn builtin_desktop_of_thinsvr_exe_under_wine_is_seen_and_driven_with_xfreerdp_th
     if let Err(read) = common::ocr::wait_for(&png, "hello4711", 1, Duration::from_secs(30), |p| home.shoot(p)) {
         panic!("{}: the typed text is not on the viewer's screen; read:\n{read}", png.display());
     }
+
+    // The clipboard: text copied at home is pasted into Notepad (Ctrl+V)...
+    let xclip = |args: &[&str]| {
+        let mut c = Command::new("xclip");
+        c.args(["-selection", "clipboard"]).args(args).env("DISPLAY", &home.display).stderr(Stdio::null());
+        c
+    };
+    let mut home_app = xclip(&["-i", "-quiet"]).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    home_app.stdin.take().unwrap().write_all(b"from home 0815").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        xdo(&["key", "ctrl+End", "ctrl+v", "ctrl+s"]);
+        std::thread::sleep(Duration::from_millis(1000));
+        let saved = std::fs::read(&memo).unwrap_or_default();
+        if String::from_utf8_lossy(&saved).contains("from home 0815") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "text copied at home was not pasted into Notepad (memo.txt: {:?}); thinsvr.exe: {}",
+            String::from_utf8_lossy(&saved),
+            server.report()
+        );
+    }
+    // ... and Notepad's text, copied there (Ctrl+A, Ctrl+C), is pasted at home.
+    xdo(&["key", "ctrl+a", "ctrl+c"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = xclip(&["-o"]).output().unwrap();
+        let pasted = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+        if pasted.starts_with(&format!("{TEXT}\nhello4711")) && pasted.contains("from home 0815") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Notepad's copy is not on the home clipboard (it holds {pasted:?}); thinsvr.exe: {}",
+            server.report()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _ = home_app.kill();
+    let _ = home_app.wait();
     assert!(client.child.try_wait().unwrap().is_none(), "thinclient ended: {}", client.report());
     drop(client);
     drop(server);

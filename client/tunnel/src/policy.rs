@@ -41,9 +41,31 @@ pub fn serving_refusal(p: &Policy, s: &ServerSettings) -> Option<String> {
     None
 }
 
+/// Whether the built-in desktop shares the clipboard: the owner's setting
+/// (`clipboard` in `thinsvr.toml`, on by default), unless the company's
+/// policy turns sharing off (`DISABLE_SHARE`), which wins.
+pub fn clipboard_shared(p: &Policy, s: &ServerSettings) -> bool {
+    s.clipboard && !p.disable_share
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_clipboard_is_shared_unless_the_owner_or_the_company_says_no() {
+        let mut s = ServerSettings::default();
+        let open = Policy::default();
+        let closed = Policy { disable_share: true, ..Policy::default() };
+        assert!(clipboard_shared(&open, &s), "on by default");
+        assert!(!clipboard_shared(&closed, &s), "DISABLE_SHARE turns it off");
+        s.clipboard = false;
+        assert!(!clipboard_shared(&open, &s));
+        assert!(!clipboard_shared(&closed, &s));
+        // The setting is written only when it is off.
+        assert!(!toml::to_string(&ServerSettings::default()).unwrap().contains("clipboard"));
+        assert!(toml::to_string(&s).unwrap().contains("clipboard = false"));
+    }
 
     #[test]
     fn enforced_otp_needs_an_address_and_unknown_checks_fail_closed() {

@@ -95,7 +95,8 @@ async fn serve_inner(
                 return Err(TunnelError::Policy(why));
             }
             let ask = crate::check::what_to_ask(&rules, &settings);
-            (settings.otp_email, ask, settings.desktop)
+            let clipboard = crate::policy::clipboard_shared(&rules, &settings);
+            (settings.otp_email, ask, (settings.desktop, clipboard))
         }
         Err(e) => {
             // Fail closed: without its settings the server cannot tell whether OTP is on.
@@ -180,7 +181,7 @@ struct Marks {
 
 async fn handle_stream(
     mut st: MuxStream,
-    (target, (desktop, mode)): (String, (Desktop, DesktopMode)),
+    (target, (desktop, (mode, clipboard))): (String, (Desktop, (DesktopMode, bool))),
     marks: Marks,
     waker: Waker,
     (dir, rules, binding): (ConfigDir, Policy, [u8; 32]),
@@ -211,7 +212,7 @@ async fn handle_stream(
             let mut st = mux::Touch::new(st, epoch, active);
             if let Some(server) = desktop.serves(mode, &target).await {
                 let password = crate::desktop::one_time_password(&binding);
-                match server.clone().serve_detached(st, password).await {
+                match server.clone().serve_detached(st, password, clipboard).await {
                     Ok(()) => debug!("desktop session done"),
                     Err(e) => warn!("built-in desktop: {e}"),
                 }

@@ -75,6 +75,10 @@ pub struct ServerSettings {
     /// nothing answers at `target`), `builtin` or `rdp`.
     #[serde(default)]
     pub desktop: crate::desktop::DesktopMode,
+    /// Whether the built-in desktop shares the clipboard (text, both ways).
+    /// The company's policy (`DISABLE_SHARE`) turns it off whatever this says.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub clipboard: bool,
 }
 
 /// A known home PC.
@@ -93,6 +97,14 @@ pub struct AllowedDevice {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_target() -> String {
@@ -121,6 +133,7 @@ impl Default for ServerSettings {
             allowed_macs: Vec::new(),
             pair_until: None,
             desktop: Default::default(),
+            clipboard: true,
         }
     }
 }

@@ -330,7 +330,7 @@ mod run {
                 while let Ok((tcp, _)) = listener.accept().await {
                     let _ = tcp.set_nodelay(true);
                     let (server, password) = (server.clone(), password.clone());
-                    tokio::spawn(async move { server.serve_detached(tcp, password).await });
+                    tokio::spawn(async move { server.serve_detached(tcp, password, true).await });
                 }
             });
         }

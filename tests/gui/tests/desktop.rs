@@ -4,12 +4,14 @@
 //! `thinclient` connecting from the home PC and starting the real
 //! `xfreerdp` on a second Xvfb display. The viewer's screenshot shows the
 //! office text (Tesseract), and keys typed into the viewer with `xdotool`
-//! reach the office PC's xterm; when the office display shrinks (RandR), the
+//! reach the office PC's xterm; text copied on either side is pasted on the
+//! other (xclip as the apps), and not once the owner turns the clipboard
+//! off; when the office display shrinks (RandR), the
 //! viewer's window follows; when the home PC goes away with a key held,
 //! the office PC is left with none held, and the next session gets the
 //! desktop. A viewer with the wrong password gets no desktop.
 //!
-//! Needs Xvfb, xterm, xfreerdp (Debian's freerdp2-x11), xdotool,
+//! Needs Xvfb, xterm, xfreerdp (Debian's freerdp2-x11), xdotool, xclip,
 //! ImageMagick and Tesseract (`scripts/setup.sh`); skipped when they are
 //! missing, except under CI. Needs the binaries (`cargo build --workspace --bins`).
 
@@ -21,7 +23,8 @@ use thin_e2e::ocr;
 use thin_e2e::procs::{bin, thinsvr, Proc};
 use thin_e2e_gui::xvfb::{tool_exists, Xvfb};
 
-const TOOLS: [&str; 7] = ["Xvfb", "xterm", "xfreerdp", "xdotool", "/usr/bin/import", "/usr/bin/convert", "tesseract"];
+const TOOLS: [&str; 8] =
+    ["Xvfb", "xterm", "xfreerdp", "xdotool", "xclip", "/usr/bin/import", "/usr/bin/convert", "tesseract"];
 
 fn tools_missing() -> bool {
     let missing: Vec<&str> = TOOLS.iter().copied().filter(|t| !tool_exists(t)).collect();
@@ -181,6 +184,15 @@ fn builtin_desktop_through_the_gateway_shows_the_office_screen_and_takes_keys() 
         assert!(Instant::now() < deadline, "keys typed into the viewer did not reach the office PC");
     }
 
+    // The clipboard, both ways: a copy at home is pasted at the office, and a
+    // copy at the office is pasted at home.
+    let _home_app = copy_on(&home.display, "pasted from home 4711\nsecond line");
+    let got = wait_clipboard(&office.display, "pasted from home 4711\nsecond line");
+    assert!(got.is_ok(), "the home copy is not on the office clipboard: {got:?}\n{}", svr.stderr());
+    let _office_app = copy_on(&office.display, "copied at the office 815");
+    let got = wait_clipboard(&home.display, "copied at the office 815");
+    assert!(got.is_ok(), "the office copy is not on the home clipboard: {got:?}\n{}", svr.stderr());
+
     // The office display shrinks to 800x600 during the session: the viewer
     // is reactivated at the new size, its window follows, and the office
     // text is still on it.
@@ -225,12 +237,21 @@ fn builtin_desktop_through_the_gateway_shows_the_office_screen_and_takes_keys() 
         std::thread::sleep(Duration::from_millis(100));
     }
     xdo(&["keyup", "shift"]);
+    // The owner turns the clipboard off: the next session shares none.
+    pc.edit_settings(|s| s.clipboard = false);
     let mut client = home_client(&ep, &home.display);
     let deadline = Instant::now() + Duration::from_secs(60);
     while svr.stderr().matches("desktop session started").count() < 2 {
         assert!(Instant::now() < deadline, "no second desktop session: {}\n{}", svr.stderr(), client.report());
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The log's fields are coloured: `clipboard` ESC[0m ESC[2m = ESC[0m `false`.
+    let log = svr.stderr().replace("\u{1b}[0m", "").replace("\u{1b}[2m", "").replace("\u{1b}[3m", "");
+    let started: Vec<&str> = log.lines().filter(|l| l.contains("desktop session started")).collect();
+    assert!(started[0].contains("clipboard=true") && started[1].contains("clipboard=false"), "{started:?}");
+    let _home_app = copy_on(&home.display, "not for the office");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(clipboard_of(&office.display).as_deref(), Some("copied at the office 815"));
     drop(client);
     rt.block_on(gw.shutdown());
 }
@@ -248,6 +269,49 @@ fn home_client(ep: &Path, display: &str) -> Proc {
     let mut client = Proc::spawn(cmd, Some("office-password\n"));
     client.wait_line("listening on", Duration::from_secs(30));
     client
+}
+
+/// An app on `display` that copied `text` (xclip, serving it until another
+/// app copies).
+fn copy_on(display: &str, text: &str) -> Kill {
+    use std::io::Write;
+    let mut c = Command::new("xclip")
+        .args(["-selection", "clipboard", "-i", "-quiet"])
+        .env("DISPLAY", display)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("xclip");
+    c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    Kill(c)
+}
+
+/// The text an app pasting on `display` gets (`None`: no text).
+fn clipboard_of(display: &str) -> Option<String> {
+    let out = Command::new("xclip")
+        .args(["-selection", "clipboard", "-o"])
+        .env("DISPLAY", display)
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Waits up to 30 s for `display`'s clipboard to hold `text`; the last
+/// text seen otherwise.
+fn wait_clipboard(display: &str, text: &str) -> Result<(), Option<String>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = clipboard_of(display);
+        if now.as_deref() == Some(text) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(now);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The keycodes held down on `display` now (QueryKeymap).

@@ -32,6 +32,15 @@ impl Screen for Still {
     fn input(&mut self, _: Input) -> Result<(), ScreenError> {
         Ok(())
     }
+    fn clipboard_text(&mut self) -> Result<Option<String>, ScreenError> {
+        Ok(None)
+    }
+    fn set_clipboard_text(&mut self, _: &str) -> Result<(), ScreenError> {
+        Err(ScreenError::Io("the stand-in screen has no clipboard".into()))
+    }
+    fn clipboard_changed(&mut self) -> Result<bool, ScreenError> {
+        Ok(false)
+    }
 }
 
 /// A port on loopback where nothing listens (now).

@@ -17,6 +17,7 @@
 //!   ([`KIND_DESKTOP`], answered by a [`DesktopInfo`]), with the SHA-256 of
 //!   the built-in server's certificate, which the viewer pins.
 
+pub mod clipboard;
 pub mod diff;
 pub mod encode;
 pub mod screen;

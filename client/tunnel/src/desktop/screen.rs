@@ -109,7 +109,20 @@ pub trait Screen: Send {
     fn changes(&mut self, wait: Duration) -> Result<Vec<Pixels>, ScreenError>;
     /// Injects one input event.
     fn input(&mut self, event: Input) -> Result<(), ScreenError>;
+    /// The text on the office PC's clipboard (`None`: no text there, or
+    /// more than [`CLIPBOARD_MAX`] bytes of it).
+    fn clipboard_text(&mut self) -> Result<Option<String>, ScreenError>;
+    /// Puts `text` on the office PC's clipboard, as a copy in an app would.
+    fn set_clipboard_text(&mut self, text: &str) -> Result<(), ScreenError>;
+    /// Whether another app put something on the clipboard since the last
+    /// call (a [`Self::set_clipboard_text`] does not count).
+    fn clipboard_changed(&mut self) -> Result<bool, ScreenError>;
 }
+
+/// The most text the clipboard carries either way, in bytes (UTF-8 on the
+/// office PC): bigger copies are not offered, so a viewer cannot make the
+/// office PC hold more than this, nor the office PC the viewer.
+pub const CLIPBOARD_MAX: usize = 4 << 20;
 
 /// What the viewer holds down on the office PC: keys, characters and mouse
 /// buttons pressed and not yet released. A viewer that vanishes (its

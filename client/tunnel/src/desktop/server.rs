@@ -28,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::clipboard::{Attached, Clip, ClipEvent};
 use super::encode::Encoder;
 use super::screen::{Button, Held, Input, Pixels, Screen, ScreenError};
 use super::{DesktopInfo, USER};
@@ -119,7 +120,12 @@ impl DesktopServer {
 
     /// [`Self::serve`] in a thread of its own: IronRDP's connection
     /// sequence is not `Send`, so it runs on a single-threaded runtime.
-    pub async fn serve_detached<S>(self: Arc<Self>, stream: S, password: String) -> Result<(), DesktopError>
+    pub async fn serve_detached<S>(
+        self: Arc<Self>,
+        stream: S,
+        password: String,
+        clipboard: bool,
+    ) -> Result<(), DesktopError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
     {
@@ -127,7 +133,7 @@ impl DesktopServer {
         std::thread::Builder::new().name("desktop-session".into()).spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
             let r = match rt {
-                Ok(rt) => rt.block_on(self.serve(stream, &password)),
+                Ok(rt) => rt.block_on(self.serve(stream, &password, clipboard)),
                 Err(e) => Err(DesktopError::Io(e)),
             };
             let _ = tx.send(r);
@@ -136,15 +142,16 @@ impl DesktopServer {
     }
 
     /// Serves one viewer on `stream` (a tunnel stream) until it leaves;
-    /// `password` is this tunnel's one-time password.
-    pub async fn serve<S>(&self, stream: S, password: &str) -> Result<(), DesktopError>
+    /// `password` is this tunnel's one-time password; `clipboard` whether
+    /// the clipboard is shared (text, both ways).
+    pub async fn serve<S>(&self, stream: S, password: &str, clipboard: bool) -> Result<(), DesktopError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
     {
         let n = self.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mine = CancellationToken::new();
         let r = tokio::select! {
-            r = self.session(stream, password, (n, &mine)) => r,
+            r = self.session(stream, (password, clipboard), (n, &mine)) => r,
             _ = mine.cancelled() => Err(DesktopError::TakenOver),
         };
         let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
@@ -164,16 +171,22 @@ impl DesktopServer {
         }
     }
 
-    async fn session<S>(&self, stream: S, password: &str, me: (u64, &CancellationToken)) -> Result<(), DesktopError>
+    async fn session<S>(
+        &self,
+        stream: S,
+        (password, clipboard): (&str, bool),
+        me: (u64, &CancellationToken),
+    ) -> Result<(), DesktopError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
     {
-        let mut worker = ScreenWorker::start(self.open.clone()).await?;
+        let mut worker = ScreenWorker::start(self.open.clone(), clipboard).await?;
         let (mut width, mut height) = worker.size;
         let size = DesktopSize { width, height };
-        let (framed, mut result, mut acceptor) = tokio::time::timeout(HANDSHAKE, self.handshake(stream, size))
-            .await
-            .map_err(|_| DesktopError::Timeout)??;
+        let (framed, mut result, mut acceptor, attached) =
+            tokio::time::timeout(HANDSHAKE, self.handshake(stream, size, clipboard))
+                .await
+                .map_err(|_| DesktopError::Timeout)??;
         let (inner, leftover) = framed.into_inner();
         let (r, w) = tokio::io::split(inner);
         let mut reader = TokioFramed::new_with_leftover(r, leftover);
@@ -196,13 +209,24 @@ impl DesktopServer {
             return Err(DesktopError::Credentials);
         }
         self.take_over(me);
-        info!(width, height, "desktop session started");
+        let mut clip = attached.and_then(|a| Clip::join(a, &mut result));
+        info!(width, height, clipboard = clip.is_some(), "desktop session started");
+        if let Some(note) = monitors_note(&result.client_monitors, (width, height)) {
+            info!("{note}");
+        }
+        if let Some(c) = clip.as_mut() {
+            writer.write_all(&c.start()?).await?;
+        }
         let mut encoder = Encoder::new(max_update(&result));
         let mut out = Vec::new();
+        let mut replies = Vec::new();
+        let mut clip_ready = false;
         loop {
+            replies.clear();
             for ev in &result.input_events {
-                handle_frame(ev, &worker, (width, height))?;
+                handle_frame(ev, &worker, (width, height), clip.as_mut(), &mut replies)?;
             }
+            writer.write_all(&replies).await?;
             // Serves until the viewer leaves (`None`) or the screen's size changes.
             let resized = loop {
                 tokio::select! {
@@ -210,18 +234,32 @@ impl DesktopServer {
                         let (action, frame) = pdu?;
                         match action {
                             Action::FastPath | Action::X224 => {
-                                if handle_frame(&frame, &worker, (width, height))? == Flow::End {
+                                replies.clear();
+                                let flow = handle_frame(&frame, &worker, (width, height), clip.as_mut(), &mut replies)?;
+                                if flow == Flow::End {
                                     info!("the viewer left");
                                     break None;
                                 }
+                                writer.write_all(&replies).await?;
+                                if let Some(c) = clip.as_mut() {
+                                    clip_ready |= clipboard_events(c, &worker, &mut writer).await?;
+                                }
+                                writer.flush().await?;
                             }
+                        }
+                    }
+                    _ = worker.clip_changed.notified(), if clip_ready => {
+                        if let Some(c) = clip.as_mut() {
+                            debug!("the office PC's clipboard changed: offering it to the viewer");
+                            writer.write_all(&c.offer_text()?).await?;
+                            writer.flush().await?;
                         }
                     }
                     frame = worker.updates.recv() => match frame {
                         Some(Ok(f)) if f.size != (width, height) => break Some(f.size),
                         Some(Ok(f)) => {
                             out.clear();
-                            for px in f.parts.iter().filter_map(|p| clip(p, width, height)) {
+                            for px in f.parts.iter().filter_map(|p| cut_to(p, width, height)) {
                                 encoder.encode(&px, &mut out).map_err(|e| DesktopError::Protocol(e.to_string()))?;
                             }
                             writer.write_all(&out).await?;
@@ -261,14 +299,16 @@ impl DesktopServer {
         &self,
         stream: S,
         size: DesktopSize,
+        clipboard: bool,
     ) -> Result<
-        (TokioFramed<tokio_rustls::server::TlsStream<S>>, ironrdp_acceptor::AcceptorResult, Acceptor),
+        (TokioFramed<tokio_rustls::server::TlsStream<S>>, ironrdp_acceptor::AcceptorResult, Acceptor, Option<Attached>),
         DesktopError,
     >
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + Sync,
     {
         let mut acceptor = Acceptor::new(ironrdp_pdu::nego::SecurityProtocol::SSL, size, capabilities(size), None);
+        let attached = clipboard.then(|| super::clipboard::attach(&mut acceptor));
         let begin = ironrdp_acceptor::accept_begin(TokioFramed::new(stream), &mut acceptor)
             .await
             .map_err(|e| DesktopError::Protocol(e.to_string()))?;
@@ -281,8 +321,61 @@ impl DesktopServer {
         let (framed, result) = ironrdp_acceptor::accept_finalize(TokioFramed::new(tls), &mut acceptor)
             .await
             .map_err(|e| DesktopError::Protocol(e.to_string()))?;
-        Ok((framed, result, acceptor))
+        Ok((framed, result, acceptor, attached))
     }
+}
+
+/// How long the office PC's clipboard may take to be read.
+const CLIPBOARD_READ: Duration = Duration::from_secs(3);
+
+/// Acts on what the viewer's clipboard messages asked; true once the channel
+/// is up (from then on the office PC's copies are offered).
+async fn clipboard_events<W: AsyncWrite + Unpin>(
+    clip: &mut Clip,
+    worker: &ScreenWorker,
+    writer: &mut W,
+) -> Result<bool, DesktopError> {
+    let (mut ready, mut viewer_has_text) = (false, false);
+    for ev in clip.take_events() {
+        match ev {
+            ClipEvent::Ready => ready = true,
+            ClipEvent::Copied { text: true } => {
+                viewer_has_text = true;
+                writer.write_all(&clip.ask_text()?).await?;
+            }
+            ClipEvent::Copied { text: false } => debug!("the viewer's clipboard holds no text"),
+            ClipEvent::Text(Some(text)) => {
+                debug!(bytes = text.len(), "the viewer's copied text goes to the office PC's clipboard");
+                worker.set_clipboard(text);
+            }
+            ClipEvent::Text(None) => debug!("the viewer gave no text"),
+            ClipEvent::WantsText => {
+                let text = worker.read_clipboard().await;
+                debug!(bytes = text.as_ref().map(String::len), "the viewer pastes the office PC's clipboard");
+                writer.write_all(&clip.give_text(text.as_deref())?).await?;
+            }
+            ClipEvent::WantsOther => writer.write_all(&clip.give_text(None)?).await?,
+        }
+    }
+    // At the start the viewer's clipboard wins, as with Windows' own
+    // remote desktop; with no text there, the office PC's is offered.
+    if ready && !viewer_has_text && worker.read_clipboard().await.is_some_and(|t| !t.is_empty()) {
+        writer.write_all(&clip.offer_text()?).await?;
+    }
+    Ok(ready)
+}
+
+/// What the log says when the viewer spans several monitors (`/multimon`):
+/// the office PC's desktop (all of its own monitors, as one) is one screen,
+/// shown in the viewer's window, not laid out on the viewer's monitors.
+fn monitors_note(monitors: &[ironrdp_pdu::gcc::Monitor], (width, height): (u16, u16)) -> Option<String> {
+    (monitors.len() > 1).then(|| {
+        format!(
+            "the viewer has {} monitors; the built-in desktop is one screen of {width}x{height} (every monitor of \
+             the office PC side by side), shown in the viewer's window rather than spread over the viewer's monitors",
+            monitors.len()
+        )
+    })
 }
 
 /// The largest fast-path update the viewer takes (0: no limit given).
@@ -354,7 +447,7 @@ fn capabilities(size: DesktopSize) -> Vec<CapabilitySet> {
 }
 
 /// `px` cut to the negotiated desktop (a screen that grew is not sent past it).
-fn clip(px: &Pixels, width: u16, height: u16) -> Option<Pixels> {
+fn cut_to(px: &Pixels, width: u16, height: u16) -> Option<Pixels> {
     let r = px.rect;
     if r.x >= width || r.y >= height {
         return None;
@@ -379,7 +472,14 @@ enum Flow {
 
 /// One PDU from the viewer: input goes to the screen; a refresh request
 /// repaints; a goodbye ends the session.
-fn handle_frame(frame: &[u8], worker: &ScreenWorker, size: (u16, u16)) -> Result<Flow, DesktopError> {
+/// Replies (the clipboard channel's) go to `replies`.
+fn handle_frame(
+    frame: &[u8],
+    worker: &ScreenWorker,
+    size: (u16, u16),
+    clip: Option<&mut Clip>,
+    replies: &mut Vec<u8>,
+) -> Result<Flow, DesktopError> {
     let bad = |e: ironrdp_core::DecodeError| DesktopError::Protocol(e.to_string());
     match Action::from_fp_output_header(*frame.first().unwrap_or(&0)) {
         Ok(Action::FastPath) => {
@@ -394,6 +494,10 @@ fn handle_frame(frame: &[u8], worker: &ScreenWorker, size: (u16, u16)) -> Result
             let msg: X224<McsMessage<'_>> = decode(frame).map_err(bad)?;
             match msg.0 {
                 McsMessage::SendDataRequest(data) => {
+                    if let Some(c) = clip.filter(|c| c.is_mine(data.channel_id)) {
+                        replies.extend_from_slice(&c.process(data.user_data.as_ref())?);
+                        return Ok(Flow::Go);
+                    }
                     let Ok(control) = decode::<ironrdp_pdu::rdp::headers::ShareControlHeader>(data.user_data.as_ref())
                     else {
                         debug!(channel = data.channel_id, "data on a channel the server does not serve");
@@ -498,6 +602,8 @@ fn slow_path_input(ev: &InputEvent, size: (u16, u16)) -> Vec<Input> {
 enum ToScreen {
     Input(Input),
     Refresh,
+    SetClipboard(String),
+    ReadClipboard(tokio::sync::oneshot::Sender<Option<String>>),
 }
 
 /// Changed parts of the screen, and the screen's size after them.
@@ -509,12 +615,18 @@ struct Frame {
 /// The screen, read and driven in a thread of its own (its calls block).
 struct ScreenWorker {
     size: (u16, u16),
+    /// Another app on the office PC put something on the clipboard.
+    clip_changed: Arc<tokio::sync::Notify>,
     commands: std::sync::mpsc::SyncSender<ToScreen>,
     updates: tokio::sync::mpsc::Receiver<Result<Frame, ScreenError>>,
 }
 
 impl ScreenWorker {
-    async fn start(open: ScreenOpener) -> Result<Self, ScreenError> {
+    /// Opens the screen in its own thread; with `clipboard`, the clipboard
+    /// is watched for changes.
+    async fn start(open: ScreenOpener, clipboard: bool) -> Result<Self, ScreenError> {
+        let clip_changed = Arc::new(tokio::sync::Notify::new());
+        let changed = clip_changed.clone();
         let (commands, inbox) = std::sync::mpsc::sync_channel::<ToScreen>(1024);
         // Two frames in flight at most: a slow viewer makes the screen's
         // changes pile up in the display server, where they merge.
@@ -551,8 +663,27 @@ impl ScreenWorker {
                                 Err(e) => warn!("desktop input: {e}"),
                             },
                             Ok(ToScreen::Refresh) => refresh = true,
+                            Ok(ToScreen::SetClipboard(text)) => {
+                                if let Err(e) = screen.set_clipboard_text(&text) {
+                                    warn!("cannot put the viewer's copy on the office PC's clipboard: {e}");
+                                }
+                            }
+                            Ok(ToScreen::ReadClipboard(reply)) => {
+                                let text = screen.clipboard_text().unwrap_or_else(|e| {
+                                    warn!("cannot read the office PC's clipboard: {e}");
+                                    None
+                                });
+                                let _ = reply.send(text);
+                            }
                             Err(std::sync::mpsc::TryRecvError::Empty) => break,
                             Err(std::sync::mpsc::TryRecvError::Disconnected) => return release(&mut screen, &mut held),
+                        }
+                    }
+                    if clipboard {
+                        match screen.clipboard_changed() {
+                            Ok(true) => changed.notify_one(),
+                            Ok(false) => {}
+                            Err(e) => warn!("cannot watch the office PC's clipboard: {e}"),
                         }
                     }
                     let parts = if std::mem::take(&mut refresh) {
@@ -576,7 +707,21 @@ impl ScreenWorker {
             })
             .map_err(|e| ScreenError::Io(e.to_string()))?;
         let size = ready.await.map_err(|_| ScreenError::Io("the screen reader stopped".into()))??;
-        Ok(Self { size, commands, updates })
+        Ok(Self { size, clip_changed, commands, updates })
+    }
+
+    fn set_clipboard(&self, text: String) {
+        if self.commands.try_send(ToScreen::SetClipboard(text)).is_err() {
+            debug!("the viewer's copy dropped: the screen is behind");
+        }
+    }
+
+    /// The office PC's clipboard text (`None` also when the screen's thread
+    /// is behind or the app holding the clipboard does not answer).
+    async fn read_clipboard(&self) -> Option<String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands.try_send(ToScreen::ReadClipboard(tx)).ok()?;
+        tokio::time::timeout(CLIPBOARD_READ, rx).await.ok()?.ok()?
     }
 
     fn input(&self, i: Input) {
@@ -587,5 +732,33 @@ impl ScreenWorker {
 
     fn refresh(&self) {
         let _ = self.commands.try_send(ToScreen::Refresh);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ironrdp_pdu::gcc::{Monitor, MonitorFlags};
+
+    #[test]
+    fn a_viewer_with_several_monitors_is_told_it_gets_one_screen() {
+        let m = |left: i32| Monitor { left, top: 0, right: left + 1919, bottom: 1079, flags: MonitorFlags::empty() };
+        assert_eq!(monitors_note(&[], (1024, 768)), None);
+        assert_eq!(monitors_note(&[m(0)], (1024, 768)), None);
+        let note = monitors_note(&[m(0), m(1920)], (3840, 1080)).unwrap();
+        assert!(note.contains("2 monitors") && note.contains("one screen of 3840x1080"), "{note}");
+    }
+
+    #[test]
+    fn updates_are_cut_to_the_negotiated_desktop() {
+        let px = Pixels {
+            rect: super::super::screen::Rect { x: 6, y: 2, width: 4, height: 3 },
+            stride: 16,
+            data: (0..48).collect(),
+        };
+        let cut = cut_to(&px, 8, 4).unwrap();
+        assert_eq!((cut.rect.width, cut.rect.height, cut.stride), (2, 2, 8));
+        assert_eq!(cut.data, [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]);
+        assert!(cut_to(&px, 6, 4).is_none(), "wholly outside");
     }
 }

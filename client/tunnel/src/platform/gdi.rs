@@ -150,6 +150,7 @@ pub struct GdiScreen {
     origin: (i32, i32),
     next_capture: Instant,
     refused: bool,
+    clip: super::win_clip::WinClipboard,
 }
 
 // SAFETY: the DCs and the DIB are used by one thread at a time (the
@@ -195,7 +196,23 @@ impl GdiScreen {
         // SAFETY: plain call.
         let monitors = unsafe { GetSystemMetrics(SM_CMONITORS) };
         tracing::info!("built-in desktop: {w}x{h} at ({x}, {y}), {monitors} monitor(s) as one desktop");
-        Ok(Self { screen, canvas, sent: Vec::new(), origin: (x, y), next_capture: Instant::now(), refused: false })
+        let clip = match super::win_clip::WinClipboard::new() {
+            Ok(c) => c,
+            Err(e) => {
+                // SAFETY: the DC was got above.
+                unsafe { ReleaseDC(std::ptr::null_mut(), screen) };
+                return Err(e);
+            }
+        };
+        Ok(Self {
+            screen,
+            canvas,
+            sent: Vec::new(),
+            origin: (x, y),
+            next_capture: Instant::now(),
+            refused: false,
+            clip,
+        })
     }
 
     /// Captures the screen, following a changed size; false when GDI refused.
@@ -285,6 +302,18 @@ impl Screen for GdiScreen {
             }
             std::thread::sleep(deadline.min(self.next_capture).saturating_duration_since(now));
         }
+    }
+
+    fn clipboard_text(&mut self) -> Result<Option<String>, ScreenError> {
+        self.clip.text()
+    }
+
+    fn set_clipboard_text(&mut self, text: &str) -> Result<(), ScreenError> {
+        self.clip.set(text)
+    }
+
+    fn clipboard_changed(&mut self) -> Result<bool, ScreenError> {
+        Ok(self.clip.changed())
     }
 
     fn input(&mut self, event: Input) -> Result<(), ScreenError> {

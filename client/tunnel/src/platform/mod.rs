@@ -2,7 +2,7 @@
 //! parent's console, the ProgramData known folder, the config folder's owner
 //! and access list (with the rule that judges them, plain code in `sddl`) and
 //! the service control manager, error message boxes, the home PC's state over
-//! WMI (`wmi`), the screen and input of the built-in desktop (`gdi`); on Unix, the process's user and its
+//! WMI (`wmi`), the screen, input and clipboard of the built-in desktop (`gdi`, `win_clip`); on Unix, the process's user and its
 //! open-file limit. Elsewhere each
 //! call does the portable thing (or nothing).
 #![allow(unsafe_code)]
@@ -18,6 +18,8 @@ pub mod message_box;
 pub mod rdp_policy;
 pub mod sddl;
 #[cfg(windows)]
+mod win_clip;
+#[cfg(windows)]
 mod win_security;
 #[cfg(windows)]
 pub mod winsvc;
@@ -25,3 +27,5 @@ pub mod winsvc;
 pub mod wmi;
 #[cfg(target_os = "linux")]
 pub mod x11;
+#[cfg(target_os = "linux")]
+mod x11_clip;

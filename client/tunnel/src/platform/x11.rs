@@ -32,7 +32,11 @@ use x11rb::protocol::xtest::{self, ConnectionExt as _};
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 
+use super::x11_clip::{Clipboard, Handled};
 use crate::desktop::screen::{Button, Input, Pixels, Rect, Screen, ScreenError};
+
+/// How long the app that holds the clipboard has to hand over its text.
+const CLIPBOARD_WAIT: Duration = Duration::from_secs(2);
 
 /// The most bytes one `GetImage` fetches: 32 MiB, a 3840x2160 screen in one.
 const BAND_BYTES: usize = 32 << 20;
@@ -64,6 +68,8 @@ pub struct X11Screen {
     keymap: Option<KeyMap>,
     /// The most bytes one `GetImage` fetches ([`BAND_BYTES`]; smaller in tests).
     band_bytes: usize,
+    /// The `CLIPBOARD` selection.
+    clip: Clipboard,
 }
 
 impl std::fmt::Debug for X11Screen {
@@ -145,7 +151,9 @@ impl X11Screen {
             .check()
             .map_err(io("creating a region"))?;
 
+        let clip = Clipboard::new(&conn, root)?;
         Ok(X11Screen {
+            clip,
             conn,
             root,
             width,
@@ -164,16 +172,29 @@ impl X11Screen {
     /// mapping changes.
     fn pump(&mut self) -> Result<(), ScreenError> {
         while let Some(ev) = self.conn.poll_for_event().map_err(io("reading X events"))? {
-            match ev {
+            if let Some(text) = self.event(ev)? {
+                tracing::debug!(bytes = text.map_or(0, |t| t.len()), "a late answer from the clipboard's owner");
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles one event; `Some` is the answer of the clipboard's owner to
+    /// [`Clipboard::request`].
+    fn event(&mut self, ev: Event) -> Result<Option<Option<String>>, ScreenError> {
+        match self.clip.handle(&self.conn, ev)? {
+            Handled::Yes => {}
+            Handled::Converted(text) => return Ok(Some(text)),
+            Handled::No(ev) => match ev {
                 Event::DamageNotify(e) if e.damage == self.damage => self.damaged = true,
                 Event::RandrScreenChangeNotify(_) => self.size_hint = true,
                 Event::ConfigureNotify(e) if e.window == self.root => self.size_hint = true,
                 Event::MappingNotify(e) if e.request == xproto::Mapping::KEYBOARD => self.keymap = None,
                 Event::Error(e) => tracing::debug!(error = ?e, "X error"),
                 _ => {}
-            }
+            },
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The root window's size now, asked of the server.
@@ -410,6 +431,42 @@ impl Screen for X11Screen {
             }
             Err(e) => Err(e),
         }
+    }
+
+    fn clipboard_text(&mut self) -> Result<Option<String>, ScreenError> {
+        if let Some(mine) = self.clip.owned() {
+            return Ok(Some(mine.to_owned()));
+        }
+        if !self.clip.request(&self.conn)? {
+            return Ok(None);
+        }
+        // The other events that come meanwhile are handled as usual (damage,
+        // size, and requests for a selection this connection holds).
+        let deadline = Instant::now() + CLIPBOARD_WAIT;
+        loop {
+            while let Some(ev) = self.conn.poll_for_event().map_err(io("reading X events"))? {
+                if let Some(text) = self.event(ev)? {
+                    return Ok(text);
+                }
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    "the app holding the office PC's clipboard did not hand over its text in {} s",
+                    CLIPBOARD_WAIT.as_secs()
+                );
+                return Ok(None);
+            }
+            std::thread::sleep(NAP_MAX);
+        }
+    }
+
+    fn set_clipboard_text(&mut self, text: &str) -> Result<(), ScreenError> {
+        self.clip.set(&self.conn, text)
+    }
+
+    fn clipboard_changed(&mut self) -> Result<bool, ScreenError> {
+        self.pump()?;
+        Ok(self.clip.take_changed())
     }
 
     fn input(&mut self, event: Input) -> Result<(), ScreenError> {
@@ -794,6 +851,63 @@ mod tests {
         let Some(x) = Xvfb::start("320x240", &["-extension", "RANDR"]) else { return };
         let mut s = X11Screen::open(Some(&x.display)).unwrap();
         assert_eq!(s.grab_all().unwrap().data.len(), 320 * 240 * 4);
+    }
+
+    /// `xclip` ARGS on `display` (the other app of the clipboard tests).
+    fn xclip(display: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("xclip");
+        c.env("DISPLAY", display).args(["-selection", "clipboard"]).args(args);
+        c
+    }
+
+    /// Polls `f` every 20 ms for up to 5 s.
+    fn within<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(v) = f() {
+                return Some(v);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn the_clipboard_goes_both_ways_with_another_app() {
+        use std::io::Write;
+        let Some(x) = Xvfb::start("320x240", &[]) else { return };
+        let mut s = X11Screen::open(Some(&x.display)).unwrap();
+        assert_eq!(s.clipboard_text().unwrap(), None, "nobody owns the clipboard yet");
+        assert!(!s.clipboard_changed().unwrap());
+
+        // Another app copies: the change is seen, and its text read.
+        let mut app = xclip(&x.display, &["-i", "-quiet"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("xclip (scripts/setup.sh installs it)");
+        app.stdin.take().unwrap().write_all("copied in an app: é and 日本".as_bytes()).unwrap();
+        assert!(within(|| s.clipboard_changed().unwrap().then_some(())).is_some(), "the copy was not seen");
+        assert_eq!(s.clipboard_text().unwrap().as_deref(), Some("copied in an app: é and 日本"));
+
+        // The viewer's copy: the other app loses the clipboard and pastes it.
+        s.set_clipboard_text("from the viewer\nline 2 ü").unwrap();
+        let paste = std::thread::spawn({
+            let d = x.display.clone();
+            move || xclip(&d, &["-o"]).output().expect("xclip -o")
+        });
+        // The paste is answered while the screen pumps its events.
+        while !paste.is_finished() {
+            let _ = s.changes(Duration::from_millis(10)).unwrap();
+        }
+        let out = paste.join().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "from the viewer\nline 2 ü");
+        assert!(!s.clipboard_changed().unwrap(), "thinsvr's own copy is not a change");
+        assert!(within(|| app.try_wait().unwrap()).is_some(), "the app that lost the clipboard did not end");
+        assert_eq!(s.clipboard_text().unwrap().as_deref(), Some("from the viewer\nline 2 ü"));
     }
 
     #[test]
