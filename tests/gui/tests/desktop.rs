@@ -3,7 +3,8 @@
 //! the real `thinsvr` serving it through a real gateway, the real
 //! `thinclient` connecting from the home PC and starting the real
 //! `xfreerdp` on a second Xvfb display. The viewer's screenshot shows the
-//! office text (Tesseract), and keys typed into the viewer with `xdotool`
+//! office text (Tesseract; the office display is two RandR monitors and the
+//! text crosses from one to the other), and keys typed into the viewer with `xdotool`
 //! reach the office PC's xterm; text copied on either side is pasted on the
 //! other (xclip as the apps), and not once the owner turns the clipboard
 //! off; when the office display shrinks (RandR), the
@@ -131,6 +132,9 @@ fn builtin_desktop_through_the_gateway_shows_the_office_screen_and_takes_keys() 
     let typed = work.path().join("typed.txt");
     const TEXT: &str = "QUARTERLY REPORT 4711";
     let (office, _term) = office_display(TEXT, &typed);
+    // The office PC has two monitors, and the text crosses from the first
+    // to the second: the viewer must get both, as one desktop.
+    two_monitors(&office.display, Some(200));
     let home = Xvfb::start();
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -197,6 +201,7 @@ fn builtin_desktop_through_the_gateway_shows_the_office_screen_and_takes_keys() 
     // is reactivated at the new size, its window follows, and the office
     // text is still on it.
     assert_eq!(geometry(&home.display, &viewer), (1024, 768), "the viewer starts at the office's size");
+    two_monitors(&office.display, None);
     set_screen_size(&office.display, 800, 600);
     svr.wait_stderr("the desktop size changed", Duration::from_secs(30));
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -335,6 +340,44 @@ fn geometry(display: &str, id: &str) -> (u32, u32) {
 /// the resolution, or a laptop docking, does). Xvfb only shrinks (its
 /// framebuffer stays), and only once no CRTC shows a mode bigger than the new
 /// size, so its CRTC is turned off first, as `xrandr --fb` would need too.
+/// Makes `display` two monitors side by side (RandR 1.5 monitors), the
+/// first `split` pixels wide; `None` takes them away again.
+fn two_monitors(display: &str, split: Option<u16>) {
+    use x11rb::connection::Connection;
+    use x11rb::protocol::randr::{self, ConnectionExt as _};
+    use x11rb::protocol::xproto::ConnectionExt as _;
+    let (c, screen) = x11rb::connect(Some(display)).expect("the office display");
+    let s = &c.setup().roots[screen];
+    let (root, width, height) = (s.root, s.width_in_pixels, s.height_in_pixels);
+    c.randr_query_version(1, 5).unwrap().reply().unwrap();
+    let names = ["THIN-LEFT", "THIN-RIGHT"].map(|n| c.intern_atom(false, n.as_bytes()).unwrap().reply().unwrap().atom);
+    let Some(split) = split else {
+        for name in names {
+            c.randr_delete_monitor(root, name).unwrap().check().unwrap();
+        }
+        return;
+    };
+    let mm = |px: u16| u32::from(px) * 254 / 960;
+    for (i, (x, w)) in [(0, split), (split, width - split)].into_iter().enumerate() {
+        let m = randr::MonitorInfo {
+            name: names[i],
+            primary: i == 0,
+            automatic: false,
+            x: x as i16,
+            y: 0,
+            width: w,
+            height,
+            width_in_millimeters: mm(w),
+            height_in_millimeters: mm(height),
+            outputs: Vec::new(),
+        };
+        c.randr_set_monitor(root, m).unwrap().check().unwrap();
+    }
+    let monitors = c.randr_get_monitors(root, false).unwrap().reply().unwrap().monitors;
+    let ours = monitors.iter().filter(|m| names.contains(&m.name)).count();
+    assert_eq!(ours, 2, "Xvfb did not take the two monitors: {monitors:?}");
+}
+
 fn set_screen_size(display: &str, width: u16, height: u16) {
     use x11rb::connection::{Connection, RequestConnection};
     use x11rb::protocol::randr::{self, ConnectionExt as _};
