@@ -79,7 +79,7 @@ impl std::fmt::Debug for X11Screen {
 }
 
 /// Maps an x11rb error to [`ScreenError::Io`], naming what failed.
-fn io<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> ScreenError {
+pub(super) fn io<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> ScreenError {
     move |e| ScreenError::Io(format!("{what}: {e}"))
 }
 

@@ -19,6 +19,7 @@ use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
 
+use super::x11::io;
 use crate::desktop::screen::{ScreenError, CLIPBOARD_MAX};
 
 x11rb::atom_manager! {
@@ -31,10 +32,6 @@ x11rb::atom_manager! {
         INCR,
         THIN_CLIPBOARD,
     }
-}
-
-fn io<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> ScreenError {
-    move |e| ScreenError::Io(format!("{what}: {e}"))
 }
 
 /// thinsvr's side of the `CLIPBOARD` selection on one X connection.
@@ -106,13 +103,7 @@ impl Clipboard {
     pub fn set(&mut self, conn: &RustConnection, text: &str) -> Result<(), ScreenError> {
         conn.set_selection_owner(self.window, self.atoms.CLIPBOARD, x11rb::CURRENT_TIME)
             .map_err(io("taking the clipboard"))?;
-        let owner = conn
-            .get_selection_owner(self.atoms.CLIPBOARD)
-            .map_err(io("taking the clipboard"))?
-            .reply()
-            .map_err(io("taking the clipboard"))?
-            .owner;
-        if owner != self.window {
+        if self.owner(conn)? != self.window {
             return Err(ScreenError::Io("another app kept the clipboard".into()));
         }
         self.owned = Some(text.to_owned());
@@ -122,13 +113,7 @@ impl Clipboard {
     /// Asks the selection's owner for its text as `UTF8_STRING`; false when
     /// nobody owns it. The answer comes as an event ([`Handled::Converted`]).
     pub fn request(&self, conn: &RustConnection) -> Result<bool, ScreenError> {
-        let owner = conn
-            .get_selection_owner(self.atoms.CLIPBOARD)
-            .map_err(io("reading the clipboard"))?
-            .reply()
-            .map_err(io("reading the clipboard"))?
-            .owner;
-        if owner == x11rb::NONE {
+        if self.owner(conn)? == x11rb::NONE {
             return Ok(false);
         }
         conn.convert_selection(
@@ -141,6 +126,12 @@ impl Clipboard {
         .map_err(io("reading the clipboard"))?;
         conn.flush().map_err(io("reading the clipboard"))?;
         Ok(true)
+    }
+
+    /// The window that owns the `CLIPBOARD` selection now (`NONE`: nobody).
+    fn owner(&self, conn: &RustConnection) -> Result<xproto::Window, ScreenError> {
+        let cookie = conn.get_selection_owner(self.atoms.CLIPBOARD).map_err(io("asking for the clipboard's owner"))?;
+        Ok(cookie.reply().map_err(io("asking for the clipboard's owner"))?.owner)
     }
 
     /// Handles `ev` if it is about the clipboard.
