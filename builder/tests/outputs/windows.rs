@@ -883,6 +883,55 @@ fn disable_share_turns_off_redirection_in_the_rdp_host_policy_and_lifting_it_put
     let _ = w.run(&["reg", "delete", TS_POLICY, "/v", "fDisableClip", "/f"]);
 }
 
+/// The display's scale for the programs started while it is held (the
+/// per-user `LogPixels`, 96 DPI being 100 %); the previous value is put back
+/// on drop.
+struct ScaledDisplay<'a> {
+    w: &'a Wine,
+    before: Option<String>,
+}
+
+const DESKTOP: &str = r"HKCU\Control Panel\Desktop";
+
+impl<'a> ScaledDisplay<'a> {
+    fn set(w: &'a Wine, dpi: u32) -> Self {
+        let o = w.run(&["reg", "query", DESKTOP, "/v", "LogPixels"]);
+        let before = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find_map(|l| {
+                l.trim().strip_prefix("LogPixels")?.trim().strip_prefix("REG_DWORD")?.trim().strip_prefix("0x")
+            })
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+            .map(|v| v.to_string());
+        w.ok(&["reg", "add", DESKTOP, "/v", "LogPixels", "/t", "REG_DWORD", "/d", &dpi.to_string(), "/f"]);
+        Self { w, before }
+    }
+}
+
+impl Drop for ScaledDisplay<'_> {
+    fn drop(&mut self) {
+        let _ = match &self.before {
+            Some(v) => self.w.run(&["reg", "add", DESKTOP, "/v", "LogPixels", "/t", "REG_DWORD", "/d", v, "/f"]),
+            None => self.w.run(&["reg", "delete", DESKTOP, "/v", "LogPixels", "/f"]),
+        };
+    }
+}
+
+/// What a per-monitor DPI aware program started now sees of the display
+/// (`tests/fixtures/wine/display.c`): "WIDTHxHEIGHT at DPI dpi".
+fn display_seen(w: &Wine) -> String {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let exe = dir.path().join("display.exe");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wine/display.c");
+    let o = wine::output(
+        Command::new("x86_64-w64-mingw32-gcc").args(["-O2", "-s", "-o"]).arg(&exe).arg(src).arg("-lgdi32"),
+        None,
+        wine::SHORT,
+    );
+    assert!(o.status.success(), "compiling display.exe: {}", wine::text(&o));
+    w.ok(&[&exe.to_string_lossy()]).trim().to_string()
+}
+
 /// Sets the per-user Internet Options proxy; clears it on drop.
 struct SystemProxy<'a>(&'a Wine);
 
@@ -1257,7 +1306,10 @@ fn without_opengl_2_the_window_is_painted_on_the_cpu_and_a_failure_shows_a_messa
 /// Notepad window open on the office PC (Tesseract); a click and keys typed
 /// into the viewer with `xdotool` reach that Notepad, whose Ctrl+S saves
 /// them to its file, and the typed text comes back to the viewer's screen
-/// (`wine-builtin-desktop-typed.png`).
+/// (`wine-builtin-desktop-typed.png`). The display is scaled to 200 % (192
+/// DPI) for the programs of the test: thinsvr.exe still serves every physical
+/// pixel (its log, the viewer's window size) and the clicks land. Then the
+/// clipboard, text both ways, with Notepad's Ctrl+V and Ctrl+C.
 #[test]
 fn builtin_desktop_of_thinsvr_exe_under_wine_is_seen_and_driven_with_xfreerdp_through_the_gateway() {
     use common::xvfb;
@@ -1274,6 +1326,13 @@ fn builtin_desktop_of_thinsvr_exe_under_wine_is_seen_and_driven_with_xfreerdp_th
     let text = std::fs::read_to_string(&settings).unwrap();
     assert!(text.contains("desktop = \"auto\""), "{}: {text}", settings.display());
     std::fs::write(&settings, text.replace("desktop = \"auto\"", "desktop = \"builtin\"")).unwrap();
+
+    // A scaled display (200 %, a high-DPI laptop's): the programs started
+    // from here on draw at 192 DPI, and what is served must still be every
+    // physical pixel, with the pointer landing where the viewer clicks.
+    let _scaled = ScaledDisplay::set(w, 192);
+    let physical = xdotool(&w.xvfb, &["getdisplaygeometry"]).join(" ").replace(' ', "x");
+    assert_eq!(display_seen(w), format!("{physical} at 192 dpi"), "the Wine display is not scaled");
 
     // The office PC's screen: Notepad with a known text.
     const TEXT: &str = "QUARTERLY REPORT 4711";
@@ -1319,6 +1378,15 @@ fn builtin_desktop_of_thinsvr_exe_under_wine_is_seen_and_driven_with_xfreerdp_th
         !viewer.is_empty()
     });
 
+    // The whole physical screen is served, and the viewer's window has its size.
+    server.wait_stderr("desktop session started", Duration::from_secs(60));
+    let log = server.stderr().replace("\u{1b}[0m", "").replace("\u{1b}[2m", "").replace("\u{1b}[3m", "");
+    let started = log.lines().find(|l| l.contains("desktop session started")).unwrap_or_default();
+    let (pw, ph) = physical.split_once('x').unwrap();
+    assert!(started.contains(&format!("width={pw} height={ph}")), "not the physical {physical}: {started}");
+    let shown = xdotool(&home, &["getwindowgeometry", &viewer]);
+    assert!(shown.iter().any(|l| l.trim() == format!("Geometry: {physical}")), "xfreerdp's window: {shown:?}");
+
     // Notepad's text on the home screen.
     let out = xvfb::screenshot_dir();
     std::fs::create_dir_all(&out).unwrap();
@@ -1342,23 +1410,24 @@ fn builtin_desktop_of_thinsvr_exe_under_wine_is_seen_and_driven_with_xfreerdp_th
     let (cx, cy) = ((nx + 120).to_string(), (ny + 120).to_string());
     xdo(&["mousemove", "--window", &viewer, &cx, &cy]);
     xdo(&["click", "1"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    // Repeats `keys` (ending with Ctrl+S) until Notepad's file holds `text`.
+    let until_saved = |server: &mut Proc, text: &str, what: &str, keys: &dyn Fn()| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            keys();
+            std::thread::sleep(Duration::from_millis(1000));
+            let saved = String::from_utf8_lossy(&std::fs::read(&memo).unwrap_or_default()).into_owned();
+            if saved.contains(text) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{what} (memo.txt: {saved:?}); thinsvr.exe: {}", server.report());
+        }
+    };
+    until_saved(&mut server, "hello4711", "keys typed into the viewer did not reach Notepad on the office PC", &|| {
         xdo(&["key", "ctrl+End"]);
         xdo(&["type", "--delay", "60", "hello4711"]);
         xdo(&["key", "ctrl+s"]);
-        std::thread::sleep(Duration::from_millis(1000));
-        let saved = std::fs::read(&memo).unwrap_or_default();
-        if String::from_utf8_lossy(&saved).contains("hello4711") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "keys typed into the viewer did not reach Notepad on the office PC (memo.txt: {:?}); thinsvr.exe: {}",
-            String::from_utf8_lossy(&saved),
-            server.report()
-        );
-    }
+    });
     // What was typed comes back as changed tiles (the viewer's screen shows it).
     let png = out.join("wine-builtin-desktop-typed.png");
     if let Err(read) = common::ocr::wait_for(&png, "hello4711", 1, Duration::from_secs(30), |p| home.shoot(p)) {
@@ -1373,21 +1442,9 @@ fn builtin_desktop_of_thinsvr_exe_under_wine_is_seen_and_driven_with_xfreerdp_th
     };
     let mut home_app = xclip(&["-i", "-quiet"]).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
     home_app.stdin.take().unwrap().write_all(b"from home 0815").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        xdo(&["key", "ctrl+End", "ctrl+v", "ctrl+s"]);
-        std::thread::sleep(Duration::from_millis(1000));
-        let saved = std::fs::read(&memo).unwrap_or_default();
-        if String::from_utf8_lossy(&saved).contains("from home 0815") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "text copied at home was not pasted into Notepad (memo.txt: {:?}); thinsvr.exe: {}",
-            String::from_utf8_lossy(&saved),
-            server.report()
-        );
-    }
+    until_saved(&mut server, "from home 0815", "text copied at home was not pasted into Notepad", &|| {
+        xdo(&["key", "ctrl+End", "ctrl+v", "ctrl+s"])
+    });
     // ... and Notepad's text, copied there (Ctrl+A, Ctrl+C), is pasted at home.
     xdo(&["key", "ctrl+a", "ctrl+c"]);
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -240,6 +240,43 @@ pub fn from_rdp(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A clipboard channel as [`Clip::join`] leaves it, without a connection.
+    fn clip() -> Clip {
+        let mut channels = StaticChannelSet::new();
+        channels.insert(CliprdrServer::new(Box::new(Recorder(Events::default()))));
+        channels.attach_channel_id(std::any::TypeId::of::<CliprdrServer>(), 1004);
+        Clip { channels, channel_id: 1004, user_channel_id: 1007, events: Events::default() }
+    }
+
+    /// A channel chunk as a viewer sends it: CHANNEL_PDU_HEADER (the whole
+    /// message's length, the chunk flags), then the chunk.
+    fn chunk(declared: usize, flags: u32, data: &[u8]) -> Vec<u8> {
+        let mut c = u32::try_from(declared).unwrap().to_le_bytes().to_vec();
+        c.extend_from_slice(&flags.to_le_bytes());
+        c.extend_from_slice(data);
+        c
+    }
+
+    const FIRST: u32 = 1;
+
+    #[test]
+    fn a_viewer_declaring_a_message_over_the_limit_is_refused_before_anything_is_kept() {
+        // The first chunk of a 9 MiB "copy": refused, naming both sizes.
+        let huge = 9 * 1024 * 1024;
+        let err = clip().process(&chunk(huge, FIRST, &[0; 1600])).expect_err("9 MiB accepted").to_string();
+        assert!(err.contains(&huge.to_string()) && err.contains(&MAX_MESSAGE.to_string()), "{err}");
+        // One byte over the limit is refused too; the limit itself is taken
+        // (the chunk is kept for the next ones, nothing is answered yet).
+        assert!(clip().process(&chunk(MAX_MESSAGE + 1, FIRST, &[0; 1600])).is_err());
+        let mut c = clip();
+        assert_eq!(c.process(&chunk(MAX_MESSAGE, FIRST, &[0; 1600])).expect("at the limit"), Vec::<u8>::new());
+        // Chunks that add up to more than their message declared end it
+        // (IronRDP checks the sum), so the limit bounds what is buffered.
+        let mut c = clip();
+        c.process(&chunk(2000, FIRST, &[0; 1600])).expect("first chunk");
+        assert!(c.process(&chunk(2000, 0, &[0; 1600])).is_err(), "3,200 bytes of a 2,000-byte message");
+    }
+
     #[test]
     fn line_ends_follow_each_side() {
         assert_eq!(to_rdp("a\nb\r\nc"), "a\r\nb\r\nc");
