@@ -5,8 +5,9 @@
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 
+use futures::task::AtomicWaker;
 use futures::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
@@ -39,11 +40,18 @@ pub const SERVER_ACTIVE: usize = CLIENT_STREAMS + 128;
 /// above both sides' own limits, with room for the lag.
 pub const MAX_STREAMS: usize = SERVER_ACTIVE + 128;
 
+/// What a tunnel's busy streams may grow their receive windows by, together,
+/// beyond the 256 KiB each starts with. yamux doubles a stream's window when
+/// its sender used half of it within two round trips, but only out of this
+/// room: without it a stream stays at 256 KiB in flight, which capped one
+/// stream through the gateway at 0.8x of rathole's (BENCHMARKS.md, run 8).
+pub const WINDOW_GROWTH: usize = 32 * 1024 * 1024;
+
 /// Receive window of a whole tunnel: yamux wants at least its default 256 KiB
-/// per stream it may track. Flow control keeps a peer's unread data below
-/// it; it is also below `decouple::MAX_QUEUED_DATA`, so a well-behaved peer never
-/// makes the send queue wait.
-pub const MAX_WINDOW: usize = MAX_STREAMS * 256 * 1024;
+/// per stream it may track, plus [`WINDOW_GROWTH`]. Flow control keeps a
+/// peer's unread data below it; it is also below `decouple::MAX_QUEUED_DATA`,
+/// so a well-behaved peer never makes the send queue wait.
+pub const MAX_WINDOW: usize = MAX_STREAMS * 256 * 1024 + WINDOW_GROWTH;
 
 /// yamux settings: at most [`MAX_STREAMS`] streams and [`MAX_WINDOW`] of
 /// receive window per tunnel, which also bounds what a peer can make us
@@ -58,14 +66,49 @@ fn config() -> yamux::Config {
 
 /// A multiplexed stream, usable with tokio's I/O traits. A stream the client
 /// opened holds one of its places until it is dropped.
+///
+/// Its reading and writing halves may be polled by different tasks
+/// (`tokio::io::split`): yamux parks both directions on the same channel to
+/// the connection, which keeps one waker only, so the direction that parked
+/// first would never be woken (a reader whose window update waits there
+/// then starves its peer, and the stream stalls for good). Every poll hands
+/// yamux one waker that wakes the last reader and the last writer.
 pub struct MuxStream {
     inner: Compat<yamux::Stream>,
+    wakers: Arc<BothWays>,
+    waker: Waker,
     _place: Option<OwnedSemaphorePermit>,
+}
+
+/// The tasks last seen reading and writing a [`MuxStream`].
+#[derive(Default)]
+struct BothWays {
+    read: AtomicWaker,
+    write: AtomicWaker,
+}
+
+impl Wake for BothWays {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.read.wake();
+        self.write.wake();
+    }
 }
 
 impl MuxStream {
     fn new(s: yamux::Stream, place: Option<OwnedSemaphorePermit>) -> Self {
-        Self { inner: s.compat(), _place: place }
+        let wakers = Arc::new(BothWays::default());
+        Self { inner: s.compat(), waker: Waker::from(wakers.clone()), wakers, _place: place }
+    }
+
+    /// Polls yamux with the waker of both directions, `cx`'s task being the
+    /// one of `read`ing or writing.
+    fn both<R>(&mut self, cx: &Context<'_>, read: bool, f: impl FnOnce(Pin<&mut Compat<yamux::Stream>>, &mut Context<'_>) -> R) -> R {
+        if read { &self.wakers.read } else { &self.wakers.write }.register(cx.waker());
+        let mut both = Context::from_waker(&self.waker);
+        f(Pin::new(&mut self.inner), &mut both)
     }
 }
 
@@ -75,19 +118,19 @@ impl tokio::io::AsyncRead for MuxStream {
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        self.both(cx, true, |s, cx| s.poll_read(cx, buf))
     }
 }
 
 impl tokio::io::AsyncWrite for MuxStream {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, b)
+        self.both(cx, false, |s, cx| s.poll_write(cx, b))
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        self.both(cx, false, |s, cx| s.poll_flush(cx))
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.both(cx, false, |s, cx| s.poll_shutdown(cx))
     }
 }
 

@@ -20,7 +20,9 @@ async fn sixty_four_mib_each_way_with_sha256() {
     let tunnel = gw.connect("desk-01", "s3cret pw").await;
     let st = tunnel.open_stream().await.unwrap();
     let len = 64 << 20;
-    let (sent, got, n) = echo_check(st, len, 1).await;
+    // A stall (a direction whose wake-up was lost) fails rather than hangs.
+    let check = tokio::time::timeout(Duration::from_secs(120), echo_check(st, len, 1));
+    let (sent, got, n) = check.await.expect("the stream stalled: nothing moved for 120 s");
     assert_eq!(n, len);
     assert_eq!(sent, got, "SHA-256 of what came back differs");
     // Traffic was counted both ways by the gateway.
