@@ -105,7 +105,12 @@ impl MuxStream {
 
     /// Polls yamux with the waker of both directions, `cx`'s task being the
     /// one of `read`ing or writing.
-    fn both<R>(&mut self, cx: &Context<'_>, read: bool, f: impl FnOnce(Pin<&mut Compat<yamux::Stream>>, &mut Context<'_>) -> R) -> R {
+    fn both<R>(
+        &mut self,
+        cx: &Context<'_>,
+        read: bool,
+        f: impl FnOnce(Pin<&mut Compat<yamux::Stream>>, &mut Context<'_>) -> R,
+    ) -> R {
         if read { &self.wakers.read } else { &self.wakers.write }.register(cx.waker());
         let mut both = Context::from_waker(&self.waker);
         f(Pin::new(&mut self.inner), &mut both)
