@@ -298,3 +298,134 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Touch<S> {
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+
+    /// A link whose writes can be held back, as a congested socket holds
+    /// them: while closed, every write waits.
+    struct Gated {
+        inner: tokio::io::DuplexStream,
+        gate: Arc<Gate>,
+    }
+
+    #[derive(Default)]
+    struct Gate {
+        closed: AtomicBool,
+        waker: AtomicWaker,
+    }
+
+    impl Gate {
+        fn set(&self, closed: bool) {
+            self.closed.store(closed, Ordering::SeqCst);
+            self.waker.wake();
+        }
+    }
+
+    impl tokio::io::AsyncRead for Gated {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl tokio::io::AsyncWrite for Gated {
+        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<std::io::Result<usize>> {
+            self.gate.waker.register(cx.waker());
+            if self.gate.closed.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
+            Pin::new(&mut self.inner).poll_write(cx, b)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            self.gate.waker.register(cx.waker());
+            if self.gate.closed.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// Waits until `n` stops moving (checked every 50 ms, for at most 10 s).
+    async fn settled(n: &AtomicUsize) -> usize {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut last = usize::MAX;
+        loop {
+            let now = n.load(Ordering::SeqCst);
+            if now == last && now > 0 {
+                return now;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the writer never got going or never stopped");
+            last = now;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A stream written by one task and read by another, while the link is
+    /// congested: the writer fills yamux's queue to the connection and waits
+    /// there; the reader, reading what had arrived, then waits on the same
+    /// queue to send its window update. Once the link clears, both must go
+    /// on. (yamux keeps one waker for that queue, the reader's, so without
+    /// `MuxStream`'s two-way waker the writer was never woken.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_writer_and_a_reader_in_two_tasks_both_go_on_after_congestion() {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let gate = Arc::new(Gate::default());
+        let (opener, _client) = client(Gated { inner: a, gate: gate.clone() }.compat());
+        let (mut inbound, _server) = server(b.compat());
+        let mut st = opener.open().await.unwrap();
+        st.write_all(b"1").await.unwrap();
+        let mut far = inbound.recv().await.unwrap();
+        let mut one = [0u8; 1];
+        far.read_exact(&mut one).await.unwrap();
+        far.write_all(b"2").await.unwrap();
+        st.read_exact(&mut one).await.unwrap();
+
+        // Congestion: the writer queues 1 KiB frames until yamux's queue is full.
+        gate.set(true);
+        let (mut r, mut w) = tokio::io::split(st);
+        const TOTAL: usize = 64 * 1024;
+        let written = Arc::new(AtomicUsize::new(0));
+        let count = written.clone();
+        let writer = tokio::spawn(async move {
+            for _ in 0..TOTAL / 1024 {
+                w.write_all(&[7; 1024]).await.unwrap();
+                count.fetch_add(1024, Ordering::SeqCst);
+            }
+            w.flush().await.unwrap();
+        });
+        let stuck = settled(&written).await;
+        assert!(stuck < TOTAL, "nothing held the writer back");
+
+        // The far end sends 200 KiB; the reader reads it all (its window
+        // update waits on the full queue).
+        far.write_all(&vec![9; 200 * 1024]).await.unwrap();
+        let reader = tokio::spawn(async move {
+            let mut got = vec![0u8; 200 * 1024];
+            r.read_exact(&mut got).await.unwrap();
+            r
+        });
+        let _r = tokio::time::timeout(Duration::from_secs(10), reader).await.expect("the reader stalled").unwrap();
+
+        // The link clears: the writer must finish, the far end get it all.
+        gate.set(false);
+        tokio::time::timeout(Duration::from_secs(10), writer)
+            .await
+            .unwrap_or_else(|_| panic!("the writer was never woken ({stuck} of {TOTAL} bytes written)"))
+            .unwrap();
+        let mut got = vec![0u8; TOTAL];
+        tokio::time::timeout(Duration::from_secs(10), far.read_exact(&mut got)).await.unwrap().unwrap();
+        assert!(got.iter().all(|&b| b == 7));
+    }
+}
