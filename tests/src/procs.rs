@@ -106,6 +106,27 @@ impl Proc {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
 
+    /// Stderr so far without the terminal's colours (`tracing` colours a
+    /// log's field names and `=`), so that `field=value` can be matched.
+    pub fn stderr_plain(&self) -> String {
+        let text = self.stderr();
+        let mut out = String::with_capacity(text.len());
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                // ESC [ parameters m: skip through the final `m`.
+                for c in chars.by_ref() {
+                    if c == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
     /// What it printed so far and whether it still runs, for messages.
     pub fn report(&mut self) -> String {
         let state = match self.child.try_wait() {

@@ -1380,7 +1380,7 @@ fn builtin_desktop_of_thinsvr_exe_under_wine_is_seen_and_driven_with_xfreerdp_th
 
     // The whole physical screen is served, and the viewer's window has its size.
     server.wait_stderr("desktop session started", Duration::from_secs(60));
-    let log = server.stderr().replace("\u{1b}[0m", "").replace("\u{1b}[2m", "").replace("\u{1b}[3m", "");
+    let log = server.stderr_plain();
     let started = log.lines().find(|l| l.contains("desktop session started")).unwrap_or_default();
     let (pw, ph) = physical.split_once('x').unwrap();
     assert!(started.contains(&format!("width={pw} height={ph}")), "not the physical {physical}: {started}");

@@ -250,8 +250,7 @@ fn builtin_desktop_through_the_gateway_shows_the_office_screen_and_takes_keys() 
         assert!(Instant::now() < deadline, "no second desktop session: {}\n{}", svr.stderr(), client.report());
         std::thread::sleep(Duration::from_millis(200));
     }
-    // The log's fields are coloured: `clipboard` ESC[0m ESC[2m = ESC[0m `false`.
-    let log = svr.stderr().replace("\u{1b}[0m", "").replace("\u{1b}[2m", "").replace("\u{1b}[3m", "");
+    let log = svr.stderr_plain();
     let started: Vec<&str> = log.lines().filter(|l| l.contains("desktop session started")).collect();
     assert!(started[0].contains("clipboard=true") && started[1].contains("clipboard=false"), "{started:?}");
     let _home_app = copy_on(&home.display, "not for the office");
