@@ -14,9 +14,11 @@
 //! rathole and bore are built once into `target/anchors` (crates.io; rathole
 //! without `--locked`, as its lock file pins a `time` release that no longer
 //! compiles). `VERSUS_MIB` sets the bytes per throughput run (1024);
-//! `VERSUS_BASE_THINGATE` names an earlier build's `thingate` to run as a
-//! fourth chain, "thin-base", so a change to the relay is measured against
-//! what it replaced in the same run.
+//! `VERSUS_BASE_DIR` names a folder holding an earlier build's `thingate`,
+//! `thinclient` and `thinsvr` (any of them missing is taken from this build)
+//! to run as a fourth chain, "thin-base", so a change is measured against
+//! what it replaced in the same run; `VERSUS_BASE_THINGATE` names an earlier
+//! `thingate` alone.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -79,11 +81,44 @@ async fn wait_ready(name: &str, local: SocketAddr, procs: &mut [Proc]) {
     }
 }
 
-/// The project's chain; with `gate`, that `thingate` binary instead of this
-/// build's (an earlier build, to measure a change in the same run).
-async fn start_thin(name: &'static str, gate: Option<&Path>, sink: SocketAddr) -> Chain {
+/// An earlier build's binaries, to measure a change in the same run.
+#[derive(Default)]
+struct Base {
+    gate: Option<PathBuf>,
+    dir: Option<PathBuf>,
+}
+
+impl Base {
+    fn from_env() -> Option<Base> {
+        let dir = std::env::var_os("VERSUS_BASE_DIR").map(PathBuf::from);
+        let gate = std::env::var_os("VERSUS_BASE_THINGATE")
+            .map(PathBuf::from)
+            .or_else(|| dir.as_ref().map(|d| d.join("thingate")).filter(|p| p.exists()));
+        (gate.is_some() || dir.is_some()).then_some(Base { gate, dir })
+    }
+
+    /// `cmd` with the earlier build's binary `name` in place of this build's, if there is one.
+    fn swap(&self, cmd: Command, name: &str) -> Command {
+        let Some(p) = self.dir.as_ref().map(|d| d.join(name)).filter(|p| p.exists()) else { return cmd };
+        let mut c = Command::new(p);
+        c.args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+}
+
+/// The project's chain; with `base`, an earlier build's binaries instead of
+/// this build's.
+async fn start_thin(name: &'static str, base: Option<&Base>, sink: SocketAddr) -> Chain {
+    let base_default = Base::default();
+    let base = base.unwrap_or(&base_default);
     let g = GateDir::new("TunnelTimeout 30000\nTunnelKeepAlive 10000");
-    let (gw, addr) = match gate {
+    let (gw, addr) = match &base.gate {
         None => g.spawn(&[("RUST_LOG", "warn")]),
         Some(bin) => {
             let mut cmd = Command::new(bin);
@@ -96,14 +131,15 @@ async fn start_thin(name: &'static str, gate: Option<&Path>, sink: SocketAddr) -
     let relay_pid = gw.child.id();
     let ep = g.entry_point(addr);
     let cfg = tempfile::tempdir().unwrap();
-    let reg = thinsvr(&ep, cfg.path(), &["register", "--pcid", "versus", "--password-stdin"]);
+    let reg = base.swap(thinsvr(&ep, cfg.path(), &["register", "--pcid", "versus", "--password-stdin"]), "thinsvr");
     let (st, err) = Proc::spawn(reg, Some(&format!("{PASSWORD}\n"))).finish(Duration::from_secs(30));
     assert!(st.success(), "{err}");
-    let mut run = thinsvr(&ep, cfg.path(), &["run", "--target", &sink.to_string()]);
+    let mut run = base.swap(thinsvr(&ep, cfg.path(), &["run", "--target", &sink.to_string()]), "thinsvr");
     run.env("RUST_LOG", "warn");
     let mut svr = Proc::spawn(run, None);
     svr.wait_line("online as versus", Duration::from_secs(20));
-    let mut cli = Proc::spawn(thinclient_connect(&ep, "versus"), Some(&format!("{PASSWORD}\n")));
+    let cli = base.swap(thinclient_connect(&ep, "versus"), "thinclient");
+    let mut cli = Proc::spawn(cli, Some(&format!("{PASSWORD}\n")));
     let local: SocketAddr = cli.wait_line("listening on ", Duration::from_secs(30)).parse().unwrap();
     let mut procs = vec![gw, svr, cli];
     wait_ready("thin", local, &mut procs).await;
@@ -238,8 +274,8 @@ fn main() {
             start_rathole(&rathole, sink).await,
             start_bore(&bore, sink).await,
         ];
-        if let Some(base) = std::env::var_os("VERSUS_BASE_THINGATE") {
-            chains.push(start_thin("thin-base", Some(Path::new(&base)), sink).await);
+        if let Some(base) = Base::from_env() {
+            chains.push(start_thin("thin-base", Some(&base), sink).await);
         }
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
         println!("versus: {cores} cores, {mib} MiB per throughput run, 3 repetitions, chains taking turns");
