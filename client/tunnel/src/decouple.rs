@@ -30,7 +30,6 @@ use std::sync::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf};
 use tokio::sync::Notify;
 
-use crate::inbound::Inbound;
 use crate::seal::{Frame, Keys, OpenReader};
 
 /// Most bytes of stream data queued for sending before writes wait: above
@@ -108,7 +107,7 @@ struct Shared {
 /// A sealed stream whose writes never block on the socket (they are queued
 /// for a writer task).
 pub struct Decoupled<T> {
-    rd: Inbound<OpenReader<ReadHalf<T>>>,
+    rd: OpenReader<ReadHalf<T>>,
     shared: Arc<Shared>,
     frames: FrameCounter,
 }
@@ -171,7 +170,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Decoupled<T> {
                 }
             }
         });
-        Self { rd: Inbound::new(OpenReader::new(rd, keys.recv)), shared, frames: FrameCounter::default() }
+        Self { rd: OpenReader::new(rd, keys.recv), shared, frames: FrameCounter::default() }
     }
 }
 
@@ -218,7 +217,7 @@ async fn write_records<W: AsyncWrite + Unpin>(wr: &mut W, frames: &[Frame], body
     Ok(())
 }
 
-impl<T: AsyncRead + Send + 'static> AsyncRead for Decoupled<T> {
+impl<T: AsyncRead> AsyncRead for Decoupled<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.rd).poll_read(cx, buf)
     }

@@ -14,7 +14,6 @@ pub mod desktop;
 pub mod device;
 pub mod e2e;
 pub mod entry;
-pub mod inbound;
 pub mod inspection;
 pub mod link;
 pub mod lockout;
