@@ -252,6 +252,16 @@ async fn the_etcd_registry_keeps_the_contract_and_stores_every_claim() {
     assert!(third.is_disabled("M2") && third.pcid_of("M1").is_none() && third.registered_count() == 1);
 }
 
+/// The helper's readiness check tells its own etcd from another test's on a
+/// port both found free (CI once saw a claim answered by another test's
+/// etcd while this test's was stopped).
+#[test]
+fn the_etcd_helper_knows_its_own_etcd_from_another_on_the_port() {
+    let (a, b) = (EtcdServer::start(), EtcdServer::start());
+    assert!(a.answers_at(&a.url) && b.answers_at(&b.url));
+    assert!(!a.answers_at(&b.url) && !b.answers_at(&a.url));
+}
+
 #[tokio::test]
 async fn a_claim_etcd_does_not_answer_in_time_fails_with_the_storage_error_and_changes_nothing() {
     use nix::sys::signal::{kill, Signal};

@@ -3,11 +3,18 @@
 //! readiness polled on `/health` with a deadline, killed on drop. One member
 //! ([`EtcdServer`]) or a three-member cluster ([`EtcdCluster`]) whose leader
 //! the tests find and kill.
+//!
+//! A port found free can be taken by another test's etcd before this one
+//! binds it; the etcd that lost the race exits, but the one that won answers
+//! `/health` on that port. So every etcd gets names no other test uses, and
+//! readiness also asks the member list for them: an answer from someone
+//! else's etcd is not this one being ready.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long etcd may take to answer `/health`.
@@ -17,6 +24,8 @@ const READY_WITHIN: Duration = Duration::from_secs(20);
 pub struct EtcdServer {
     child: Child,
     dir: tempfile::TempDir,
+    /// The member's name, unique to this etcd.
+    name: String,
     /// `http://127.0.0.1:PORT`, for `ClusterEtcdEndpoints`.
     pub url: String,
 }
@@ -32,19 +41,22 @@ impl EtcdServer {
             let dir = tempfile::tempdir().unwrap();
             let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
             let (curl, purl) = (format!("http://127.0.0.1:{client}"), format!("http://127.0.0.1:{peer}"));
+            let tag = unique_tag();
+            let name = format!("t-{tag}");
             let child = Command::new(&bin)
-                .args(["--name", "t", "--data-dir"])
+                .args(["--name", &name, "--data-dir"])
                 .arg(dir.path().join("data"))
                 .args(["--listen-client-urls", &curl, "--advertise-client-urls", &curl])
                 .args(["--listen-peer-urls", &purl, "--initial-advertise-peer-urls", &purl])
-                .args(["--initial-cluster", &format!("t={purl}"), "--initial-cluster-state", "new"])
+                .args(["--initial-cluster", &format!("{name}={purl}"), "--initial-cluster-state", "new"])
+                .args(["--initial-cluster-token", &format!("thin-test-{tag}")])
                 .args(["--logger", "zap", "--log-level", "warn"])
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
                 .spawn()
                 .unwrap();
-            let mut server = EtcdServer { child, dir, url: curl };
+            let mut server = EtcdServer { child, dir, name, url: curl };
             match server.wait_healthy(client) {
                 Ok(()) => return server,
                 Err(e) => last = e,
@@ -59,12 +71,19 @@ impl EtcdServer {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return Err(format!("etcd exited ({status}): {}", self.log()));
             }
-            if health(port).is_some_and(|body| body.contains("\"health\":\"true\"")) {
+            if healthy_and_named(port, &self.name) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(format!("no healthy answer within {READY_WITHIN:?}: {}", self.log()))
+    }
+
+    /// Whether the etcd answering at `url` (`http://127.0.0.1:PORT`) is this
+    /// one: healthy, with this one's member name.
+    pub fn answers_at(&self, url: &str) -> bool {
+        let port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("http://127.0.0.1:PORT");
+        healthy_and_named(port, &self.name)
     }
 
     /// etcd's log so far.
@@ -105,6 +124,8 @@ fn etcd_bin() -> PathBuf {
 struct Member {
     child: Option<Child>,
     client_port: u16,
+    /// Its name, unique to this cluster.
+    name: String,
     log: PathBuf,
 }
 
@@ -123,8 +144,10 @@ impl EtcdCluster {
         for _ in 0..3 {
             let dir = tempfile::tempdir().unwrap();
             let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+            let tag = unique_tag();
+            let names: Vec<String> = (0..3).map(|i| format!("m{i}-{tag}")).collect();
             let peers: Vec<String> =
-                ports.iter().enumerate().map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}")).collect();
+                ports.iter().zip(&names).map(|((_, p), name)| format!("{name}=http://127.0.0.1:{p}")).collect();
             let members = ports
                 .iter()
                 .enumerate()
@@ -133,19 +156,19 @@ impl EtcdCluster {
                     let out = std::fs::File::create(&log).unwrap();
                     let (curl, purl) = (format!("http://127.0.0.1:{client}"), format!("http://127.0.0.1:{peer}"));
                     let child = Command::new(&bin)
-                        .args(["--name", &format!("m{i}"), "--data-dir"])
+                        .args(["--name", &names[i], "--data-dir"])
                         .arg(dir.path().join(format!("data-m{i}")))
                         .args(["--listen-client-urls", &curl, "--advertise-client-urls", &curl])
                         .args(["--listen-peer-urls", &purl, "--initial-advertise-peer-urls", &purl])
                         .args(["--initial-cluster", &peers.join(","), "--initial-cluster-state", "new"])
-                        .args(["--initial-cluster-token", "thin-test"])
+                        .args(["--initial-cluster-token", &format!("thin-test-{tag}")])
                         .args(["--logger", "zap", "--log-level", "warn"])
                         .stdin(Stdio::null())
                         .stdout(out.try_clone().unwrap())
                         .stderr(out)
                         .spawn()
                         .unwrap();
-                    Member { child: Some(child), client_port: *client, log }
+                    Member { child: Some(child), client_port: *client, name: names[i].clone(), log }
                 })
                 .collect();
             let mut cluster = EtcdCluster { members, dir };
@@ -165,10 +188,7 @@ impl EtcdCluster {
                     return Err(format!("a member exited ({status}): {}", self.logs()));
                 }
             }
-            let healthy = self
-                .members
-                .iter()
-                .all(|m| health(m.client_port).is_some_and(|body| body.contains("\"health\":\"true\"")));
+            let healthy = self.members.iter().all(|m| healthy_and_named(m.client_port, &m.name));
             if healthy {
                 return Ok(());
             }
@@ -241,6 +261,31 @@ fn member_status(port: u16) -> Option<(String, String)> {
     let id = json["header"]["member_id"].as_str()?.to_string();
     let leader = json["leader"].as_str().filter(|l| *l != "0")?.to_string();
     Some((id, leader))
+}
+
+/// A tag no other etcd of this machine's tests has: the process and a count.
+fn unique_tag() -> String {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Whether the etcd on `port` is healthy and has a member named `name`
+/// (`POST /v3/cluster/member/list`): it is the one this test started.
+fn healthy_and_named(port: u16, name: &str) -> bool {
+    if !health(port).is_some_and(|body| body.contains("\"health\":\"true\"")) {
+        return false;
+    }
+    let body = "{}";
+    let req = format!(
+        "POST /v3/cluster/member/list HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let Some(answer) = http(port, &req) else { return false };
+    let Some(json) = answer.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(b).ok())
+    else {
+        return false;
+    };
+    json["members"].as_array().is_some_and(|ms| ms.iter().any(|m| m["name"] == name))
 }
 
 fn free_port() -> u16 {
