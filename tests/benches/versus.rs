@@ -112,11 +112,9 @@ impl Base {
     }
 }
 
-/// The project's chain; with `base`, an earlier build's binaries instead of
-/// this build's.
-async fn start_thin(name: &'static str, base: Option<&Base>, sink: SocketAddr) -> Chain {
-    let base_default = Base::default();
-    let base = base.unwrap_or(&base_default);
+/// The project's chain, with `base`'s binaries where it has them (none:
+/// `Base::default()`).
+async fn start_thin(name: &'static str, base: &Base, sink: SocketAddr) -> Chain {
     let g = GateDir::new("TunnelTimeout 30000\nTunnelKeepAlive 10000");
     let (gw, addr) = match &base.gate {
         None => g.spawn(&[("RUST_LOG", "warn")]),
@@ -270,12 +268,12 @@ fn main() {
     rt.block_on(async {
         let sink = sink_server().await;
         let mut chains = vec![
-            start_thin("thin", None, sink).await,
+            start_thin("thin", &Base::default(), sink).await,
             start_rathole(&rathole, sink).await,
             start_bore(&bore, sink).await,
         ];
         if let Some(base) = Base::from_env() {
-            chains.push(start_thin("thin-base", Some(&base), sink).await);
+            chains.push(start_thin("thin-base", &base, sink).await);
         }
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
         println!("versus: {cores} cores, {mib} MiB per throughput run, 3 repetitions, chains taking turns");

@@ -251,13 +251,7 @@ impl Drop for EtcdCluster {
 
 /// A member's (id, leader id) from `POST /v3/maintenance/status`.
 fn member_status(port: u16) -> Option<(String, String)> {
-    let body = "{}";
-    let req = format!(
-        "POST /v3/maintenance/status HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let answer = http(port, &req)?;
-    let json: serde_json::Value = serde_json::from_str(answer.split_once("\r\n\r\n")?.1).ok()?;
+    let json = post_empty(port, "/v3/maintenance/status")?;
     let id = json["header"]["member_id"].as_str()?.to_string();
     let leader = json["leader"].as_str().filter(|l| *l != "0")?.to_string();
     Some((id, leader))
@@ -275,17 +269,15 @@ fn healthy_and_named(port: u16, name: &str) -> bool {
     if !health(port).is_some_and(|body| body.contains("\"health\":\"true\"")) {
         return false;
     }
-    let body = "{}";
-    let req = format!(
-        "POST /v3/cluster/member/list HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let Some(answer) = http(port, &req) else { return false };
-    let Some(json) = answer.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(b).ok())
-    else {
-        return false;
-    };
-    json["members"].as_array().is_some_and(|ms| ms.iter().any(|m| m["name"] == name))
+    let members = post_empty(port, "/v3/cluster/member/list");
+    members.is_some_and(|json| json["members"].as_array().is_some_and(|ms| ms.iter().any(|m| m["name"] == name)))
+}
+
+/// The JSON etcd answers to `POST path` with an empty request (`{}`).
+fn post_empty(port: u16, path: &str) -> Option<serde_json::Value> {
+    let req = format!("POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{{}}");
+    let answer = http(port, &req)?;
+    serde_json::from_str(answer.split_once("\r\n\r\n")?.1).ok()
 }
 
 fn free_port() -> u16 {
