@@ -1,7 +1,22 @@
 #!/usr/bin/env bash
 # Installs every prerequisite of the build and the tests (Debian/Ubuntu, as root
 # or with sudo). Idempotent: does nothing when everything is present.
+#
+#   scripts/setup.sh                 everything
+#   scripts/setup.sh --defer-checks  everything but the tools of the checks that
+#                                    run after the tests (cargo-fuzz, cargo-deny):
+#                                    scripts/test.sh compiles those at the lowest
+#                                    priority while the tests run
+#   scripts/setup.sh --checks-only   only those tools
 set -euo pipefail
+
+mode=all
+case "${1:-}" in
+  --defer-checks) mode=defer ;;
+  --checks-only) mode=checks ;;
+  "") ;;
+  *) echo "usage: $0 [--defer-checks | --checks-only]" >&2; exit 2 ;;
+esac
 
 APT_PACKAGES=(
   build-essential pkg-config ca-certificates curl openssl python3 python3-venv
@@ -17,8 +32,23 @@ RUST_TARGETS=(x86_64-pc-windows-gnu x86_64-unknown-linux-musl aarch64-unknown-li
 # cargo-zigbuild links the Linux gateway (static musl) and apps (glibc 2.17
 # baseline) with zig; keep its and ziglang's versions in step with
 # builder/src/doctor.rs.
-CARGO_TOOLS=(cargo-fuzz@0.13.2 cargo-deny@0.20.2 cargo-zigbuild@0.24.0)
+BUILD_TOOLS=(cargo-zigbuild@0.24.0)
+# The checks after the tests: the fuzz smoke and the supply-chain check.
+CHECK_TOOLS=(cargo-fuzz@0.13.2 cargo-deny@0.20.2)
 ZIGLANG=0.15.2
+
+install_tools() {
+  local tool name
+  for tool in "$@"; do
+    name=${tool%@*}
+    command -v "$name" >/dev/null 2>&1 || cargo install --locked "$tool"
+  done
+}
+
+if [ "$mode" = checks ]; then
+  install_tools "${CHECK_TOOLS[@]}"
+  exit 0
+fi
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -54,10 +84,9 @@ if ! rustup toolchain list | grep -q '^nightly'; then
   rustup toolchain install nightly --profile minimal ||
     echo "setup: no nightly toolchain to be had; the fuzz targets build on stable, without a sanitizer" >&2
 fi
-for tool in "${CARGO_TOOLS[@]}"; do
-  name=${tool%@*}
-  command -v "$name" >/dev/null 2>&1 || cargo install --locked "$tool"
-done
+tools=("${BUILD_TOOLS[@]}")
+[ "$mode" = defer ] || tools+=("${CHECK_TOOLS[@]}")
+install_tools "${tools[@]}"
 # zig from PyPI's ziglang wheel, in a venv of its own (not into the system's
 # Python), linked into cargo's bin folder, which is on PATH wherever cargo is.
 zig_link="${CARGO_HOME:-$HOME/.cargo}/bin/zig"

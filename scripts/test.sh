@@ -11,6 +11,8 @@
 #                             every fuzz target built once, at the lowest
 #                             priority while the tests run, then run on its
 #                             seeds and on mutations: 50,000 executions each).
+#                             The two checks' tools also compile while the
+#                             tests run (scripts/setup.sh --checks-only).
 #   scripts/test.sh --quick   the quick tier, for a developer after a warm
 #                             build: the supply-chain check (when cargo-deny
 #                             is installed; about a second), unit tests and the
@@ -49,32 +51,34 @@ if [ "$quick" = 1 ]; then
     exec cargo test --workspace --locked --no-fail-fast "${args[@]}"
 fi
 
-./scripts/setup.sh
 start=$(date +%s)
+./scripts/setup.sh --defer-checks
+echo "test.sh: setup took $(( $(date +%s) - start )) s"
 status=0
-# Licences, banned crates and sources of the dependency tree (deny.toml);
-# offline. `cargo deny check advisories` needs a network database: README.md.
-cargo deny --locked check --hide-inclusion-graph licenses bans sources || status=$?
 cargo build --workspace --bins --tests --locked
-echo "test.sh: build took $(( $(date +%s) - start )) s"
-# The fuzz targets compile beside the tests at the lowest CPU priority: the
-# tests spend much of their time waiting (Wine, Xvfb, installers), and the
-# tests' own compiles (the builder's) take the CPU first.
+echo "test.sh: setup and build took $(( $(date +%s) - start )) s"
+# The checks' tools (cargo-fuzz, cargo-deny) and the fuzz targets compile
+# beside the tests at the lowest CPU priority: the tests spend much of their
+# time waiting (Wine, Xvfb, installers), and the tests' own compiles (the
+# builder's) take the CPU first.
 fuzz_start=$(date +%s)
 fuzz_log=target/fuzz-build.log
 mkdir -p target
-nice -n 19 ./fuzz/run.sh --build-only >"$fuzz_log" 2>&1 &
+nice -n 19 bash -c './scripts/setup.sh --checks-only && ./fuzz/run.sh --build-only' >"$fuzz_log" 2>&1 &
 fuzz_build=$!
 cargo test --workspace --locked --no-fail-fast || status=$?
-echo "test.sh: build and tests took $(( $(date +%s) - start )) s"
+echo "test.sh: setup, build and tests took $(( $(date +%s) - start )) s"
 if [ -f target/builder-timings.log ]; then
     echo "test.sh: the builder test's own builds (builder/tests/outputs/built.rs):"
     cat target/builder-timings.log
 fi
 fuzz_ok=1
 wait "$fuzz_build" || fuzz_ok=0
-cat "$fuzz_log"
-echo "test.sh: fuzz build finished $(( $(date +%s) - fuzz_start )) s after it started (beside the tests)"
+grep -v '^ *\(Compiling\|Downloaded\|Downloading\|Installing\|Updating\|Locking\|Adding\) ' "$fuzz_log" || true
+echo "test.sh: check tools and fuzz build finished $(( $(date +%s) - fuzz_start )) s after they started (beside the tests)"
+# Licences, banned crates and sources of the dependency tree (deny.toml);
+# offline. `cargo deny check advisories` needs a network database: README.md.
+cargo deny --locked check --hide-inclusion-graph licenses bans sources || status=$?
 if [ "$fuzz_ok" = 0 ] || ! ./fuzz/run.sh --smoke --no-build; then
     status=1
     if [ -n "${CI_ARTIFACTS_DIR:-}" ]; then

@@ -31,7 +31,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub use gateway::{connect, try_connect, GateDir, TestGateway};
-pub use net::{assert_echo, assert_tcp_echo, assert_tunnel_echo, echo_check, echo_server, free_port};
+pub use net::{
+    assert_echo, assert_tcp_echo, assert_tunnel_echo, echo_check, echo_server, free_port, tcp_direction_capacity,
+};
 pub use office::{try_register, OfficePc, RegisteredPc};
 pub use pki::Pki;
 

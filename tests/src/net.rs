@@ -12,6 +12,22 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The most one direction of a loopback TCP connection can hold in the kernel
+/// on this machine: the sender's send buffer plus the receiver's receive
+/// buffer, at the ceilings autotuning grows them to (the third field of
+/// `net.ipv4.tcp_wmem` and `net.ipv4.tcp_rmem`; Linux's defaults, 4 MiB and
+/// 6 MiB, where they cannot be read). Kernels since 6.x raise `tcp_rmem` to
+/// 32 MiB, so what a stalled reader's path holds depends on the machine.
+pub fn tcp_direction_capacity() -> usize {
+    fn ceiling(sysctl: &str, default: usize) -> usize {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/{sysctl}"))
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
+            .unwrap_or(default)
+    }
+    ceiling("tcp_wmem", 4 << 20) + ceiling("tcp_rmem", 6 << 20)
+}
+
 /// A TCP echo service on loopback (stands in for the remote desktop).
 pub async fn echo_server() -> SocketAddr {
     echo_server_counting().await.0

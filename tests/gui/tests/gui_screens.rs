@@ -180,20 +180,46 @@ fn gui_wake_from_the_window(x: &Xvfb, out: &Path) {
     w.xdotool(&["key", "Tab"]);
     w.xdotool(&["type", "--delay", "30", "wake-a"]);
     w.xdotool(&["key", "Return"]);
-    std::thread::sleep(Duration::from_millis(500));
+    // Typed only once the window asks for wake-a's password (a loaded
+    // machine may paint the step late; keys before it would go elsewhere).
     let asked = out.join("client-wake-password-en.png");
-    w.shoot(&asked);
+    // (The step's heading: "Computer ID: wake-a"; Tesseract misses the small
+    // label beside the empty field.)
+    let label = thin_ui::strings::text_in(thin_ui::strings::Lang::En, Key::THINCLIENT_PCID_LABEL);
+    let prompt = format!("{label}: wake-a");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        w.shoot(&asked);
+        let text = ocr::read(&asked);
+        if ocr::contains_approx(&text, &prompt, 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}: no password step for wake-a; Tesseract read:\n{text}", asked.display());
+    }
+    std::thread::sleep(Duration::from_millis(300));
     w.xdotool(&["type", "--delay", "30", "via-password"]);
     w.xdotool(&["key", "Return"]);
 
-    // The packet: 102 bytes, 6 x FF, then the MAC 16 times.
+    // The packet: 102 bytes, 6 x FF, then the MAC 16 times. While waiting,
+    // the window is shot now and then, so a failure shows what it said.
+    let waiting = out.join("client-wake-waiting-en.png");
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut next_shot = Instant::now();
     let mut buf = [0u8; 2048];
     let n = loop {
         if let Ok((n, _)) = udp.recv_from(&mut buf) {
             break n;
         }
-        assert!(Instant::now() < deadline, "no magic packet within 60 s ({} shows the password step)", asked.display());
+        if Instant::now() >= next_shot {
+            w.shoot(&waiting);
+            next_shot = Instant::now() + Duration::from_secs(5);
+        }
+        if Instant::now() >= deadline {
+            w.shoot(&waiting);
+            let text = ocr::read(&waiting);
+            panic!("no magic packet within 60 s; {} shows, as Tesseract read it:\n{text}", waiting.display());
+        }
     };
     assert_eq!(n, 102);
     assert_eq!(&buf[..6], &[0xff; 6]);

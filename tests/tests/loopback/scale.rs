@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use thin_e2e::*;
-use thin_tunnel::mux::MAX_CONNECTIONS;
+use thin_tunnel::mux::{MAX_CONNECTIONS, WINDOW_GROWTH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -85,8 +85,21 @@ const TUNNELS: usize = 1000;
 const OFFICE_PCS: usize = 8;
 /// Bytes each tunnel echoes while the stalled one holds its data.
 const PER_TUNNEL: usize = 256 * 1024;
-/// Bytes the stalled tunnel sends: more than every buffer on its way holds.
-const STALLED: usize = 64 << 20;
+/// Bytes the stalled tunnel sends: more than every window and buffer on its
+/// way may hold, so a writer that got them all out found memory that grows.
+/// Its way holds: between thinclient's multiplexer and the office PC's, the
+/// stream's receive window (flow control is end to end through the gateway,
+/// so the TLS legs and the relay hold less than it), which grows to 256 KiB
+/// plus the tunnel's `WINDOW_GROWTH` while the office PC reads; past the
+/// office PC, the connection to the echo target both ways in the kernel
+/// (which autotuning may grow to tens of MiB on its own, CI saw 64 MiB taken
+/// in 10 s with `tcp_rmem` at 32 MiB); and the way back's window, 256 KiB.
+/// Half as much again for what the apps and the echo target hold in passing
+/// (a few buffers of 64 KiB at most): 157 MiB with `tcp_rmem` at 32 MiB.
+fn stalled_bytes() -> usize {
+    let held = 256 * 1024 + WINDOW_GROWTH + 2 * tcp_direction_capacity() + 256 * 1024;
+    (held + held / 2).max(64 << 20)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_tunnels_through_one_gateway_lose_no_byte_and_a_stalled_reader_stalls_only_its_own() {
@@ -125,6 +138,7 @@ async fn a_thousand_tunnels_through_one_gateway_lose_no_byte_and_a_stalled_reade
     let tunnels: Vec<Arc<_>> = tunnels.into_iter().map(Arc::new).collect();
 
     // The stalled tunnel: it sends more than the way holds and reads nothing.
+    let stalled_total = stalled_bytes();
     let stalled = tunnels[0].open_stream().await.unwrap();
     let (mut stalled_r, mut stalled_w) = tokio::io::split(stalled);
     let sent = Arc::new(AtomicUsize::new(0));
@@ -137,7 +151,7 @@ async fn a_thousand_tunnels_through_one_gateway_lose_no_byte_and_a_stalled_reade
             let mut rng = rand::rngs::StdRng::seed_from_u64(7);
             let mut h = Sha256::new();
             let mut buf = vec![0u8; 64 * 1024];
-            while sent.load(Ordering::SeqCst) < STALLED {
+            while sent.load(Ordering::SeqCst) < stalled_total {
                 rng.fill_bytes(&mut buf);
                 h.update(&buf);
                 stalled_w.write_all(&buf).await.unwrap();
@@ -170,12 +184,12 @@ async fn a_thousand_tunnels_through_one_gateway_lose_no_byte_and_a_stalled_reade
     // The stalled writer was held back by its reader: its bytes wait in
     // windows and buffers instead of piling up in memory.
     let early = sent.load(Ordering::SeqCst);
-    assert!(early < STALLED, "the stalled tunnel took all {STALLED} bytes without a reader");
+    assert!(early < stalled_total, "the stalled tunnel took all {stalled_total} bytes without a reader");
 
     // It reads nothing for 10 s in all, then reads everything, unchanged.
     tokio::time::sleep(Duration::from_secs(10).saturating_sub(stall_began.elapsed())).await;
     let held = sent.load(Ordering::SeqCst);
-    assert!(held < STALLED, "the stalled tunnel took all {STALLED} bytes without a reader");
+    assert!(held < stalled_total, "the stalled tunnel took all {stalled_total} bytes without a reader");
     let reading = tokio::spawn(async move {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
@@ -194,8 +208,10 @@ async fn a_thousand_tunnels_through_one_gateway_lose_no_byte_and_a_stalled_reade
     let sent_hash = tokio::time::timeout(Duration::from_secs(120), writer).await.expect("stalled writer").unwrap();
     let (got_hash, got) =
         tokio::time::timeout(Duration::from_secs(120), reading).await.expect("stalled reader").unwrap();
-    assert_eq!((got_hash, got), (sent_hash, STALLED), "the stalled tunnel lost or changed bytes");
-    eprintln!("the stalled tunnel took {held} bytes in 10 s without a reader ({early} when the others were done)");
+    assert_eq!((got_hash, got), (sent_hash, stalled_total), "the stalled tunnel lost or changed bytes");
+    eprintln!(
+        "the stalled tunnel took {held} of {stalled_total} bytes in 10 s without a reader ({early} when the others were done)"
+    );
     drop(tunnels);
     gw.shutdown().await;
 }
