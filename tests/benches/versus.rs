@@ -18,7 +18,10 @@
 //! `thinclient` and `thinsvr` (any of them missing is taken from this build)
 //! to run as a fourth chain, "thin-base", so a change is measured against
 //! what it replaced in the same run; `VERSUS_BASE_THINGATE` names an earlier
-//! `thingate` alone.
+//! `thingate` alone. `VERSUS_HOP=1` adds "rathole+hop": rathole behind a
+//! plain-TCP forwarder process (this bench run again as one, 64 KiB copies
+//! each way, no crypto), so the visitor's bytes cross as many processes and
+//! loopback hops as through thinclient, thingate and thinsvr.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -150,6 +153,42 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// Env var that makes this binary a plain-TCP forwarder: `listen,target`.
+const FORWARD_ENV: &str = "VERSUS_FORWARD";
+
+/// The forwarder: every connection to `listen` is copied both ways to
+/// `target` (what thinclient does, without the tunnel).
+fn forward(spec: &str) {
+    let (listen, target) = spec.split_once(',').expect("VERSUS_FORWARD=listen,target");
+    let (listen, target): (SocketAddr, SocketAddr) = (listen.parse().unwrap(), target.parse().unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let l = tokio::net::TcpListener::bind(listen).await.unwrap();
+        loop {
+            let (mut a, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let Ok(mut b) = tokio::net::TcpStream::connect(target).await else { return };
+                let _ = a.set_nodelay(true);
+                let _ = b.set_nodelay(true);
+                let _ = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, 64 * 1024, 64 * 1024).await;
+            });
+        }
+    });
+}
+
+/// rathole with a forwarder process in front of its visitor port.
+async fn start_rathole_hop(bin: &Path, sink: SocketAddr) -> Chain {
+    let mut chain = start_rathole(bin, sink).await;
+    let local: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.env(FORWARD_ENV, format!("{local},{}", chain.local));
+    chain._procs.push(Proc::spawn(c, None));
+    wait_ready("rathole+hop", local, &mut chain._procs).await;
+    chain.name = "rathole+hop";
+    chain.local = local;
+    chain
+}
+
 async fn start_rathole(bin: &Path, sink: SocketAddr) -> Chain {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
@@ -260,6 +299,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    if let Ok(spec) = std::env::var(FORWARD_ENV) {
+        return forward(&spec);
+    }
     thin_tunnel::platform::limits::raise_open_files();
     let mib: u64 = std::env::var("VERSUS_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
     let bytes = mib << 20;
@@ -274,6 +316,9 @@ fn main() {
         ];
         if let Some(base) = Base::from_env() {
             chains.push(start_thin("thin-base", &base, sink).await);
+        }
+        if std::env::var_os("VERSUS_HOP").is_some() {
+            chains.push(start_rathole_hop(&rathole, sink).await);
         }
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
         println!("versus: {cores} cores, {mib} MiB per throughput run, 3 repetitions, chains taking turns");
@@ -323,12 +368,22 @@ fn main() {
             "thingate / rathole server, CPU per GiB: {:.2}x (goal <= 0.5)",
             med(0, |f| f.relay_cpu_per_gib) / med(1, |f| f.relay_cpu_per_gib)
         );
-        if chains.len() > 3 {
+        let find = |name: &str| chains.iter().position(|c| c.name == name);
+        if let Some(b) = find("thin-base") {
             println!(
                 "thin / thin-base: single {:.2}x, 4 streams {:.2}x, thingate CPU per GiB {:.2}x",
-                med(0, |f| f.single) / med(3, |f| f.single),
-                med(0, |f| f.four) / med(3, |f| f.four),
-                med(0, |f| f.relay_cpu_per_gib) / med(3, |f| f.relay_cpu_per_gib)
+                med(0, |f| f.single) / med(b, |f| f.single),
+                med(0, |f| f.four) / med(b, |f| f.four),
+                med(0, |f| f.relay_cpu_per_gib) / med(b, |f| f.relay_cpu_per_gib)
+            );
+        }
+        if let Some(h) = find("rathole+hop") {
+            println!(
+                "thin / rathole+hop: single {:.2}x, 4 streams {:.2}x; rathole+hop / rathole: single {:.2}x, 4 streams {:.2}x",
+                med(0, |f| f.single) / med(h, |f| f.single),
+                med(0, |f| f.four) / med(h, |f| f.four),
+                med(h, |f| f.single) / med(1, |f| f.single),
+                med(h, |f| f.four) / med(1, |f| f.four)
             );
         }
     });
