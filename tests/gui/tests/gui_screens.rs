@@ -182,43 +182,33 @@ fn gui_wake_from_the_window(x: &Xvfb, out: &Path) {
     w.xdotool(&["key", "Return"]);
     // Typed only once the window asks for wake-a's password (a loaded
     // machine may paint the step late; keys before it would go elsewhere).
+    // The step's heading is the marker, "Computer ID: wake-a": Tesseract
+    // misses the small label beside the empty field.
     let asked = out.join("client-wake-password-en.png");
-    // (The step's heading: "Computer ID: wake-a"; Tesseract misses the small
-    // label beside the empty field.)
     let label = thin_ui::strings::text_in(thin_ui::strings::Lang::En, Key::THINCLIENT_PCID_LABEL);
-    let prompt = format!("{label}: wake-a");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        std::thread::sleep(Duration::from_millis(300));
-        w.shoot(&asked);
-        let text = ocr::read(&asked);
-        if ocr::contains_approx(&text, &prompt, 1) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{}: no password step for wake-a; Tesseract read:\n{text}", asked.display());
+    if let Err(text) = ocr::wait_for(&asked, &format!("{label}: wake-a"), 1, Duration::from_secs(30), |p| w.shoot(p)) {
+        panic!("{}: no password step for wake-a; Tesseract read:\n{text}", asked.display());
     }
     std::thread::sleep(Duration::from_millis(300));
     w.xdotool(&["type", "--delay", "30", "via-password"]);
     w.xdotool(&["key", "Return"]);
 
-    // The packet: 102 bytes, 6 x FF, then the MAC 16 times. While waiting,
-    // the window is shot now and then, so a failure shows what it said.
-    let waiting = out.join("client-wake-waiting-en.png");
+    // The packet: 102 bytes, 6 x FF, then the MAC 16 times. Without it, the
+    // failure shows what the window said.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut next_shot = Instant::now();
     let mut buf = [0u8; 2048];
     let n = loop {
         if let Ok((n, _)) = udp.recv_from(&mut buf) {
             break n;
         }
-        if Instant::now() >= next_shot {
-            w.shoot(&waiting);
-            next_shot = Instant::now() + Duration::from_secs(5);
-        }
         if Instant::now() >= deadline {
+            let waiting = out.join("client-wake-waiting-en.png");
             w.shoot(&waiting);
-            let text = ocr::read(&waiting);
-            panic!("no magic packet within 60 s; {} shows, as Tesseract read it:\n{text}", waiting.display());
+            panic!(
+                "no magic packet within 60 s; {} shows, as Tesseract read it:\n{}",
+                waiting.display(),
+                ocr::read(&waiting)
+            );
         }
     };
     assert_eq!(n, 102);
@@ -228,15 +218,9 @@ fn gui_wake_from_the_window(x: &Xvfb, out: &Path) {
     // The window says so.
     let said = thin_ui::strings::fmt(Key::WAKE_SENT, &[&"wake-a", &"wake-b", &1]);
     let png = out.join("client-wake-sent-en.png");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        std::thread::sleep(Duration::from_millis(300));
-        w.shoot(&png);
-        let text = ocr::read(&png);
-        if ocr::contains_approx(&text, &said, ocr::normalize(&said).len() / 10) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{}: {said:?} is not shown; Tesseract read:\n{text}", png.display());
+    let edits = ocr::normalize(&said).len() / 10;
+    if let Err(text) = ocr::wait_for(&png, &said, edits, Duration::from_secs(30), |p| w.shoot(p)) {
+        panic!("{}: {said:?} is not shown; Tesseract read:\n{text}", png.display());
     }
     println!("gui_screens: {}", png.display());
     drop(w);
