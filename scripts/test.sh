@@ -9,10 +9,10 @@
 #                             supply-chain check (cargo deny: licences, bans,
 #                             sources) and the fuzz smoke (fuzz/run.sh --smoke:
 #                             every fuzz target built once, at the lowest
-#                             priority while the tests run, then run on its
-#                             seeds and on mutations: 50,000 executions each).
-#                             The two checks' tools also compile while the
-#                             tests run (scripts/setup.sh --checks-only).
+#                             priority beside the build and the tests, then
+#                             run on its seeds and on mutations: 50,000
+#                             executions each). The two checks' tools compile
+#                             in that lane too (scripts/setup.sh --checks-only).
 #   scripts/test.sh --quick   the quick tier, for a developer after a warm
 #                             build: the supply-chain check (when cargo-deny
 #                             is installed; about a second), unit tests and the
@@ -52,20 +52,44 @@ if [ "$quick" = 1 ]; then
 fi
 
 start=$(date +%s)
-./scripts/setup.sh --defer-checks
-echo "test.sh: setup took $(( $(date +%s) - start )) s"
-status=0
-cargo build --workspace --bins --tests --locked
-echo "test.sh: setup and build took $(( $(date +%s) - start )) s"
-# The checks' tools (cargo-fuzz, cargo-deny) and the fuzz targets compile
-# beside the tests at the lowest CPU priority: the tests spend much of their
-# time waiting (Wine, Xvfb, installers), and the tests' own compiles (the
-# builder's) take the CPU first.
-fuzz_start=$(date +%s)
-fuzz_log=target/fuzz-build.log
+# The host build needs only a few apt packages. The rest of the setup (Wine,
+# Chromium and the other test tools from apt, the Rust targets, nightly,
+# cargo-zigbuild, zig: minutes of downloading and unpacking on a fresh
+# machine) runs in a second lane while the build compiles; the tests wait for
+# it. Once it is done, the same lane compiles the checks' tools (cargo-fuzz,
+# cargo-deny) and the fuzz targets at the lowest CPU priority, beside the build
+# and then the tests: they take only what the build and the tests leave idle
+# (the tests spend much of their time waiting on Wine, Xvfb and installers).
+./scripts/setup.sh --host-build
+echo "test.sh: the host build's setup took $(( $(date +%s) - start )) s"
 mkdir -p target
-nice -n 19 bash -c './scripts/setup.sh --checks-only && ./fuzz/run.sh --build-only' >"$fuzz_log" 2>&1 &
-fuzz_build=$!
+setup_log=target/setup.log
+setup_status=target/setup.status
+fuzz_log=target/fuzz-build.log
+rm -f "$setup_status"
+(
+    if ./scripts/setup.sh --defer-checks >"$setup_log" 2>&1; then
+        echo "ok $(( $(date +%s) - start ))" >"$setup_status"
+        nice -n 19 bash -c './scripts/setup.sh --checks-only && ./fuzz/run.sh --build-only' >"$fuzz_log" 2>&1
+    else
+        echo "failed $(( $(date +%s) - start ))" >"$setup_status"
+        exit 1
+    fi
+) &
+lane=$!
+status=0
+build_ok=1
+cargo build --workspace --bins --tests --locked || build_ok=0
+echo "test.sh: setup and build took $(( $(date +%s) - start )) s"
+while [ ! -s "$setup_status" ] && kill -0 "$lane" 2>/dev/null; do sleep 2; done
+grep -v '^ *\(Compiling\|Downloaded\|Downloading\|Installing\|Updating\|Locking\|Adding\) ' "$setup_log" || true
+read -r setup_result setup_secs <"$setup_status" 2>/dev/null || setup_result=missing
+echo "test.sh: the rest of the setup, beside the build: $setup_result, ${setup_secs:-?} s after the start; now $(( $(date +%s) - start )) s"
+if [ "$setup_result" != ok ]; then
+    echo "test.sh: scripts/setup.sh --defer-checks failed (its output above)" >&2
+    exit 1
+fi
+[ "$build_ok" = 1 ] || exit 1
 cargo test --workspace --locked --no-fail-fast || status=$?
 echo "test.sh: setup, build and tests took $(( $(date +%s) - start )) s"
 if [ -f target/builder-timings.log ]; then
@@ -73,9 +97,10 @@ if [ -f target/builder-timings.log ]; then
     cat target/builder-timings.log
 fi
 fuzz_ok=1
-wait "$fuzz_build" || fuzz_ok=0
+wait "$lane" || fuzz_ok=0
 grep -v '^ *\(Compiling\|Downloaded\|Downloading\|Installing\|Updating\|Locking\|Adding\) ' "$fuzz_log" || true
-echo "test.sh: check tools and fuzz build finished $(( $(date +%s) - fuzz_start )) s after they started (beside the tests)"
+echo "test.sh: check tools and fuzz build (beside the build and the tests) done $(( $(date +%s) - start )) s after the start"
+fuzz_start=$(date +%s)
 # Licences, banned crates and sources of the dependency tree (deny.toml);
 # offline. `cargo deny check advisories` needs a network database: README.md.
 cargo deny --locked check --hide-inclusion-graph licenses bans sources || status=$?
@@ -87,7 +112,7 @@ if [ "$fuzz_ok" = 0 ] || ! ./fuzz/run.sh --smoke --no-build; then
         echo "fuzz crash inputs copied to $CI_ARTIFACTS_DIR/fuzz-artifacts"
     fi
 fi
-echo "test.sh: fuzz smoke (build and runs) took $(( $(date +%s) - fuzz_start )) s"
+echo "test.sh: cargo deny and the fuzz runs took $(( $(date +%s) - fuzz_start )) s"
 shots="${THIN_SCREENSHOT_DIR:-target/screenshots}"
 if [ -d "$shots" ]; then
     echo "screenshots in $shots:"

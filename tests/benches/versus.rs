@@ -22,6 +22,10 @@
 //! plain-TCP forwarder process (this bench run again as one, 64 KiB copies
 //! each way, no crypto), so the visitor's bytes cross as many processes and
 //! loopback hops as through thinclient, thingate and thinsvr.
+//! `VERSUS_STRIPES=N` adds "thin xN": N thinclients, so N tunnels (each its
+//! own TLS connection on both legs) through the same thingate to the same
+//! thinsvr, with the four streams spread over them: what striping one tunnel's
+//! streams over N connections could give at most, measured before building it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,7 +33,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use thin_e2e::bench::{
-    cpu_seconds, gbit, machine_ticks, probe, quantile_ms, setup_times, sink_server, timed_upload, upload,
+    cpu_seconds, gbit, machine_ticks, probe, quantile_ms, setup_times, sink_server, timed_upload, timed_upload_over,
+    upload,
 };
 use thin_e2e::procs::{thinclient_connect, thinsvr, Proc};
 use thin_e2e::{free_port, GateDir, Pki};
@@ -40,6 +45,9 @@ const PASSWORD: &str = "versus copper lantern river";
 struct Chain {
     name: &'static str,
     local: SocketAddr,
+    /// Where the 4-stream run's streams go, in turn (`local` alone but for
+    /// the striped chain).
+    stripes: Vec<SocketAddr>,
     relay_pid: u32,
     _procs: Vec<Proc>,
     _dirs: Vec<tempfile::TempDir>,
@@ -118,6 +126,11 @@ impl Base {
 /// The project's chain, with `base`'s binaries where it has them (none:
 /// `Base::default()`).
 async fn start_thin(name: &'static str, base: &Base, sink: SocketAddr) -> Chain {
+    start_thin_striped(name, base, sink, 1).await
+}
+
+/// The project's chain with `stripes` thinclients (tunnels) to the one office PC.
+async fn start_thin_striped(name: &'static str, base: &Base, sink: SocketAddr, stripes: usize) -> Chain {
     let g = GateDir::new("TunnelTimeout 30000\nTunnelKeepAlive 10000");
     let (gw, addr) = match &base.gate {
         None => g.spawn(&[("RUST_LOG", "warn")]),
@@ -139,12 +152,17 @@ async fn start_thin(name: &'static str, base: &Base, sink: SocketAddr) -> Chain 
     run.env("RUST_LOG", "warn");
     let mut svr = Proc::spawn(run, None);
     svr.wait_line("online as versus", Duration::from_secs(20));
-    let cli = base.swap(thinclient_connect(&ep, "versus"), "thinclient");
-    let mut cli = Proc::spawn(cli, Some(&format!("{PASSWORD}\n")));
-    let local: SocketAddr = cli.wait_line("listening on ", Duration::from_secs(30)).parse().unwrap();
-    let mut procs = vec![gw, svr, cli];
-    wait_ready("thin", local, &mut procs).await;
-    Chain { name, local, relay_pid, _procs: procs, _dirs: vec![cfg], _gate: Some(g) }
+    let mut procs = vec![gw, svr];
+    let mut locals = Vec::new();
+    for _ in 0..stripes {
+        let cli = base.swap(thinclient_connect(&ep, "versus"), "thinclient");
+        let mut cli = Proc::spawn(cli, Some(&format!("{PASSWORD}\n")));
+        let local: SocketAddr = cli.wait_line("listening on ", Duration::from_secs(30)).parse().unwrap();
+        procs.push(cli);
+        wait_ready(name, local, &mut procs).await;
+        locals.push(local);
+    }
+    Chain { name, local: locals[0], stripes: locals, relay_pid, _procs: procs, _dirs: vec![cfg], _gate: Some(g) }
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -186,6 +204,7 @@ async fn start_rathole_hop(bin: &Path, sink: SocketAddr) -> Chain {
     wait_ready("rathole+hop", local, &mut chain._procs).await;
     chain.name = "rathole+hop";
     chain.local = local;
+    chain.stripes = vec![local];
     chain
 }
 
@@ -237,7 +256,7 @@ async fn start_rathole(bin: &Path, sink: SocketAddr) -> Chain {
     let local: SocketAddr = format!("127.0.0.1:{visitor}").parse().unwrap();
     let mut procs = vec![srv, cli];
     wait_ready("rathole", local, &mut procs).await;
-    Chain { name: "rathole", local, relay_pid, _procs: procs, _dirs: vec![dir], _gate: None }
+    Chain { name: "rathole", local, stripes: vec![local], relay_pid, _procs: procs, _dirs: vec![dir], _gate: None }
 }
 
 async fn start_bore(bin: &Path, sink: SocketAddr) -> Chain {
@@ -259,7 +278,7 @@ async fn start_bore(bin: &Path, sink: SocketAddr) -> Chain {
     procs.push(Proc::spawn(c, None));
     let local: SocketAddr = format!("127.0.0.1:{remote}").parse().unwrap();
     wait_ready("bore", local, &mut procs).await;
-    Chain { name: "bore", local, relay_pid, _procs: procs, _dirs: vec![], _gate: None }
+    Chain { name: "bore", local, stripes: vec![local], relay_pid, _procs: procs, _dirs: vec![], _gate: None }
 }
 
 /// One repetition's figures for one chain.
@@ -279,7 +298,7 @@ async fn measure(c: &Chain, bytes: u64) -> Figures {
     let cpu0 = cpu_seconds(c.relay_pid);
     let (busy0, total0) = machine_ticks();
     let single = timed_upload(c.local, bytes, 1).await;
-    let four = timed_upload(c.local, bytes, 4).await;
+    let four = timed_upload_over(&c.stripes, bytes, 4).await;
     let cpu = cpu_seconds(c.relay_pid) - cpu0;
     let (busy1, total1) = machine_ticks();
     let lat = setup_times(c.local, 100, 1000).await;
@@ -319,6 +338,11 @@ fn main() {
         }
         if std::env::var_os("VERSUS_HOP").is_some() {
             chains.push(start_rathole_hop(&rathole, sink).await);
+        }
+        let stripes: usize = std::env::var("VERSUS_STRIPES").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        if stripes > 1 {
+            let name: &'static str = format!("thin x{stripes}").leak();
+            chains.push(start_thin_striped(name, &Base::default(), sink, stripes).await);
         }
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
         println!("versus: {cores} cores, {mib} MiB per throughput run, 3 repetitions, chains taking turns");
@@ -375,6 +399,17 @@ fn main() {
                 med(0, |f| f.single) / med(b, |f| f.single),
                 med(0, |f| f.four) / med(b, |f| f.four),
                 med(0, |f| f.relay_cpu_per_gib) / med(b, |f| f.relay_cpu_per_gib)
+            );
+        }
+        if let Some(x) = chains.iter().position(|c| c.stripes.len() > 1) {
+            println!(
+                "{} / thin: single {:.2}x, 4 streams {:.2}x, thingate CPU per GiB {:.2}x; {} / rathole, 4 streams {:.2}x",
+                chains[x].name,
+                med(x, |f| f.single) / med(0, |f| f.single),
+                med(x, |f| f.four) / med(0, |f| f.four),
+                med(x, |f| f.relay_cpu_per_gib) / med(0, |f| f.relay_cpu_per_gib),
+                chains[x].name,
+                med(x, |f| f.four) / med(1, |f| f.four)
             );
         }
         if let Some(h) = find("rathole+hop") {

@@ -61,9 +61,14 @@ pub async fn upload(local: SocketAddr, bytes: u64) -> u64 {
 
 /// Time to carry `total` bytes through `local` in `streams` parallel uploads.
 pub async fn timed_upload(local: SocketAddr, total: u64, streams: u64) -> Duration {
+    timed_upload_over(&[local], total, streams).await
+}
+
+/// [`timed_upload`] with the streams going to `locals` in turn.
+pub async fn timed_upload_over(locals: &[SocketAddr], total: u64, streams: u64) -> Duration {
     let per = total / streams;
     let t = Instant::now();
-    let tasks: Vec<_> = (0..streams).map(|_| tokio::spawn(upload(local, per))).collect();
+    let tasks: Vec<_> = (0..streams as usize).map(|i| tokio::spawn(upload(locals[i % locals.len()], per))).collect();
     for h in tasks {
         assert_eq!(h.await.unwrap(), per, "the sink saw another byte count");
     }
