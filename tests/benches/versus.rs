@@ -26,6 +26,7 @@
 //! own TLS connection on both legs) through the same thingate to the same
 //! thinsvr, with the four streams spread over them: what striping one tunnel's
 //! streams over N connections could give at most, measured before building it.
+//! `VERSUS_SLOW=1` prints when each chain's 15 slowest set-ups happened.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -301,7 +302,11 @@ async fn measure(c: &Chain, bytes: u64) -> Figures {
     let four = timed_upload_over(&c.stripes, bytes, 4).await;
     let cpu = cpu_seconds(c.relay_pid) - cpu0;
     let (busy1, total1) = machine_ticks();
-    let lat = setup_times(c.local, 100, 1000).await;
+    let lat = if std::env::var_os("VERSUS_SLOW").is_some() {
+        setup_series(c).await
+    } else {
+        setup_times(c.local, 100, 1000).await
+    };
     Figures {
         single: gbit(bytes, single),
         four: gbit(bytes, four),
@@ -310,6 +315,31 @@ async fn measure(c: &Chain, bytes: u64) -> Figures {
         relay_cpu_per_gib: cpu / (2.0 * bytes as f64 / (1u64 << 30) as f64),
         machine_busy: (busy1 - busy0) as f64 / (total1 - total0).max(1) as f64 * cores * 100.0,
     }
+}
+
+/// [`setup_times`] that also prints when the slowest connections were made
+/// (`VERSUS_SLOW=1`): milliseconds since the first measured one, and how long
+/// each took, to tell periodic stalls from scattered ones.
+async fn setup_series(c: &Chain) -> Vec<Duration> {
+    for _ in 0..100 {
+        probe(c.local).await.unwrap();
+    }
+    let start = std::time::Instant::now();
+    let mut series = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let at = start.elapsed();
+        series.push((at, probe(c.local).await.unwrap()));
+    }
+    let mut slow = series.clone();
+    slow.sort_by_key(|&(_, d)| std::cmp::Reverse(d));
+    slow.truncate(15);
+    slow.sort();
+    let shown: Vec<String> =
+        slow.iter().map(|(at, d)| format!("{:.0}:{:.2}", at.as_secs_f64() * 1e3, d.as_secs_f64() * 1e3)).collect();
+    println!("  {} set-up, slowest 15 (ms since start:ms taken): {}", c.name, shown.join(" "));
+    let mut lat: Vec<Duration> = series.into_iter().map(|(_, d)| d).collect();
+    lat.sort();
+    lat
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
