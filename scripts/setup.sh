@@ -41,8 +41,9 @@ APT_PACKAGES=(
 RUST_TARGETS=(x86_64-pc-windows-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 # cargo-zigbuild links the Linux gateway (static musl) and apps (glibc 2.17
 # baseline) with zig; both come from PyPI (upstream's own wheels: a static
-# cargo-zigbuild binary and zig's release), into one venv, linked into cargo's
-# bin folder. Keep the versions in step with builder/src/doctor.rs.
+# cargo-zigbuild binary and zig's release, hash-pinned in
+# scripts/zig-requirements.txt), into one venv, linked into cargo's bin
+# folder. Keep the versions in step with that file and builder/src/doctor.rs.
 ZIGBUILD=0.24.0
 # The checks after the tests: the fuzz smoke and the supply-chain check.
 CHECK_TOOLS=(cargo-fuzz@0.13.2 cargo-deny@0.20.2)
@@ -111,7 +112,8 @@ if [ "$("$bin/zig" version 2>/dev/null)" != "$ZIGLANG" ] ||
   [ "$("$bin/cargo-zigbuild" --version 2>/dev/null)" != "cargo-zigbuild $ZIGBUILD" ]; then
   venv="${XDG_DATA_HOME:-$HOME/.local/share}/thin-telework/zig-$ZIGLANG-zigbuild-$ZIGBUILD"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "ziglang==$ZIGLANG" "cargo-zigbuild==$ZIGBUILD"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: \
+    -r "$(dirname "$0")/zig-requirements.txt"
   zig_dir=$("$venv/bin/python3" -c 'import os, ziglang; print(os.path.dirname(ziglang.__file__))')
   ln -sfn "$zig_dir/zig" "$bin/zig"
   ln -sfn "$venv/bin/cargo-zigbuild" "$bin/cargo-zigbuild"

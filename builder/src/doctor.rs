@@ -217,6 +217,10 @@ mod tests {
         assert!(setup.lines().any(|l| l == format!("ZIGBUILD={zigbuild}")), "ZIGBUILD={zigbuild} in scripts/setup.sh");
         let zig = ZIGLANG.trim_start_matches("ziglang==");
         assert!(setup.lines().any(|l| l == format!("ZIGLANG={zig}")), "ZIGLANG={zig} in scripts/setup.sh");
+        let pinned = include_str!("../../scripts/zig-requirements.txt");
+        for pin in [ZIGLANG.to_string(), CARGO_ZIGBUILD.replace('@', "==")] {
+            assert!(pinned.lines().any(|l| l.starts_with(&format!("{pin} "))), "{pin} in scripts/zig-requirements.txt");
+        }
         let other = |n: &str| PREREQS.iter().find(|p| p.name == n).and_then(|p| p.other).unwrap();
         assert!(other("cargo-zigbuild").ends_with(CARGO_ZIGBUILD));
         assert!(other("zig").contains(ZIGLANG));
