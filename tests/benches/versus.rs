@@ -34,8 +34,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use thin_e2e::bench::{
-    cpu_seconds, gbit, machine_ticks, probe, quantile_ms, setup_times, sink_server, timed_upload, timed_upload_over,
-    upload,
+    cpu_seconds, gbit, machine_ticks, probe, quantile_ms, setup_series, setup_times, sink_server, timed_upload,
+    timed_upload_over, upload,
 };
 use thin_e2e::procs::{thinclient_connect, thinsvr, Proc};
 use thin_e2e::{free_port, GateDir, Pki};
@@ -45,14 +45,20 @@ const PASSWORD: &str = "versus copper lantern river";
 /// One running tunnel: the port a visitor connects to, and its relay process.
 struct Chain {
     name: &'static str,
-    local: SocketAddr,
-    /// Where the 4-stream run's streams go, in turn (`local` alone but for
-    /// the striped chain).
+    /// The ports a visitor connects to: one, but for the striped chain,
+    /// whose four-stream run sends its streams to each in turn.
     stripes: Vec<SocketAddr>,
     relay_pid: u32,
     _procs: Vec<Proc>,
     _dirs: Vec<tempfile::TempDir>,
     _gate: Option<GateDir>,
+}
+
+impl Chain {
+    /// The port the single stream and the set-ups go through.
+    fn local(&self) -> SocketAddr {
+        self.stripes[0]
+    }
 }
 
 fn anchors_dir() -> PathBuf {
@@ -163,7 +169,7 @@ async fn start_thin_striped(name: &'static str, base: &Base, sink: SocketAddr, s
         wait_ready(name, local, &mut procs).await;
         locals.push(local);
     }
-    Chain { name, local: locals[0], stripes: locals, relay_pid, _procs: procs, _dirs: vec![cfg], _gate: Some(g) }
+    Chain { name, stripes: locals, relay_pid, _procs: procs, _dirs: vec![cfg], _gate: Some(g) }
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -200,11 +206,10 @@ async fn start_rathole_hop(bin: &Path, sink: SocketAddr) -> Chain {
     let mut chain = start_rathole(bin, sink).await;
     let local: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut c = Command::new(std::env::current_exe().unwrap());
-    c.env(FORWARD_ENV, format!("{local},{}", chain.local));
+    c.env(FORWARD_ENV, format!("{local},{}", chain.local()));
     chain._procs.push(Proc::spawn(c, None));
     wait_ready("rathole+hop", local, &mut chain._procs).await;
     chain.name = "rathole+hop";
-    chain.local = local;
     chain.stripes = vec![local];
     chain
 }
@@ -257,7 +262,7 @@ async fn start_rathole(bin: &Path, sink: SocketAddr) -> Chain {
     let local: SocketAddr = format!("127.0.0.1:{visitor}").parse().unwrap();
     let mut procs = vec![srv, cli];
     wait_ready("rathole", local, &mut procs).await;
-    Chain { name: "rathole", local, stripes: vec![local], relay_pid, _procs: procs, _dirs: vec![dir], _gate: None }
+    Chain { name: "rathole", stripes: vec![local], relay_pid, _procs: procs, _dirs: vec![dir], _gate: None }
 }
 
 async fn start_bore(bin: &Path, sink: SocketAddr) -> Chain {
@@ -279,7 +284,7 @@ async fn start_bore(bin: &Path, sink: SocketAddr) -> Chain {
     procs.push(Proc::spawn(c, None));
     let local: SocketAddr = format!("127.0.0.1:{remote}").parse().unwrap();
     wait_ready("bore", local, &mut procs).await;
-    Chain { name: "bore", local, stripes: vec![local], relay_pid, _procs: procs, _dirs: vec![], _gate: None }
+    Chain { name: "bore", stripes: vec![local], relay_pid, _procs: procs, _dirs: vec![], _gate: None }
 }
 
 /// One repetition's figures for one chain.
@@ -294,18 +299,18 @@ struct Figures {
 }
 
 async fn measure(c: &Chain, bytes: u64) -> Figures {
-    upload(c.local, 64 << 20).await; // warm-up
+    upload(c.local(), 64 << 20).await; // warm-up
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
     let cpu0 = cpu_seconds(c.relay_pid);
     let (busy0, total0) = machine_ticks();
-    let single = timed_upload(c.local, bytes, 1).await;
+    let single = timed_upload(c.local(), bytes, 1).await;
     let four = timed_upload_over(&c.stripes, bytes, 4).await;
     let cpu = cpu_seconds(c.relay_pid) - cpu0;
     let (busy1, total1) = machine_ticks();
     let lat = if std::env::var_os("VERSUS_SLOW").is_some() {
-        setup_series(c).await
+        setup_times_showing_slowest(c).await
     } else {
-        setup_times(c.local, 100, 1000).await
+        setup_times(c.local(), 100, 1000).await
     };
     Figures {
         single: gbit(bytes, single),
@@ -317,19 +322,10 @@ async fn measure(c: &Chain, bytes: u64) -> Figures {
     }
 }
 
-/// [`setup_times`] that also prints when the slowest connections were made
-/// (`VERSUS_SLOW=1`): milliseconds since the first measured one, and how long
-/// each took, to tell periodic stalls from scattered ones.
-async fn setup_series(c: &Chain) -> Vec<Duration> {
-    for _ in 0..100 {
-        probe(c.local).await.unwrap();
-    }
-    let start = std::time::Instant::now();
-    let mut series = Vec::with_capacity(1000);
-    for _ in 0..1000 {
-        let at = start.elapsed();
-        series.push((at, probe(c.local).await.unwrap()));
-    }
+/// [`setup_times`] that also prints when the 15 slowest set-ups happened
+/// (`VERSUS_SLOW=1`): ms since the first measured one, and ms taken.
+async fn setup_times_showing_slowest(c: &Chain) -> Vec<Duration> {
+    let series = setup_series(c.local(), 100, 1000).await;
     let mut slow = series.clone();
     slow.sort_by_key(|&(_, d)| std::cmp::Reverse(d));
     slow.truncate(15);

@@ -88,15 +88,24 @@ pub async fn probe(local: SocketAddr) -> std::io::Result<Duration> {
 
 /// Set-up times of `n` new connections in a row, after `warm` unmeasured ones, sorted.
 pub async fn setup_times(local: SocketAddr, warm: usize, n: usize) -> Vec<Duration> {
-    let mut lat = Vec::with_capacity(n);
-    for i in 0..warm + n {
-        let d = probe(local).await.unwrap();
-        if i >= warm {
-            lat.push(d);
-        }
-    }
+    let mut lat: Vec<Duration> = setup_series(local, warm, n).await.into_iter().map(|(_, d)| d).collect();
     lat.sort();
     lat
+}
+
+/// [`setup_times`] in the order they were made, each with when it began
+/// (since the first measured one), to tell periodic stalls from scattered ones.
+pub async fn setup_series(local: SocketAddr, warm: usize, n: usize) -> Vec<(Duration, Duration)> {
+    for _ in 0..warm {
+        probe(local).await.unwrap();
+    }
+    let start = Instant::now();
+    let mut series = Vec::with_capacity(n);
+    for _ in 0..n {
+        let at = start.elapsed();
+        series.push((at, probe(local).await.unwrap()));
+    }
+    series
 }
 
 /// The `q` quantile of sorted durations, in milliseconds.
