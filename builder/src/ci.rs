@@ -135,8 +135,6 @@ pub fn init(o: &CiOptions) -> Result<CiReport> {
         "source_ref": o.source_ref,
         "apt_packages": apt.join(" "),
         "rust_targets": targets.join(" "),
-        "cargo_zigbuild": crate::doctor::CARGO_ZIGBUILD,
-        "ziglang": crate::doctor::ZIGLANG,
     });
     let (pipeline, template) = match o.ci {
         Ci::Github => (repo.join(".github/workflows/brand.yml"), crate::render::CI_GITHUB),

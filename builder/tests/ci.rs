@@ -151,8 +151,8 @@ fn ci_init_writes_both_pipelines_around_one_script() {
         "apt-get install -y",
         "nsis",
         "target add x86_64-pc-windows-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl",
-        "cargo\" install --locked cargo-zigbuild@0.24.0",
-        "pip\" install --quiet ziglang==0.15.2",
+        "pip\" install --quiet --require-hashes --only-binary=:all: -r .thintelework/scripts/zig-requirements.txt",
+        "/bin/cargo-zigbuild\" \"$HOME/.cargo/bin/cargo-zigbuild\"",
         ".thintelework/target",
         "actions/cache@v4",
         "${{ secrets.THIN_GATEWAY_KEY_BASE64 }}",
@@ -172,9 +172,19 @@ fn ci_init_writes_both_pipelines_around_one_script() {
         "paths:\n      - artifacts/",
         "THIN_SOURCE_URL: \"https://git.example.org/thintelework.git\"",
         "type \"Variable\", not \"File\"",
+        "pip\" install --quiet --require-hashes --only-binary=:all: -r .thintelework/scripts/zig-requirements.txt",
     ] {
         assert!(gl.contains(want), "{want:?} missing in the GitLab pipeline:\n{gl}");
     }
+    // Both pipelines install zig and cargo-zigbuild from the builder's own
+    // pinned list, read from its checkout at `.thintelework`: it must exist
+    // there and pin every wheel by hash.
+    let pins = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/zig-requirements.txt"))
+        .expect("scripts/zig-requirements.txt, which the pipelines install from");
+    for name in ["ziglang==", "cargo-zigbuild=="] {
+        assert!(pins.lines().any(|l| l.starts_with(name)), "{name} in scripts/zig-requirements.txt");
+    }
+    assert!(pins.matches("--hash=sha256:").count() >= 4, "every wheel pinned by sha256:\n{pins}");
     for f in [&gh, &gl, &std::fs::read_to_string(&script).unwrap()] {
         assert!(!f.contains("PRIVATE KEY") && !f.contains(r.password.trim()));
     }

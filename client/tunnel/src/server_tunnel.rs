@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use thin_protocol::frame::{read_frame, write_frame, FrameError};
 use thin_protocol::messages::{GateToTunnel, Hello};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn};
@@ -21,7 +20,7 @@ use thin_protocol::device_check::CheckAsk;
 use thin_protocol::policy::Policy;
 
 use crate::check::KIND_CHECK;
-use crate::desktop::{Desktop, DesktopInfo, DesktopMode, KIND_DESKTOP};
+use crate::desktop::{Desktop, DesktopInfo, DesktopMode, Route, KIND_DESKTOP};
 use crate::e2e::{LoginError, LoginTimes, OtpCheck};
 use crate::link::LinkError;
 use crate::mux::{self, MuxStream, KIND_KEEPALIVE, KIND_TCP};
@@ -210,21 +209,19 @@ async fn handle_stream(
         KIND_TCP => {
             active.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
             let mut st = mux::Touch::new(st, epoch, active);
-            if let Some(server) = desktop.serves(mode, &target).await {
-                let password = crate::desktop::one_time_password(&binding);
-                match server.clone().serve_detached(st, password, clipboard).await {
-                    Ok(()) => debug!("desktop session done"),
-                    Err(e) => warn!("built-in desktop: {e}"),
+            let mut tcp = match desktop.route(mode, &target).await {
+                Ok(Route::Target(tcp)) => tcp,
+                Ok(Route::Builtin(server)) => {
+                    let password = crate::desktop::one_time_password(&binding);
+                    match server.clone().serve_detached(st, password, clipboard).await {
+                        Ok(()) => debug!("desktop session done"),
+                        Err(e) => warn!("built-in desktop: {e}"),
+                    }
+                    return;
                 }
-                return;
-            }
-            let tcp = match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&target)).await {
-                Ok(Ok(t)) => t,
-                Ok(Err(e)) => return warn!("cannot reach the local service {target}: {e}"),
-                Err(_) => return warn!("the local service {target} did not accept in 10 s"),
+                Err(e) => return warn!("{e}"),
             };
             let _ = tcp.set_nodelay(true);
-            let mut tcp = tcp;
             let r = tokio::io::copy_bidirectional_with_sizes(&mut st, &mut tcp, 64 * 1024, 64 * 1024).await;
             debug!(?r, "stream done");
         }

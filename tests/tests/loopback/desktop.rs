@@ -52,16 +52,18 @@ fn mask(body: &str) -> u64 {
     body.lines().find_map(|l| l.strip_prefix("ServerMask64[0] ")).unwrap().parse().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn auto_serves_the_builtin_desktop_only_while_nothing_answers_at_the_target() {
-    let gw = TestGateway::start().await;
-    let pc = gw.register("urdp-desk", "pw").await;
-    let target = silent_port();
+/// Runs office PC `pc` with the stand-in built-in desktop and `target` as its
+/// RDP target until the returned token is cancelled; returns once it is online.
+async fn online_with_builtin_desktop(
+    gw: &TestGateway,
+    pc: &thin_e2e::RegisteredPc,
+    target: std::net::SocketAddr,
+) -> CancellationToken {
     let (tx, mut state) = tokio::sync::watch::channel(ServerState::Connecting);
     let desktop = Desktop::with_screen(Arc::new(|| Ok(Box::new(Still) as Box<dyn Screen>)));
     let opts = ServeOptions { target: Some(target.to_string()), desktop: Some(desktop), ..Default::default() };
     let stop = CancellationToken::new();
-    let _run = tokio::spawn(thin_tunnel::server_agent::run_with(
+    tokio::spawn(thin_tunnel::server_agent::run_with(
         gw.link.clone(),
         ConfigDir(pc.dir.path().to_path_buf()),
         opts,
@@ -72,6 +74,15 @@ async fn auto_serves_the_builtin_desktop_only_while_nothing_answers_at_the_targe
         .await
         .expect("online in time")
         .unwrap();
+    stop
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auto_serves_the_builtin_desktop_only_while_nothing_answers_at_the_target() {
+    let gw = TestGateway::start().await;
+    let pc = gw.register("urdp-desk", "pw").await;
+    let target = silent_port();
+    let stop = online_with_builtin_desktop(&gw, &pc, target).await;
     let (_, stat) = gw.get("/thinstat/").await;
     assert_eq!(mask(&stat) & 1, 1, "nothing at the target: ServerMask64 bit 1 is set: {stat}");
 
@@ -96,6 +107,45 @@ async fn auto_serves_the_builtin_desktop_only_while_nothing_answers_at_the_targe
     pc.edit_settings(|s| s.desktop = DesktopMode::Rdp);
     let t = gw.connect("urdp-desk", "pw").await;
     assert_eq!(t.desktop().await.unwrap(), DesktopInfo::Rdp);
+    stop.cancel();
+}
+
+/// In `auto`, with a built-in desktop to fall back on and an RDP host
+/// answering, each forwarded connection connects to the host once: the
+/// connect that finds the host is the connection (no probe before it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auto_connects_to_the_rdp_host_once_per_forwarded_connection() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let gw = TestGateway::start().await;
+    let pc = gw.register("urdp-once", "pw").await;
+    let host = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = host.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let _host = tokio::spawn(async move {
+        loop {
+            let (tcp, _) = host.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let (mut r, mut w) = tcp.into_split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let stop = online_with_builtin_desktop(&gw, &pc, target).await;
+    let (_, stat) = gw.get("/thinstat/").await;
+    assert_eq!(mask(&stat) & 1, 0, "an RDP host answers: ServerMask64 bit 1 is clear: {stat}");
+
+    let t = gw.connect("urdp-once", "pw").await;
+    // While a tunnel is open the office PC does not re-check its desktop, so
+    // every connection the host accepts from here on is a forwarded one.
+    let before = accepted.load(Ordering::SeqCst);
+    for seed in 0..5 {
+        thin_e2e::net::assert_tunnel_echo(&t, 10_000, seed).await;
+    }
+    // The host accepts in order, so a probe before a connection would have
+    // been accepted before that connection's echo came back.
+    assert_eq!(accepted.load(Ordering::SeqCst) - before, 5, "one connect to the RDP host per forwarded connection");
     stop.cancel();
 }
 

@@ -198,6 +198,42 @@ impl Desktop {
     }
 }
 
+/// Where one forwarded connection goes ([`Desktop::route`]).
+pub enum Route<'a> {
+    /// To the built-in desktop.
+    Builtin(&'a std::sync::Arc<server::DesktopServer>),
+    /// To the RDP target, connected.
+    Target(tokio::net::TcpStream),
+}
+
+impl Desktop {
+    /// Where a forwarded connection goes under `mode`, with one connect to
+    /// `target` at most: in `auto` the connect that finds the RDP host is
+    /// the connection itself (no probe and second connect per connection),
+    /// and `TARGET_PROBE` without an answer means the built-in desktop.
+    /// The error says why the target could not be reached (`rdp`, or no
+    /// built-in desktop on this PC).
+    pub async fn route(&self, mode: DesktopMode, target: &str) -> Result<Route<'_>, String> {
+        let wait = match (&self.server, mode) {
+            (Some(server), DesktopMode::Builtin) => return Ok(Route::Builtin(server)),
+            (Some(_), DesktopMode::Auto) => TARGET_PROBE,
+            _ => TARGET_CONNECT,
+        };
+        match tokio::time::timeout(wait, tokio::net::TcpStream::connect(target)).await {
+            Ok(Ok(tcp)) => Ok(Route::Target(tcp)),
+            _ if mode == DesktopMode::Auto && self.server.is_some() => {
+                Ok(Route::Builtin(self.server.as_ref().expect("checked")))
+            }
+            Ok(Err(e)) => Err(format!("cannot reach the local service {target}: {e}")),
+            Err(_) => Err(format!("the local service {target} did not accept in {} s", wait.as_secs())),
+        }
+    }
+}
+
+/// How long a forwarded connection waits for the RDP target when the
+/// built-in desktop is not the alternative.
+pub const TARGET_CONNECT: Duration = Duration::from_secs(10);
+
 /// How long `auto` waits for the RDP target to answer.
 pub const TARGET_PROBE: Duration = Duration::from_secs(1);
 
@@ -225,6 +261,21 @@ mod tests {
         }
         let e = "urdp".parse::<DesktopMode>().unwrap_err();
         assert!(e.contains("auto, builtin, rdp"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn route_without_a_builtin_desktop_connects_or_says_why_not() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let none = Desktop::default();
+        for mode in [DesktopMode::Auto, DesktopMode::Builtin, DesktopMode::Rdp] {
+            let e = none.route(mode, &silent.to_string()).await.err().expect("nothing listens");
+            assert!(e.starts_with(&format!("cannot reach the local service {silent}: ")), "{e}");
+        }
+        let host = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = host.local_addr().unwrap().to_string();
+        let Ok(Route::Target(tcp)) = none.route(DesktopMode::Auto, &target).await else { panic!("not the target") };
+        let (seen, _) = host.accept().await.unwrap();
+        assert_eq!(seen.peer_addr().unwrap(), tcp.local_addr().unwrap());
     }
 
     #[tokio::test]
