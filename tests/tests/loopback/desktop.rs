@@ -115,23 +115,10 @@ async fn auto_serves_the_builtin_desktop_only_while_nothing_answers_at_the_targe
 /// connect that finds the host is the connection (no probe before it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn auto_connects_to_the_rdp_host_once_per_forwarded_connection() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
     let gw = TestGateway::start().await;
     let pc = gw.register("urdp-once", "pw").await;
-    let host = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let target = host.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    let _host = tokio::spawn(async move {
-        loop {
-            let (tcp, _) = host.accept().await.unwrap();
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let (mut r, mut w) = tcp.into_split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
+    let (target, accepted) = thin_e2e::net::echo_server_counting().await;
     let stop = online_with_builtin_desktop(&gw, &pc, target).await;
     let (_, stat) = gw.get("/thinstat/").await;
     assert_eq!(mask(&stat) & 1, 0, "an RDP host answers: ServerMask64 bit 1 is clear: {stat}");

@@ -196,7 +196,32 @@ impl Desktop {
             DesktopMode::Auto => (!target_answers(target, TARGET_PROBE).await).then_some(server),
         }
     }
+
+    /// Where a forwarded connection goes under `mode`, with one connect to
+    /// `target` at most: in `auto` the connect that finds the RDP host is
+    /// the connection itself (no probe and second connect per connection),
+    /// and `TARGET_PROBE` without an answer means the built-in desktop.
+    /// The error says why the target could not be reached (`rdp`, or no
+    /// built-in desktop on this PC).
+    pub async fn route(&self, mode: DesktopMode, target: &str) -> Result<Route<'_>, String> {
+        let fallback = match (&self.server, mode) {
+            (Some(server), DesktopMode::Builtin) => return Ok(Route::Builtin(server)),
+            (Some(server), DesktopMode::Auto) => Some(server),
+            _ => None,
+        };
+        let wait = if fallback.is_some() { TARGET_PROBE } else { TARGET_CONNECT };
+        match (tokio::time::timeout(wait, tokio::net::TcpStream::connect(target)).await, fallback) {
+            (Ok(Ok(tcp)), _) => Ok(Route::Target(tcp)),
+            (_, Some(server)) => Ok(Route::Builtin(server)),
+            (Ok(Err(e)), None) => Err(format!("cannot reach the local service {target}: {e}")),
+            (Err(_), None) => Err(format!("the local service {target} did not accept in {} s", wait.as_secs())),
+        }
+    }
 }
+
+/// How long a forwarded connection waits for the RDP target when the
+/// built-in desktop is not the alternative.
+pub const TARGET_CONNECT: Duration = Duration::from_secs(10);
 
 /// Where one forwarded connection goes ([`Desktop::route`]).
 pub enum Route<'a> {
@@ -205,34 +230,6 @@ pub enum Route<'a> {
     /// To the RDP target, connected.
     Target(tokio::net::TcpStream),
 }
-
-impl Desktop {
-    /// Where a forwarded connection goes under `mode`, with one connect to
-    /// `target` at most: in `auto` the connect that finds the RDP host is
-    /// the connection itself (no probe and second connect per connection),
-    /// and `TARGET_PROBE` without an answer means the built-in desktop.
-    /// The error says why the target could not be reached (`rdp`, or no
-    /// built-in desktop on this PC).
-    pub async fn route(&self, mode: DesktopMode, target: &str) -> Result<Route<'_>, String> {
-        let wait = match (&self.server, mode) {
-            (Some(server), DesktopMode::Builtin) => return Ok(Route::Builtin(server)),
-            (Some(_), DesktopMode::Auto) => TARGET_PROBE,
-            _ => TARGET_CONNECT,
-        };
-        match tokio::time::timeout(wait, tokio::net::TcpStream::connect(target)).await {
-            Ok(Ok(tcp)) => Ok(Route::Target(tcp)),
-            _ if mode == DesktopMode::Auto && self.server.is_some() => {
-                Ok(Route::Builtin(self.server.as_ref().expect("checked")))
-            }
-            Ok(Err(e)) => Err(format!("cannot reach the local service {target}: {e}")),
-            Err(_) => Err(format!("the local service {target} did not accept in {} s", wait.as_secs())),
-        }
-    }
-}
-
-/// How long a forwarded connection waits for the RDP target when the
-/// built-in desktop is not the alternative.
-pub const TARGET_CONNECT: Duration = Duration::from_secs(10);
 
 /// How long `auto` waits for the RDP target to answer.
 pub const TARGET_PROBE: Duration = Duration::from_secs(1);
