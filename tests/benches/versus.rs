@@ -34,8 +34,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use thin_e2e::bench::{
-    cpu_seconds, gbit, machine_ticks, probe, quantile_ms, setup_series, setup_times, sink_server, timed_upload,
-    timed_upload_over, upload,
+    cpu_seconds, gbit, machine_ticks, probe, quantile_ms, setup_series, setup_times, sink_server, sorted_times,
+    timed_upload, timed_upload_over, upload,
 };
 use thin_e2e::procs::{thinclient_connect, thinsvr, Proc};
 use thin_e2e::{free_port, GateDir, Pki};
@@ -333,9 +333,7 @@ async fn setup_times_showing_slowest(c: &Chain) -> Vec<Duration> {
     let shown: Vec<String> =
         slow.iter().map(|(at, d)| format!("{:.0}:{:.2}", at.as_secs_f64() * 1e3, d.as_secs_f64() * 1e3)).collect();
     println!("  {} set-up, slowest 15 (ms since start:ms taken): {}", c.name, shown.join(" "));
-    let mut lat: Vec<Duration> = series.into_iter().map(|(_, d)| d).collect();
-    lat.sort();
-    lat
+    sorted_times(&series)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

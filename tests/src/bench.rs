@@ -88,7 +88,12 @@ pub async fn probe(local: SocketAddr) -> std::io::Result<Duration> {
 
 /// Set-up times of `n` new connections in a row, after `warm` unmeasured ones, sorted.
 pub async fn setup_times(local: SocketAddr, warm: usize, n: usize) -> Vec<Duration> {
-    let mut lat: Vec<Duration> = setup_series(local, warm, n).await.into_iter().map(|(_, d)| d).collect();
+    sorted_times(&setup_series(local, warm, n).await)
+}
+
+/// The set-up times of a [`setup_series`], sorted.
+pub fn sorted_times(series: &[(Duration, Duration)]) -> Vec<Duration> {
+    let mut lat: Vec<Duration> = series.iter().map(|&(_, d)| d).collect();
     lat.sort();
     lat
 }
