@@ -23,8 +23,11 @@ impl Xvfb {
             Path::new("/usr/bin/import").exists() && Path::new("/usr/bin/convert").exists(),
             "ImageMagick's import and convert are missing: apt-get install imagemagick"
         );
+        // -noreset: without it the server resets when its last client goes (a
+        // viewer killed at the end of a session), and a client connecting
+        // during the reset gets "Can't open display" (4 in 20 tries here).
         let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+            .args(["-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp", "-noreset"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

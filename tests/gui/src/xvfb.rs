@@ -44,8 +44,11 @@ impl Xvfb {
 
     /// [`Self::start`] with a screen of `size` (`"1920x1080"`), 24-bit.
     pub fn start_sized(size: &str) -> Self {
+        // -noreset: without it the server resets when its last client goes (a
+        // viewer killed at the end of a session), and a client connecting
+        // during the reset gets "Can't open display" (4 in 20 tries here).
         let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0", &format!("{size}x24"), "-nolisten", "tcp"])
+            .args(["-displayfd", "1", "-screen", "0", &format!("{size}x24"), "-nolisten", "tcp", "-noreset"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
