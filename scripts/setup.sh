@@ -36,7 +36,7 @@ APT_PACKAGES=(
   etcd-server
   wine wine64
   chromium
-  xvfb xauth imagemagick xdotool xclip tesseract-ocr tesseract-ocr-eng xterm freerdp2-x11 libgl1-mesa-dri libegl1 libegl-mesa0 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
+  xvfb xauth imagemagick xdotool xclip x11-utils tesseract-ocr tesseract-ocr-eng xterm freerdp2-x11 libgl1-mesa-dri libegl1 libegl-mesa0 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
 )
 RUST_TARGETS=(x86_64-pc-windows-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 # cargo-zigbuild links the Linux gateway (static musl) and apps (glibc 2.17

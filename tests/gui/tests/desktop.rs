@@ -12,7 +12,7 @@
 //! the office PC is left with none held, and the next session gets the
 //! desktop. A viewer with the wrong password gets no desktop.
 //!
-//! Needs Xvfb, xterm, xfreerdp (Debian's freerdp2-x11), xdotool, xclip,
+//! Needs Xvfb, xterm, xfreerdp (Debian's freerdp2-x11), xdotool, xclip, xprop (x11-utils),
 //! ImageMagick and Tesseract (`scripts/setup.sh`); skipped when they are
 //! missing, except under CI. Needs the binaries (`cargo build --workspace --bins`).
 
@@ -24,8 +24,8 @@ use thin_e2e::ocr;
 use thin_e2e::procs::{bin, thinsvr, Proc};
 use thin_e2e_gui::xvfb::{tool_exists, Xvfb};
 
-const TOOLS: [&str; 8] =
-    ["Xvfb", "xterm", "xfreerdp", "xdotool", "xclip", "/usr/bin/import", "/usr/bin/convert", "tesseract"];
+const TOOLS: [&str; 9] =
+    ["Xvfb", "xterm", "xfreerdp", "xdotool", "xclip", "xprop", "/usr/bin/import", "/usr/bin/convert", "tesseract"];
 
 fn tools_missing() -> bool {
     let missing: Vec<&str> = TOOLS.iter().copied().filter(|t| !tool_exists(t)).collect();
@@ -119,6 +119,37 @@ fn office_display(text: &str, typed: &Path) -> (Xvfb, Kill) {
         eprintln!("xterm on {} showed no window: {}", x.display, std::fs::read_to_string(&log).unwrap_or_default());
     }
     panic!("no xterm window on {}: {}", x.display, std::fs::read_to_string(&log).unwrap_or_default());
+}
+
+/// The test X server does not reset when its last client leaves (the viewer
+/// killed at the end of a session): a reset throws away what was set on the
+/// display, and a client connecting while it runs (the test's next xdotool)
+/// gets "Can't open display", as CI once saw. A property set on the root
+/// window by a client that then disconnects is still there.
+#[test]
+fn the_test_x_server_keeps_its_state_when_its_last_client_leaves() {
+    if tools_missing() {
+        return;
+    }
+    let x = Xvfb::start();
+    let xprop = |args: &[&str]| {
+        let out = Command::new("xprop").args(args).env("DISPLAY", &x.display).output().unwrap();
+        assert!(out.status.success(), "xprop {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    xprop(&["-root", "-f", "_THIN_NORESET", "8s", "-set", "_THIN_NORESET", "kept"]);
+    // The last client has gone; ask until the server answers (a reset in
+    // progress refuses), then the property must be there.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let got = loop {
+        let out = Command::new("xprop").args(["-root", "_THIN_NORESET"]).env("DISPLAY", &x.display).output().unwrap();
+        if out.status.success() {
+            break String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(Instant::now() < deadline, "the X server {} answers no client", x.display);
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(got.contains("\"kept\""), "the X server reset when its last client left (start Xvfb with -noreset): {got}");
 }
 
 #[test]
