@@ -132,17 +132,14 @@ fn the_test_x_server_keeps_its_state_when_its_last_client_leaves() {
         return;
     }
     let x = Xvfb::start();
-    let xprop = |args: &[&str]| {
-        let out = Command::new("xprop").args(args).env("DISPLAY", &x.display).output().unwrap();
-        assert!(out.status.success(), "xprop {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    xprop(&["-root", "-f", "_THIN_NORESET", "8s", "-set", "_THIN_NORESET", "kept"]);
+    let xprop = |args: &[&str]| Command::new("xprop").args(args).env("DISPLAY", &x.display).output().unwrap();
+    let set = xprop(&["-root", "-f", "_THIN_NORESET", "8s", "-set", "_THIN_NORESET", "kept"]);
+    assert!(set.status.success(), "xprop -set: {}", String::from_utf8_lossy(&set.stderr));
     // The last client has gone; ask until the server answers (a reset in
     // progress refuses), then the property must be there.
     let deadline = Instant::now() + Duration::from_secs(10);
     let got = loop {
-        let out = Command::new("xprop").args(["-root", "_THIN_NORESET"]).env("DISPLAY", &x.display).output().unwrap();
+        let out = xprop(&["-root", "_THIN_NORESET"]);
         if out.status.success() {
             break String::from_utf8_lossy(&out.stdout).into_owned();
         }
