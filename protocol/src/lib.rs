@@ -11,6 +11,7 @@
 //! * [`pcid`]: computer-ID rules;
 //! * [`device_check`]: the home-PC check after the end-to-end login (device key, MACs, inspection);
 //! * [`inspection`]: the home PC's state that the inspection rule judges;
+//! * [`records`]: TLS 1.3 records opened and sealed in place (the relay, and the apps' tunnels), with [`traffic_secrets`] to follow key updates;
 //! * [`policy`]: the company's rules the gateway sends to office PCs, and MAC addresses for Wake-on-LAN.
 #![forbid(unsafe_code)]
 
@@ -26,9 +27,11 @@ pub mod messages;
 pub mod pcid;
 pub mod policy;
 pub mod read_ahead;
+pub mod records;
 pub mod secret;
 pub mod stb;
 pub mod tls;
+pub mod traffic_secrets;
 
 /// Version of the wire protocol spoken after the HTTP upgrade. Peers with another
 /// major version are refused with a clear message.

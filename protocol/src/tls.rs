@@ -106,7 +106,21 @@ pub fn client_config(ca: &[CertificateDer<'static>]) -> Result<Arc<ClientConfig>
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_webpki_verifier(crate::cert_policy::verifier_for(roots)?)
         .with_no_client_auth();
+    let mut cfg = cfg;
+    // A tunnel's records are handled in place after the login
+    // (`thin_tunnel::decouple`), following key updates with the secrets
+    // kept in memory (never written anywhere) for a short while.
+    cfg.enable_secret_extraction = true;
+    cfg.key_log = app_secrets().clone();
     Ok(Arc::new(cfg))
+}
+
+/// The first traffic secrets of this app's recent TLS connections (see
+/// [`crate::traffic_secrets`]), shared by every client configuration.
+pub fn app_secrets() -> &'static Arc<crate::traffic_secrets::HandshakeSecrets> {
+    static SECRETS: std::sync::LazyLock<Arc<crate::traffic_secrets::HandshakeSecrets>> =
+        std::sync::LazyLock::new(Default::default);
+    &SECRETS
 }
 
 /// Turns a failed TLS connect into a sentence a user (or admin) can act on.

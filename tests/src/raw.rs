@@ -184,5 +184,5 @@ pub async fn logged_in(
     };
     let pw = Secret::new(password);
     let keys = thin_tunnel::e2e::client_login(&mut s, &pw, pcid, &thin_tunnel::otp::NoOtp, times).await.unwrap();
-    thin_tunnel::decouple::Decoupled::sealed(s, keys)
+    thin_tunnel::decouple::Decoupled::over_link(s, keys).await.unwrap()
 }

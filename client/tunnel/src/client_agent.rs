@@ -110,7 +110,8 @@ pub async fn connect_as(
     let keys = crate::e2e::client_login(&mut s, password, &pcid_norm, otp, times).await?;
     info!(pcid = %pcid_norm, "logged in");
     let binding = keys.binding;
-    let (opener, conn) = mux::client(crate::decouple::Decoupled::sealed(s, keys).compat());
+    let sealed = crate::decouple::Decoupled::over_link(s, keys).await.map_err(|e| LinkError::Lost(e.to_string()))?;
+    let (opener, conn) = mux::client(sealed.compat());
     let conn = AbortOnDropHandle::new(conn);
     let note = crate::check::client_check(&opener, &binding, device).await.map_err(ClientError::Refused)?;
     if let Some(note) = &note {

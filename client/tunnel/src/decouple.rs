@@ -8,6 +8,13 @@
 //! read side is always serviced and the encryption runs beside the
 //! multiplexer.
 //!
+//! Writes are queued already laid out as end-to-end records, with room left
+//! around each record's plaintext for its header and tag and for a TLS
+//! record's: when the tunnel's TLS leg was taken out of rustls
+//! ([`crate::inplace`]), the writer seals both layers in those bytes and
+//! hands them to the socket as they are; otherwise it hands the sealed
+//! records to rustls.
+//!
 //! The queue is bounded twice, by what kind of yamux bytes it holds
 //! ([`FrameCounter`]): stream data may fill [`MAX_QUEUED_DATA`], above the
 //! largest receive window a well-behaved peer grants (`mux::MAX_WINDOW`), so
@@ -30,7 +37,8 @@ use std::sync::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf};
 use tokio::sync::Notify;
 
-use crate::seal::{Frame, Keys, OpenReader};
+use crate::inplace::{RecordReader, Taken};
+use crate::seal::{Keys, OpenReader, Sealer, GAP_AFTER, GAP_BEFORE, SEND_PLAIN};
 
 /// Most bytes of stream data queued for sending before writes wait: above
 /// the largest receive window a well-behaved peer grants (`mux::MAX_WINDOW`).
@@ -87,12 +95,58 @@ struct Cost {
     control: usize,
 }
 
-/// Bytes written and not yet taken by the writer task.
+/// Bytes written and not yet taken by the writer task, laid out as records
+/// to be sealed in place ([`Pending::append`]).
 #[derive(Default)]
 struct Pending {
     buf: Vec<u8>,
+    /// Plaintext bytes in the last record, which is still open (0: none).
+    open: usize,
     cost: Cost,
     closed: bool,
+}
+
+impl Pending {
+    /// Appends `bytes` as the plaintext of records: [`GAP_BEFORE`] bytes of
+    /// room, up to [`SEND_PLAIN`] bytes, [`GAP_AFTER`] bytes of room; the
+    /// last record stays open for the next write until [`Pending::take`].
+    fn append(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.open == 0 {
+                self.buf.extend_from_slice(&[0; GAP_BEFORE]);
+            }
+            let n = bytes.len().min(SEND_PLAIN - self.open);
+            self.buf.extend_from_slice(&bytes[..n]);
+            self.open += n;
+            bytes = &bytes[n..];
+            if self.open == SEND_PLAIN {
+                self.buf.extend_from_slice(&[0; GAP_AFTER]);
+                self.open = 0;
+            }
+        }
+    }
+
+    /// Takes every record queued (the last one closed), leaving `spare`.
+    fn take(&mut self, spare: Vec<u8>) -> Vec<u8> {
+        if std::mem::take(&mut self.open) > 0 {
+            self.buf.extend_from_slice(&[0; GAP_AFTER]);
+        }
+        std::mem::replace(&mut self.buf, spare)
+    }
+}
+
+/// The plaintext length of each record laid out in `batch`, with its offset.
+fn records_in(batch: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= batch.len() {
+            return None;
+        }
+        let plain = (batch.len() - at - GAP_BEFORE - GAP_AFTER).min(SEND_PLAIN);
+        let r = (at, plain);
+        at += GAP_BEFORE + plain + GAP_AFTER;
+        Some(r)
+    })
 }
 
 struct Shared {
@@ -102,14 +156,100 @@ struct Shared {
     queued_control: AtomicUsize,
     failed: AtomicBool,
     drained: AtomicWaker,
+    /// The peer asked for a key update of the TLS send keys.
+    update_asked: AtomicBool,
+}
+
+impl Shared {
+    fn new() -> Arc<Self> {
+        Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            more: Notify::new(),
+            queued_data: AtomicUsize::new(0),
+            queued_control: AtomicUsize::new(0),
+            failed: AtomicBool::new(false),
+            drained: AtomicWaker::new(),
+            update_asked: AtomicBool::new(false),
+        })
+    }
 }
 
 /// A sealed stream whose writes never block on the socket (they are queued
 /// for a writer task).
 pub struct Decoupled<T> {
-    rd: OpenReader<ReadHalf<T>>,
+    rd: Reader<T>,
     shared: Arc<Shared>,
     frames: FrameCounter,
+}
+
+/// Where the records come from.
+enum Reader<T> {
+    /// Through rustls.
+    Rustls(Box<OpenReader<ReadHalf<T>>>),
+    /// The TLS leg in place.
+    InPlace(Box<RecordReader>),
+}
+
+/// Where the writer task sends the records (one per tunnel, owned by its
+/// writer task: not worth boxing).
+#[allow(clippy::large_enum_variant)]
+enum Out<W> {
+    /// Through rustls (or any stream).
+    Stream(W),
+    /// The TLS leg in place: the socket and the TLS send keys.
+    InPlace(tokio::net::tcp::OwnedWriteHalf, thin_protocol::records::Keys),
+}
+
+impl<W: AsyncWrite + Unpin> Out<W> {
+    /// Seals `batch` and sends it; first a key update when one is due.
+    async fn send(&mut self, sealer: &mut Sealer, batch: &mut [u8], shared: &Shared) -> std::io::Result<()> {
+        match self {
+            Out::Stream(wr) => {
+                let mut parts = Vec::new();
+                for (at, plain) in records_in(batch).collect::<Vec<_>>() {
+                    let r = sealer.seal_gapped(&mut batch[at..], plain)?;
+                    parts.push(at + r.start..at + r.end);
+                }
+                let parts: Vec<&[u8]> = parts.into_iter().map(|r| &batch[r]).collect();
+                write_all_vectored(wr, &parts).await?;
+                wr.flush().await
+            }
+            Out::InPlace(wr, tls) => {
+                self::update_if_due(wr, tls, shared).await?;
+                crate::inplace::seal_batch(sealer, tls, batch)?;
+                wr.write_all(batch).await
+            }
+        }
+    }
+
+    /// Between batches: a key update the peer asked for.
+    async fn idle(&mut self, shared: &Shared) -> std::io::Result<()> {
+        match self {
+            Out::Stream(_) => Ok(()),
+            Out::InPlace(wr, tls) => update_if_due(wr, tls, shared).await,
+        }
+    }
+
+    /// Closes the connection after what was sent.
+    async fn close(&mut self) {
+        let _ = match self {
+            Out::Stream(wr) => wr.shutdown().await,
+            Out::InPlace(wr, tls) => crate::inplace::close(wr, tls).await,
+        };
+    }
+}
+
+/// Sends a key update when the peer asked for one or the send keys near
+/// their budget.
+async fn update_if_due(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    tls: &mut thin_protocol::records::Keys,
+    shared: &Shared,
+) -> std::io::Result<()> {
+    if shared.update_asked.swap(false, Ordering::AcqRel) || tls.update_due() {
+        crate::inplace::send_key_update(wr, tls).await?;
+    }
+    Ok(())
 }
 
 /// A batch kept for the next one when no larger than this (a burst's larger
@@ -118,60 +258,86 @@ const KEEP_BATCH: usize = 1 << 20;
 
 impl<T: AsyncRead + AsyncWrite + Send + 'static> Decoupled<T> {
     /// Splits `io`, opens what it reads with `keys.recv`, and starts the
-    /// writer task that seals with `keys.send`.
-    ///
-    /// Writes are appended to one pending buffer (the only copy on this
-    /// side); the writer task takes the whole buffer at once, encrypts it in
-    /// place as records and hands the records to the socket in one vectored
-    /// write, so no byte is copied again before TLS.
+    /// writer task that seals with `keys.send`, through `io`.
     pub fn sealed(io: T, keys: Keys) -> Self {
-        let (rd, mut wr) = tokio::io::split(io);
-        let shared = Arc::new(Shared {
-            pending: Mutex::new(Pending::default()),
-            more: Notify::new(),
-            queued_data: AtomicUsize::new(0),
-            queued_control: AtomicUsize::new(0),
-            failed: AtomicBool::new(false),
-            drained: AtomicWaker::new(),
-        });
-        let sh = shared.clone();
-        let mut sealer = keys.send;
-        tokio::spawn(async move {
-            let mut spare = Vec::new();
-            let mut frames = Vec::new();
-            loop {
-                let (mut batch, cost, closed) = {
-                    let mut p = sh.pending.lock().expect("pending lock");
-                    let batch = std::mem::replace(&mut p.buf, std::mem::take(&mut spare));
-                    (batch, std::mem::take(&mut p.cost), p.closed)
-                };
-                if batch.is_empty() {
-                    spare = batch;
-                    if closed {
-                        let _ = wr.shutdown().await;
-                        return;
-                    }
-                    sh.more.notified().await;
-                    continue;
-                }
-                let ok = sealer.seal_in_place(&mut batch, &mut frames).is_ok()
-                    && write_records(&mut wr, &frames, &batch).await.is_ok()
-                    && wr.flush().await.is_ok();
-                sh.queued_data.fetch_sub(cost.data, Ordering::AcqRel);
-                sh.queued_control.fetch_sub(cost.control, Ordering::AcqRel);
-                sh.drained.wake();
-                if !ok {
+        let (rd, wr) = tokio::io::split(io);
+        let shared = Shared::new();
+        spawn_writer(shared.clone(), keys.send, Out::Stream(wr));
+        Self { rd: Reader::Rustls(Box::new(OpenReader::new(rd, keys.recv))), shared, frames: FrameCounter::default() }
+    }
+}
+
+impl Decoupled<crate::link::LinkStream> {
+    /// [`Decoupled::sealed`] over a tunnel's TLS connection, taken out of
+    /// rustls when it can be ([`crate::inplace`]): both layers of each
+    /// record are then sealed and opened in the same bytes.
+    pub async fn over_link(s: crate::link::LinkStream, keys: Keys) -> std::io::Result<Self> {
+        let Taken { rd, wr, keys: tls, plain, ahead, peer_closed } = match crate::inplace::take(s).await? {
+            Ok(taken) => taken,
+            Err(s) => return Ok(Self::sealed(s, keys)),
+        };
+        let shared = Shared::new();
+        spawn_writer::<tokio::io::Sink>(shared.clone(), keys.send, Out::InPlace(wr, tls.tx));
+        let asked = {
+            let sh = shared.clone();
+            Box::new(move || {
+                sh.update_asked.store(true, Ordering::Release);
+                sh.more.notify_one();
+            })
+        };
+        let rd = RecordReader::new(rd, tls.rx, keys.recv, (plain, ahead, peer_closed), asked);
+        Ok(Self { rd: Reader::InPlace(Box::new(rd)), shared, frames: FrameCounter::default() })
+    }
+}
+
+impl<T> Decoupled<T> {
+    /// Whether the TLS leg is handled in place ([`crate::inplace`]).
+    pub fn in_place(&self) -> bool {
+        matches!(self.rd, Reader::InPlace(_))
+    }
+}
+
+/// Starts the task that takes what was written, seals it and sends it.
+///
+/// Writes are appended to one pending buffer (the only copy on this side);
+/// the task takes the whole buffer at once, encrypts it in place and hands
+/// it to `out`.
+fn spawn_writer<W: AsyncWrite + Unpin + Send + 'static>(sh: Arc<Shared>, mut sealer: Sealer, mut out: Out<W>) {
+    tokio::spawn(async move {
+        let mut spare = Vec::new();
+        loop {
+            let (mut batch, cost, closed) = {
+                let mut p = sh.pending.lock().expect("pending lock");
+                let batch = p.take(std::mem::take(&mut spare));
+                (batch, std::mem::take(&mut p.cost), p.closed)
+            };
+            if batch.is_empty() {
+                spare = batch;
+                if out.idle(&sh).await.is_err() {
                     sh.failed.store(true, Ordering::Release);
                     return;
                 }
-                if batch.capacity() <= KEEP_BATCH {
-                    batch.clear();
-                    spare = batch;
+                if closed {
+                    out.close().await;
+                    return;
                 }
+                sh.more.notified().await;
+                continue;
             }
-        });
-        Self { rd: OpenReader::new(rd, keys.recv), shared, frames: FrameCounter::default() }
-    }
+            let ok = out.send(&mut sealer, &mut batch, &sh).await.is_ok();
+            sh.queued_data.fetch_sub(cost.data, Ordering::AcqRel);
+            sh.queued_control.fetch_sub(cost.control, Ordering::AcqRel);
+            sh.drained.wake();
+            if !ok {
+                sh.failed.store(true, Ordering::Release);
+                return;
+            }
+            if batch.capacity() <= KEEP_BATCH {
+                batch.clear();
+                spare = batch;
+            }
+        }
+    });
 }
 
 impl<T> Drop for Decoupled<T> {
@@ -184,13 +350,8 @@ impl<T> Drop for Decoupled<T> {
     }
 }
 
-/// Writes sealed records (header, ciphertext in `body`, tag) with vectored
-/// writes, continuing after partial ones.
-async fn write_records<W: AsyncWrite + Unpin>(wr: &mut W, frames: &[Frame], body: &[u8]) -> std::io::Result<()> {
-    let mut parts: Vec<&[u8]> = Vec::with_capacity(frames.len() * 3);
-    for (f, chunk) in frames.iter().zip(body.chunks(crate::seal::MAX_PLAIN)) {
-        parts.extend([&f.header[..], chunk, &f.tag[..]]);
-    }
+/// Writes `parts` in order with vectored writes, continuing after partial ones.
+async fn write_all_vectored<W: AsyncWrite + Unpin>(wr: &mut W, parts: &[&[u8]]) -> std::io::Result<()> {
     let (mut i, mut off) = (0, 0);
     while i < parts.len() {
         let slices: Vec<IoSlice<'_>> = std::iter::once(&parts[i][off..])
@@ -219,7 +380,10 @@ async fn write_records<W: AsyncWrite + Unpin>(wr: &mut W, frames: &[Frame], body
 
 impl<T: AsyncRead> AsyncRead for Decoupled<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.rd).poll_read(cx, buf)
+        match &mut self.rd {
+            Reader::Rustls(r) => Pin::new(&mut **r).poll_read(cx, buf),
+            Reader::InPlace(r) => Pin::new(&mut **r).poll_read(cx, buf),
+        }
     }
 }
 
@@ -248,7 +412,7 @@ impl<T> AsyncWrite for Decoupled<T> {
             if p.closed {
                 return Poll::Ready(Err(broken()));
             }
-            p.buf.extend_from_slice(buf);
+            p.append(buf);
             p.cost.data += cost.data;
             p.cost.control += cost.control;
             // Counted before the writer can take it, so it never subtracts first.

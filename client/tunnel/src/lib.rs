@@ -14,6 +14,7 @@ pub mod desktop;
 pub mod device;
 pub mod e2e;
 pub mod entry;
+pub mod inplace;
 pub mod inspection;
 pub mod link;
 pub mod lockout;

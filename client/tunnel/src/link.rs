@@ -192,7 +192,7 @@ impl Link {
         let name = ServerName::try_from(url.host.clone())
             .map_err(|e| LinkError::Tls { addr: addr.clone(), cause: TlsFailure::BadHostName(e.to_string()) })?;
         let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
-        let mut tls = tokio::time::timeout(self.timeout, connector.connect(name, ReadAhead::new(tcp)))
+        let mut tls = tokio::time::timeout(self.timeout, connector.connect(name, ReadAhead::tracking(tcp)))
             .await
             .map_err(|_| LinkError::Tls { addr: addr.clone(), cause: TlsFailure::Timeout })?
             .map_err(|e| LinkError::Tls { addr: addr.clone(), cause: TlsFailure::of_connect_error(&e) })?;

@@ -19,10 +19,21 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use thin_protocol::auth::SessionKey;
 use tokio::io::{AsyncRead, ReadBuf};
 
-/// Largest plaintext in one record.
+/// Largest plaintext in one record that this end accepts (earlier
+/// versions sealed up to this much).
 pub const MAX_PLAIN: usize = 32 * 1024;
-const TAG: usize = 16;
-const HEADER: usize = 4;
+pub(crate) const TAG: usize = 16;
+pub(crate) const HEADER: usize = 4;
+/// Largest plaintext in one record that this end seals: a whole record is
+/// then exactly the content of one TLS record (2^14 bytes), so the tunnel's
+/// TLS leg can carry it sealed in the same bytes ([`Sealer::seal_gapped`]).
+pub const SEND_PLAIN: usize = thin_protocol::records::MAX_CONTENT - HEADER - TAG;
+/// Room left before each record's plaintext in a sending buffer: a TLS
+/// record header, then this record's header.
+pub const GAP_BEFORE: usize = thin_protocol::records::HEADER + HEADER;
+/// Room left after it: this record's tag, then the TLS record's content
+/// type and tag.
+pub const GAP_AFTER: usize = TAG + 1 + thin_protocol::records::TAG;
 /// Largest record on the wire (header, ciphertext, tag).
 pub const MAX_RECORD: usize = HEADER + MAX_PLAIN + TAG;
 
@@ -143,6 +154,30 @@ impl Sealer {
     }
 }
 
+impl Sealer {
+    /// Seals, in place, the record laid out at the start of `rec`:
+    /// [`GAP_BEFORE`] bytes of room, `plain` bytes of plaintext (at most
+    /// [`SEND_PLAIN`]), [`GAP_AFTER`] bytes of room. Writes the record's
+    /// header and tag around its ciphertext and returns where the record
+    /// (header to tag) lies in `rec`; the room left around it is the TLS
+    /// record's.
+    pub fn seal_gapped(&mut self, rec: &mut [u8], plain: usize) -> io::Result<std::ops::Range<usize>> {
+        debug_assert!(plain <= SEND_PLAIN);
+        let n = self.next;
+        self.next = n.checked_add(1).ok_or_else(exhausted)?;
+        let header = ((plain + TAG) as u32).to_be_bytes();
+        let start = GAP_BEFORE - HEADER;
+        rec[start..GAP_BEFORE].copy_from_slice(&header);
+        let body = &mut rec[GAP_BEFORE..GAP_BEFORE + plain];
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(nonce(n), Aad::from(header), body)
+            .map_err(|_| io::Error::other("sealing failed"))?;
+        rec[GAP_BEFORE + plain..GAP_BEFORE + plain + TAG].copy_from_slice(tag.as_ref());
+        Ok(start..GAP_BEFORE + plain + TAG)
+    }
+}
+
 /// Opens records.
 pub struct Opener {
     key: LessSafeKey,
@@ -151,7 +186,7 @@ pub struct Opener {
 
 impl Opener {
     /// Opens one record's ciphertext and tag in place; returns the plaintext's length.
-    fn open(&mut self, header: [u8; HEADER], body: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn open(&mut self, header: [u8; HEADER], body: &mut [u8]) -> io::Result<usize> {
         let n = self.next;
         self.next = n.checked_add(1).ok_or_else(exhausted)?;
         let plain = self.key.open_in_place(nonce(n), Aad::from(header), body).map_err(|_| tampered())?;
@@ -159,7 +194,20 @@ impl Opener {
     }
 }
 
-fn tampered() -> io::Error {
+/// The length (ciphertext and tag) that a record's header announces, or why
+/// it is refused.
+pub(crate) fn body_len(header: [u8; HEADER]) -> io::Result<usize> {
+    let len = u32::from_be_bytes(header) as usize;
+    if !(TAG..=MAX_PLAIN + TAG).contains(&len) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("an end-to-end record of {len} bytes is outside the allowed 16..={} bytes", MAX_PLAIN + TAG),
+        ));
+    }
+    Ok(len)
+}
+
+pub(crate) fn tampered() -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         "an end-to-end record failed authentication: the data was altered, replayed or injected between the two computers",
@@ -201,13 +249,7 @@ impl<R> OpenReader<R> {
             return Ok(false);
         }
         let header: [u8; HEADER] = self.buf[self.head..self.head + HEADER].try_into().expect("4 bytes");
-        let len = u32::from_be_bytes(header) as usize;
-        if !(TAG..=MAX_PLAIN + TAG).contains(&len) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("an end-to-end record of {len} bytes is outside the allowed 16..={} bytes", MAX_PLAIN + TAG),
-            ));
-        }
+        let len = body_len(header)?;
         if avail < HEADER + len {
             return Ok(false);
         }
@@ -269,12 +311,12 @@ impl<R: AsyncRead + Unpin> AsyncRead for OpenReader<R> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use thin_protocol::auth::{ClientAuth, PasswordFile, ServerAuth};
     use tokio::io::AsyncReadExt;
 
-    fn session() -> (SessionKey, SessionKey) {
+    pub(crate) fn session() -> (SessionKey, SessionKey) {
         let file = PasswordFile::create("correct horse battery").unwrap();
         let (c, ke1) = ClientAuth::start("correct horse battery").unwrap();
         let (s, ke2) = ServerAuth::start(&file, "desk", &ke1).unwrap();
@@ -282,7 +324,8 @@ mod tests {
         (ck, s.finish(&ke3).unwrap())
     }
 
-    fn pair() -> (Keys, Keys) {
+    /// The two ends' keys of one login: (client, server).
+    pub(crate) fn pair() -> (Keys, Keys) {
         let (ck, sk) = session();
         (Keys::derive(&ck, b"transcript", Role::Client), Keys::derive(&sk, b"transcript", Role::Server))
     }

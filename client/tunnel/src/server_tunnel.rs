@@ -114,7 +114,7 @@ async fn serve_inner(
     // Only what opens under the client's key counts as hearing from it: the
     // gateway cannot keep a tunnel alive after the user has left.
     let binding = keys.binding;
-    let sealed = crate::decouple::Decoupled::sealed(s, keys);
+    let sealed = crate::decouple::Decoupled::over_link(s, keys).await.map_err(|e| LinkError::Lost(e.to_string()))?;
     let (mut inbound, conn) = mux::server(mux::Touch::new(sealed, epoch, heard.clone()).compat());
     let _conn = AbortOnDropHandle::new(conn);
     // Known home PCs, inspection: nothing is served before the check passed.

@@ -6,13 +6,11 @@
 //! is decrypted and encrypted again where it was read, with no copy. Any
 //! other pair (a TLS 1.2 leg) goes through rustls's streams ([`relay`]).
 
-mod records;
-mod secrets;
 #[cfg(test)]
 pub(crate) mod test_tls;
 mod transcrypt;
 
-pub use secrets::HandshakeSecrets;
+pub use thin_protocol::traffic_secrets::HandshakeSecrets;
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};

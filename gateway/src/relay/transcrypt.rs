@@ -21,12 +21,12 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::records::{
-    self, Keys, LegKeys, Opened, CLOSE_NOTIFY_LEN, HEADER, KEY_UPDATE_LEN, MAX_CONTENT, MAX_RECORD, TAG,
-};
-use super::secrets::HandshakeSecrets;
 use super::Meter;
 use crate::stream::GateStream;
+use thin_protocol::records::{
+    self, Keys, LegKeys, Opened, CLOSE_NOTIFY_LEN, HEADER, KEY_UPDATE_LEN, MAX_CONTENT, MAX_RECORD, TAG,
+};
+use thin_protocol::traffic_secrets::HandshakeSecrets;
 
 /// Buffer of one direction while data flows: reads of up to 64 KiB and room
 /// for a record that began near its end.
@@ -48,14 +48,7 @@ pub struct Leg {
 /// Whether a leg can be relayed record by record: TLS 1.3 with a suite the
 /// relay knows, handshake done.
 pub fn can_take(s: &GateStream) -> bool {
-    use rustls::CipherSuite as S;
-    let (_, conn) = s.get_ref();
-    conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
-        && !conn.is_handshaking()
-        && matches!(
-            conn.negotiated_cipher_suite().map(|c| c.suite()),
-            Some(S::TLS13_AES_128_GCM_SHA256 | S::TLS13_AES_256_GCM_SHA384 | S::TLS13_CHACHA20_POLY1305_SHA256)
-        )
+    records::takeable(s.get_ref().1)
 }
 
 impl Leg {

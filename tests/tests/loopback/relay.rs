@@ -184,3 +184,15 @@ async fn the_tls_legs_use_aes_128_gcm() {
     assert_eq!(suite, Some(tokio_rustls::rustls::CipherSuite::TLS13_AES_128_GCM_SHA256));
     gw.shutdown().await;
 }
+
+/// After the login the apps take their TLS legs out of rustls and seal and
+/// open each record in place (`thin_tunnel::inplace`); every tunnel test
+/// here then runs through that path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apps_handle_their_tls_legs_in_place_after_the_login() {
+    let gw = TestGateway::start().await;
+    let _pc = gw.office_pc("inplace-desk", "pw").await;
+    let pipe = thin_e2e::raw::logged_in(&gw.link, "inplace-desk", "pw").await;
+    assert!(pipe.in_place(), "the home PC's leg is handled in place");
+    gw.shutdown().await;
+}

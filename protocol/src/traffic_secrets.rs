@@ -29,8 +29,8 @@ pub const HOLD: Duration = Duration::from_secs(120);
 
 /// A traffic secret and its hash.
 pub struct Secret {
-    pub(super) hash: hkdf::Algorithm,
-    pub(super) bytes: Zeroizing<Vec<u8>>,
+    pub(crate) hash: hkdf::Algorithm,
+    pub(crate) bytes: Zeroizing<Vec<u8>>,
 }
 
 /// Secrets of recent handshakes; give it to the gateway's `ServerConfig`

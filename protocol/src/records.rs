@@ -12,7 +12,7 @@
 //! content, optional zero padding).
 //!
 //! Key updates (RFC 8446 section 4.6.3) are followed with the traffic
-//! secrets [`super::secrets`] kept from the handshake: a peer's update
+//! secrets [`crate::traffic_secrets`] kept from the handshake: a peer's update
 //! moves its receive keys on, an update it requests is answered with the
 //! gateway's own before the next record, and the gateway updates its send
 //! keys itself before they reach their cipher's record budget (2^24 records
@@ -23,7 +23,7 @@ use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::hkdf;
 use rustls::{ConnectionTrafficSecrets, ExtractedSecrets};
 
-use super::secrets::{expand_label, HandshakeSecrets, Secret};
+use crate::traffic_secrets::{expand_label, HandshakeSecrets, Secret};
 
 /// Record header: content type, legacy version, length.
 pub const HEADER: usize = 5;
@@ -40,6 +40,7 @@ const APPLICATION_DATA: u8 = 23;
 const ALERT: u8 = 21;
 const HANDSHAKE: u8 = 22;
 const KEY_UPDATE: u8 = 24;
+const NEW_SESSION_TICKET: u8 = 4;
 const CLOSE_NOTIFY: u8 = 0;
 
 /// Why a relayed record was refused.
@@ -163,6 +164,18 @@ impl LegKeys {
     }
 }
 
+/// Whether a connection's records can be taken out of rustls and handled
+/// here: TLS 1.3 with a suite this module knows, handshake done.
+pub fn takeable(conn: &rustls::CommonState) -> bool {
+    use rustls::CipherSuite as S;
+    conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
+        && !conn.is_handshaking()
+        && matches!(
+            conn.negotiated_cipher_suite().map(|c| c.suite()),
+            Some(S::TLS13_AES_128_GCM_SHA256 | S::TLS13_AES_256_GCM_SHA384 | S::TLS13_CHACHA20_POLY1305_SHA256)
+        )
+}
+
 /// Records before the end of the send budget at which the keys are updated.
 const UPDATE_MARGIN: u64 = 1024;
 
@@ -207,6 +220,9 @@ pub fn open(rx: &mut Keys, rec: &mut [u8]) -> Result<Opened, RecordError> {
         (APPLICATION_DATA, _) => Ok(Opened::Data(end)),
         (ALERT, [_, CLOSE_NOTIFY]) => Ok(Opened::CloseNotify),
         (ALERT, [_, what]) => Err(RecordError::Alert(*what)),
+        // A server may send session tickets at any time; nothing here
+        // resumes sessions, so they are dropped.
+        (HANDSHAKE, [NEW_SESSION_TICKET, ..]) => Ok(Opened::Data(0)),
         (HANDSHAKE, [KEY_UPDATE, 0, 0, 1, r @ (0 | 1)]) => {
             let requested = *r == 1;
             rx.update()?;
@@ -268,14 +284,44 @@ mod tests {
 
     use rustls::{ClientConnection, ServerConnection};
 
-    use crate::relay::HandshakeSecrets;
+    use crate::traffic_secrets::HandshakeSecrets;
+
+    /// A client and a server configuration for TLS 1.3 that trust each
+    /// other; the server lets its keys be taken and keeps its traffic
+    /// secrets in `secrets` when given.
+    fn test_configs(
+        secrets: Option<std::sync::Arc<HandshakeSecrets>>,
+    ) -> (std::sync::Arc<rustls::ClientConfig>, std::sync::Arc<rustls::ServerConfig>) {
+        use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let cert = rcgen::generate_simple_self_signed(vec!["gateway.test".into()]).unwrap();
+        let der = cert.cert.der().clone();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![der.clone()], key)
+            .unwrap();
+        server.enable_secret_extraction = true;
+        if let Some(s) = secrets {
+            server.key_log = s;
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (std::sync::Arc::new(client), std::sync::Arc::new(server))
+    }
 
     /// A finished TLS 1.3 handshake in memory, the server's keys taken out
     /// (with their secrets when `keep`).
     fn pair_keeping(keep: bool) -> (ClientConnection, LegKeys) {
         let held = std::sync::Arc::new(HandshakeSecrets::default());
-        let (client_cfg, server_cfg) =
-            crate::relay::test_tls::configs(&[&rustls::version::TLS13], keep.then(|| held.clone()));
+        let (client_cfg, server_cfg) = test_configs(keep.then(|| held.clone()));
         let mut c = ClientConnection::new(client_cfg, "gateway.test".try_into().unwrap()).unwrap();
         let mut s = ServerConnection::new(server_cfg).unwrap();
         while c.is_handshaking() || s.is_handshaking() || s.wants_write() {
