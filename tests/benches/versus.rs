@@ -8,7 +8,9 @@
 //! a shared machine spreads over all of them): single-stream and 4-stream
 //! throughput, new-connection set-up p50/p99 over 1,000 connections, the CPU
 //! seconds the relay process (thingate, rathole's server, bore's server)
-//! used per GiB carried, and how busy the whole machine was.
+//! used per GiB carried, and how busy the whole machine was; and for the
+//! four-stream run, the CPU seconds per GiB of each process of the chain and
+//! of the bench itself (visitors and sink).
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p thin-e2e --bench versus`.
 //! rathole and bore are built once into `target/anchors` (crates.io; rathole
@@ -288,10 +290,14 @@ async fn start_bore(bin: &Path, sink: SocketAddr) -> Chain {
 }
 
 /// One repetition's figures for one chain.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Figures {
     single: f64,
     four: f64,
+    /// CPU seconds per GiB during the four-stream run: each process of the
+    /// chain (name, seconds), then this bench process (the visitors and the
+    /// sink, the same work for every chain).
+    four_cpu: Vec<(String, f64)>,
     p50: f64,
     p99: f64,
     relay_cpu_per_gib: f64,
@@ -304,7 +310,22 @@ async fn measure(c: &Chain, bytes: u64) -> Figures {
     let cpu0 = cpu_seconds(c.relay_pid);
     let (busy0, total0) = machine_ticks();
     let single = timed_upload(c.local(), bytes, 1).await;
+    let pids: Vec<u32> = c._procs.iter().map(|p| p.child.id()).chain([std::process::id()]).collect();
+    let before: Vec<f64> = pids.iter().map(|&p| cpu_seconds(p)).collect();
     let four = timed_upload_over(&c.stripes, bytes, 4).await;
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    let four_cpu = pids
+        .iter()
+        .zip(before)
+        .map(|(&p, b)| {
+            let name = if p == std::process::id() {
+                "bench".to_string()
+            } else {
+                std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default().trim().to_string()
+            };
+            (name, (cpu_seconds(p) - b) / gib)
+        })
+        .collect();
     let cpu = cpu_seconds(c.relay_pid) - cpu0;
     let (busy1, total1) = machine_ticks();
     let lat = if std::env::var_os("VERSUS_SLOW").is_some() {
@@ -315,6 +336,7 @@ async fn measure(c: &Chain, bytes: u64) -> Figures {
     Figures {
         single: gbit(bytes, single),
         four: gbit(bytes, four),
+        four_cpu,
         p50: quantile_ms(&lat, 0.50),
         p99: quantile_ms(&lat, 0.99),
         relay_cpu_per_gib: cpu / (2.0 * bytes as f64 / (1u64 << 30) as f64),
@@ -334,6 +356,12 @@ async fn setup_times_showing_slowest(c: &Chain) -> Vec<Duration> {
         slow.iter().map(|(at, d)| format!("{:.0}:{:.2}", at.as_secs_f64() * 1e3, d.as_secs_f64() * 1e3)).collect();
     println!("  {} set-up, slowest 15 (ms since start:ms taken): {}", c.name, shown.join(" "));
     sorted_times(&series)
+}
+
+/// CPU seconds per GiB of every process, the bench's included, during the
+/// four-stream run: on a saturated machine, what bounds its throughput.
+fn chain_cpu(f: &Figures) -> f64 {
+    f.four_cpu.iter().map(|(_, s)| s).sum()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -387,25 +415,28 @@ fn main() {
                     f.relay_cpu_per_gib,
                     f.machine_busy
                 );
+                let each: Vec<String> = f.four_cpu.iter().map(|(n, s)| format!("{n} {s:.2}")).collect();
+                println!("      4 streams, CPU s/GiB: {}, all {:.2}", each.join(", "), chain_cpu(&f));
                 all[i].push(f);
             }
         }
         let med = |i: usize, g: fn(&Figures) -> f64| median(all[i].iter().map(g).collect());
         println!();
         println!(
-            "| medians of 3 | single stream | 4 streams | set-up p50 | set-up p99 | relay CPU per GiB | machine busy |"
+            "| medians of 3 | single stream | 4 streams | set-up p50 | set-up p99 | relay CPU per GiB | machine busy | all CPU per GiB, 4 streams |"
         );
-        println!("|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|");
         for (i, c) in chains.iter().enumerate() {
             println!(
-                "| {} | {:.2} Gbit/s | {:.2} Gbit/s | {:.2} ms | {:.2} ms | {:.3} s | {:.0} % |",
+                "| {} | {:.2} Gbit/s | {:.2} Gbit/s | {:.2} ms | {:.2} ms | {:.3} s | {:.0} % | {:.2} s |",
                 c.name,
                 med(i, |f| f.single),
                 med(i, |f| f.four),
                 med(i, |f| f.p50),
                 med(i, |f| f.p99),
                 med(i, |f| f.relay_cpu_per_gib),
-                med(i, |f| f.machine_busy)
+                med(i, |f| f.machine_busy),
+                med(i, chain_cpu)
             );
         }
         println!();
