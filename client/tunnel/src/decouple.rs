@@ -215,9 +215,16 @@ impl<W: AsyncWrite + Unpin> Out<W> {
                 wr.flush().await
             }
             Out::InPlace(wr, tls) => {
-                self::update_if_due(wr, tls, shared).await?;
-                crate::inplace::seal_batch(sealer, tls, batch)?;
-                wr.write_all(batch).await
+                // A key update goes between records: the records sealed
+                // under the old keys first.
+                let mut at = 0;
+                while at < batch.len() {
+                    update_if_due(wr, tls, shared).await?;
+                    let n = crate::inplace::seal_batch(sealer, tls, &mut batch[at..])?;
+                    wr.write_all(&batch[at..at + n]).await?;
+                    at += n;
+                }
+                Ok(())
             }
         }
     }
@@ -436,7 +443,49 @@ const _: () = assert!(crate::mux::MAX_WINDOW < MAX_QUEUED_DATA);
 
 #[cfg(test)]
 mod tests {
-    use super::FrameCounter;
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn the_app_updates_its_tls_send_keys_before_their_budget_runs_out() {
+        let (app, gate, seen) = crate::inplace::tests::link(&rustls::version::TLS13).await;
+        let (app_keys, gate_keys) = crate::seal::tests::pair();
+        let Ok(Taken { rd, wr, keys: mut tls, plain, ahead, peer_closed }) = crate::inplace::take(app).await.unwrap()
+        else {
+            panic!("not taken")
+        };
+        // Three records, then an update is due.
+        tls.tx.set_budget(3);
+        let shared = Shared::new();
+        spawn_writer::<tokio::io::Sink>(shared.clone(), app_keys.send, Out::InPlace(wr, tls.tx));
+        let rd = RecordReader::new(rd, tls.rx, app_keys.recv, (plain, ahead, peer_closed), Box::new(|| {}));
+        let mut app: Decoupled<crate::link::LinkStream> =
+            Decoupled { rd: Reader::InPlace(Box::new(rd)), shared, frames: FrameCounter::default() };
+        // Ten records' worth in one write: one batch, sealed in two runs.
+        let up: Vec<u8> = (0..10 * SEND_PLAIN as u32).map(|i| (i * 7 + i / 1000) as u8).collect();
+        app.write_all(&up).await.unwrap();
+        app.shutdown().await.unwrap();
+        let mut from_app = OpenReader::new(gate, gate_keys.recv);
+        let mut got = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(20), from_app.read_to_end(&mut got))
+            .await
+            .unwrap()
+            .expect("rustls opens every record and follows the update");
+        assert!(got == up);
+        let lengths = crate::inplace::tests::record_lengths(&seen.lock().unwrap());
+        // After the takeover: an update after every three records (the
+        // budget is counted from the lowered limit), the close_notify last.
+        let first = lengths.iter().position(|&l| l > 16_000).unwrap();
+        let after: Vec<char> = lengths[first..]
+            .iter()
+            .map(|&l| match l {
+                22 => 'U',
+                19 => 'C',
+                _ => 'D',
+            })
+            .collect();
+        assert_eq!(String::from_iter(after), "DDDUDDDUDDDUDC", "{lengths:?}");
+    }
 
     fn header(kind: u8, len: u32) -> Vec<u8> {
         let mut h = vec![0, kind, 0, 0, 0, 0, 0, 1];

@@ -72,17 +72,19 @@ fn bad(e: records::RecordError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-/// Seals each record of `batch` (laid out as [`crate::decouple`] queues
-/// them: room, plaintext, room) end to end, then as one TLS record around
-/// it, all in place; `batch` is then the bytes for the socket.
-pub fn seal_batch(e2e: &mut seal::Sealer, tls: &mut Keys, batch: &mut [u8]) -> io::Result<()> {
+/// Seals records of `batch` (laid out as [`crate::decouple`] queues them:
+/// room, plaintext, room) end to end, then each as one TLS record around
+/// it, all in place, from the start until the end or until the TLS send keys
+/// are due for an update; returns how many bytes are sealed, ready for the
+/// socket.
+pub fn seal_batch(e2e: &mut seal::Sealer, tls: &mut Keys, batch: &mut [u8]) -> io::Result<usize> {
     let mut at = 0;
-    while at < batch.len() {
+    while at < batch.len() && !tls.update_due() {
         let plain = (batch.len() - at - seal::GAP_BEFORE - seal::GAP_AFTER).min(seal::SEND_PLAIN);
         let inner = e2e.seal_gapped(&mut batch[at..], plain)?;
         at += records::seal(tls, &mut batch[at..], inner.len()).map_err(bad)?;
     }
-    Ok(())
+    Ok(at)
 }
 
 /// Writes a sealed `key_update` (the send keys move on).
@@ -278,7 +280,7 @@ impl AsyncRead for RecordReader {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
@@ -290,13 +292,13 @@ mod tests {
     use crate::decouple::Decoupled;
     use crate::seal::OpenReader;
 
-    type GateSide = tokio_rustls::server::TlsStream<TcpStream>;
+    pub(crate) type GateSide = tokio_rustls::server::TlsStream<TcpStream>;
 
     /// What the app sent, as a relay between it and the gateway saw it.
-    type Seen = Arc<std::sync::Mutex<Vec<u8>>>;
+    pub(crate) type Seen = Arc<std::sync::Mutex<Vec<u8>>>;
 
     /// The lengths of the encrypted records (type 23) in `wire`.
-    fn record_lengths(wire: &[u8]) -> Vec<usize> {
+    pub(crate) fn record_lengths(wire: &[u8]) -> Vec<usize> {
         let (mut at, mut out) = (0, Vec::new());
         while at + 5 <= wire.len() {
             let len = u16::from_be_bytes([wire[at + 3], wire[at + 4]]) as usize;
@@ -311,7 +313,7 @@ mod tests {
     /// A TLS connection from an app (configured as `thin_protocol::tls`
     /// configures the apps) to a rustls server standing in for the gateway,
     /// through a relay that keeps what the app sends.
-    async fn link(version: &'static SupportedProtocolVersion) -> (super::LinkStream, GateSide, Seen) {
+    pub(crate) async fn link(version: &'static SupportedProtocolVersion) -> (super::LinkStream, GateSide, Seen) {
         let cert = rcgen::generate_simple_self_signed(vec!["gateway.test".into()]).unwrap();
         let der = cert.cert.der().clone();
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
