@@ -114,6 +114,7 @@ include!(concat!(env!("OUT_DIR"), "/brand_gen.rs"));
 fn main() -> ExitCode {
     thin_tunnel::brand::set(&BRAND);
     thin_tunnel::platform::limits::raise_open_files();
+    thin_tunnel::platform::heap::keep_freed_memory();
     let cli: Cli = cli::parse();
     match &cli.cmd {
         None | Some(Cmd::Window) => window(cli),

@@ -3,7 +3,7 @@
 //! and access list (with the rule that judges them, plain code in `sddl`) and
 //! the service control manager, error message boxes, the home PC's state over
 //! WMI (`wmi`), the screen, input and clipboard of the built-in desktop (`gdi`, `win_clip`); on Unix, the process's user and its
-//! open-file limit. Elsewhere each
+//! open-file limit; on Linux the allocator's tuning (`heap`). Elsewhere each
 //! call does the portable thing (or nothing).
 #![allow(unsafe_code)]
 
@@ -11,6 +11,7 @@ pub mod acl;
 pub mod console;
 #[cfg(windows)]
 pub mod gdi;
+pub mod heap;
 pub mod known_folder;
 pub mod limits;
 pub mod message_box;
