@@ -22,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(frame messages http_head proxy_protocol thingate_ini policy_ini machine_db stb brand_toml entry_point auth)
+TARGETS=(frame messages http_head proxy_protocol thingate_ini policy_ini machine_db stb brand_toml entry_point auth records)
 limit=()
 build=1
 run=1

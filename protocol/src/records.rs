@@ -105,6 +105,32 @@ impl Keys {
         Some(Self { alg, key, iv, seq, limit, secret: None })
     }
 
+    /// Keys of one direction derived from its traffic secret (RFC 8446
+    /// section 7.3), at sequence number 0, with the secret kept so that key
+    /// updates can follow; `None` for a suite this module does not know or a
+    /// secret of the wrong length. Both ends of a leg built from the same
+    /// secret seal and open each other's records (the `records` fuzz target
+    /// drives the record layer this way).
+    pub fn from_traffic_secret(suite: rustls::CipherSuite, secret: &[u8]) -> Option<Self> {
+        use rustls::CipherSuite as S;
+        let (alg, hash, limit) = match suite {
+            S::TLS13_AES_128_GCM_SHA256 => (&aead::AES_128_GCM, hkdf::HKDF_SHA256, 1 << 24),
+            S::TLS13_AES_256_GCM_SHA384 => (&aead::AES_256_GCM, hkdf::HKDF_SHA384, 1 << 24),
+            S::TLS13_CHACHA20_POLY1305_SHA256 => (&aead::CHACHA20_POLY1305, hkdf::HKDF_SHA256, u64::MAX - 1),
+            _ => return None,
+        };
+        let hash_len = if hash == hkdf::HKDF_SHA384 { 48 } else { 32 };
+        if secret.len() != hash_len {
+            return None;
+        }
+        let key = expand_label(hash, secret, b"key", alg.key_len());
+        let iv = expand_label(hash, secret, b"iv", 12);
+        let key = LessSafeKey::new(UnboundKey::new(alg, &key).ok()?);
+        let iv: [u8; 12] = iv[..].try_into().ok()?;
+        let secret = Some(Secret { hash, bytes: zeroize::Zeroizing::new(secret.to_vec()) });
+        Some(Self { alg, key, iv, seq: 0, limit, secret })
+    }
+
     /// Moves to the next traffic secret and its keys (RFC 8446 section 7.2).
     fn update(&mut self) -> Result<(), RecordError> {
         let Some(old) = &self.secret else { return Err(RecordError::KeyUpdate) };
@@ -268,6 +294,18 @@ pub fn seal_key_update(tx: &mut Keys, rec: &mut [u8]) -> Result<usize, RecordErr
 /// Length of a sealed `key_update`.
 pub const KEY_UPDATE_LEN: usize = HEADER + 5 + 1 + TAG;
 
+/// Seals `len` bytes lying at `HEADER..` of `rec` as one record whose inner
+/// content type is `content_type`, as [`seal`], [`seal_close_notify`] and
+/// [`seal_key_update`] do for theirs; `rec` has room for the type and the
+/// tag after the content. The `records` fuzz target seals any inner
+/// plaintext (types, padding) this way, as a peer holding the keys could.
+pub fn seal_content(tx: &mut Keys, rec: &mut [u8], len: usize, content_type: u8) -> Result<usize, RecordError> {
+    if len > MAX_CONTENT || rec.len() < HEADER + len + 1 + TAG {
+        return Err(RecordError::Length(len + 1 + TAG));
+    }
+    seal_typed(tx, rec, len, content_type)
+}
+
 fn seal_typed(tx: &mut Keys, rec: &mut [u8], len: usize, typ: u8) -> Result<usize, RecordError> {
     debug_assert!(len <= MAX_CONTENT);
     let body_len = len + 1 + TAG;
@@ -365,6 +403,26 @@ mod tests {
             }
         }
         Ok(got)
+    }
+
+    #[test]
+    fn keys_from_the_traffic_secret_are_the_keys_rustls_uses() {
+        let (mut c, k) = pair_keeping(true);
+        let suite = c.negotiated_cipher_suite().unwrap().suite();
+        let held = k.rx.secret.as_ref().expect("the secret was kept");
+        let mut rx = Keys::from_traffic_secret(suite, &held.bytes).unwrap();
+        assert_eq!(rx.iv, k.rx.iv);
+        assert_eq!(rx.seq, k.rx.seq, "no record was sent before the keys were taken");
+        c.writer().write_all(b"from rustls").unwrap();
+        let mut wire = from_client(&mut c);
+        assert_eq!(open(&mut rx, &mut wire).unwrap(), Opened::Data(11));
+        assert_eq!(&wire[HEADER..HEADER + 11], b"from rustls");
+        // The other suites, and secrets of the wrong length, or suites of TLS 1.2.
+        use rustls::CipherSuite as S;
+        assert!(Keys::from_traffic_secret(S::TLS13_AES_256_GCM_SHA384, &[7; 48]).is_some());
+        assert!(Keys::from_traffic_secret(S::TLS13_CHACHA20_POLY1305_SHA256, &[7; 32]).is_some());
+        assert!(Keys::from_traffic_secret(S::TLS13_AES_256_GCM_SHA384, &[7; 32]).is_none());
+        assert!(Keys::from_traffic_secret(S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, &[7; 32]).is_none());
     }
 
     #[test]
