@@ -262,19 +262,28 @@ fn the_etcd_helper_knows_its_own_etcd_from_another_on_the_port() {
     assert!(!a.answers_at(&b.url) && !b.answers_at(&a.url));
 }
 
+/// `pause` returns once etcd is stopped (not merely signalled), and `resume`
+/// brings it back.
+#[test]
+fn the_etcd_helper_pauses_and_resumes_etcd() {
+    let etcd = EtcdServer::start();
+    etcd.pause();
+    assert!(!etcd.answers_at(&etcd.url), "a paused etcd answered");
+    etcd.resume();
+    assert!(etcd.answers_at(&etcd.url), "a resumed etcd did not answer");
+}
+
 #[tokio::test]
 async fn a_claim_etcd_does_not_answer_in_time_fails_with_the_storage_error_and_changes_nothing() {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
     let etcd = EtcdServer::start();
     let mut s = settings(&etcd, "https://gw1.test/");
     s.timeout = Duration::from_millis(500);
     let reg = EtcdRegistry::connect(&s).await.unwrap();
-    kill(Pid::from_raw(etcd.pid()), Signal::SIGSTOP).unwrap();
+    etcd.pause();
     let t = Instant::now();
     let e = reg.register(claim("M1", "desk", true)).await.unwrap_err();
     let took = t.elapsed();
-    kill(Pid::from_raw(etcd.pid()), Signal::SIGCONT).unwrap();
+    etcd.resume();
     assert!(took < Duration::from_secs(3), "a hung etcd held the claim for {took:?}");
     assert!(matches!(e, RegisterError::Storage(_)), "{e}");
     assert_eq!(e.code(), ErrorCode::Internal);

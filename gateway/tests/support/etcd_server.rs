@@ -91,9 +91,19 @@ impl EtcdServer {
         std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
     }
 
-    /// The process id (to stop and continue it).
+    /// The process id.
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// Stops etcd (SIGSTOP) and returns once every thread of it is stopped.
+    pub fn pause(&self) {
+        pause(self.pid());
+    }
+
+    /// Lets a paused etcd run again (SIGCONT).
+    pub fn resume(&self) {
+        resume(self.pid());
     }
 
     /// Its data directory (`--data-dir`).
@@ -235,9 +245,19 @@ impl EtcdCluster {
         }
     }
 
-    /// The process ids of the running members (to stop and continue them).
+    /// The process ids of the running members.
     pub fn pids(&self) -> Vec<i32> {
         self.members.iter().filter_map(|m| m.child.as_ref()).map(|c| c.id() as i32).collect()
+    }
+
+    /// Stops every running member (see [`pause`]).
+    pub fn pause_all(&self) {
+        self.pids().into_iter().for_each(pause);
+    }
+
+    /// Lets every running member run again.
+    pub fn resume_all(&self) {
+        self.pids().into_iter().for_each(resume);
     }
 }
 
@@ -247,6 +267,39 @@ impl Drop for EtcdCluster {
             self.kill(i);
         }
     }
+}
+
+/// Sends SIGSTOP to `pid` and waits until each of its threads is stopped.
+///
+/// `kill` returns before the process stops: the kernel wakes one thread to
+/// take the signal and stop the others, and on a busy machine another etcd
+/// thread, woken by a request, can serve it first (CI once saw a claim
+/// succeed right after the SIGSTOP).
+pub fn pause(pid: i32) {
+    use nix::sys::signal::{kill, Signal};
+    kill(nix::unistd::Pid::from_raw(pid), Signal::SIGSTOP).unwrap();
+    let deadline = Instant::now() + READY_WITHIN;
+    while !all_threads_stopped(pid) {
+        assert!(Instant::now() < deadline, "etcd {pid} did not stop within {READY_WITHIN:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sends SIGCONT to `pid`.
+pub fn resume(pid: i32) {
+    use nix::sys::signal::{kill, Signal};
+    kill(nix::unistd::Pid::from_raw(pid), Signal::SIGCONT).unwrap();
+}
+
+/// Whether every thread of `pid` is in state `T` (stopped by a signal), from
+/// `/proc/PID/task/*/stat`.
+fn all_threads_stopped(pid: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    tasks.flatten().all(|t| {
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // The state follows the command name, which is in parentheses.
+        stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) == Some("T")
+    })
 }
 
 /// A member's (id, leader id) from `POST /v3/maintenance/status`.

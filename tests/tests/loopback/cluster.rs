@@ -91,18 +91,16 @@ async fn members_share_computer_ids_and_announce_where_each_office_pc_is() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_etcd_stopped_registrations_fail_clearly_and_established_tunnels_keep_working() {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
     let etcd = EtcdServer::start();
     let gw = TestGateway::with_ini(&member_ini(&etcd, "down", 1)).await;
     let target = echo_server().await;
     let _pc = gw.office_pc("desk-01", "pw").target(target).await;
     let tunnel = gw.connect("desk-01", "pw").await;
-    kill(Pid::from_raw(etcd.pid()), Signal::SIGSTOP).unwrap();
+    etcd.pause();
     assert_tunnel_echo(&tunnel, 64 * 1024, 1).await;
     let mut fresh = RawServer::login(gw.addr, gw.ca(), Identity::generate()).await;
     let answer = fresh.register("desk-02", None).await;
-    kill(Pid::from_raw(etcd.pid()), Signal::SIGCONT).unwrap();
+    etcd.resume();
     match answer {
         GateToServer::Error { code, message } => {
             assert_eq!(code, ErrorCode::Internal);
@@ -313,8 +311,6 @@ async fn three_gateways_any_client_reaches_any_office_pc_and_a_killed_gateways_p
 /// tunnels keep working and registrations fail with a clear error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_etcd_leader_is_a_short_pause_and_without_etcd_tunnels_keep_working() {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
     use std::time::Instant;
     use thin_e2e::etcd::GatewayCluster;
     let mut cl = GatewayCluster::start("leader", 2);
@@ -342,10 +338,7 @@ async fn killing_the_etcd_leader_is_a_short_pause_and_without_etcd_tunnels_keep_
     assert!(matches!(*pc.state.borrow(), thin_tunnel::server_agent::ServerState::Online { .. }));
 
     // No etcd member answers now.
-    let pids = cl.etcd.pids();
-    for p in &pids {
-        kill(Pid::from_raw(*p), Signal::SIGSTOP).unwrap();
-    }
+    cl.etcd.pause_all();
     assert_tunnel_echo(&tunnel, 64 * 1024, 3).await;
     let refused = try_register(&cl.link(&[0]), "desk-c", "pw c").await;
     // A client at the gateway where the office PC is still gets through
@@ -356,9 +349,7 @@ async fn killing_the_etcd_leader_is_a_short_pause_and_without_etcd_tunnels_keep_
     // unavailable (within ClusterEtcdTimeout), on /thinstat/ and in `status`.
     let stat = cl.thinstat(0, "").await;
     let (code, status) = cl.status(0).await;
-    for p in &pids {
-        kill(Pid::from_raw(*p), Signal::SIGCONT).unwrap();
-    }
+    cl.etcd.resume_all();
     assert_eq!(refused.unwrap_err(), "the gateway cannot save its database; try again later");
     assert_eq!(stat_field(&stat, "NumSession"), Some("1"), "{stat}");
     assert!(stat.contains(&pc.session_id()), "{stat}");
