@@ -112,34 +112,21 @@ impl Keys {
     /// secret seal and open each other's records (the `records` fuzz target
     /// drives the record layer this way).
     pub fn from_traffic_secret(suite: rustls::CipherSuite, secret: &[u8]) -> Option<Self> {
-        use rustls::CipherSuite as S;
-        let (alg, hash, limit) = match suite {
-            S::TLS13_AES_128_GCM_SHA256 => (&aead::AES_128_GCM, hkdf::HKDF_SHA256, 1 << 24),
-            S::TLS13_AES_256_GCM_SHA384 => (&aead::AES_256_GCM, hkdf::HKDF_SHA384, 1 << 24),
-            S::TLS13_CHACHA20_POLY1305_SHA256 => (&aead::CHACHA20_POLY1305, hkdf::HKDF_SHA256, u64::MAX - 1),
-            _ => return None,
-        };
-        let hash_len = if hash == hkdf::HKDF_SHA384 { 48 } else { 32 };
-        if secret.len() != hash_len {
+        let (alg, hash, limit) = suite_params(suite)?;
+        let secret = Secret { hash, bytes: zeroize::Zeroizing::new(secret.to_vec()) };
+        if secret.bytes.len() != hash_len(hash) {
             return None;
         }
-        let key = expand_label(hash, secret, b"key", alg.key_len());
-        let iv = expand_label(hash, secret, b"iv", 12);
-        let key = LessSafeKey::new(UnboundKey::new(alg, &key).ok()?);
-        let iv: [u8; 12] = iv[..].try_into().ok()?;
-        let secret = Some(Secret { hash, bytes: zeroize::Zeroizing::new(secret.to_vec()) });
-        Some(Self { alg, key, iv, seq: 0, limit, secret })
+        let (key, iv) = keys_of(alg, &secret).ok()?;
+        Some(Self { alg, key, iv, seq: 0, limit, secret: Some(secret) })
     }
 
     /// Moves to the next traffic secret and its keys (RFC 8446 section 7.2).
     fn update(&mut self) -> Result<(), RecordError> {
         let Some(old) = &self.secret else { return Err(RecordError::KeyUpdate) };
-        let hash_len = if old.hash == hkdf::HKDF_SHA384 { 48 } else { 32 };
-        let next = Secret { hash: old.hash, bytes: expand_label(old.hash, &old.bytes, b"traffic upd", hash_len) };
-        let key = expand_label(next.hash, &next.bytes, b"key", self.alg.key_len());
-        let iv = expand_label(next.hash, &next.bytes, b"iv", 12);
-        self.key = LessSafeKey::new(UnboundKey::new(self.alg, &key).map_err(|_| RecordError::KeyUpdate)?);
-        self.iv.copy_from_slice(&iv);
+        let next =
+            Secret { hash: old.hash, bytes: expand_label(old.hash, &old.bytes, b"traffic upd", hash_len(old.hash)) };
+        (self.key, self.iv) = keys_of(self.alg, &next)?;
         self.seq = 0;
         self.secret = Some(next);
         Ok(())
@@ -199,13 +186,39 @@ impl LegKeys {
 /// Whether a connection's records can be taken out of rustls and handled
 /// here: TLS 1.3 with a suite this module knows, handshake done.
 pub fn takeable(conn: &rustls::CommonState) -> bool {
-    use rustls::CipherSuite as S;
     conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
         && !conn.is_handshaking()
-        && matches!(
-            conn.negotiated_cipher_suite().map(|c| c.suite()),
-            Some(S::TLS13_AES_128_GCM_SHA256 | S::TLS13_AES_256_GCM_SHA384 | S::TLS13_CHACHA20_POLY1305_SHA256)
-        )
+        && conn.negotiated_cipher_suite().and_then(|c| suite_params(c.suite())).is_some()
+}
+
+/// The AEAD, the HKDF hash and the record budget of a TLS 1.3 suite this
+/// module knows.
+fn suite_params(suite: rustls::CipherSuite) -> Option<(&'static aead::Algorithm, hkdf::Algorithm, u64)> {
+    use rustls::CipherSuite as S;
+    match suite {
+        S::TLS13_AES_128_GCM_SHA256 => Some((&aead::AES_128_GCM, hkdf::HKDF_SHA256, 1 << 24)),
+        S::TLS13_AES_256_GCM_SHA384 => Some((&aead::AES_256_GCM, hkdf::HKDF_SHA384, 1 << 24)),
+        S::TLS13_CHACHA20_POLY1305_SHA256 => Some((&aead::CHACHA20_POLY1305, hkdf::HKDF_SHA256, u64::MAX - 1)),
+        _ => None,
+    }
+}
+
+/// Length of a traffic secret under `hash`.
+fn hash_len(hash: hkdf::Algorithm) -> usize {
+    if hash == hkdf::HKDF_SHA384 {
+        48
+    } else {
+        32
+    }
+}
+
+/// The key and IV a traffic secret yields (RFC 8446 section 7.3).
+fn keys_of(alg: &'static aead::Algorithm, secret: &Secret) -> Result<(LessSafeKey, [u8; 12]), RecordError> {
+    let key = expand_label(secret.hash, &secret.bytes, b"key", alg.key_len());
+    let iv = expand_label(secret.hash, &secret.bytes, b"iv", 12);
+    let key = LessSafeKey::new(UnboundKey::new(alg, &key).map_err(|_| RecordError::KeyUpdate)?);
+    let iv = iv[..].try_into().map_err(|_| RecordError::KeyUpdate)?;
+    Ok((key, iv))
 }
 
 /// Records before the end of the send budget at which the keys are updated.
