@@ -69,11 +69,12 @@ enum Role {
         pcid: String,
         build: Option<u32>,
         follows_redirect: bool,
+        bare_records: bool,
         permit: Option<OwnedSemaphorePermit>,
         slot: IpSlot,
     },
     /// An office PC's data connection.
-    Attach { tls: Box<GateStream>, tunnel_id: String, slot: IpSlot },
+    Attach { tls: Box<GateStream>, tunnel_id: String, bare_records: bool, slot: IpSlot },
     /// Answered (a page, a refusal) or closed.
     Done,
 }
@@ -92,12 +93,13 @@ pub async fn handle(routes: Arc<Routes>, tcp: TcpStream, peer: SocketAddr, admis
         Role::Control { tls, public_key, hostname, permit, slot: _slot } => {
             Box::pin(crate::control::run(routes.control.clone(), tls, peer, public_key, hostname, permit)).await
         }
-        Role::Client { tls, pcid, build, follows_redirect, permit, slot: _slot } => {
-            let ask = crate::tunnel::ClientAsk { pcid, build, follows_redirect };
+        Role::Client { tls, pcid, build, follows_redirect, bare_records, permit, slot: _slot } => {
+            let ask = crate::tunnel::ClientAsk { pcid, build, follows_redirect, bare_records };
             Box::pin(crate::tunnel::client_connect(&routes.tunnels, *tls, peer.ip(), ask, permit)).await
         }
-        Role::Attach { tls, tunnel_id, slot } => {
-            Box::pin(crate::tunnel::attach(&routes.tunnels.pending, *tls, tunnel_id, slot)).await
+        Role::Attach { tls, tunnel_id, bare_records, slot } => {
+            let end = crate::tunnel::DataEnd { tls: *tls, bare_records, slot };
+            Box::pin(crate::tunnel::attach(&routes.tunnels.pending, end, tunnel_id)).await
         }
         Role::Done => {}
     }
@@ -140,14 +142,15 @@ async fn head(routes: &Routes, tcp: TcpStream, peer: SocketAddr, (slot, permit):
                     return Role::Control { tls: Box::new(tls), public_key, hostname, permit, slot };
                 }
             }
-            Ok(Ok(Hello::ClientConnect { version, pcid, build, follows_redirect })) => {
+            Ok(Ok(Hello::ClientConnect { version, pcid, build, follows_redirect, bare_records })) => {
                 if check_version::<GateToTunnel>(&mut tls, version).await {
-                    return Role::Client { tls: Box::new(tls), pcid, build, follows_redirect, permit, slot };
+                    let tls = Box::new(tls);
+                    return Role::Client { tls, pcid, build, follows_redirect, bare_records, permit, slot };
                 }
             }
-            Ok(Ok(Hello::Attach { version, tunnel_id })) => {
+            Ok(Ok(Hello::Attach { version, tunnel_id, bare_records })) => {
                 if check_version::<GateToTunnel>(&mut tls, version).await {
-                    return Role::Attach { tls: Box::new(tls), tunnel_id, slot };
+                    return Role::Attach { tls: Box::new(tls), tunnel_id, bare_records, slot };
                 }
             }
             Ok(Ok(Hello::Unexpected)) => {

@@ -25,8 +25,16 @@ use crate::relay::Traffic;
 use crate::sessions::{ClientCount, Sessions};
 use crate::stream::{refuse, GateStream};
 
-/// A data connection handed to the waiting client, with its per-IP slot.
-pub type DataEnd = (GateStream, IpSlot);
+/// A data connection handed to the waiting client.
+#[derive(Debug)]
+pub struct DataEnd {
+    /// The office PC's connection.
+    pub tls: GateStream,
+    /// The office PC can take bare records after the login.
+    pub bare_records: bool,
+    /// Its per-IP slot, held while the tunnel lasts.
+    pub slot: IpSlot,
+}
 
 /// Client connections waiting for their data connection.
 pub type PendingTunnels = Pairing<DataEnd>;
@@ -78,6 +86,8 @@ pub struct ClientAsk {
     pub build: Option<u32>,
     /// The app follows [`GateToTunnel::Redirect`].
     pub follows_redirect: bool,
+    /// The app can take bare records after the login.
+    pub bare_records: bool,
 }
 
 /// Where a computer not online here is, for the client's answer.
@@ -111,7 +121,7 @@ pub async fn client_connect(
     ask: ClientAsk,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    let ClientAsk { pcid, build, follows_redirect } = ask;
+    let ClientAsk { pcid, build, follows_redirect, bare_records } = ask;
     if let Some(min) = t.policy.current().rules.min_client_build {
         let build = build.unwrap_or(0);
         if build < min {
@@ -186,7 +196,8 @@ pub async fn client_connect(
         return refuse_client(&mut tls, code, message).await;
     }
     let wait = t.timing.handshake;
-    let Some((mut server, _server_slot)) = waiting.within(wait).await else {
+    let Some(DataEnd { tls: mut server, bare_records: server_bare, slot: _server_slot }) = waiting.within(wait).await
+    else {
         let message = format!("the computer \"{pcid}\" did not answer within {} s", wait.as_secs());
         return refuse_client(&mut tls, ErrorCode::Timeout, message).await;
     };
@@ -194,7 +205,8 @@ pub async fn client_connect(
     inc(&t.metrics.tunnels);
     let _open = Open::new(&t.metrics, |m| &m.tunnels_open);
     let (keepalive_ms, timeout_ms) = t.timing.millis();
-    let paired = GateToTunnel::Paired { keepalive_ms, timeout_ms };
+    let bare_records = bare_records && server_bare && crate::relay::in_place(&tls, &server);
+    let paired = GateToTunnel::Paired { keepalive_ms, timeout_ms, bare_records };
     if write_frame(&mut tls, &paired).await.is_err() || write_frame(&mut server, &paired).await.is_err() {
         return;
     }
@@ -202,15 +214,22 @@ pub async fn client_connect(
     t.registry.note_client(&session.msid).await;
     let listed = t.live.open(&pcid, client, t.shutdown.child_token());
     let counters = (t.traffic.clone(), listed.tunnel.bytes.clone());
-    let end =
-        crate::relay::relay_tls((tls, server), &t.secrets, t.timing.timeout, counters, listed.tunnel.cut.clone()).await;
+    let end = crate::relay::relay_tls(
+        (tls, server),
+        &t.secrets,
+        t.timing.timeout,
+        counters,
+        listed.tunnel.cut.clone(),
+        bare_records,
+    )
+    .await;
     info!(%pcid, ?end, "tunnel closed");
 }
 
 /// `Attach`: hands the office PC's data connection to the waiting client.
-pub async fn attach(pending: &PendingTunnels, tls: GateStream, tunnel_id: String, slot: IpSlot) {
+pub async fn attach(pending: &PendingTunnels, end: DataEnd, tunnel_id: String) {
     // The client's task owns the relay from here on.
-    if let Err((mut tls, _slot)) = pending.attach(&tunnel_id, (tls, slot)) {
+    if let Err(DataEnd { mut tls, .. }) = pending.attach(&tunnel_id, end) {
         refuse_client(&mut tls, ErrorCode::Timeout, "no client is waiting for this tunnel".into()).await;
     }
 }

@@ -89,6 +89,10 @@ pub enum Hello {
         /// older apps, which are then told where the computer is in a refusal.
         #[serde(default, skip_serializing_if = "is_false")]
         follows_redirect: bool,
+        /// The app can take bare records after the login (see
+        /// [`GateToTunnel::Paired`]`{ bare_records }`). Absent from older apps.
+        #[serde(default, skip_serializing_if = "is_false")]
+        bare_records: bool,
     },
     /// An office PC's data connection attaches to a waiting client (after
     /// [`GateToServer::Incoming`]); answered with [`GateToTunnel`].
@@ -97,6 +101,9 @@ pub enum Hello {
         version: u16,
         /// The tunnel id received in `Incoming`.
         tunnel_id: String,
+        /// As in [`Hello::ClientConnect`].
+        #[serde(default, skip_serializing_if = "is_false")]
+        bare_records: bool,
     },
     /// Any other tag: decoded so that the gateway can refuse it with
     /// [`ErrorCode::Protocol`]; never sent.
@@ -255,6 +262,19 @@ pub enum GateToTunnel {
         keepalive_ms: u64,
         /// Silence after which the peer is considered dead, in milliseconds.
         timeout_ms: u64,
+        /// Both apps asked for bare records and both legs are TLS 1.3 that
+        /// the gateway relays record by record. After the end-to-end login
+        /// each app then sends its leg's `close_notify` and, from there on,
+        /// each end-to-end record bare: a TLS application-data header
+        /// (`17 03 03`, length), the end-to-end record, and 17 zero bytes
+        /// where the leg's content type and tag would be (the same length
+        /// as the record sealed). The gateway passes the `close_notify` on
+        /// as its own and the bare records as they come, without opening or
+        /// sealing them: the end-to-end keys, which it does not hold, already
+        /// protect them. Absent from older gateways, and `false` for older
+        /// apps: each leg then stays sealed to the end.
+        #[serde(default, skip_serializing_if = "is_false")]
+        bare_records: bool,
     },
     /// Refusal; the connection closes after it.
     Error {
@@ -396,16 +416,42 @@ mod tests {
                 r#"{"t":"server_hello","version":1,"public_key":"ab12","hostname":"desk"}"#,
             ),
             (
-                Hello::ClientConnect { version: 1, pcid: "desk-01".into(), build: None, follows_redirect: false },
+                Hello::ClientConnect {
+                    version: 1,
+                    pcid: "desk-01".into(),
+                    build: None,
+                    follows_redirect: false,
+                    bare_records: false,
+                },
                 r#"{"t":"client_connect","version":1,"pcid":"desk-01"}"#,
             ),
             (
-                Hello::ClientConnect { version: 1, pcid: "desk-01".into(), build: Some(3), follows_redirect: true },
+                Hello::ClientConnect {
+                    version: 1,
+                    pcid: "desk-01".into(),
+                    build: Some(3),
+                    follows_redirect: true,
+                    bare_records: false,
+                },
                 r#"{"t":"client_connect","version":1,"pcid":"desk-01","build":3,"follows_redirect":true}"#,
             ),
             (
-                Hello::Attach { version: 1, tunnel_id: "abcd".into() },
+                Hello::ClientConnect {
+                    version: 1,
+                    pcid: "desk-01".into(),
+                    build: Some(3),
+                    follows_redirect: true,
+                    bare_records: true,
+                },
+                r#"{"t":"client_connect","version":1,"pcid":"desk-01","build":3,"follows_redirect":true,"bare_records":true}"#,
+            ),
+            (
+                Hello::Attach { version: 1, tunnel_id: "abcd".into(), bare_records: false },
                 r#"{"t":"attach","version":1,"tunnel_id":"abcd"}"#,
+            ),
+            (
+                Hello::Attach { version: 1, tunnel_id: "abcd".into(), bare_records: true },
+                r#"{"t":"attach","version":1,"tunnel_id":"abcd","bare_records":true}"#,
             ),
         ];
         let to_gate = [
@@ -469,8 +515,12 @@ mod tests {
         ];
         let to_tunnel = [
             (
-                GateToTunnel::Paired { keepalive_ms: 500, timeout_ms: 5000 },
+                GateToTunnel::Paired { keepalive_ms: 500, timeout_ms: 5000, bare_records: false },
                 r#"{"t":"paired","keepalive_ms":500,"timeout_ms":5000}"#,
+            ),
+            (
+                GateToTunnel::Paired { keepalive_ms: 500, timeout_ms: 5000, bare_records: true },
+                r#"{"t":"paired","keepalive_ms":500,"timeout_ms":5000,"bare_records":true}"#,
             ),
             (
                 GateToTunnel::Error { code: ErrorCode::PcidTaken, message: "taken".into() },

@@ -129,7 +129,11 @@ impl Idle {
                         attached += 1;
                         tokio::spawn(async move {
                             let mut d = upgraded_from(src, addr, &ca).await;
-                            let hello = Hello::Attach { version: thin_protocol::PROTOCOL_VERSION, tunnel_id };
+                            let hello = Hello::Attach {
+                                version: thin_protocol::PROTOCOL_VERSION,
+                                tunnel_id,
+                                bare_records: false,
+                            };
                             write_frame(&mut d, &hello).await.unwrap();
                             let paired: GateToTunnel = read_frame(&mut d).await.unwrap();
                             assert!(matches!(paired, GateToTunnel::Paired { .. }), "{paired:?}");

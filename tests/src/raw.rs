@@ -41,7 +41,13 @@ async fn upgrade(mut s: Tls) -> Tls {
 
 /// The first frame of a client asking for `pcid`, as the apps send it.
 pub fn client_hello(pcid: &str, build: Option<u32>, follows_redirect: bool) -> Hello {
-    Hello::ClientConnect { version: thin_protocol::PROTOCOL_VERSION, pcid: pcid.into(), build, follows_redirect }
+    Hello::ClientConnect {
+        version: thin_protocol::PROTOCOL_VERSION,
+        pcid: pcid.into(),
+        build,
+        follows_redirect,
+        bare_records: false,
+    }
 }
 
 /// A client's request for `pcid`; the caller reads the answer (`GateToTunnel`).
@@ -69,7 +75,8 @@ pub async fn client_connect_following(addr: SocketAddr, ca: &str, pcid: &str) ->
 /// An office PC's data connection for `tunnel_id`; the caller reads the answer.
 pub async fn attach(addr: SocketAddr, ca: &str, tunnel_id: &str) -> Tls {
     let mut s = upgraded(addr, ca).await;
-    let hello = Hello::Attach { version: thin_protocol::PROTOCOL_VERSION, tunnel_id: tunnel_id.into() };
+    let hello =
+        Hello::Attach { version: thin_protocol::PROTOCOL_VERSION, tunnel_id: tunnel_id.into(), bare_records: false };
     write_frame(&mut s, &hello).await.unwrap();
     s
 }
@@ -174,9 +181,19 @@ pub async fn logged_in(
     password: &str,
 ) -> thin_tunnel::decouple::Decoupled<thin_tunnel::link::LinkStream> {
     let mut s = link.open().await.unwrap();
-    write_frame(&mut s, &client_hello(pcid, None, false)).await.unwrap();
+    let hello = Hello::ClientConnect {
+        version: thin_protocol::PROTOCOL_VERSION,
+        pcid: pcid.into(),
+        build: None,
+        follows_redirect: false,
+        bare_records: true,
+    };
+    write_frame(&mut s, &hello).await.unwrap();
     let answer = read_frame::<thin_protocol::messages::GateToTunnel, _>(&mut s).await.unwrap();
-    assert!(matches!(answer, thin_protocol::messages::GateToTunnel::Paired { .. }), "not paired: {answer:?}");
+    let thin_protocol::messages::GateToTunnel::Paired { bare_records, .. } = answer else {
+        panic!("not paired: {answer:?}")
+    };
+    let bare = if bare_records { thin_tunnel::decouple::Bare::First } else { thin_tunnel::decouple::Bare::No };
     let times = thin_tunnel::e2e::LoginTimes {
         answer: std::time::Duration::from_secs(10),
         keepalive: std::time::Duration::from_secs(1),
@@ -184,5 +201,5 @@ pub async fn logged_in(
     };
     let pw = Secret::new(password);
     let keys = thin_tunnel::e2e::client_login(&mut s, &pw, pcid, &thin_tunnel::otp::NoOtp, times).await.unwrap();
-    thin_tunnel::decouple::Decoupled::over_link(s, keys).await.unwrap()
+    thin_tunnel::decouple::Decoupled::over_link(s, keys, bare).await.unwrap()
 }

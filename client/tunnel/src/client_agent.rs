@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn};
 
+use crate::decouple::Bare;
 use crate::device::DeviceStore;
 use crate::e2e::{LoginError, LoginTimes};
 use crate::link::{Link, LinkError};
@@ -84,15 +85,19 @@ pub async fn connect_as(
         pcid: pcid.to_string(),
         build,
         follows_redirect: true,
+        bare_records: thin_protocol::records::takeable(s.get_ref().1),
     };
     let mut redirects = 0;
-    let (keepalive, timeout) = loop {
+    let (keepalive, timeout, bare) = loop {
         write_frame(&mut s, &req).await.map_err(|e| LinkError::Lost(e.to_string()))?;
         let answer =
             tokio::time::timeout(link.timeout + Duration::from_secs(15), read_frame::<GateToTunnel, _>(&mut s));
         match answer.await {
-            Ok(Ok(GateToTunnel::Paired { keepalive_ms, timeout_ms })) => {
-                break (Duration::from_millis(keepalive_ms.max(100)), Duration::from_millis(timeout_ms.max(1000)));
+            Ok(Ok(GateToTunnel::Paired { keepalive_ms, timeout_ms, bare_records })) => {
+                let (keepalive, timeout) =
+                    (Duration::from_millis(keepalive_ms.max(100)), Duration::from_millis(timeout_ms.max(1000)));
+                // thinclient switches to bare records first (crate::inplace).
+                break (keepalive, timeout, if bare_records { Bare::First } else { Bare::No });
             }
             Ok(Ok(GateToTunnel::Error { code, message })) => return Err(LinkError::Refused { code, message }.into()),
             // The computer is online at another member of the cluster: ask
@@ -110,7 +115,8 @@ pub async fn connect_as(
     let keys = crate::e2e::client_login(&mut s, password, &pcid_norm, otp, times).await?;
     info!(pcid = %pcid_norm, "logged in");
     let binding = keys.binding;
-    let sealed = crate::decouple::Decoupled::over_link(s, keys).await.map_err(|e| LinkError::Lost(e.to_string()))?;
+    let sealed =
+        crate::decouple::Decoupled::over_link(s, keys, bare).await.map_err(|e| LinkError::Lost(e.to_string()))?;
     let (opener, conn) = mux::client(sealed.compat());
     let conn = AbortOnDropHandle::new(conn);
     let note = crate::check::client_check(&opener, &binding, device).await.map_err(ClientError::Refused)?;

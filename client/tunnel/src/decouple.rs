@@ -37,7 +37,7 @@ use std::sync::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf};
 use tokio::sync::Notify;
 
-use crate::inplace::{RecordReader, Taken};
+use crate::inplace::{RecordReader, Signals, Taken};
 use crate::seal::{Keys, OpenReader, Sealer, GAP_AFTER, GAP_BEFORE, SEND_PLAIN};
 
 /// Most bytes of stream data queued for sending before writes wait: above
@@ -158,6 +158,8 @@ struct Shared {
     drained: AtomicWaker,
     /// The peer asked for a key update of the TLS send keys.
     update_asked: AtomicBool,
+    /// The gateway's records switched to bare ones.
+    bare_in: AtomicBool,
 }
 
 impl Shared {
@@ -170,6 +172,7 @@ impl Shared {
             failed: AtomicBool::new(false),
             drained: AtomicWaker::new(),
             update_asked: AtomicBool::new(false),
+            bare_in: AtomicBool::new(false),
         })
     }
 }
@@ -196,8 +199,29 @@ enum Reader<T> {
 enum Out<W> {
     /// Through rustls (or any stream).
     Stream(W),
-    /// The TLS leg in place: the socket and the TLS send keys.
-    InPlace(tokio::net::tcp::OwnedWriteHalf, thin_protocol::records::Keys),
+    /// The TLS leg in place: the socket, the TLS send keys, and whether
+    /// records go bare.
+    InPlace(tokio::net::tcp::OwnedWriteHalf, thin_protocol::records::Keys, Bare),
+}
+
+/// Whether the records this app sends go bare ([`crate::inplace`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bare {
+    /// Not agreed: TLS records to the end.
+    No,
+    /// Agreed: switch before the first record (thinclient).
+    First,
+    /// Agreed: switch once the gateway's records have (thinsvr).
+    AfterPeer,
+    /// Switched.
+    On,
+}
+
+impl Bare {
+    /// Whether bare records were agreed.
+    pub fn agreed(self) -> bool {
+        self != Bare::No
+    }
 }
 
 impl<W: AsyncWrite + Unpin> Out<W> {
@@ -214,7 +238,12 @@ impl<W: AsyncWrite + Unpin> Out<W> {
                 write_all_vectored(wr, &parts).await?;
                 wr.flush().await
             }
-            Out::InPlace(wr, tls) => {
+            Out::InPlace(wr, tls, bare) => {
+                switch_if_due(wr, tls, bare, shared).await?;
+                if *bare == Bare::On {
+                    let n = crate::inplace::seal_batch_bare(sealer, batch)?;
+                    return wr.write_all(&batch[..n]).await;
+                }
                 // A key update goes between records: the records sealed
                 // under the old keys first.
                 let mut at = 0;
@@ -233,7 +262,13 @@ impl<W: AsyncWrite + Unpin> Out<W> {
     async fn idle(&mut self, shared: &Shared) -> std::io::Result<()> {
         match self {
             Out::Stream(_) => Ok(()),
-            Out::InPlace(wr, tls) => update_if_due(wr, tls, shared).await,
+            Out::InPlace(wr, tls, bare) => {
+                switch_if_due(wr, tls, bare, shared).await?;
+                if *bare == Bare::On {
+                    return Ok(());
+                }
+                update_if_due(wr, tls, shared).await
+            }
         }
     }
 
@@ -241,9 +276,29 @@ impl<W: AsyncWrite + Unpin> Out<W> {
     async fn close(&mut self) {
         let _ = match self {
             Out::Stream(wr) => wr.shutdown().await,
-            Out::InPlace(wr, tls) => crate::inplace::close(wr, tls).await,
+            Out::InPlace(wr, _, Bare::On) => wr.shutdown().await,
+            Out::InPlace(wr, tls, _) => crate::inplace::close(wr, tls).await,
         };
     }
+}
+
+/// Switches to bare records when this end's turn has come.
+async fn switch_if_due(
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    tls: &mut thin_protocol::records::Keys,
+    bare: &mut Bare,
+    shared: &Shared,
+) -> std::io::Result<()> {
+    let due = match *bare {
+        Bare::First => true,
+        Bare::AfterPeer => shared.bare_in.load(Ordering::Acquire),
+        Bare::No | Bare::On => false,
+    };
+    if due {
+        crate::inplace::switch_to_bare(wr, tls).await?;
+        *bare = Bare::On;
+    }
+    Ok(())
 }
 
 /// Sends a key update when the peer asked for one or the send keys near
@@ -277,14 +332,31 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Decoupled<T> {
 impl Decoupled<crate::link::LinkStream> {
     /// [`Decoupled::sealed`] over a tunnel's TLS connection, taken out of
     /// rustls when it can be ([`crate::inplace`]): both layers of each
-    /// record are then sealed and opened in the same bytes.
-    pub async fn over_link(s: crate::link::LinkStream, keys: Keys) -> std::io::Result<Self> {
+    /// record are then sealed and opened in the same bytes, or only the
+    /// end-to-end layer once records go bare (`bare`, as the gateway's
+    /// `Paired` agreed).
+    pub async fn over_link(s: crate::link::LinkStream, keys: Keys, bare: Bare) -> std::io::Result<Self> {
         let Taken { rd, wr, keys: tls, plain, ahead, peer_closed } = match crate::inplace::take(s).await? {
             Ok(taken) => taken,
+            Err(_) if bare.agreed() => {
+                return Err(std::io::Error::other("the gateway agreed to bare records on a leg that is not TLS 1.3"))
+            }
             Err(s) => return Ok(Self::sealed(s, keys)),
         };
+        if bare.agreed() && peer_closed {
+            // rustls read the gateway's switch to bare records, and keeps
+            // what followed it: the gateway switched out of turn.
+            return Err(std::io::Error::other("the gateway switched to bare records before the login had ended"));
+        }
         let shared = Shared::new();
-        spawn_writer::<tokio::io::Sink>(shared.clone(), keys.send, Out::InPlace(wr, tls.tx));
+        spawn_writer::<tokio::io::Sink>(shared.clone(), keys.send, Out::InPlace(wr, tls.tx, bare));
+        let signals = Self::signals(&shared, bare.agreed());
+        let rd = RecordReader::new(rd, tls.rx, keys.recv, (plain, ahead, peer_closed), signals);
+        Ok(Self { rd: Reader::InPlace(Box::new(rd)), shared, frames: FrameCounter::default() })
+    }
+
+    /// What the reader tells the writer task.
+    fn signals(shared: &Arc<Shared>, bare: bool) -> Signals {
         let asked = {
             let sh = shared.clone();
             Box::new(move || {
@@ -292,8 +364,14 @@ impl Decoupled<crate::link::LinkStream> {
                 sh.more.notify_one();
             })
         };
-        let rd = RecordReader::new(rd, tls.rx, keys.recv, (plain, ahead, peer_closed), asked);
-        Ok(Self { rd: Reader::InPlace(Box::new(rd)), shared, frames: FrameCounter::default() })
+        let switched = {
+            let sh = shared.clone();
+            Box::new(move || {
+                sh.bare_in.store(true, Ordering::Release);
+                sh.more.notify_one();
+            })
+        };
+        Signals { asked, bare, switched }
     }
 }
 
@@ -457,8 +535,9 @@ mod tests {
         // Three records, then an update is due.
         tls.tx.set_budget(3);
         let shared = Shared::new();
-        spawn_writer::<tokio::io::Sink>(shared.clone(), app_keys.send, Out::InPlace(wr, tls.tx));
-        let rd = RecordReader::new(rd, tls.rx, app_keys.recv, (plain, ahead, peer_closed), Box::new(|| {}));
+        spawn_writer::<tokio::io::Sink>(shared.clone(), app_keys.send, Out::InPlace(wr, tls.tx, Bare::No));
+        let signals = Decoupled::<crate::link::LinkStream>::signals(&shared, false);
+        let rd = RecordReader::new(rd, tls.rx, app_keys.recv, (plain, ahead, peer_closed), signals);
         let mut app: Decoupled<crate::link::LinkStream> =
             Decoupled { rd: Reader::InPlace(Box::new(rd)), shared, frames: FrameCounter::default() };
         // Ten records' worth in one write: one batch, sealed in two runs.

@@ -14,6 +14,25 @@
 //! first, with one move. Key updates and `close_notify` are followed as
 //! rustls would; a connection rustls cannot hand over (TLS 1.2) stays with
 //! rustls.
+//!
+//! **Bare records.** When the gateway agreed (`GateToTunnel::Paired {
+//! bare_records }`), each direction of the leg switches, after the login,
+//! from TLS records to bare ones: the sender seals its `close_notify` and
+//! from then on frames each end-to-end record as a bare record
+//! ([`seal_batch_bare`]); the gateway passes that `close_notify` on as its
+//! own and the bare records as they come. The end-to-end keys protect every
+//! byte that matters (confidentiality, integrity, order, replay), so sealing
+//! them again on each leg, and opening and sealing them once more at the
+//! gateway, protected nothing more: it cost four AES-GCM passes of the six
+//! per byte. A bare record looks like the TLS record it replaces (same
+//! header, same length) to anything between the app and the gateway.
+//!
+//! Who switches when: thinclient switches first, right after the login
+//! (its last read of the login is the office PC's `Ready`, so nothing bare
+//! can have reached its rustls); thinsvr switches once it has read that
+//! switch, so its own `close_notify` cannot reach thinclient before
+//! thinclient has taken its leg out of rustls (rustls would keep whatever
+//! followed a `close_notify` to itself).
 
 use std::io;
 use std::pin::Pin;
@@ -94,6 +113,37 @@ pub async fn send_key_update(wr: &mut OwnedWriteHalf, tls: &mut Keys) -> io::Res
     wr.write_all(&rec[..n]).await
 }
 
+/// Bytes after each end-to-end record in a bare record, all zero: where
+/// the TLS record's content type and tag were (so that a bare record has the
+/// length of the TLS record it replaces).
+pub const BARE_PAD: usize = 1 + records::TAG;
+
+/// Seals records of `batch` (laid out as for [`seal_batch`]) end to end and
+/// frames each as a bare record in place: a TLS application-data header, the
+/// end-to-end record, [`BARE_PAD`] zero bytes. Returns the bytes framed (all).
+pub fn seal_batch_bare(e2e: &mut seal::Sealer, batch: &mut [u8]) -> io::Result<usize> {
+    let mut at = 0;
+    while at < batch.len() {
+        let plain = (batch.len() - at - seal::GAP_BEFORE - seal::GAP_AFTER).min(seal::SEND_PLAIN);
+        let inner = e2e.seal_gapped(&mut batch[at..], plain)?;
+        debug_assert_eq!(inner.start, records::HEADER);
+        let content = inner.len() + BARE_PAD;
+        let rec = &mut batch[at..at + records::HEADER + content];
+        rec[..records::HEADER].copy_from_slice(&[23, 3, 3, (content >> 8) as u8, content as u8]);
+        rec[inner.end..].fill(0);
+        at += rec.len();
+    }
+    Ok(at)
+}
+
+/// Writes a sealed `close_notify` and leaves the socket open: what this app
+/// sends after it is bare records.
+pub async fn switch_to_bare(wr: &mut OwnedWriteHalf, tls: &mut Keys) -> io::Result<()> {
+    let mut rec = [0u8; records::CLOSE_NOTIFY_LEN];
+    let n = records::seal_close_notify(tls, &mut rec).map_err(bad)?;
+    wr.write_all(&rec[..n]).await
+}
+
 /// Writes a sealed `close_notify`, then half-closes the socket.
 pub async fn close(wr: &mut OwnedWriteHalf, tls: &mut Keys) -> io::Result<()> {
     let mut rec = [0u8; records::CLOSE_NOTIFY_LEN];
@@ -130,19 +180,36 @@ pub struct RecordReader {
     failed: Option<io::ErrorKind>,
     /// Called when the gateway asks for a key update of the send keys.
     asked: Box<dyn Fn() + Send + Sync>,
+    /// Bare records were agreed: the gateway's `close_notify` is the switch.
+    bare: bool,
+    /// The switch came: what follows is bare records.
+    bare_in: bool,
+    /// Called when the switch came.
+    switched: Box<dyn Fn() + Send + Sync>,
+}
+
+/// What a [`RecordReader`] tells its writer.
+pub struct Signals {
+    /// The gateway asked for a key update of the send keys.
+    pub asked: Box<dyn Fn() + Send + Sync>,
+    /// Bare records were agreed.
+    pub bare: bool,
+    /// The gateway's records switched to bare ones.
+    pub switched: Box<dyn Fn() + Send + Sync>,
 }
 
 impl RecordReader {
     /// Reads from `rd` with `rx` (TLS) and `opener` (end to end), starting
     /// with `plain` (already opened TLS content) and `ahead` (TLS records
-    /// already read); `asked` is called when the peer asks for a key update.
+    /// already read); `signals` tell the writer what the gateway asked.
     pub fn new(
         rd: OwnedReadHalf,
         rx: Keys,
         opener: Opener,
         (plain, ahead, peer_closed): (Vec<u8>, Vec<u8>, bool),
-        asked: Box<dyn Fn() + Send + Sync>,
+        signals: Signals,
     ) -> Self {
+        let Signals { asked, bare, switched } = signals;
         let mut buf = vec![0u8; CAP.max(plain.len() + ahead.len() + CAP)].into_boxed_slice();
         let (p, a) = (plain.len(), ahead.len());
         buf[..p].copy_from_slice(&plain);
@@ -158,7 +225,38 @@ impl RecordReader {
             closed: peer_closed,
             failed: None,
             asked,
+            bare,
+            bare_in: false,
+            switched,
         }
+    }
+
+    /// Adds the content at `from..from + len` to `joined`.
+    fn join(&mut self, from: usize, len: usize) {
+        let (j0, j1) = self.joined;
+        if j0 == j1 {
+            self.joined = (from, from + len);
+        } else {
+            self.buf.copy_within(from..from + len, j1);
+            self.joined.1 = j1 + len;
+        }
+    }
+
+    /// The end-to-end record inside the bare record at `r0..r0 + n`.
+    fn open_bare(&mut self, r0: usize, n: usize) -> io::Result<()> {
+        let content = n - records::HEADER;
+        let len = content.checked_sub(BARE_PAD).filter(|&l| l >= seal::HEADER + seal::TAG);
+        let pad_ok = len.is_some_and(|l| self.buf[r0 + records::HEADER + l..r0 + n].iter().all(|&b| b == 0));
+        let Some(len) = len.filter(|_| pad_ok) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "a bare record of {content} bytes does not end in {BARE_PAD} zero bytes after an end-to-end record"
+                ),
+            ));
+        };
+        self.join(r0 + records::HEADER, len);
+        Ok(())
     }
 
     /// Opens the next whole end-to-end record in `joined`, if there is one.
@@ -188,22 +286,21 @@ impl RecordReader {
             return Ok(false);
         }
         self.raw.0 = r0 + n;
+        if self.bare_in {
+            self.open_bare(r0, n)?;
+            return Ok(true);
+        }
         match records::open(&mut self.rx, &mut self.buf[r0..r0 + n]).map_err(bad)? {
             Opened::Data(0) => {}
-            Opened::Data(len) => {
-                let from = r0 + records::HEADER;
-                let (j0, j1) = self.joined;
-                if j0 == j1 {
-                    self.joined = (from, from + len);
-                } else {
-                    self.buf.copy_within(from..from + len, j1);
-                    self.joined.1 = j1 + len;
-                }
-            }
+            Opened::Data(len) => self.join(r0 + records::HEADER, len),
             Opened::KeyUpdate { requested } => {
                 if requested {
                     (self.asked)();
                 }
+            }
+            Opened::CloseNotify if self.bare => {
+                self.bare_in = true;
+                (self.switched)();
             }
             Opened::CloseNotify => {
                 // Whatever follows a close_notify is ignored.
@@ -242,7 +339,7 @@ impl RecordReader {
                 continue;
             }
             if self.closed {
-                return Poll::Ready(if self.joined.0 == self.joined.1 {
+                return Poll::Ready(if self.joined.0 == self.joined.1 && self.raw.0 == self.raw.1 {
                     Ok(())
                 } else {
                     Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the tunnel was cut in the middle of a record"))
@@ -254,6 +351,12 @@ impl RecordReader {
             match Pin::new(&mut self.rd).poll_read(cx, &mut rb) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) if rb.filled().is_empty() && self.bare_in => {
+                    // The end of bare records: clean where a record ended
+                    // (as through rustls, where the gateway's close_notify
+                    // is the gateway's word, not the office PC's).
+                    self.closed = true;
+                }
                 Poll::Ready(Ok(())) if rb.filled().is_empty() => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -389,7 +492,7 @@ pub(crate) mod tests {
         gate_keys.send.seal(&early, &mut wire).unwrap();
         gate.write_all(&wire).await.unwrap();
         gate.flush().await.unwrap();
-        let mut app = Decoupled::over_link(app, app_keys).await.unwrap();
+        let mut app = Decoupled::over_link(app, app_keys, crate::decouple::Bare::No).await.unwrap();
         assert!(app.in_place(), "a TLS 1.3 leg is taken out of rustls");
         assert!(read_exactly(&mut app, early.len()).await == early);
 
@@ -442,11 +545,150 @@ pub(crate) mod tests {
         assert!(data.iter().all(|&l| l <= sealed), "{data:?}");
     }
 
+    /// The gateway's side of a switch to bare records: its `close_notify`
+    /// under its TLS keys, then `plain` sealed end to end by `keys`, each
+    /// end-to-end record in a bare record.
+    fn gateway_switch(gate: &mut rustls::ServerConnection, keys: &mut crate::seal::Sealer, plain: &[u8]) -> Vec<u8> {
+        gate.send_close_notify();
+        let mut wire = Vec::new();
+        while gate.wants_write() {
+            gate.write_tls(&mut wire).unwrap();
+        }
+        for chunk in plain.chunks(crate::seal::SEND_PLAIN) {
+            let mut e2e = Vec::new();
+            keys.seal(chunk, &mut e2e).unwrap();
+            let len = e2e.len() + super::BARE_PAD;
+            wire.extend([23, 3, 3, (len >> 8) as u8, len as u8]);
+            wire.extend(e2e);
+            wire.extend([0u8; super::BARE_PAD]);
+        }
+        wire
+    }
+
+    /// The end-to-end records inside the bare records of `wire`, after the
+    /// app's `close_notify` (opened with `gate`'s keys); `None` when the
+    /// first record is no `close_notify` or a later one no bare record.
+    fn app_bare(gate: &mut rustls::ServerConnection, wire: &[u8]) -> Option<Vec<u8>> {
+        let len = 5 + u16::from_be_bytes([wire[3], wire[4]]) as usize;
+        gate.read_tls(&mut &wire[..len]).unwrap();
+        gate.process_new_packets().ok()?;
+        let mut plain = Vec::new();
+        if !matches!(std::io::Read::read_to_end(&mut gate.reader(), &mut plain), Ok(0)) {
+            return None;
+        }
+        let (mut at, mut e2e) = (len, Vec::new());
+        while at < wire.len() {
+            let n = u16::from_be_bytes([wire[at + 3], wire[at + 4]]) as usize;
+            let content = &wire[at + 5..at + 5 + n];
+            let (inner, pad) = content.split_at(n - super::BARE_PAD);
+            if wire[at] != 23 || pad.iter().any(|&b| b != 0) {
+                return None;
+            }
+            e2e.extend_from_slice(inner);
+            at += 5 + n;
+        }
+        Some(e2e)
+    }
+
+    async fn open_all(wire: Vec<u8>, opener: crate::seal::Opener) -> Vec<u8> {
+        let mut got = Vec::new();
+        OpenReader::new(&wire[..], opener).read_to_end(&mut got).await.unwrap();
+        got
+    }
+
+    #[tokio::test]
+    async fn thinclient_switches_to_bare_records_first_and_reads_the_gateways() {
+        let (app, mut gate, _) = link(&rustls::version::TLS13).await;
+        let (app_keys, mut gate_keys) = crate::seal::tests::pair();
+        // Sealed records from the office PC that came before the takeover.
+        let early = pattern(40_000, 3);
+        let mut wire = Vec::new();
+        gate_keys.send.seal(&early, &mut wire).unwrap();
+        gate.write_all(&wire).await.unwrap();
+        gate.flush().await.unwrap();
+        let mut app = Decoupled::over_link(app, app_keys, crate::decouple::Bare::First).await.unwrap();
+        assert!(read_exactly(&mut app, early.len()).await == early);
+        // What the app sends: its close_notify, then bare records only, each
+        // as long as the TLS record it replaces; its end is the socket's.
+        let up = pattern(100_000, 5);
+        app.write_all(&up).await.unwrap();
+        app.shutdown().await.unwrap();
+        let (mut tcp, mut conn) = gate.into_inner();
+        let mut wire = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(20), tcp.read_to_end(&mut wire)).await.unwrap().unwrap();
+        let lengths = record_lengths(&wire);
+        assert_eq!(lengths[0], 19, "the close_notify first: {lengths:?}");
+        let sealed = thin_protocol::records::MAX_CONTENT + 1 + thin_protocol::records::TAG;
+        assert_eq!(lengths[1..lengths.len() - 1], vec![sealed; lengths.len() - 2], "{lengths:?}");
+        assert_eq!(lengths.len() - 1, up.len().div_ceil(crate::seal::SEND_PLAIN), "{lengths:?}");
+        let e2e = app_bare(&mut conn, &wire).expect("a close_notify, then bare records");
+        assert!(open_all(e2e, gate_keys.recv).await == up);
+        // The gateway's switch, then bare records, then the socket's end:
+        // the app reads them all and a clean end.
+        let down = pattern(50_000, 11);
+        tcp.write_all(&gateway_switch(&mut conn, &mut gate_keys.send, &down)).await.unwrap();
+        tcp.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(20), app.read_to_end(&mut got)).await.unwrap().unwrap();
+        assert!(got == down);
+    }
+
+    #[tokio::test]
+    async fn thinsvr_switches_to_bare_records_only_after_the_gateways_switch() {
+        let (app, mut gate, _) = link(&rustls::version::TLS13).await;
+        let (app_keys, mut gate_keys) = crate::seal::tests::pair();
+        let mut app = Decoupled::over_link(app, app_keys, crate::decouple::Bare::AfterPeer).await.unwrap();
+        // Before the gateway's switch the app seals its records for TLS.
+        let first = pattern(3000, 7);
+        app.write_all(&first).await.unwrap();
+        let mut e2e = vec![0u8; crate::seal::HEADER + first.len() + crate::seal::TAG];
+        tokio::time::timeout(std::time::Duration::from_secs(20), gate.read_exact(&mut e2e)).await.unwrap().unwrap();
+        // The gateway switches; the app reads its bare records, then
+        // switches too.
+        let (mut tcp, mut conn) = gate.into_inner();
+        let down = pattern(30_000, 13);
+        tcp.write_all(&gateway_switch(&mut conn, &mut gate_keys.send, &down)).await.unwrap();
+        assert!(read_exactly(&mut app, down.len()).await == down);
+        let second = pattern(20_000, 17);
+        app.write_all(&second).await.unwrap();
+        app.shutdown().await.unwrap();
+        let mut wire = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(20), tcp.read_to_end(&mut wire)).await.unwrap().unwrap();
+        e2e.extend(app_bare(&mut conn, &wire).expect("a close_notify, then bare records"));
+        let mut want = first.clone();
+        want.extend(&second);
+        assert!(open_all(e2e, gate_keys.recv).await == want);
+    }
+
+    #[tokio::test]
+    async fn a_bare_record_altered_or_with_a_non_zero_pad_ends_the_tunnel_and_a_cut_one_is_no_clean_end() {
+        for (what, spoil) in [
+            ("altered", (|w: &mut Vec<u8>| w[40] ^= 1) as fn(&mut Vec<u8>)),
+            ("padded", |w: &mut Vec<u8>| *w.last_mut().unwrap() = 1),
+            ("cut", |w: &mut Vec<u8>| w.truncate(w.len() - 1)),
+        ] {
+            let (app, gate, _) = link(&rustls::version::TLS13).await;
+            let (app_keys, mut gate_keys) = crate::seal::tests::pair();
+            let mut app = Decoupled::over_link(app, app_keys, crate::decouple::Bare::First).await.unwrap();
+            let (mut tcp, mut conn) = gate.into_inner();
+            let mut wire = gateway_switch(&mut conn, &mut gate_keys.send, b"not for the app");
+            spoil(&mut wire);
+            tcp.write_all(&wire).await.unwrap();
+            tcp.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            let r = tokio::time::timeout(std::time::Duration::from_secs(20), app.read_to_end(&mut got)).await.unwrap();
+            let e = r.expect_err(what);
+            let kind = if what == "cut" { std::io::ErrorKind::UnexpectedEof } else { std::io::ErrorKind::InvalidData };
+            assert_eq!(e.kind(), kind, "{what}: {e}");
+            assert!(got.is_empty(), "{what}: {got:?}");
+        }
+    }
+
     #[tokio::test]
     async fn a_tls_1_2_leg_stays_with_rustls_and_carries_the_same() {
         let (app, gate, _) = link(&rustls::version::TLS12).await;
         let (app_keys, mut gate_keys) = crate::seal::tests::pair();
-        let mut app = Decoupled::over_link(app, app_keys).await.unwrap();
+        let mut app = Decoupled::over_link(app, app_keys, crate::decouple::Bare::No).await.unwrap();
         assert!(!app.in_place());
         let (gate_rd, mut gate_wr) = tokio::io::split(gate);
         let down = pattern(100_000, 3);
@@ -465,7 +707,7 @@ pub(crate) mod tests {
     async fn an_altered_tls_record_ends_the_tunnel_with_an_error() {
         let (app, gate, _) = link(&rustls::version::TLS13).await;
         let (app_keys, _gate_keys) = crate::seal::tests::pair();
-        let mut app = Decoupled::over_link(app, app_keys).await.unwrap();
+        let mut app = Decoupled::over_link(app, app_keys, crate::decouple::Bare::No).await.unwrap();
         assert!(app.in_place());
         // Bytes that are no TLS record of this connection, on the socket.
         let (mut tcp, _) = gate.into_inner();

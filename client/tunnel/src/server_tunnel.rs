@@ -20,6 +20,7 @@ use thin_protocol::device_check::CheckAsk;
 use thin_protocol::policy::Policy;
 
 use crate::check::KIND_CHECK;
+use crate::decouple::Bare;
 use crate::desktop::{Desktop, DesktopInfo, DesktopMode, Route, KIND_DESKTOP};
 use crate::e2e::{LoginError, LoginTimes, OtpCheck};
 use crate::link::LinkError;
@@ -72,10 +73,16 @@ async fn serve_inner(
     timeout: Duration,
 ) -> Result<(), TunnelError> {
     let mut s = ctx.link.open().await?;
-    let attach = Hello::Attach { version: thin_protocol::PROTOCOL_VERSION, tunnel_id: tunnel_id.to_string() };
+    let attach = Hello::Attach {
+        version: thin_protocol::PROTOCOL_VERSION,
+        tunnel_id: tunnel_id.to_string(),
+        bare_records: thin_protocol::records::takeable(s.get_ref().1),
+    };
     write_frame(&mut s, &attach).await?;
-    match tokio::time::timeout(ctx.link.timeout, read_frame::<GateToTunnel, _>(&mut s)).await {
-        Ok(Ok(GateToTunnel::Paired { .. })) => {}
+    // thinsvr switches to bare records after thinclient (crate::inplace).
+    let bare = match tokio::time::timeout(ctx.link.timeout, read_frame::<GateToTunnel, _>(&mut s)).await {
+        Ok(Ok(GateToTunnel::Paired { bare_records: true, .. })) => Bare::AfterPeer,
+        Ok(Ok(GateToTunnel::Paired { .. })) => Bare::No,
         Ok(Ok(GateToTunnel::Error { message, .. })) => return Err(TunnelError::Refused(message)),
         // A data connection is never redirected: it attaches where its session is.
         Ok(Ok(GateToTunnel::Redirect { gateway })) => {
@@ -83,7 +90,7 @@ async fn serve_inner(
         }
         Ok(Err(e)) => return Err(e.into()),
         Err(_) => return Err(TunnelError::NotPaired),
-    }
+    };
     let rules = ctx.policy.get();
     let (otp_email, ask, mode) = match ctx.dir.settings() {
         Ok(settings) => {
@@ -114,7 +121,8 @@ async fn serve_inner(
     // Only what opens under the client's key counts as hearing from it: the
     // gateway cannot keep a tunnel alive after the user has left.
     let binding = keys.binding;
-    let sealed = crate::decouple::Decoupled::over_link(s, keys).await.map_err(|e| LinkError::Lost(e.to_string()))?;
+    let sealed =
+        crate::decouple::Decoupled::over_link(s, keys, bare).await.map_err(|e| LinkError::Lost(e.to_string()))?;
     let (mut inbound, conn) = mux::server(mux::Touch::new(sealed, epoch, heard.clone()).compat());
     let _conn = AbortOnDropHandle::new(conn);
     // Known home PCs, inspection: nothing is served before the check passed.

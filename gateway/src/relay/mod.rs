@@ -117,16 +117,26 @@ pub enum RelayEnd {
     Shutdown,
 }
 
+/// Whether a tunnel of these two legs is relayed record by record
+/// ([`transcrypt`]): both are TLS 1.3 with a suite the relay knows.
+pub fn in_place(client: &GateStream, server: &GateStream) -> bool {
+    transcrypt::can_take(client) && transcrypt::can_take(server)
+}
+
 /// Relays a paired tunnel: record by record when both legs are TLS 1.3
-/// ([`transcrypt`]), else through rustls's streams ([`relay`]).
+/// ([`transcrypt`]), else through rustls's streams ([`relay`]). With
+/// `bare_records` (both apps were told so in `Paired`, which only [`in_place`]
+/// legs allow), each direction passes on what follows its sender's
+/// `close_notify` as it comes.
 pub async fn relay_tls(
     (client, server): (GateStream, GateStream),
     secrets: &HandshakeSecrets,
     idle: Duration,
     counters: (Arc<Traffic>, Arc<Traffic>),
     shutdown: tokio_util::sync::CancellationToken,
+    bare_records: bool,
 ) -> RelayEnd {
-    if transcrypt::can_take(&client) && transcrypt::can_take(&server) {
+    if in_place(&client, &server) {
         let legs = async {
             Ok::<_, std::io::Error>((
                 transcrypt::Leg::take(client, secrets).await?,
@@ -136,7 +146,7 @@ pub async fn relay_tls(
         return match legs.await {
             Ok((c, s)) => {
                 let meter = Meter::new(counters);
-                watch(transcrypt::both_ways(c, s, meter.clone()), &meter, idle, shutdown).await
+                watch(transcrypt::both_ways(c, s, meter.clone(), bare_records), &meter, idle, shutdown).await
             }
             Err(e) => RelayEnd::Error(e),
         };

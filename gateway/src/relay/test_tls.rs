@@ -80,9 +80,82 @@ fn spawn_relay(
     secrets: Arc<HandshakeSecrets>,
     counters: (Arc<Traffic>, Arc<Traffic>),
 ) -> tokio::task::JoinHandle<RelayEnd> {
+    spawn_relay_bare(a_gw, b_gw, secrets, counters, false)
+}
+
+/// [`spawn_relay`], with bare records agreed or not.
+fn spawn_relay_bare(
+    a_gw: GateStream,
+    b_gw: GateStream,
+    secrets: Arc<HandshakeSecrets>,
+    counters: (Arc<Traffic>, Arc<Traffic>),
+    bare: bool,
+) -> tokio::task::JoinHandle<RelayEnd> {
     tokio::spawn(async move {
-        relay_tls((a_gw, b_gw), &secrets, Duration::from_secs(30), counters, Default::default()).await
+        relay_tls((a_gw, b_gw), &secrets, Duration::from_secs(30), counters, Default::default(), bare).await
     })
+}
+
+/// An app's side of a switch to bare records: it sends its `close_notify`
+/// and then `bare`, and ends its socket, while it reads what the gateway
+/// sends: `Ok` with every byte after the gateway's own `close_notify`
+/// (opened with the app's TLS keys), as it came, to the end.
+async fn switch_both_ways(app: AppStream, bare: Vec<u8>) -> Result<Vec<u8>, String> {
+    let (tcp, mut conn) = app.into_inner();
+    conn.send_close_notify();
+    let mut wire = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut wire).unwrap();
+    }
+    wire.extend_from_slice(&bare);
+    let (mut rd, mut wr) = tcp.into_split();
+    let writer = tokio::spawn(async move {
+        wr.write_all(&wire).await.unwrap();
+        wr.shutdown().await.unwrap();
+    });
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), rd.read_to_end(&mut got)).await.unwrap().unwrap();
+    writer.await.unwrap();
+    let len = 5 + u16::from_be_bytes([got[3], got[4]]) as usize;
+    conn.read_tls(&mut &got[..len]).unwrap();
+    conn.process_new_packets().map_err(|e| e.to_string())?;
+    let mut plain = Vec::new();
+    match std::io::Read::read_to_end(&mut conn.reader(), &mut plain) {
+        Ok(0) => Ok(got[len..].to_vec()),
+        other => Err(format!("not a close_notify: {other:?}, {plain:?}")),
+    }
+}
+
+/// Both apps switch after a sealed exchange; what each receives after the
+/// gateway's `close_notify`, and how the relay ended.
+async fn both_switch(bare: bool, up: &[u8], down: &[u8]) -> (Vec<u8>, Vec<u8>, RelayEnd) {
+    let secrets = Arc::new(HandshakeSecrets::default());
+    let ((mut a, a_gw), (mut b, b_gw)) = two_legs(&[&rustls::version::TLS13], Some(secrets.clone())).await;
+    let relay = spawn_relay_bare(a_gw, b_gw, secrets, Default::default(), bare);
+    // Sealed records go as before, both ways.
+    one_way(&mut a, &mut b, b"sealed, before").await;
+    one_way(&mut b, &mut a, b"sealed, back").await;
+    let (at_a, at_b) = tokio::join!(switch_both_ways(a, up.to_vec()), switch_both_ways(b, down.to_vec()));
+    let end = tokio::time::timeout(Duration::from_secs(10), relay).await.unwrap().unwrap();
+    (at_b.unwrap(), at_a.unwrap(), end)
+}
+
+#[tokio::test]
+async fn with_bare_records_what_follows_each_close_notify_is_passed_on_as_it_came() {
+    // Bytes that are no TLS record the gateway could open.
+    let (up, down) = (data(300_000), data(70_001).into_iter().rev().collect::<Vec<u8>>());
+    let (got_up, got_down, end) = both_switch(true, &up, &down).await;
+    assert!(got_up == up, "up: {} bytes came of {}", got_up.len(), up.len());
+    assert!(got_down == down, "down: {} bytes came of {}", got_down.len(), down.len());
+    let (n_up, n_down) = (14 + up.len() as u64, 12 + down.len() as u64);
+    assert!(matches!(end, RelayEnd::Done(u, d) if u == n_up && d == n_down), "{end:?}");
+}
+
+#[tokio::test]
+async fn without_bare_records_nothing_after_a_close_notify_is_passed_on() {
+    let (got_up, got_down, end) = both_switch(false, &data(5000), &data(6000)).await;
+    assert!(got_up.is_empty() && got_down.is_empty(), "{} and {} bytes passed", got_up.len(), got_down.len());
+    assert!(matches!(end, RelayEnd::Done(14, 12)), "{end:?}");
 }
 
 fn data(n: usize) -> Vec<u8> {

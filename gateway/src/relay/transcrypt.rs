@@ -11,6 +11,12 @@
 //! followed, and when it asks for the gateway's, the direction that sends to
 //! it seals one (after every record under the old keys has gone, before the
 //! next record), as it does near its own keys' budget.
+//!
+//! With bare records (`GateToTunnel::Paired { bare_records }`), a peer's
+//! `close_notify` is passed on as the gateway's own but ends nothing: what
+//! follows it in that direction is end-to-end records, each in a bare
+//! TLS-like record, which the direction passes on as they come, without
+//! opening or sealing anything, until the peer's socket ends.
 
 use std::future::poll_fn;
 use std::io;
@@ -78,12 +84,14 @@ impl Leg {
 }
 
 /// Relays until both directions have closed or one fails; bytes carried
-/// client to server and back.
-pub async fn both_ways(client: Leg, server: Leg, meter: Meter) -> io::Result<(u64, u64)> {
+/// client to server and back. With `bare`, each direction passes on what
+/// follows its sender's `close_notify` as it comes.
+pub async fn both_ways(client: Leg, server: Leg, meter: Meter, bare: bool) -> io::Result<(u64, u64)> {
     let (c_rx, c_tx) = (client.keys.rx, client.keys.tx);
     let (s_rx, s_tx) = (server.keys.rx, server.keys.tx);
     let mut up = Pump::new(c_rx, s_tx, client.plain, client.ahead, client.peer_closed)?;
     let mut down = Pump::new(s_rx, c_tx, server.plain, server.ahead, server.peer_closed)?;
+    (up.bare, down.bare) = (bare, bare);
     meter.carried(up.carried, true);
     meter.carried(down.carried, false);
     let (c, s) = (client.tcp, server.tcp);
@@ -110,6 +118,8 @@ enum State {
     Closing,
     /// The `close_notify` is on its way: half-close the socket once it is sent.
     Shutdown,
+    /// Bare records: bytes are passed on as they come.
+    Bare,
     /// This direction is over.
     Done,
 }
@@ -136,6 +146,8 @@ struct Pump {
     owe_update: bool,
     /// The sending peer asked for one (for the other direction to send).
     peer_asked: bool,
+    /// Bare records were agreed: the peer's `close_notify` leads to [`State::Bare`].
+    bare: bool,
 }
 
 fn bad(e: records::RecordError) -> io::Error {
@@ -159,6 +171,7 @@ impl Pump {
             update_at: 0,
             owe_update: false,
             peer_asked: false,
+            bare: false,
         };
         if plain.is_empty() && ahead.is_empty() && !peer_closed {
             return Ok(p);
@@ -243,11 +256,12 @@ impl Pump {
                         self.state = State::Done;
                         return Poll::Ready(Ok(()));
                     }
-                    State::Open | State::Done => {}
+                    State::Open | State::Bare | State::Done => {}
                 }
             }
             // Read while there is room; an idle direction holds no buffer.
-            if self.state == State::Open && (self.buf.capacity() == 0 || self.filled < self.buf.capacity()) {
+            let reading = matches!(self.state, State::Open | State::Bare);
+            if reading && (self.buf.capacity() == 0 || self.filled < self.buf.capacity()) {
                 match from.poll_read_ready(cx) {
                     Poll::Pending => {
                         if self.filled == 0 {
@@ -260,6 +274,17 @@ impl Pump {
                             self.buf = Vec::with_capacity(CAP);
                         }
                         match from.try_read_buf(&mut self.buf) {
+                            Ok(0) if self.state == State::Bare => {
+                                // The peer's end: the end-to-end records say
+                                // whether it came where it should.
+                                self.state = State::Shutdown;
+                            }
+                            Ok(n) if self.state == State::Bare => {
+                                self.filled += n;
+                                (self.out_end, self.parse) = (self.filled, self.filled);
+                                self.carried += n as u64;
+                                meter.carried(n as u64, client_side);
+                            }
                             Ok(0) => {
                                 return Poll::Ready(Err(io::Error::new(
                                     io::ErrorKind::UnexpectedEof,
@@ -305,6 +330,24 @@ impl Pump {
                         self.out_end += sealed;
                         self.carried += len as u64;
                         batch += len as u64;
+                    }
+                    Opened::CloseNotify if self.bare => {
+                        // Passed on as the gateway's own; what follows is
+                        // bare, passed on as it came.
+                        let sealed =
+                            records::seal_close_notify(&mut self.tx, &mut self.buf[at..at + n]).map_err(bad)?;
+                        self.buf.copy_within(at..at + sealed, self.out_end);
+                        self.out_end += sealed;
+                        let rest = self.filled - (at + n);
+                        self.buf.copy_within(at + n..self.filled, self.out_end);
+                        self.out_end += rest;
+                        self.carried += rest as u64;
+                        batch += rest as u64;
+                        (self.parse, self.filled) = (self.out_end, self.out_end);
+                        self.buf.truncate(self.filled);
+                        self.state = State::Bare;
+                        moved = true;
+                        break;
                     }
                     Opened::CloseNotify => {
                         // Whatever follows a close_notify is ignored.

@@ -5,6 +5,7 @@
 //! packaging tests, which take much longer).
 
 mod admin;
+mod bare_records;
 mod bounds;
 mod cli;
 mod cluster;
