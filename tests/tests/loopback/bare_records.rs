@@ -55,7 +55,13 @@ enum Attack {
     Inject,
 }
 
-type Wire = Arc<Mutex<Vec<u8>>>;
+/// What crossed a tap one way, per connection.
+type Wire = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// The bare records of every connection of `w`, in order.
+fn bare_of(w: &Wire) -> Vec<Vec<u8>> {
+    w.lock().unwrap().iter().flat_map(|c| bare_records(c).into_iter().map(<[u8]>::to_vec)).collect()
+}
 
 /// A tap in front of `upstream`; `up` and `down` are what crossed it.
 struct Tap {
@@ -65,7 +71,7 @@ struct Tap {
 }
 
 /// Starts a tap in front of `upstream` that attacks the first bare record
-/// each connection sends up.
+/// each connection sends up (`up` keeps what the app sent).
 async fn tap(upstream: SocketAddr, attack: Attack) -> Tap {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -75,11 +81,17 @@ async fn tap(upstream: SocketAddr, attack: Attack) -> Tap {
         while let Ok((from, _)) = l.accept().await {
             let Ok(to) = TcpStream::connect(upstream).await else { continue };
             let ((mut fr, mut fw), (mut tr, mut tw)) = (from.into_split(), to.into_split());
+            let i = {
+                let (mut u, mut d) = (u.lock().unwrap(), d.lock().unwrap());
+                u.push(Vec::new());
+                d.push(Vec::new());
+                u.len() - 1
+            };
             let d = d.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 64 << 10];
                 while let Ok(n @ 1..) = tr.read(&mut buf).await {
-                    d.lock().unwrap().extend_from_slice(&buf[..n]);
+                    d.lock().unwrap()[i].extend_from_slice(&buf[..n]);
                     if fw.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
@@ -100,6 +112,8 @@ async fn tap(upstream: SocketAddr, attack: Attack) -> Tap {
                     if fr.read_exact(&mut rec[5..]).await.is_err() {
                         break;
                     }
+                    // What the app sent, before any attack.
+                    u.lock().unwrap()[i].extend_from_slice(&rec);
                     if !done && rec[0] == 23 && is_bare(&rec[5..]) {
                         done = true;
                         match attack {
@@ -116,7 +130,6 @@ async fn tap(upstream: SocketAddr, attack: Attack) -> Tap {
                             Attack::None => {}
                         }
                     }
-                    u.lock().unwrap().extend_from_slice(&rec);
                     if tw.write_all(&rec).await.is_err() {
                         break;
                     }
@@ -170,20 +183,18 @@ async fn after_the_login_the_gateway_passes_the_end_to_end_records_on_as_they_ca
     // sealed nothing. (The office PC's control connection crosses its tap
     // too, sealed.)
     let legs = || {
-        let (hu, hd) = (home.up.lock().unwrap().clone(), home.down.lock().unwrap().clone());
-        let (ou, od) = (office.up.lock().unwrap().clone(), office.down.lock().unwrap().clone());
-        async move {
-            let up = bare_records(&hu) == bare_records(&od);
-            let down = bare_records(&ou) == bare_records(&hd);
-            (up && down).then_some((hu, hd))
-        }
+        let (hu, hd) = (bare_of(&home.up), bare_of(&home.down));
+        let same = hu == bare_of(&office.down) && hd == bare_of(&office.up);
+        async move { same.then_some((hu, hd)) }
     };
     let (hu, hd) = wait_for("both legs to carry the same bare records", Duration::from_secs(10), legs).await;
-    let carried = |w: &[u8]| bare_records(w).iter().map(|r| r.len() - 5 - 4 - 16 - PAD).sum::<usize>();
+    let carried = |w: &[Vec<u8>]| w.iter().map(|r| r.len() - 5 - 4 - 16 - PAD).sum::<usize>();
     assert!(carried(&hu) >= data.len(), "up: {} bytes in bare records", carried(&hu));
     assert!(carried(&hd) >= data.len(), "down: {} bytes in bare records", carried(&hd));
-    for w in [&hu, &hd, &*office.up.lock().unwrap(), &*office.down.lock().unwrap()] {
-        assert!(!w.windows(64).any(|s| s == &data[4096..4160]), "plaintext crossed a leg");
+    for w in [&home.up, &home.down, &office.up, &office.down] {
+        for c in w.lock().unwrap().iter() {
+            assert!(!c.windows(64).any(|s| s == &data[4096..4160]), "plaintext crossed a leg");
+        }
     }
     gw.shutdown().await;
 }
@@ -203,7 +214,7 @@ async fn an_altered_padded_or_added_bare_record_fails_closed_and_the_target_sees
             Err(ClientError::Refused(m)) if m.starts_with("the office PC's check failed") => {}
             Err(e) => panic!("{attack:?}: the login itself failed: {e}"),
         }
-        assert!(!bare_records(&home.up.lock().unwrap()).is_empty(), "{attack:?}: no bare record was sent");
+        assert!(!bare_of(&home.up).is_empty(), "{attack:?}: no bare record was sent");
         assert_eq!(accepted.load(Ordering::SeqCst), 0, "{attack:?} reached the target");
     }
     // Untouched, the same path works.
