@@ -271,3 +271,17 @@ pub async fn connect(link: &Link, pcid: &str, password: &str) -> ClientTunnel {
 pub async fn try_connect(link: &Link, pcid: &str, password: &str) -> Result<ClientTunnel, ClientError> {
     thin_tunnel::client_agent::connect(link, pcid, &Secret::new(password)).await
 }
+
+/// Echoes through a new stream of `t` (to an echo target); false when the
+/// tunnel does not carry it within 10 s.
+pub async fn echo_works(t: &ClientTunnel) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut st = t.open_stream().await.ok()?;
+        st.write_all(b"hello through the tunnel").await.ok()?;
+        let mut back = [0u8; 24];
+        st.read_exact(&mut back).await.ok()?;
+        Some(&back == b"hello through the tunnel")
+    };
+    matches!(tokio::time::timeout(Duration::from_secs(10), attempt).await, Ok(Some(true)))
+}

@@ -30,7 +30,7 @@ pub mod smtp;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-pub use gateway::{connect, try_connect, GateDir, TestGateway};
+pub use gateway::{connect, echo_works, try_connect, GateDir, TestGateway};
 pub use net::{
     assert_echo, assert_tcp_echo, assert_tunnel_echo, echo_check, echo_server, free_port, tcp_direction_capacity,
 };

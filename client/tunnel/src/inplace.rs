@@ -139,6 +139,10 @@ pub fn seal_batch_bare(e2e: &mut seal::Sealer, batch: &mut [u8]) -> io::Result<u
 /// Writes a sealed `close_notify` and leaves the socket open: what this app
 /// sends after it is bare records.
 pub async fn switch_to_bare(wr: &mut OwnedWriteHalf, tls: &mut Keys) -> io::Result<()> {
+    send_close_notify(wr, tls).await
+}
+
+async fn send_close_notify(wr: &mut OwnedWriteHalf, tls: &mut Keys) -> io::Result<()> {
     let mut rec = [0u8; records::CLOSE_NOTIFY_LEN];
     let n = records::seal_close_notify(tls, &mut rec).map_err(bad)?;
     wr.write_all(&rec[..n]).await
@@ -146,9 +150,7 @@ pub async fn switch_to_bare(wr: &mut OwnedWriteHalf, tls: &mut Keys) -> io::Resu
 
 /// Writes a sealed `close_notify`, then half-closes the socket.
 pub async fn close(wr: &mut OwnedWriteHalf, tls: &mut Keys) -> io::Result<()> {
-    let mut rec = [0u8; records::CLOSE_NOTIFY_LEN];
-    let n = records::seal_close_notify(tls, &mut rec).map_err(bad)?;
-    wr.write_all(&rec[..n]).await?;
+    send_close_notify(wr, tls).await?;
     wr.shutdown().await
 }
 

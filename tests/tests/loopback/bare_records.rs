@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use thin_e2e::*;
-use thin_tunnel::client_agent::{ClientError, ClientTunnel};
+use thin_tunnel::client_agent::ClientError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -139,18 +139,6 @@ async fn tap(upstream: SocketAddr, attack: Attack) -> Tap {
         }
     });
     Tap { addr, up, down }
-}
-
-/// Echoes through a new stream of `t`; false when the tunnel does not carry it.
-async fn echo_works(t: &ClientTunnel) -> bool {
-    let attempt = async {
-        let mut st = t.open_stream().await.ok()?;
-        st.write_all(b"hello through the tunnel").await.ok()?;
-        let mut back = [0u8; 24];
-        st.read_exact(&mut back).await.ok()?;
-        Some(&back == b"hello through the tunnel")
-    };
-    matches!(tokio::time::timeout(Duration::from_secs(10), attempt).await, Ok(Some(true)))
 }
 
 fn pattern(n: usize) -> Vec<u8> {

@@ -147,18 +147,6 @@ async fn mitm(gw: &TestGateway, attack: Attack) -> (SocketAddr, Arc<Mutex<Vec<u8
     (addr, recorded)
 }
 
-/// Echoes through a new stream of `t`; false when the tunnel does not carry it.
-async fn echo_works(t: &thin_tunnel::client_agent::ClientTunnel) -> bool {
-    let attempt = async {
-        let mut st = t.open_stream().await.ok()?;
-        st.write_all(b"hello through the tunnel").await.ok()?;
-        let mut back = [0u8; 24];
-        st.read_exact(&mut back).await.ok()?;
-        Some(&back == b"hello through the tunnel")
-    };
-    matches!(tokio::time::timeout(Duration::from_secs(10), attempt).await, Ok(Some(true)))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_that_alters_injects_or_replays_fails_closed_and_the_target_sees_nothing() {
     let gw = TestGateway::start().await;
