@@ -29,6 +29,10 @@
 //! thinsvr, with the four streams spread over them: what striping one tunnel's
 //! streams over N connections could give at most, measured before building it.
 //! `VERSUS_SLOW=1` prints when each chain's 15 slowest set-ups happened.
+//! `VERSUS_SETUP_ONLY=N` measures only the set-ups, in N repetitions (the
+//! chains taking turns), and prints each chain's p50, p90 and p99 over all of
+//! them: a quick comparison while working on the set-up path;
+//! `VERSUS_SKIP=rathole,...` leaves the chains named out of it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -364,6 +368,40 @@ fn chain_cpu(f: &Figures) -> f64 {
     f.four_cpu.iter().map(|(_, s)| s).sum()
 }
 
+/// `VERSUS_SETUP_ONLY`: `reps` rounds of 1,000 set-ups per chain (after 100
+/// unmeasured), the chains taking turns; each round's p50 and p99, then the
+/// quantiles of all rounds together.
+async fn setups_only(chains: &[Chain], reps: usize) {
+    let skip = std::env::var("VERSUS_SKIP").unwrap_or_default();
+    let chains: Vec<&Chain> = chains.iter().filter(|c| !skip.split(',').any(|s| s == c.name)).collect();
+    println!("versus: set-ups only, {reps} repetitions of 1,000 per chain, chains taking turns");
+    let mut all: Vec<Vec<Duration>> = vec![Vec::new(); chains.len()];
+    for rep in 0..reps {
+        for k in 0..chains.len() {
+            let i = (k + rep) % chains.len();
+            let lat = if std::env::var_os("VERSUS_SLOW").is_some() {
+                setup_times_showing_slowest(chains[i]).await
+            } else {
+                setup_times(chains[i].local(), 100, 1000).await
+            };
+            println!(
+                "rep {} {:8}: set-up p50 {:.3} ms p99 {:.3} ms",
+                rep + 1,
+                chains[i].name,
+                quantile_ms(&lat, 0.5),
+                quantile_ms(&lat, 0.99)
+            );
+            all[i].extend(lat);
+        }
+    }
+    println!();
+    for (c, lat) in chains.into_iter().zip(&mut all) {
+        lat.sort();
+        let q = |x| quantile_ms(lat, x);
+        println!("{:10} all rounds: p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms", c.name, q(0.5), q(0.9), q(0.99));
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -377,6 +415,7 @@ fn main() {
     let mib: u64 = std::env::var("VERSUS_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
     let bytes = mib << 20;
     let (rathole, bore) = anchors();
+    let setup_only: usize = std::env::var("VERSUS_SETUP_ONLY").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let sink = sink_server().await;
@@ -395,6 +434,9 @@ fn main() {
         if stripes > 1 {
             let name: &'static str = format!("thin x{stripes}").leak();
             chains.push(start_thin_striped(name, &Base::default(), sink, stripes).await);
+        }
+        if setup_only > 0 {
+            return setups_only(&chains, setup_only).await;
         }
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
         println!("versus: {cores} cores, {mib} MiB per throughput run, 3 repetitions, chains taking turns");

@@ -154,7 +154,7 @@ fn private_dir(dir: &ConfigDir) -> anyhow::Result<PrivateDir> {
 fn serve(cli: &Cli, stop: tokio_util::sync::CancellationToken, private: PrivateDir) -> anyhow::Result<()> {
     private.report();
     let dir = config_dir(cli);
-    let rt = tokio::runtime::Runtime::new()?;
+    let rt = thin_tunnel::runtime::build("thinsvr")?;
     rt.block_on(async {
         let saved = dir.settings()?;
         let link = entry::link(cli.entry_point.as_deref(), cli.proxy.as_deref(), saved.proxy.as_deref());

@@ -167,7 +167,22 @@ impl ClientTunnel {
 
     /// Relays every connection accepted on `listener` until `shutdown` or until
     /// the tunnel dies (then an error).
+    ///
+    /// The accept loop runs as a task of the runtime, whatever thread awaits
+    /// this: on the thread of a `block_on` every new connection would cross
+    /// two threads more (the worker that saw it wakes that thread, which
+    /// wakes a worker for the connection's task), 4-8 % of a set-up's time
+    /// through the whole chain at the median (BENCHMARKS.md, runs 34-35).
     pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ClientError> {
+        let task = AbortOnDropHandle::new(tokio::spawn(self.accept_loop(listener, shutdown)));
+        match task.await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(ClientError::Lost(e.to_string())),
+        }
+    }
+
+    async fn accept_loop(self, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ClientError> {
         let mut dead = self.dead.clone();
         let mut conns = tokio::task::JoinSet::new();
         loop {

@@ -25,6 +25,7 @@ pub mod password_policy;
 pub mod platform;
 pub mod policy;
 pub mod proxy;
+pub mod runtime;
 pub mod seal;
 pub mod server_agent;
 pub mod server_tunnel;

@@ -62,14 +62,14 @@ pub fn parse<C: clap::Parser>() -> C {
     <C as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| fail(e))
 }
 
-/// Runs `body` on a tokio runtime with logging set up; an error is printed as
-/// `<name>: error: ...` and gives exit code 1.
+/// Runs `body` on a tunnel runtime (`thin_tunnel::runtime`) with logging set
+/// up; an error is printed as `<name>: error: ...` and gives exit code 1.
 pub fn block_on<Fut>(name: &str, log_default: &str, body: Fut) -> std::process::ExitCode
 where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     init_logging(log_default);
-    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let rt = thin_tunnel::runtime::build(name).expect("tokio runtime");
     exit_code(name, rt.block_on(body))
 }
 

@@ -106,15 +106,9 @@ impl RealConnector {
     }
 }
 
-/// Runs `f` on a runtime of its own: the login stretches the password on a
-/// blocking section, so a multi-thread one.
+/// Runs `f` on a tunnel runtime of its own (`thin_tunnel::runtime`).
 fn on_runtime<T>(f: impl std::future::Future<Output = Result<T, ConnectError>>) -> Result<T, ConnectError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("thin-connect-rt")
-        .enable_all()
-        .build()
-        .map_err(|e| ConnectError::Other(e.to_string()))?;
+    let rt = thin_tunnel::runtime::build("thin-connect-rt").map_err(|e| ConnectError::Other(e.to_string()))?;
     let r = rt.block_on(f);
     rt.shutdown_timeout(Duration::from_secs(1));
     r

@@ -318,7 +318,7 @@ pub fn connect_or_embed(
     std::thread::Builder::new()
         .name("thin-service".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            let rt = match thin_tunnel::runtime::build("thin-service") {
                 Ok(rt) => rt,
                 Err(e) => return drop(tx.send(Err(e.into()))),
             };
