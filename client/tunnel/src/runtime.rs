@@ -6,7 +6,7 @@
 //! frame handed to the writer task) woke the idle worker to look for work,
 //! which mostly found none: on the 2-core bench machine, per new connection,
 //! 2.0 futex wakes and 3.4 context switches more in thinclient, 1.4 and 2.4
-//! more in thinsvr (BENCHMARKS.md, runs 34-35). One worker runs the same
+//! more in thinsvr (BENCHMARKS.md, runs 34-37). One worker runs the same
 //! chain of tasks with no hand-over between threads. It cut the set-up time
 //! of a new connection by about 9 % at the median and lost no throughput
 //! there (one stream 1.2x, four streams 1.0x of two workers): one core seals
