@@ -332,11 +332,7 @@ async fn measure(c: &Chain, bytes: u64) -> Figures {
         .collect();
     let cpu = cpu_seconds(c.relay_pid) - cpu0;
     let (busy1, total1) = machine_ticks();
-    let lat = if std::env::var_os("VERSUS_SLOW").is_some() {
-        setup_times_showing_slowest(c).await
-    } else {
-        setup_times(c.local(), 100, 1000).await
-    };
+    let lat = chain_setups(c).await;
     Figures {
         single: gbit(bytes, single),
         four: gbit(bytes, four),
@@ -345,6 +341,16 @@ async fn measure(c: &Chain, bytes: u64) -> Figures {
         p99: quantile_ms(&lat, 0.99),
         relay_cpu_per_gib: cpu / (2.0 * bytes as f64 / (1u64 << 30) as f64),
         machine_busy: (busy1 - busy0) as f64 / (total1 - total0).max(1) as f64 * cores * 100.0,
+    }
+}
+
+/// One chain's 1,000 set-up times (after 100 unmeasured), sorted; with
+/// `VERSUS_SLOW`, printing when the slowest happened.
+async fn chain_setups(c: &Chain) -> Vec<Duration> {
+    if std::env::var_os("VERSUS_SLOW").is_some() {
+        setup_times_showing_slowest(c).await
+    } else {
+        setup_times(c.local(), 100, 1000).await
     }
 }
 
@@ -379,11 +385,7 @@ async fn setups_only(chains: &[Chain], reps: usize) {
     for rep in 0..reps {
         for k in 0..chains.len() {
             let i = (k + rep) % chains.len();
-            let lat = if std::env::var_os("VERSUS_SLOW").is_some() {
-                setup_times_showing_slowest(chains[i]).await
-            } else {
-                setup_times(chains[i].local(), 100, 1000).await
-            };
+            let lat = chain_setups(chains[i]).await;
             println!(
                 "rep {} {:8}: set-up p50 {:.3} ms p99 {:.3} ms",
                 rep + 1,
